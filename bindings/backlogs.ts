@@ -1,0 +1,31 @@
+/** The highest offset seen per backlog key in each bucket (Kafka produce and commit offsets). */
+export interface Backlog {
+  tags: string[]
+  value: number
+}
+
+export class Backlogs {
+  private readonly buckets = new Map<number, Map<string, Backlog>>()
+
+  /** `tags` must already be in a stable order: it is the key. */
+  track(bucket: number, tags: string[], offset: number): void {
+    let entries = this.buckets.get(bucket)
+    if (entries === undefined) this.buckets.set(bucket, (entries = new Map()))
+    const key = tags.join(',')
+    const entry = entries.get(key)
+    if (entry === undefined) entries.set(key, { tags, value: offset })
+    else if (offset > entry.value) entry.value = offset
+  }
+
+  /** Removes and returns the backlogs of every bucket below `beforeBucket`. */
+  drain(beforeBucket: number): Map<number, Backlog[]> {
+    const out = new Map<number, Backlog[]>()
+    for (const [bucket, entries] of this.buckets) {
+      if (bucket < beforeBucket) {
+        out.set(bucket, [...entries.values()])
+        this.buckets.delete(bucket)
+      }
+    }
+    return out
+  }
+}

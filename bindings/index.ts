@@ -1,0 +1,24 @@
+/** pathwise for Node.js: the DataStreams API with AsyncLocalStorage context and export over node:http. */
+import type { DataStreamsOptions } from './config.js'
+import { createDataStreamsFor, type DataStreams } from './data-streams.js'
+import { nodePlatform } from './node/platform.js'
+
+export function createDataStreams(options: DataStreamsOptions = {}): DataStreams {
+  return createDataStreamsFor(options, nodePlatform())
+}
+
+export type { DataStreamsOptions } from './config.js'
+export type { DataStreams, CheckpointNode, CheckpointOptions, CheckpointTiming, Carrier } from './data-streams.js'
+export {
+  PathwayContext,
+  PATHWAY_KEY,
+  LEGACY_PATHWAY_KEY,
+  encodePathwayContext,
+  encodePathwayContextBytes,
+  decodePathwayContext,
+  decodePathwayContextBytes,
+  extractPathwayContext,
+} from './context.js'
+export { createCore } from './core/create.js'
+export type { Core, Sketch, Backend, DrainedBucket, DrainedPoint } from './core/types.js'
+export { VERSION } from './version.js'

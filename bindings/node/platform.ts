@@ -1,0 +1,25 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { PathwayContext } from '../context.js'
+import type { ContextStore, Platform } from '../data-streams.js'
+import { nodeTransport } from '../export/node-transport.js'
+
+/** One store for every instance in the process: a message's context is the process's, not a service's. */
+const storage = new AsyncLocalStorage<PathwayContext>()
+
+export const asyncLocalStore: ContextStore = {
+  get: () => storage.getStore(),
+  enter: (ctx) => storage.enterWith(ctx),
+  run: (ctx, fn) => (ctx === undefined ? storage.exit(fn) : storage.run(ctx, fn)),
+}
+
+export function nodePlatform(): Platform {
+  return {
+    env: process.env,
+    store: asyncLocalStore,
+    transport: nodeTransport,
+    onExit(fn) {
+      process.on('beforeExit', fn)
+      return () => process.off('beforeExit', fn)
+    },
+  }
+}
