@@ -1,11 +1,10 @@
 import { defineConfig } from 'tsup'
 
-export default defineConfig({
-  entry: { index: 'bindings/index.ts' },
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'es2022',
-  outDir: 'dist',
-})
+const common = { dts: true, sourcemap: true, target: 'es2022', outDir: 'dist' } as const
+
+export default defineConfig([
+  { ...common, entry: { index: 'bindings/index.ts' }, format: ['esm', 'cjs'], clean: true },
+  // `--import pathwise/register` (ESM: installs the import hook) and `-r pathwise/register` (CommonJS).
+  { ...common, entry: { register: 'bindings/register/esm.ts' }, format: ['esm'] },
+  { ...common, entry: { register: 'bindings/register/cjs.ts' }, format: ['cjs'] },
+])
