@@ -1,0 +1,217 @@
+import { warnOnce, type Logger } from './logger.js'
+import { sleep } from './unref.js'
+
+/** How payloads reach the Agent: `node-transport.ts` on Node, `fetch-transport.ts` elsewhere. */
+export interface Transport {
+  /** POSTs `body` and resolves with the response status; rejects on a network error or after `timeoutMs`. */
+  post(url: string, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<number>
+  gzip(data: Uint8Array): Promise<Uint8Array>
+}
+
+export interface AgentExporterOptions {
+  /** The Agent's base URL, e.g. `http://localhost:8126`. */
+  url: string
+  tracerVersion: string
+  transport: Transport
+  /** Per attempt. Default 2000. */
+  timeoutMs?: number
+  /** Attempts after the first, for network errors, timeouts, 5xx, 408 and 429. Default 2. */
+  maxRetries?: number
+  /** Wait before the first retry, doubled before each next one. Default 250. */
+  backoffMs?: number
+  /** Payloads kept while the Agent is away (at least 1); past this the oldest is dropped. Default 10. */
+  maxQueue?: number
+  log: Logger
+  /** Log each payload sent (size, buckets) and each failed attempt. */
+  debug?: boolean
+}
+
+export interface ExporterStats {
+  /** Payloads the Agent accepted. */
+  sent: number
+  /** Payloads given up: pushed out of a full queue, refused by the Agent (4xx), or failing to compress. */
+  dropped: number
+  /** Failed attempts: network errors, timeouts, 5xx, 408 and 429. */
+  failures: number
+  /** Payloads waiting for the Agent. */
+  queued: number
+}
+
+/** What the caller knows about a payload, for debug logs. */
+export interface PayloadInfo {
+  buckets?: number
+}
+
+type Outcome = 'sent' | 'dropped' | 'later'
+
+/**
+ * Sends stats payloads to the Agent's `/v0.1/pipeline_stats`. Runtime-neutral.
+ *
+ * Never throws: monitoring must not break the application. A payload the Agent cannot take now
+ * (unreachable, timing out, 5xx) is retried a bounded number of times, then kept in a bounded queue
+ * and sent, oldest first, before the next payload. Payloads are delivered one at a time, in order.
+ */
+export class AgentExporter {
+  private readonly endpoint: string
+  private readonly headers: Record<string, string>
+  private readonly transport: Transport
+  private readonly timeoutMs: number
+  private readonly maxRetries: number
+  private readonly backoffMs: number
+  private readonly maxQueue: number
+  private readonly log: Logger
+  private readonly debug: boolean
+  /** Payloads waiting, oldest first, compressed (undefined if compression failed); the one in flight is not in here. */
+  private readonly queue: { body: Promise<Uint8Array | undefined>; info: PayloadInfo }[] = []
+  private draining: Promise<void> | undefined
+  private readonly counts = { sent: 0, dropped: 0, failures: 0 }
+
+  constructor(options: AgentExporterOptions) {
+    this.endpoint = `${options.url.replace(/\/+$/, '')}/v0.1/pipeline_stats`
+    this.headers = {
+      'Content-Type': 'application/msgpack',
+      'Content-Encoding': 'gzip',
+      'Datadog-Meta-Lang': 'javascript',
+      'Datadog-Meta-Tracer-Version': options.tracerVersion,
+    }
+    this.transport = options.transport
+    this.timeoutMs = options.timeoutMs ?? 2000
+    this.maxRetries = Math.max(0, options.maxRetries ?? 2)
+    this.backoffMs = options.backoffMs ?? 250
+    this.maxQueue = Math.max(1, options.maxQueue ?? 10)
+    this.log = options.log
+    this.debug = options.debug ?? false
+  }
+
+  get stats(): ExporterStats {
+    return { ...this.counts, queued: this.queue.length }
+  }
+
+  /** The number of payloads given up so far (see `stats`). */
+  get dropped(): number {
+    return this.counts.dropped
+  }
+
+  /**
+   * Compresses and sends a msgpack StatsPayload, after any payloads still queued, counting it
+   * toward `maxQueue`. Resolves once the queue is delivered or the Agent has failed again; never rejects.
+   */
+  send(payload: Uint8Array, info: PayloadInfo = {}): Promise<void> {
+    // queued before compression ends, so that payloads go out in the order they were sent
+    this.queue.push({ body: this.compress(payload), info })
+    this.trim()
+    return this.flush()
+  }
+
+  /** Tries to deliver the queued payloads; resolves when done or when the Agent fails again. Never rejects. */
+  flush(): Promise<void> {
+    // a drain already running also picks up what was queued since it started
+    if (this.draining === undefined && this.queue.length > 0) this.draining = this.drain()
+    return this.draining ?? Promise.resolve()
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      for (let item = this.queue.shift(); item !== undefined; item = this.queue.shift()) {
+        const body = await item.body
+        if (body === undefined) {
+          this.counts.dropped++
+          continue
+        }
+        if ((await this.deliver(body, item.info)) === 'later') {
+          this.queue.unshift(item)
+          this.trim()
+          return
+        }
+      }
+    } catch {
+      // only a Logger that throws gets here: the payload in flight is lost, the queued ones stay
+    } finally {
+      // cleared here rather than in a .finally() so that no send can slip in between
+      this.draining = undefined
+    }
+  }
+
+  /** Never rejects, even if `gzip` throws synchronously: undefined then, and the payload is dropped when its turn comes. */
+  private async compress(payload: Uint8Array): Promise<Uint8Array | undefined> {
+    try {
+      return await this.transport.gzip(payload)
+    } catch (err) {
+      warnOnce(this.log, 'gzip', `could not compress a stats payload, dropped: ${describe(err)}`)
+      return undefined
+    }
+  }
+
+  /** Drops the oldest payloads past `maxQueue`. */
+  private trim(): void {
+    const excess = this.queue.length - this.maxQueue
+    if (excess <= 0) return
+    this.queue.splice(0, excess)
+    this.counts.dropped += excess
+    warnOnce(
+      this.log,
+      'queue-full',
+      `the Datadog Agent at ${this.endpoint} is not taking stats; keeping the latest ${this.maxQueue} payloads, dropping older ones`,
+    )
+  }
+
+  private async deliver(body: Uint8Array, info: PayloadInfo): Promise<Outcome> {
+    let reason = ''
+    for (let attempt = 0; attempt <= this.maxRetries; attempt++) {
+      if (attempt > 0) await sleep(this.backoffMs * 2 ** (attempt - 1))
+      let status: number
+      try {
+        status = await this.transport.post(this.endpoint, this.headers, body, this.timeoutMs)
+      } catch (err) {
+        reason = describe(err)
+        this.failed(attempt, reason)
+        continue
+      }
+      if (status >= 200 && status < 300) {
+        this.counts.sent++
+        if (this.debug) {
+          const buckets = info.buckets === undefined ? '' : `, ${info.buckets} buckets`
+          this.log.debug(`sent stats to ${this.endpoint}: ${body.byteLength} bytes gzipped${buckets}`)
+        }
+        return 'sent'
+      }
+      // 408 and 429 ask to come back later, like 5xx
+      if (status >= 500 || status === 408 || status === 429) {
+        reason = `status ${status}`
+        this.failed(attempt, reason)
+        continue
+      }
+      this.counts.dropped++
+      if (status === 404) {
+        warnOnce(
+          this.log,
+          'status-404',
+          `the Datadog Agent at ${this.endpoint} answered 404: it is older than 7.34 and has no ` +
+            'Data Streams endpoint; stats are dropped. Upgrade the Agent to 7.34 or later.',
+        )
+      } else {
+        warnOnce(this.log, `status-${status}`, `the Datadog Agent at ${this.endpoint} refused stats with status ${status}; dropped`)
+      }
+      return 'dropped'
+    }
+    warnOnce(
+      this.log,
+      'unreachable',
+      `cannot send stats to the Datadog Agent at ${this.endpoint} (${reason}); keeping up to ${this.maxQueue} payloads to retry`,
+    )
+    return 'later'
+  }
+
+  private failed(attempt: number, reason: string): void {
+    this.counts.failures++
+    if (this.debug) this.log.debug(`attempt ${attempt + 1} to send stats to ${this.endpoint} failed: ${reason}`)
+  }
+}
+
+/** Node's connection errors to `localhost` are AggregateErrors with an empty message, and fetch hides its reason in `cause`. */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const code = (err as { code?: unknown }).code
+  const text = err.message || (typeof code === 'string' ? code : err.name)
+  return err.cause === undefined ? text : `${text}: ${describe(err.cause)}`
+}
