@@ -6,7 +6,7 @@ import { createCore } from './core/create.js'
 import type { Core } from './core/types.js'
 import { Direction, PATHWAY_KEY, PathwayContext, encodePathwayContext, extractPathwayContext } from './context.js'
 import { AgentExporter, type Transport } from './export/exporter.js'
-import { createLogger, type Logger } from './export/logger.js'
+import { createLogger, type OnceLogger } from './export/logger.js'
 import { encodeStatsPayload, type ExportBucket } from './export/payload.js'
 import { VERSION } from './version.js'
 
@@ -90,7 +90,7 @@ class DataStreamsProcessor implements DataStreams {
   readonly service: string
   readonly env: string
   private readonly core: Core
-  private readonly log: Logger
+  private readonly log: OnceLogger
   private readonly exporter: AgentExporter
   private readonly backlogs = new Backlogs()
   private readonly nodes = new Map<string, CheckpointNode>()

@@ -24,7 +24,7 @@ export function autoInstrumentation(): AutoInstrumentation | undefined {
 }
 
 type ModuleHook = { unhook(): void }
-type HookFactory = (modules: string[], onModule: (exports: unknown, name: string) => unknown) => ModuleHook
+type HookFactory = (modules: string[], onModule: <T>(exports: T, name: string) => T) => ModuleHook
 
 /**
  * Patches the clients when the application loads them: require-in-the-middle for require(),
@@ -40,7 +40,7 @@ export function enableAutoInstrumentation(esmHook?: HookFactory): AutoInstrument
   const undos: (() => void)[] = []
   const patched = new WeakSet<object>()
   const modules = instrumentations.map((i) => i.module)
-  const onModule = (exports: unknown, name: string) => {
+  const onModule = <T>(exports: T, name: string): T => {
     const target = unwrapNamespace(exports)
     if (target === null || patched.has(target)) return exports
     patched.add(target)
