@@ -12,14 +12,21 @@ export const asyncLocalStore: ContextStore = {
   run: (ctx, fn) => (ctx === undefined ? storage.exit(fn) : storage.run(ctx, fn)),
 }
 
-export function nodePlatform(): Platform {
-  return {
-    env: process.env,
-    store: asyncLocalStore,
-    transport: nodeTransport,
-    onExit(fn) {
-      process.on('beforeExit', fn)
-      return () => process.off('beforeExit', fn)
-    },
+/** One beforeExit listener for all instances, however many a process creates. */
+const exitHooks = new Set<() => void>()
+const onBeforeExit = () => {
+  for (const fn of exitHooks) fn()
+}
+
+function onExit(fn: () => void): () => void {
+  if (exitHooks.size === 0) process.on('beforeExit', onBeforeExit)
+  exitHooks.add(fn)
+  return () => {
+    exitHooks.delete(fn)
+    if (exitHooks.size === 0) process.off('beforeExit', onBeforeExit)
   }
+}
+
+export function nodePlatform(): Platform {
+  return { env: process.env, store: asyncLocalStore, transport: nodeTransport, onExit }
 }

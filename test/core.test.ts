@@ -1,0 +1,257 @@
+/**
+ * The one core suite, run on both backends: hashing, DDSketch, aggregation.
+ * (Bit-for-bit parity between the backends on random inputs: wasm-parity.test.ts.)
+ */
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import { describe, test } from 'node:test'
+import fc from 'fast-check'
+import { createCore } from '../bindings/core/create.js'
+import { BATCH_EDGE_LATENCY, BATCH_NODE, BATCH_OUT_HI, BATCH_OUT_LO, BATCH_PARENT_HI, BATCH_PARENT_LO, BATCH_PATHWAY_LATENCY, BATCH_PAYLOAD, BATCH_STRIDE, type Backend, type Core } from '../bindings/core/types.js'
+import { decodeSketch } from './helpers/sketches.js'
+
+const require = createRequire(import.meta.url)
+const { fnv64 } = require('dd-trace/packages/dd-trace/src/datastreams/fnv.js') as { fnv64(data: Buffer | string): bigint }
+
+const hex = (core: Core) => core.hashHi.toString(16).padStart(8, '0') + core.hashLo.toString(16).padStart(8, '0')
+const big = (hi: number, lo: number) => (BigInt(hi) << 32n) | BigInt(lo)
+const le64 = (v: bigint) => {
+  const b = Buffer.alloc(8)
+  b.writeBigUInt64LE(v)
+  return b
+}
+
+/** A seeded generator, so a failure can be replayed. */
+function rng(seed: number) {
+  let s = seed >>> 0
+  return () => {
+    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0
+    s ^= s + Math.imul(s ^ (s >>> 7), 61 | s)
+    return ((s ^ (s >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const distributions: Record<string, (r: () => number) => number> = {
+  uniform: (r) => r() * 1000,
+  exponential: (r) => -Math.log(1 - r()) * 0.05,
+  lognormal: (r) => Math.exp(1 + 2 * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r())),
+  pareto: (r) => 1 / Math.pow(1 - r(), 1 / 1.5),
+}
+const QUANTILES = [0.5, 0.75, 0.9, 0.95, 0.99, 0.999]
+
+for (const backend of ['wasm', 'ts'] as Backend[]) {
+  describe(`core (${backend})`, () => {
+    const make = (maxPoints?: number) => createCore({ backend, maxPoints })
+
+    test('runs the backend it was asked for', () => {
+      assert.equal(make().backend, backend)
+    })
+
+    describe('hashing', () => {
+      test('FNV-1 64 vectors and the reference page example', () => {
+        const core = make()
+        core.nodeHash(core.node('', '', []))
+        assert.equal(hex(core), 'cbf29ce484222325')
+        core.nodeHash(core.node('a', '', []))
+        assert.equal(hex(core), 'af63bd4c8601b7be')
+        const node = core.node('svc', 'prod', ['type:kafka', 'direction:out', 'topic:orders'])
+        core.nodeHash(node)
+        assert.equal(hex(core), '939e73cbcc898ca5')
+        core.pathwayHash(node, 0, 0)
+        assert.equal(hex(core), '9a6ed7bfb001208e')
+      })
+
+      test('node and pathway hashes equal dd-trace fnv64 for random services, envs and tags', () => {
+        const core = make()
+        const r = rng(7)
+        const word = () => {
+          const chars = 'abcdefghijklmnopqrstuvwxyz-_:.0123456789éü日本'
+          let s = ''
+          for (let n = 1 + Math.floor(r() * 12); n > 0; n--) s += chars[Math.floor(r() * chars.length)]
+          return s
+        }
+        for (let i = 0; i < 300; i++) {
+          const tags = Array.from({ length: Math.floor(r() * 5) }, () => `${word()}:${word()}`)
+          const service = word()
+          const env = word()
+          const node = core.node(service, env, tags)
+          core.nodeHash(node)
+          const expectedNode = fnv64(Buffer.from(service + env + [...tags].sort().join(''), 'utf8'))
+          assert.equal(big(core.hashHi, core.hashLo), expectedNode)
+          const parent = (BigInt(Math.floor(r() * 2 ** 32)) << 32n) | BigInt(Math.floor(r() * 2 ** 32))
+          core.pathwayHash(node, Number(parent >> 32n), Number(parent & 0xffffffffn))
+          assert.equal(big(core.hashHi, core.hashLo), fnv64(Buffer.concat([le64(expectedNode), le64(parent)])))
+        }
+      })
+
+      test('a node is registered once, whatever the order of its tags', () => {
+        const core = make()
+        assert.equal(core.node('s', 'e', ['b:1', 'a:1']), core.node('s', 'e', ['a:1', 'b:1']))
+        assert.notEqual(core.node('s', 'e', ['a:1']), core.node('s', 'e2', ['a:1']))
+      })
+    })
+
+    describe('DDSketch', () => {
+      for (const [name, draw] of Object.entries(distributions)) {
+        test(`quantiles of ${name} samples are within 1% of the exact ones`, () => {
+          const r = rng(name.length * 31)
+          const values = Array.from({ length: 100_000 }, () => draw(r))
+          const sketch = make().newSketch()
+          for (const v of values) sketch.add(v)
+          values.sort((a, b) => a - b)
+          assert.equal(sketch.count, values.length)
+          for (const q of QUANTILES) {
+            const exact = values[Math.floor(q * (values.length - 1))]
+            const got = sketch.quantile(q)
+            assert.ok(Math.abs(got - exact) <= 0.01 * exact, `${name} q${q}: ${got} vs exact ${exact}`)
+          }
+          sketch.free()
+        })
+      }
+
+      test('zeros, tiny values and weights', () => {
+        const sketch = make().newSketch()
+        sketch.add(0, 3)
+        sketch.add(-5)
+        sketch.add(1e-320)
+        sketch.add(10, 2.5)
+        sketch.add(7, 0)
+        assert.equal(sketch.zeroCount, 5)
+        assert.equal(sketch.count, 7.5)
+        assert.equal(sketch.quantile(0), 0)
+        assert.ok(Math.abs(sketch.quantile(1) - 10) <= 0.1)
+        assert.ok(Number.isNaN(sketch.quantile(1.5)))
+        assert.ok(Number.isNaN(make().newSketch().quantile(0.5)))
+      })
+
+      test('keeps at most 2048 bins, folding the lowest ones', () => {
+        const sketch = make().newSketch()
+        for (let e = -300; e <= 300; e += 0.5) sketch.add(Math.pow(10, e))
+        const decoded = decodeSketch(sketch.toProto())
+        assert.ok(decoded.binCount <= 2048, `${decoded.binCount} bins`)
+        assert.equal(decoded.count, sketch.count)
+        assert.ok(Math.abs(sketch.quantile(1) - 1e300) <= 1e298)
+      })
+
+      test('merge equals inserting everything into one sketch', () => {
+        fc.assert(
+          fc.property(
+            fc.array(fc.double({ min: 0, max: 1e6, noNaN: true }), { maxLength: 200 }),
+            fc.array(fc.double({ min: 1e-9, max: 1e12, noNaN: true }), { maxLength: 200 }),
+            (a, b) => {
+              const core = make()
+              const left = core.newSketch()
+              const right = core.newSketch()
+              const all = core.newSketch()
+              for (const v of a) (left.add(v), all.add(v))
+              for (const v of b) (right.add(v), all.add(v))
+              left.merge(right)
+              assert.deepEqual(left.toProto(), all.toProto())
+            },
+          ),
+          { numRuns: 200 },
+        )
+      })
+
+      test('the protobuf decodes with @datadog/sketches-js to the same quantiles', () => {
+        const r = rng(99)
+        const sketch = make().newSketch()
+        for (let i = 0; i < 10_000; i++) sketch.add(distributions.lognormal(r))
+        const decoded = decodeSketch(sketch.toProto())
+        assert.equal(decoded.count, 10_000)
+        for (const q of QUANTILES) {
+          const ours = sketch.quantile(q)
+          assert.ok(Math.abs(decoded.quantile(q) - ours) <= 1e-9 * ours, `q${q}`)
+        }
+      })
+
+      test('writes only the occupied bins: a single value is a few dozen bytes', () => {
+        const sketch = make().newSketch()
+        sketch.add(0.25)
+        assert.ok(sketch.toProto().length < 40, `${sketch.toProto().length} bytes`)
+        assert.ok(Math.abs(decodeSketch(sketch.toProto()).quantile(0.5) - 0.25) <= 0.0025)
+      })
+    })
+
+    describe('aggregation', () => {
+      test('checkpoints land in their bucket and stats point; drain hands out finished buckets and empties them', () => {
+        const core = make()
+        const a = core.node('svc', 'env', ['direction:out', 'topic:a', 'type:kafka'])
+        const b = core.node('svc', 'env', ['direction:in', 'group:g', 'topic:a', 'type:kafka'])
+        assert.ok(core.checkpoint(a, 0, 0, 100, 0.5, 0.25, 120))
+        const h = [core.hashHi, core.hashLo]
+        core.checkpoint(a, 0, 0, 100, 1.5, 0.75, 80)
+        core.checkpoint(b, h[0], h[1], 100, 2, 1, 100)
+        core.checkpoint(b, h[0], h[1], 101, 2, 1, 100)
+        assert.equal(core.livePoints, 3)
+
+        const drained = core.drain(101)
+        assert.deepEqual(drained.map((d) => d.bucket), [100])
+        assert.equal(drained[0].points.length, 2)
+        const [pa, pb] = drained[0].points
+        assert.deepEqual([pa.node, pa.hashHi, pa.hashLo, pa.parentHi, pa.parentLo], [a, h[0], h[1], 0, 0])
+        assert.equal(pb.node, b)
+        assert.deepEqual([pb.parentHi, pb.parentLo], h)
+        const latency = decodeSketch(pa.pathwayLatency)
+        assert.equal(latency.count, 2)
+        assert.ok(Math.abs(latency.quantile(1) - 1.5) <= 0.015)
+        assert.equal(decodeSketch(pa.payloadSize).count, 2)
+        assert.equal(core.livePoints, 1)
+        assert.deepEqual(core.drain(101), [])
+        assert.deepEqual(core.drain(Infinity).map((d) => d.bucket), [101])
+        assert.equal(core.livePoints, 0)
+      })
+
+      test('the live-point cap drops new pathways, counts them, and frees room after a drain', () => {
+        const core = make(10)
+        const node = core.node('svc', 'env', ['direction:out'])
+        for (let i = 0; i < 25; i++) core.checkpoint(node, 0, i, 7, 0, 0, 1)
+        assert.equal(core.livePoints, 10)
+        assert.equal(core.droppedPoints, 15)
+        assert.ok(core.checkpoint(node, 0, 3, 7, 0, 0, 1), 'an existing point still records')
+        assert.ok(!core.checkpoint(node, 0, 99, 7, 0, 0, 1))
+        core.pathwayHash(node, 0, 99)
+        const expected = [core.hashHi, core.hashLo]
+        core.checkpoint(node, 0, 99, 7, 0, 0, 1)
+        assert.deepEqual([core.hashHi, core.hashLo], expected, 'a dropped checkpoint still gets its hash')
+        assert.equal(core.drain(8)[0].points.length, 10)
+        assert.ok(core.checkpoint(node, 0, 99, 8, 0, 0, 1))
+      })
+
+      test('the batch entry point records like single checkpoints and writes back hashes', () => {
+        const single = make()
+        const batched = make()
+        const nodes = [0, 1, 2].map((i) => single.node('svc', 'env', [`topic:t${i}`]))
+        for (let i = 0; i < 3; i++) assert.equal(batched.node('svc', 'env', [`topic:t${i}`]), nodes[i])
+        const r = rng(5)
+        const buf = batched.batchBuffer()
+        const n = 500
+        const expected: number[][] = []
+        for (let i = 0; i < n; i++) {
+          const rec = [nodes[i % 3], i % 7, Math.floor(r() * 2 ** 32), r() * 10, r(), Math.floor(r() * 1000)]
+          single.checkpoint(rec[0], rec[1], rec[2], 42, rec[3], rec[4], rec[5])
+          expected.push([single.hashHi, single.hashLo])
+          const o = i * BATCH_STRIDE
+          buf[o + BATCH_NODE] = rec[0]
+          buf[o + BATCH_PARENT_HI] = rec[1]
+          buf[o + BATCH_PARENT_LO] = rec[2]
+          buf[o + BATCH_PATHWAY_LATENCY] = rec[3]
+          buf[o + BATCH_EDGE_LATENCY] = rec[4]
+          buf[o + BATCH_PAYLOAD] = rec[5]
+        }
+        assert.equal(batched.checkpointBatch(n, 42), n)
+        const out = batched.batchBuffer()
+        for (let i = 0; i < n; i++) assert.deepEqual([out[i * BATCH_STRIDE + BATCH_OUT_HI], out[i * BATCH_STRIDE + BATCH_OUT_LO]], expected[i])
+        assert.deepEqual(batched.drain(Infinity), single.drain(Infinity))
+      })
+
+      test('several cores live side by side without sharing state', () => {
+        const one = make()
+        const two = make()
+        one.checkpoint(one.node('a', 'e', []), 0, 0, 1, 0, 0, 0)
+        assert.equal(two.livePoints, 0)
+        assert.equal(one.livePoints, 1)
+      })
+    })
+  })
+}
