@@ -4,10 +4,13 @@
  * configuration, Agent outages, shutdown and the disabled mode.
  */
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 import {
   PATHWAY_KEY,
   PathwayContext,
@@ -291,6 +294,24 @@ describe('DataStreams configuration', () => {
       assert.equal(createDataStreams().enabled, false)
     } finally {
       process.env = saved
+      await agent.close()
+    }
+  })
+
+  test('a process that ends is not kept alive, and its stats are flushed on the way out', async () => {
+    const agent = await startAgent()
+    try {
+      const started = Date.now()
+      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/exit-flush.ts', import.meta.url))], {
+        env: { ...process.env, AGENT_URL: agent.url },
+        stdio: 'inherit',
+      })
+      const [code] = (await once(child, 'exit')) as [number]
+      assert.equal(code, 0)
+      // Well under the 10 s flush interval: the timer did not hold the process.
+      assert.ok(Date.now() - started < 8000, `exited after ${Date.now() - started} ms`)
+      assert.ok(points(agent.payloads.filter((p) => p.Service === 'exit-svc')).some(hasTag('topic:bye')))
+    } finally {
       await agent.close()
     }
   })
