@@ -72,7 +72,8 @@ export class TsCore implements Core {
     payloadBytes: number,
   ): boolean {
     this.pathwayHash(node, parentHi, parentLo)
-    return this.aggregator.record(bucket, this.hashHi, this.hashLo, parentHi, parentLo, node, pathwayLatencyS, edgeLatencyS, payloadBytes)
+    // the point keeps the unsigned halves the hash was computed from (a signed half would drain as a negative ParentHash)
+    return this.aggregator.record(bucket, this.hashHi, this.hashLo, parentHi >>> 0, parentLo >>> 0, node, pathwayLatencyS, edgeLatencyS, payloadBytes)
   }
 
   batchBuffer(): Float64Array {
@@ -81,8 +82,9 @@ export class TsCore implements Core {
 
   checkpointBatch(count: number, bucket: number): number {
     const b = this.batch
+    const n = Math.min(count, BATCH_CAPACITY) // past the buffer there are no records
     let recorded = 0
-    for (let i = 0, r = 0; i < count; i++, r += BATCH_STRIDE) {
+    for (let i = 0, r = 0; i < n; i++, r += BATCH_STRIDE) {
       if (this.checkpoint(b[r + BATCH_NODE], b[r + BATCH_PARENT_HI], b[r + BATCH_PARENT_LO], bucket, b[r + BATCH_PATHWAY_LATENCY], b[r + BATCH_EDGE_LATENCY], b[r + BATCH_PAYLOAD])) recorded++
       b[r + BATCH_OUT_HI] = this.hashHi
       b[r + BATCH_OUT_LO] = this.hashLo

@@ -1,0 +1,251 @@
+import {
+  BATCH_CAPACITY,
+  BATCH_STRIDE,
+  DEFAULT_MAX_POINTS,
+  type Core,
+  type CoreOptions,
+  type DrainedBucket,
+  type Sketch,
+} from '../core/types.js'
+import { nodeKey } from '../core/node-key.js'
+import { valueOf } from '../ts/sketch.js'
+import { moduleBytes } from './module-bytes.js'
+
+/** What `assembly/index.ts` exports. Addresses and i32 results arrive as signed numbers (hence `>>> 0`). */
+interface Exports {
+  readonly memory: WebAssembly.Memory
+  init(maxPoints: number): void
+  scratch(): number
+  batch(): number
+  reserveInput(size: number): number
+  node(len: number): number
+  nodeHash(node: number): void
+  pathwayHash(node: number, parentHi: number, parentLo: number): void
+  checkpoint(node: number, parentHi: number, parentLo: number, bucket: number, pathwayLatencyS: number, edgeLatencyS: number, payloadBytes: number): number
+  checkpointBatch(count: number, bucket: number): number
+  livePoints(): number
+  droppedPoints(): number
+  drainBegin(beforeBucket: number): number
+  drainPoint(i: number): number
+  drainEnd(): void
+  sketchNew(): number
+  sketchAdd(sketch: number, value: number, weight: number): void
+  sketchMerge(sketch: number, other: number): void
+  sketchMergeInput(sketch: number, zeroCount: number, n: number, minKey: number): void
+  sketchBins(sketch: number): number
+  sketchQuantileKey(sketch: number, q: number): number
+  sketchCount(sketch: number): number
+  sketchZeroCount(sketch: number): number
+  sketchEncode(sketch: number): number
+  sketchFree(sketch: number): void
+}
+
+// Scratch words, as `assembly/index.ts` lays them out.
+const HASH_LO = 0
+const HASH_HI = 1
+const OUT_BUCKET = 2
+const OUT_LENGTH = 2
+const OUT_NODE = 3
+const OUT_MIN_KEY = 3
+const OUT_HASH_LO = 4
+const OUT_HASH_HI = 5
+const OUT_PARENT_LO = 6
+const OUT_PARENT_HI = 7
+const OUT_PATHWAY_LENGTH = 8
+const OUT_EDGE_LENGTH = 9
+const OUT_PAYLOAD_LENGTH = 10
+const SCRATCH_WORDS = 16
+
+const utf8 = new TextEncoder()
+let compiled: WebAssembly.Module | undefined
+
+/**
+ * A core over its own Wasm instance (so several cores can live in one process). The module is
+ * compiled once per process from the embedded bytes, unless the runtime hands one over.
+ */
+export function createWasmCore(options: CoreOptions, module?: WebAssembly.Module): Core {
+  return new WasmCore(options, module ?? (compiled ??= new WebAssembly.Module(moduleBytes())))
+}
+
+/** The i32 cap meaning what `points.length >= maxPoints` means to the TS core. */
+function pointCap(maxPoints: number): number {
+  if (!(maxPoints < 0x7fffffff)) return 0x7fffffff // NaN never drops there either
+  return Math.max(0, Math.ceil(maxPoints))
+}
+
+class WasmCore implements Core {
+  readonly backend = 'wasm' as const
+  readonly x: Exports
+  private readonly nodes = new Map<string, number>()
+  private readonly scratchAt: number
+  private readonly batchAt: number
+  // Views over Wasm memory; a memory growth detaches them (they then read as empty) and they are re-made.
+  private words: Uint32Array
+  private batch: Float64Array
+
+  constructor(options: CoreOptions, module: WebAssembly.Module) {
+    this.x = new WebAssembly.Instance(module, {}).exports as unknown as Exports
+    this.x.init(pointCap(options.maxPoints ?? DEFAULT_MAX_POINTS))
+    this.scratchAt = this.x.scratch()
+    this.batchAt = this.x.batch()
+    this.words = new Uint32Array(this.x.memory.buffer, this.scratchAt, SCRATCH_WORDS)
+    this.batch = new Float64Array(this.x.memory.buffer, this.batchAt, BATCH_CAPACITY * BATCH_STRIDE)
+  }
+
+  scratch(): Uint32Array {
+    if (this.words.length === 0) this.words = new Uint32Array(this.x.memory.buffer, this.scratchAt, SCRATCH_WORDS)
+    return this.words
+  }
+
+  /** `len` fresh bytes copied out of Wasm memory. */
+  copyOut(at: number, len: number): Uint8Array {
+    return new Uint8Array(this.x.memory.buffer, at >>> 0, len).slice()
+  }
+
+  get hashHi(): number {
+    return this.scratch()[HASH_HI]
+  }
+
+  get hashLo(): number {
+    return this.scratch()[HASH_LO]
+  }
+
+  node(service: string, env: string, edgeTags: readonly string[]): number {
+    const sorted = [...edgeTags].sort()
+    const key = nodeKey(service, env, sorted)
+    let id = this.nodes.get(key)
+    if (id === undefined) {
+      const text = service + env + sorted.join('')
+      const room = text.length * 3 // UTF-8 takes at most 3 bytes per UTF-16 unit
+      const at = this.x.reserveInput(room) >>> 0
+      const { written } = utf8.encodeInto(text, new Uint8Array(this.x.memory.buffer, at, room))
+      id = this.x.node(written)
+      this.nodes.set(key, id)
+    }
+    return id
+  }
+
+  nodeHash(node: number): void {
+    this.x.nodeHash(node)
+  }
+
+  pathwayHash(node: number, parentHi: number, parentLo: number): void {
+    this.x.pathwayHash(node, parentHi, parentLo)
+  }
+
+  checkpoint(
+    node: number,
+    parentHi: number,
+    parentLo: number,
+    bucket: number,
+    pathwayLatencyS: number,
+    edgeLatencyS: number,
+    payloadBytes: number,
+  ): boolean {
+    return this.x.checkpoint(node, parentHi, parentLo, bucket, pathwayLatencyS, edgeLatencyS, payloadBytes) !== 0
+  }
+
+  batchBuffer(): Float64Array {
+    if (this.batch.length === 0) this.batch = new Float64Array(this.x.memory.buffer, this.batchAt, BATCH_CAPACITY * BATCH_STRIDE)
+    return this.batch
+  }
+
+  checkpointBatch(count: number, bucket: number): number {
+    return this.x.checkpointBatch(count, bucket)
+  }
+
+  drain(beforeBucket: number): DrainedBucket[] {
+    const n = this.x.drainBegin(beforeBucket)
+    if (n === 0) return []
+    const byBucket = new Map<number, DrainedBucket>()
+    for (let i = 0; i < n; i++) {
+      const at = this.x.drainPoint(i)
+      const w = this.scratch()
+      const bucket = w[OUT_BUCKET] | 0
+      const edgeAt = at + w[OUT_PATHWAY_LENGTH]
+      const payloadAt = edgeAt + w[OUT_EDGE_LENGTH]
+      let b = byBucket.get(bucket)
+      if (b === undefined) byBucket.set(bucket, (b = { bucket, points: [] }))
+      b.points.push({
+        hashHi: w[OUT_HASH_HI],
+        hashLo: w[OUT_HASH_LO],
+        parentHi: w[OUT_PARENT_HI],
+        parentLo: w[OUT_PARENT_LO],
+        node: w[OUT_NODE] | 0,
+        pathwayLatency: this.copyOut(at, w[OUT_PATHWAY_LENGTH]),
+        edgeLatency: this.copyOut(edgeAt, w[OUT_EDGE_LENGTH]),
+        payloadSize: this.copyOut(payloadAt, w[OUT_PAYLOAD_LENGTH]),
+      })
+    }
+    this.x.drainEnd()
+    return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket)
+  }
+
+  get livePoints(): number {
+    return this.x.livePoints()
+  }
+
+  get droppedPoints(): number {
+    return this.x.droppedPoints()
+  }
+
+  newSketch(): Sketch {
+    return new WasmSketch(this, this.x.sketchNew())
+  }
+}
+
+/** A sketch inside a core's Wasm instance, known by its address there. */
+export class WasmSketch implements Sketch {
+  constructor(
+    private readonly core: WasmCore,
+    private ptr: number,
+  ) {}
+
+  add(value: number, weight = 1): void {
+    this.core.x.sketchAdd(this.ptr, value, weight)
+  }
+
+  merge(other: Sketch): void {
+    const o = other as WasmSketch
+    if (o.core === this.core) {
+      this.core.x.sketchMerge(this.ptr, o.ptr)
+      return
+    }
+    // another instance: copy its occupied bins into this one's input
+    const ox = o.core.x
+    const zeroCount = ox.sketchZeroCount(o.ptr)
+    const binsAt = ox.sketchBins(o.ptr)
+    const w = o.core.scratch()
+    const n = w[OUT_LENGTH] | 0
+    const minKey = w[OUT_MIN_KEY] | 0
+    const at = this.core.x.reserveInput(n * 8) >>> 0
+    new Uint8Array(this.core.x.memory.buffer, at, n * 8).set(new Uint8Array(ox.memory.buffer, binsAt >>> 0, n * 8))
+    this.core.x.sketchMergeInput(this.ptr, zeroCount, n, minKey)
+  }
+
+  quantile(q: number): number {
+    const key = this.core.x.sketchQuantileKey(this.ptr, q)
+    // NaN: no quantile; Infinity: the rank falls among the zeros
+    if (key !== key) return NaN
+    return key === Infinity ? 0 : valueOf(key)
+  }
+
+  get count(): number {
+    return this.core.x.sketchCount(this.ptr)
+  }
+
+  get zeroCount(): number {
+    return this.core.x.sketchZeroCount(this.ptr)
+  }
+
+  toProto(): Uint8Array {
+    const at = this.core.x.sketchEncode(this.ptr)
+    return this.core.copyOut(at, this.core.scratch()[OUT_LENGTH])
+  }
+
+  free(): void {
+    if (this.ptr === 0) return
+    this.core.x.sketchFree(this.ptr)
+    this.ptr = 0
+  }
+}
