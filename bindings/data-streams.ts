@@ -3,7 +3,7 @@ import { nowMs } from './clock.js'
 import { resolveConfig, type DataStreamsOptions, type Env, type ResolvedConfig } from './config.js'
 import { BUCKET_MS } from './core/constants.js'
 import { createCore } from './core/create.js'
-import type { Core } from './core/types.js'
+import type { Backend, Core } from './core/types.js'
 import { Direction, PATHWAY_KEY, PathwayContext, encodePathwayContext, extractPathwayContext } from './context.js'
 import { AgentExporter, type Transport } from './export/exporter.js'
 import { createLogger, type OnceLogger } from './export/logger.js'
@@ -54,6 +54,8 @@ export interface DataStreams {
   readonly enabled: boolean
   readonly service: string
   readonly env: string
+  /** The core in use: 'wasm', or 'ts' where the Wasm core cannot run; null when disabled. */
+  readonly backend: Backend | null
   /** Records direction:out + manual_checkpoint:true and writes the context into the carrier. */
   setProduceCheckpoint(type: string, target: string, carrier: Carrier, options?: CheckpointOptions): PathwayContext | null
   /** Reads the carrier's context, records direction:in + manual_checkpoint:true and makes the new context current. */
@@ -126,6 +128,10 @@ class DataStreamsProcessor implements DataStreams {
       ;(this.timer as { unref?: () => void }).unref?.()
     }
     this.removeExitHook = platform.onExit?.(() => void this.flush())
+  }
+
+  get backend(): Backend {
+    return this.core.backend
   }
 
   get stats() {
@@ -340,6 +346,7 @@ class DataStreamsProcessor implements DataStreams {
 /** With DSM off every call returns at once: no core, no timer, no memory. */
 class DisabledDataStreams implements DataStreams {
   readonly enabled = false
+  readonly backend = null
   readonly service: string
   readonly env: string
   readonly stats = { livePoints: 0, droppedPoints: 0, droppedPayloads: 0 }

@@ -22,3 +22,4 @@ export {
 export { createCore } from './core/create.js'
 export type { Core, Sketch, Backend, DrainedBucket, DrainedPoint } from './core/types.js'
 export { VERSION } from './version.js'
+export { extractFromHeaders, injectIntoHeaders, type HeadersLike } from './http-carrier.js'

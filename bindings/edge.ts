@@ -1,0 +1,62 @@
+/**
+ * pathwise for edge runtimes (Cloudflare Workers / workerd, Deno, Bun, browsers): nothing from
+ * Node in the import graph. The Wasm core is embedded in the bundle, or handed over compiled
+ * where the runtime forbids compiling Wasm from bytes (workerd); export goes through `fetch`
+ * with gzip by `CompressionStream`; contexts are passed explicitly; flushing is the caller's
+ * (`ctx.waitUntil(dsm.flush())`), since an edge isolate may be frozen between requests.
+ */
+import type { DataStreamsOptions, Env } from './config.js'
+import { createDataStreamsFor, type ContextStore, type DataStreams } from './data-streams.js'
+import { fetchTransport } from './export/fetch-transport.js'
+
+export interface EdgeDataStreamsOptions extends DataStreamsOptions {
+  /**
+   * The compiled Wasm core, for runtimes that refuse to compile Wasm from bytes, as workerd does:
+   * `import wasmModule from 'pathwise/pathwise.wasm'`. Elsewhere the embedded bytes are used.
+   * Without either, the pure-TS core stands in.
+   */
+  wasmModule?: WebAssembly.Module
+  /**
+   * Where the DD_* variables are read from: a Worker's `env`, `Deno.env.toObject()`, `process.env`.
+   * Nothing is read otherwise: edge runtimes have no common way to the environment.
+   * (Named so because `env` is already the Datadog environment, DD_ENV.)
+   */
+  vars?: Env
+}
+
+/** No async context on the edge: the context of a message is passed as `parent`, explicitly. */
+const explicitContext: ContextStore = {
+  get: () => undefined,
+  enter: () => {},
+  run: (_ctx, fn) => fn(),
+}
+
+/**
+ * The DataStreams processor for edge runtimes. Nothing is sent unless `flush()` is called:
+ * `flushIntervalMs` defaults to 0 here, because a timer outlives no Worker request.
+ */
+export function createDataStreams(options: EdgeDataStreamsOptions = {}): DataStreams {
+  const { wasmModule, vars, ...rest } = options
+  return createDataStreamsFor(
+    { ...rest, flushIntervalMs: rest.flushIntervalMs ?? 0 },
+    { env: vars ?? {}, store: explicitContext, transport: fetchTransport, compiledWasm: wasmModule },
+  )
+}
+
+export { extractFromHeaders, injectIntoHeaders, type HeadersLike } from './http-carrier.js'
+// The rest is what the Node entry exports, so that code importing `pathwise` runs on either build.
+export type { DataStreamsOptions } from './config.js'
+export type { DataStreams, CheckpointNode, CheckpointOptions, CheckpointTiming, Carrier } from './data-streams.js'
+export {
+  PathwayContext,
+  PATHWAY_KEY,
+  LEGACY_PATHWAY_KEY,
+  encodePathwayContext,
+  encodePathwayContextBytes,
+  decodePathwayContext,
+  decodePathwayContextBytes,
+  extractPathwayContext,
+} from './context.js'
+export { createCore } from './core/create.js'
+export type { Core, Sketch, Backend, DrainedBucket, DrainedPoint } from './core/types.js'
+export { VERSION } from './version.js'
