@@ -1,27 +1,13 @@
 import { Hook as RequireHook } from 'require-in-the-middle'
 import { createDataStreams } from '../index.js'
-import type { DataStreams } from '../data-streams.js'
 import { kafkajsInstrumentation } from '../kafka/kafkajs.js'
 import { confluentInstrumentation } from '../kafka/confluent.js'
 import { sqsInstrumentation } from '../aws/sqs.js'
 import { kinesisInstrumentation } from '../aws/kinesis.js'
 import type { Instrumentation } from './instrumentation.js'
+import { autoInstrumentation, setAutoInstrumentation, type AutoInstrumentation } from './auto-global.js'
 
 export const instrumentations: readonly Instrumentation[] = [kafkajsInstrumentation, confluentInstrumentation, sqsInstrumentation, kinesisInstrumentation]
-
-export interface AutoInstrumentation {
-  readonly dsm: DataStreams
-  /** Removes every patch and module hook. */
-  disable(): void
-}
-
-/** Shared by the ESM and CommonJS builds of pathwise, which may both be loaded in one process. */
-const GLOBAL = Symbol.for('pathwise.auto')
-type Global = { [GLOBAL]?: AutoInstrumentation }
-
-export function autoInstrumentation(): AutoInstrumentation | undefined {
-  return (globalThis as Global)[GLOBAL]
-}
 
 type ModuleHook = { unhook(): void }
 type HookFactory = (modules: string[], onModule: <T>(exports: T, name: string) => T) => ModuleHook
@@ -63,10 +49,10 @@ export function enableAutoInstrumentation(esmHook?: HookFactory): AutoInstrument
       for (const hook of hooks) hook.unhook()
       for (let i = undos.length - 1; i >= 0; i--) undos[i]()
       undos.length = 0
-      delete (globalThis as Global)[GLOBAL]
+      setAutoInstrumentation(undefined)
     },
   }
-  ;(globalThis as Global)[GLOBAL] = auto
+  setAutoInstrumentation(auto)
   return auto
 }
 

@@ -3,8 +3,13 @@ import type { PathwayContext } from '../context.js'
 import type { ContextStore, Platform } from '../data-streams.js'
 import { nodeTransport } from '../export/node-transport.js'
 
-/** One store for every instance in the process: a message's context is the process's, not a service's. */
-const storage = new AsyncLocalStorage<PathwayContext>()
+/**
+ * One store for every instance and every copy of pathwise in the process (under pathwise/register
+ * the register bundle and the app's own import are two copies): a message's context is the flow's.
+ */
+const STORAGE = Symbol.for('pathwise.context-storage')
+const storage: AsyncLocalStorage<PathwayContext> = ((globalThis as Record<symbol, unknown>)[STORAGE] as AsyncLocalStorage<PathwayContext> | undefined) ??
+  ((globalThis as Record<symbol, unknown>)[STORAGE] = new AsyncLocalStorage<PathwayContext>())
 
 export const asyncLocalStore: ContextStore = {
   get: () => storage.getStore(),

@@ -1,0 +1,179 @@
+/**
+ * The journey of a Kinesis record (`@aws-sdk/client-kinesis`). Records have no attributes, so by
+ * default no context travels: PutRecord and PutRecords record a produce checkpoint per record, and
+ * GetRecords a consume checkpoint per record that starts a new segment at the record's
+ * ApproximateArrivalTimestamp. Its edge latency is then the time the record spent in the stream,
+ * end-to-end latency is the sum of the segments' latencies, and throughput counts per segment.
+ *
+ * Opt-in (`jsonContext`), because it changes the user's data: the context goes under `_datadog`
+ * into records whose data is a JSON object, as dd-trace does, and is read back on GetRecords,
+ * which gives exact end-to-end pathways.
+ *
+ * The topic is the stream name when the request gives one, else its ARN. GetRecords names no
+ * stream: it is the one GetShardIterator was asked about for that iterator (followed along
+ * NextShardIterator), else the request's StreamARN.
+ */
+import { encodePathwayContext, type PathwayContext } from '../context.js'
+import type { CheckpointNode, CheckpointTiming, DataStreams } from '../data-streams.js'
+import type { Instrumentation } from '../instrument/instrumentation.js'
+import { planJsonInjection, readJsonContext, type RecordData } from './json-record.js'
+import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
+import { beginReceive, parentForSend, rememberContext } from './received.js'
+import { bytesOf } from './size.js'
+
+export interface PathwiseKinesisOptions {
+  /**
+   * Writes the pathway context under `_datadog` into records whose data is a JSON object, and reads
+   * it back on GetRecords (where it stays in the data handed back). Changes the records' data (by
+   * about 70 bytes); other data is untouched.
+   * Default false; in the automatic mode, PATHWISE_KINESIS_JSON_CONTEXT=true.
+   */
+  jsonContext?: boolean
+}
+
+/** `kinesisClient.middlewareStack.use(pathwiseKinesis(dsm))`: Data Streams Monitoring for this client. */
+export function pathwiseKinesis(dsm: DataStreams, options: PathwiseKinesisOptions = {}): AwsPlugin {
+  return kinesisPlugin(dsm, 'pathwiseKinesis', options)
+}
+
+/** The automatic mode: every KinesisClient, created before or after, on its first call. */
+export const kinesisInstrumentation: Instrumentation = {
+  module: '@aws-sdk/client-kinesis',
+  patch: (exports, dsm) =>
+    instrumentClientClass(exports, 'KinesisClient', (active) =>
+      kinesisPlugin(dsm, 'pathwiseKinesisAuto', { jsonContext: isTrue(process.env.PATHWISE_KINESIS_JSON_CONTEXT) }, active),
+    ),
+}
+
+/** The largest record Kinesis takes (data and partition key): a context that would push a record past it is not written. */
+const MAX_RECORD_BYTES = 1_048_576
+/** Iterators whose stream is remembered; abandoned ones (they expire after 5 minutes) make way for new ones. */
+const MAX_ITERATORS = 1000
+
+interface StreamNodes {
+  out: CheckpointNode | null
+  in: CheckpointNode | null
+}
+
+interface PutEntry {
+  Data?: RecordData
+  PartitionKey?: string
+  ExplicitHashKey?: string
+}
+
+interface ReceivedRecord {
+  Data?: Uint8Array
+  PartitionKey?: string
+  ApproximateArrivalTimestamp?: Date
+}
+
+function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisOptions, active?: () => boolean): AwsPlugin {
+  if (!dsm.enabled) return { applyToStack() {} }
+  const jsonContext = options.jsonContext === true
+  const streams = new Map<string, StreamNodes>()
+  const nodesOf = (stream: string | undefined): StreamNodes => {
+    const key = stream ?? ''
+    let nodes = streams.get(key)
+    if (nodes === undefined) {
+      // A GetRecords whose stream is unknown still counts, without a topic.
+      const topic = stream === undefined ? [] : [`topic:${stream}`]
+      nodes = { out: dsm.node(['direction:out', ...topic, 'type:kinesis']), in: dsm.node(['direction:in', ...topic, 'type:kinesis']) }
+      streams.set(key, nodes)
+    }
+    return nodes
+  }
+  const iterators = new Map<string, string>()
+  const rememberIterator = (iterator: unknown, stream: string | undefined) => {
+    if (typeof iterator !== 'string' || stream === undefined) return
+    if (iterators.size >= MAX_ITERATORS) iterators.delete(iterators.keys().next().value!)
+    iterators.set(iterator, stream)
+  }
+
+  const put = (nodes: StreamNodes, entry: PutEntry, parent: PathwayContext | null): PutEntry => {
+    if (nodes.out === null || entry === null || typeof entry !== 'object') return entry
+    try {
+      const keys = bytesOf(entry.PartitionKey) + bytesOf(entry.ExplicitHashKey)
+      let injection = jsonContext ? planJsonInjection(entry.Data) : null
+      if (injection !== null && injection.size + bytesOf(entry.PartitionKey) > MAX_RECORD_BYTES) injection = null
+      const ctx = dsm.setCheckpoint(nodes.out, parent, (injection?.size ?? bytesOf(entry.Data)) + keys)
+      if (ctx === null || injection === null) return entry
+      // A copy: the caller's command keeps its input as written.
+      return { ...entry, Data: injection.write(encodePathwayContext(ctx)) }
+    } catch (err) {
+      fail('kinesis produce', err)
+      return entry
+    }
+  }
+
+  const get = (nodes: StreamNodes, record: ReceivedRecord): PathwayContext | null => {
+    if (nodes.in === null || record === null || typeof record !== 'object') return null
+    try {
+      const parent = jsonContext ? readJsonContext(record.Data) : null
+      const arrival = record.ApproximateArrivalTimestamp
+      const arrivalMs = arrival instanceof Date ? arrival.getTime() : NaN
+      // No context came along: a new segment, from the time the record entered the stream.
+      const timing: CheckpointTiming | undefined =
+        parent === null && Number.isFinite(arrivalMs) ? { pathwayStartMs: arrivalMs, edgeStartMs: arrivalMs } : undefined
+      const ctx = dsm.setCheckpoint(nodes.in, parent, bytesOf(record.Data) + bytesOf(record.PartitionKey), timing)
+      if (ctx !== null) rememberContext(record, ctx)
+      return ctx
+    } catch (err) {
+      fail('kinesis consume', err)
+      return null
+    }
+  }
+
+  return interceptPlugin(
+    name,
+    (command, input): Interception | undefined => {
+      switch (command) {
+        case 'PutRecordCommand':
+          return { input: put(nodesOf(streamOf(input)), input, parentForSend(dsm)) }
+        case 'PutRecordsCommand': {
+          if (!Array.isArray(input.Records)) return { input }
+          const nodes = nodesOf(streamOf(input))
+          const parent = parentForSend(dsm)
+          const records = (input.Records as PutEntry[]).map((entry) => put(nodes, entry, parent))
+          return { input: { ...input, Records: records } }
+        }
+        case 'GetShardIteratorCommand': {
+          const stream = streamOf(input)
+          return { input, after: (output) => rememberIterator(output?.ShardIterator, stream) }
+        }
+        case 'GetRecordsCommand': {
+          const iterator: unknown = input.ShardIterator
+          const stream = (typeof iterator === 'string' ? iterators.get(iterator) : undefined) ?? stringOr(input.StreamARN)
+          const handOff = beginReceive(dsm)
+          return {
+            input,
+            after(output: { Records?: ReceivedRecord[]; NextShardIterator?: string } | undefined) {
+              if (typeof iterator === 'string') iterators.delete(iterator)
+              rememberIterator(output?.NextShardIterator, stream)
+              const records = output?.Records
+              if (!Array.isArray(records) || records.length === 0) return
+              const nodes = nodesOf(stream)
+              let last: PathwayContext | null = null
+              for (const record of records) last = get(nodes, record) ?? last
+              if (last !== null) handOff(last)
+            },
+          }
+        }
+        default:
+          return undefined
+      }
+    },
+    active,
+  )
+}
+
+function streamOf(input: { StreamName?: unknown; StreamARN?: unknown }): string | undefined {
+  return stringOr(input.StreamName) ?? stringOr(input.StreamARN)
+}
+
+function stringOr(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined
+}
+
+function isTrue(value: string | undefined): boolean {
+  return value !== undefined && (value.toLowerCase() === 'true' || value === '1')
+}

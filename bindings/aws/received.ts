@@ -1,0 +1,100 @@
+/**
+ * The hand-off from a receive to the caller's next send.
+ *
+ * A middleware runs inside the SDK call's own async chain: a context it makes current there does
+ * not reach the caller's code after `await client.send(...)`. So the received contexts travel
+ * another way, by this rule:
+ *
+ * 1. `contextOf(message)` is the context of the consume checkpoint of a message the SDK handed
+ *    back (an SQS `Message`, a Kinesis `Record`), and `withMessageContext(dsm, message, fn)` runs
+ *    `fn` with it current: a send inside links to exactly that message.
+ * 2. Otherwise a send links to the LAST message of the most recent receive (ReceiveMessage,
+ *    GetRecords) that the same DataStreams made in the sender's async flow, the way Python's
+ *    thread-local context is that of the last consumed message. The receive's flow is the async
+ *    function that called `client.send(receive)`, from that call on, and whatever it calls or
+ *    starts from then on; concurrent flows (two polling loops) each see their own receive.
+ *    A receive that returns nothing changes nothing.
+ * 3. A context made current after that receive (`dsm.runWithContext`, a consumer
+ *    instrumentation's handler scope) wins over it; with no receive at all, the current context
+ *    is the parent; with neither, the send starts a new pathway.
+ *
+ * Rule 2 works because the receive's middleware starts synchronously inside `client.send`, in
+ * the caller's flow: it enters there a slot that the response fills in later. It does not travel
+ * back up through an `await`: when a helper first awaits something and then receives, the
+ * helper's caller does not see that receive (its sends start new pathways rather than link to
+ * the wrong message). Hand the messages back and use `withMessageContext` there.
+ * (Sharing one slot more widely would link concurrent flows, such as a poller and an HTTP
+ * handler, to each other's messages.)
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { PathwayContext } from '../context.js'
+import type { DataStreams } from '../data-streams.js'
+
+/** A receive's context, and the context that was current when the receive began. */
+interface Received {
+  ctx: PathwayContext
+  before: PathwayContext | undefined
+}
+
+/** What a flow carries: its last receive per DataStreams, or the message withMessageContext pinned. */
+interface Flow {
+  received: Map<DataStreams, Received>
+  pinned?: PathwayContext | null
+}
+
+/**
+ * Process-wide (global symbols), like the automatic mode itself: the copy of pathwise that
+ * `pathwise/register` loads records the contexts, and the application's own copy, imported for
+ * `contextOf` and `withMessageContext`, reads and sets them.
+ */
+const shared = globalThis as { [key: symbol]: unknown }
+const FLOWS = Symbol.for('pathwise.aws.flows')
+const CONTEXTS = Symbol.for('pathwise.aws.messageContexts')
+const flows = (shared[FLOWS] ??= new AsyncLocalStorage<Flow>()) as AsyncLocalStorage<Flow>
+const contexts = (shared[CONTEXTS] ??= new WeakMap<object, PathwayContext>()) as WeakMap<object, PathwayContext>
+
+/**
+ * Called at the start of a receive, synchronously in the caller's flow. Returns what the
+ * response calls with the context of its last message.
+ */
+export function beginReceive(dsm: DataStreams): (last: PathwayContext) => void {
+  // A copy, so that flows which shared the previous one do not see this receive.
+  const previous = flows.getStore()
+  const flow: Flow = { received: new Map(previous?.received), pinned: previous?.pinned }
+  flows.enterWith(flow)
+  const before = dsm.currentContext()
+  return (ctx) => {
+    flow.pinned = undefined
+    flow.received.set(dsm, { ctx, before })
+  }
+}
+
+/** Remembers the context of a message handed back to the caller. */
+export function rememberContext(message: object, ctx: PathwayContext): void {
+  contexts.set(message, ctx)
+}
+
+/** The parent of a send made now, by the rule above. */
+export function parentForSend(dsm: DataStreams): PathwayContext | null {
+  const flow = flows.getStore()
+  const current = dsm.currentContext()
+  // Pinned by withMessageContext, unless a context was made current inside it since.
+  if (flow?.pinned !== undefined && (current === undefined || current === flow.pinned)) return flow.pinned
+  const received = flow?.received.get(dsm)
+  if (received !== undefined && received.before === current) return received.ctx
+  return current ?? null
+}
+
+/** The context of the consume checkpoint of a received SQS message or Kinesis record, if pathwise saw it arrive. */
+export function contextOf(message: object): PathwayContext | undefined {
+  return contexts.get(message)
+}
+
+/**
+ * Runs fn with the context of this received message current, so that sends inside link to it
+ * (and to nothing else: a message pathwise did not see makes those sends start a new pathway).
+ */
+export function withMessageContext<T>(dsm: DataStreams, message: object, fn: () => T): T {
+  const ctx = contexts.get(message) ?? null
+  return flows.run({ received: new Map(), pinned: ctx }, () => dsm.runWithContext(ctx, fn))
+}
