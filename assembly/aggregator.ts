@@ -1,5 +1,5 @@
 import { allocZeroed, grow } from './alloc'
-import { clearSketch, keyOrZero, Sketch, SKETCH_SIZE } from './sketch'
+import { clearSketch, Sketch, SKETCH_SIZE } from './sketch'
 
 /**
  * Stats points of all live buckets, kept as `bindings/ts/aggregator.ts` keeps them: a list in
@@ -81,14 +81,14 @@ function pointAt(list: usize, i: i32): Point {
   return changetype<Point>(load<usize>(list + (<usize>i << PTR_SHIFT)))
 }
 
-/** Records one checkpoint into its point; false when the cap dropped it. */
+/**
+ * Records one checkpoint, its three values already turned into keys by keyOrZero, into its
+ * point; false when the cap dropped it. Callers compute the keys ahead: the logarithms are
+ * independent of each other and of the probe, and the CPU overlaps them.
+ */
 // @ts-ignore: decorator
 @inline
-export function record(bucket: i32, hash: u64, parent: u64, node: i32, pathwayLatency: f64, edgeLatency: f64, payloadBytes: f64): bool {
-  // three independent logarithms first: the CPU overlaps them with each other and with the probe
-  const pathwayKey = keyOrZero(pathwayLatency)
-  const edgeKey = keyOrZero(edgeLatency)
-  const payloadKey = keyOrZero(payloadBytes)
+export function record(bucket: i32, hash: u64, parent: u64, node: i32, pathwayKey: i32, edgeKey: i32, payloadKey: i32): bool {
   const mask = <u32>slotCount - 1
   let slot = mix(bucket, <u32>hash, <u32>parent, node) & mask
   let at: usize = 0

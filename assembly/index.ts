@@ -26,7 +26,7 @@ import {
   BATCH_STRIDE,
 } from './constants'
 import { nodeHash as hashOfNode, pathwayHash as hashPathway, registerNode } from './nodes'
-import { clearSketch, Sketch, SKETCH_SIZE } from './sketch'
+import { clearSketch, keyOrZero, Sketch, SKETCH_SIZE } from './sketch'
 
 /**
  * Scratch words (u32) the host reads: the last hash at 0 (lo) and 1 (hi); a drained point's
@@ -90,7 +90,7 @@ export function checkpoint(node: i32, parentHi: u32, parentLo: u32, bucket: i32,
   const parent = (<u64>parentHi << 32) | parentLo
   const hash = hashPathway(node, parent)
   store<u64>(SCRATCH, hash)
-  return record(bucket, hash, parent, node, pathwayLatency, edgeLatency, payloadBytes)
+  return record(bucket, hash, parent, node, keyOrZero(pathwayLatency), keyOrZero(edgeLatency), keyOrZero(payloadBytes))
 }
 
 /** The 32 bits JS's ToUint32 gives a batch slot (for integers of magnitude below 2^63, as TsCore reads them). */
@@ -100,32 +100,48 @@ function toUint32(x: f64): u32 {
   return <u32><i64>x
 }
 
+// @ts-ignore: decorator
+@inline
+function slot(record: usize, field: i32): f64 {
+  return load<f64>(record + (<usize>field << 3))
+}
+
+// @ts-ignore: decorator
+@inline
+function batchParent(record: usize): u64 {
+  return (<u64>toUint32(slot(record, BATCH_PARENT_HI)) << 32) | toUint32(slot(record, BATCH_PARENT_LO))
+}
+
+/** Per batch record: its pathway hash and three keys, computed in a first pass. */
+const BATCH_HASHES = memory.data(BATCH_CAPACITY * 8, 8)
+const BATCH_KEYS = memory.data(BATCH_CAPACITY * 3 * 4, 4)
+
+/**
+ * Two passes: hashes and keys of every record first (pure, and independent from record to record,
+ * so the CPU runs several records' FNV and logarithm chains at once), then the probes and adds.
+ */
 export function checkpointBatch(count: i32, bucket: i32): i32 {
   if (count > BATCH_CAPACITY) count = BATCH_CAPACITY
-  let recorded = 0
-  let hash: u64 = 0
   for (let i = 0; i < count; i++) {
     const r = BATCH + ((<usize>i * BATCH_STRIDE) << 3)
-    const node = <i32>toUint32(load<f64>(r + (BATCH_NODE << 3)))
-    const parent = (<u64>toUint32(load<f64>(r + (BATCH_PARENT_HI << 3))) << 32) | toUint32(load<f64>(r + (BATCH_PARENT_LO << 3)))
-    hash = hashPathway(node, parent)
-    if (
-      record(
-        bucket,
-        hash,
-        parent,
-        node,
-        load<f64>(r + (BATCH_PATHWAY_LATENCY << 3)),
-        load<f64>(r + (BATCH_EDGE_LATENCY << 3)),
-        load<f64>(r + (BATCH_PAYLOAD << 3)),
-      )
-    )
-      recorded++
+    const hash = hashPathway(<i32>toUint32(slot(r, BATCH_NODE)), batchParent(r))
+    store<u64>(BATCH_HASHES + (<usize>i << 3), hash)
     store<f64>(r + (BATCH_OUT_HI << 3), <f64>(<u32>(hash >>> 32)))
     store<f64>(r + (BATCH_OUT_LO << 3), <f64>(<u32>hash))
+    const k = BATCH_KEYS + <usize>i * 12
+    store<i32>(k, keyOrZero(slot(r, BATCH_PATHWAY_LATENCY)))
+    store<i32>(k, keyOrZero(slot(r, BATCH_EDGE_LATENCY)), 4)
+    store<i32>(k, keyOrZero(slot(r, BATCH_PAYLOAD)), 8)
+  }
+  let recorded = 0
+  for (let i = 0; i < count; i++) {
+    const r = BATCH + ((<usize>i * BATCH_STRIDE) << 3)
+    const k = BATCH_KEYS + <usize>i * 12
+    const hash = load<u64>(BATCH_HASHES + (<usize>i << 3))
+    if (record(bucket, hash, batchParent(r), <i32>toUint32(slot(r, BATCH_NODE)), load<i32>(k), load<i32>(k, 4), load<i32>(k, 8))) recorded++
   }
   // like a run of single checkpoints, the last one's hash is the current hash
-  if (count > 0) store<u64>(SCRATCH, hash)
+  if (count > 0) store<u64>(SCRATCH, load<u64>(BATCH_HASHES + (<usize>(count - 1) << 3)))
   return recorded
 }
 

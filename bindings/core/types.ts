@@ -91,8 +91,9 @@ export interface Core {
    */
   batchBuffer(): Float64Array
   /**
-   * Records `count` checkpoints from the batch buffer, all in `bucket`; writes each record's
-   * pathway hash into its BATCH_OUT_HI / BATCH_OUT_LO slots. Returns how many were recorded.
+   * Records `count` (at most BATCH_CAPACITY) checkpoints from the batch buffer, all in `bucket`;
+   * writes each record's pathway hash into its BATCH_OUT_HI / BATCH_OUT_LO slots. Returns how many
+   * were recorded. The call may grow Wasm memory: read the results through a new `batchBuffer()`.
    */
   checkpointBatch(count: number, bucket: number): number
 

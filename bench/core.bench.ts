@@ -1,0 +1,142 @@
+/**
+ * ns per operation of the Wasm and TS cores, side by side: sketch insert, pathway hash,
+ * checkpoint (single and batched). Plain warm loops timed with process.hrtime.bigint(); each
+ * figure is the best of several rounds, after a warm-up round.
+ */
+import {
+  BATCH_CAPACITY,
+  BATCH_EDGE_LATENCY,
+  BATCH_NODE,
+  BATCH_OUT_HI,
+  BATCH_OUT_LO,
+  BATCH_PARENT_HI,
+  BATCH_PARENT_LO,
+  BATCH_PATHWAY_LATENCY,
+  BATCH_PAYLOAD,
+  BATCH_STRIDE,
+  type Core,
+} from '../bindings/core/types.js'
+import { TsCore } from '../bindings/ts/core.js'
+import { createWasmCore } from '../bindings/wasm/core.js'
+
+// a multiple of BATCH_CAPACITY, so that batches cover exactly as many records
+const ITERATIONS = 1 << Number(process.env.BENCH_LOG2_ITERATIONS ?? 21)
+const ROUNDS = 10
+const POOL = 4096 // inputs cycle through this many precomputed values (a power of two)
+const BUCKET = 176_000_000
+
+/** Precomputed inputs, so the loops time the core and not a random generator. */
+let seed = 42
+const random = () => {
+  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0
+  return seed / 4294967296
+}
+const latencies = Float64Array.from({ length: POOL }, () => Math.exp(-3 + 2 * Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())))
+const payloads = Float64Array.from({ length: POOL }, () => Math.floor(random() * 65536))
+// 512 distinct parents: a steady state where points are found, not created
+const parentHi = Uint32Array.from({ length: POOL }, (_, i) => Math.imul(i & 511, 0x9e3779b1) >>> 0)
+const parentLo = Uint32Array.from({ length: POOL }, (_, i) => Math.imul(i & 511, 0x85ebca6b) >>> 0)
+
+/** Best ns per op over ROUNDS rounds of `body(n)`, which does n ops. */
+function time(body: (n: number) => number): number {
+  let sink = body(ITERATIONS / 8) // warm-up
+  let best = Infinity
+  for (let round = 0; round < ROUNDS; round++) {
+    const start = process.hrtime.bigint()
+    sink += body(ITERATIONS)
+    const ns = Number(process.hrtime.bigint() - start) / ITERATIONS
+    if (ns < best) best = ns
+  }
+  if (sink === 0.5) console.log('') // keeps the results alive
+  return best
+}
+
+function nodesOf(core: Core): number[] {
+  return Array.from({ length: 8 }, (_, i) => core.node('checkout', 'prod', ['direction:out', `topic:orders-${i}`, 'type:kafka']))
+}
+
+function sketchInsert(core: Core): number {
+  const sketch = core.newSketch()
+  const ns = time((n) => {
+    for (let i = 0; i < n; i++) sketch.add(latencies[i & (POOL - 1)])
+    return sketch.count
+  })
+  sketch.free()
+  return ns
+}
+
+function pathwayHash(core: Core): number {
+  const nodes = nodesOf(core)
+  return time((n) => {
+    let acc = 0
+    for (let i = 0; i < n; i++) {
+      const j = i & (POOL - 1)
+      core.pathwayHash(nodes[i & 7], parentHi[j], parentLo[j])
+      acc ^= core.hashHi ^ core.hashLo
+    }
+    return acc
+  })
+}
+
+function checkpoint(core: Core): number {
+  const nodes = nodesOf(core)
+  const ns = time((n) => {
+    let acc = 0
+    for (let i = 0; i < n; i++) {
+      const j = i & (POOL - 1)
+      if (core.checkpoint(nodes[i & 7], parentHi[j], parentLo[j], BUCKET, latencies[j], latencies[(j + 1) & (POOL - 1)], payloads[j])) acc ^= core.hashHi ^ core.hashLo
+    }
+    return acc
+  })
+  core.drain(Infinity)
+  return ns
+}
+
+function fillBatch(b: Float64Array, nodes: readonly number[], k: number): void {
+  for (let i = 0, r = 0; i < BATCH_CAPACITY; i++, r += BATCH_STRIDE, k++) {
+    const j = k & (POOL - 1)
+    b[r + BATCH_NODE] = nodes[k & 7]
+    b[r + BATCH_PARENT_HI] = parentHi[j]
+    b[r + BATCH_PARENT_LO] = parentLo[j]
+    b[r + BATCH_PATHWAY_LATENCY] = latencies[j]
+    b[r + BATCH_EDGE_LATENCY] = latencies[(j + 1) & (POOL - 1)]
+    b[r + BATCH_PAYLOAD] = payloads[j]
+  }
+}
+
+function readBatch(b: Float64Array): number {
+  let acc = 0
+  for (let r = 0; r < BATCH_CAPACITY * BATCH_STRIDE; r += BATCH_STRIDE) acc ^= b[r + BATCH_OUT_HI] ^ b[r + BATCH_OUT_LO]
+  return acc
+}
+
+/** Per record: filling the batch buffer, the call, and reading each record's hash back. */
+function checkpointBatched(core: Core): number {
+  const nodes = nodesOf(core)
+  const ns = time((n) => {
+    let acc = 0
+    for (let k = 0; k < n; k += BATCH_CAPACITY) {
+      fillBatch(core.batchBuffer(), nodes, k)
+      acc += core.checkpointBatch(BATCH_CAPACITY, BUCKET)
+      acc ^= readBatch(core.batchBuffer()) // after the call: a memory growth replaces the view
+    }
+    return acc
+  })
+  core.drain(Infinity)
+  return ns
+}
+
+const benches: [string, (core: Core) => number][] = [
+  ['sketch insert', sketchInsert],
+  ['pathway hash', pathwayHash],
+  ['checkpoint', checkpoint],
+  ['checkpoint (batched, per record)', checkpointBatched],
+]
+
+console.log(`node ${process.version}, ${ITERATIONS} ops a round, best of ${ROUNDS} rounds`)
+console.log(`${'ns/op'.padEnd(34)}${'wasm'.padStart(10)}${'ts'.padStart(10)}${'ts/wasm'.padStart(10)}`)
+for (const [name, bench] of benches) {
+  const wasm = bench(createWasmCore({}))
+  const ts = bench(new TsCore())
+  console.log(`${name.padEnd(34)}${wasm.toFixed(1).padStart(10)}${ts.toFixed(1).padStart(10)}${(ts / wasm).toFixed(2).padStart(9)}x`)
+}
