@@ -14,7 +14,7 @@ export interface DataStreamsOptions {
   agentUrl?: string
   /** Payload tags; DD_TAGS (`key:value` separated by commas or spaces) */
   tags?: Record<string, string> | readonly string[]
-  /** Default 10 000 ms */
+  /** PATHWISE_FLUSH_INTERVAL_MS, default 10 000 ms (Datadog's); 0 sends only on flush() and at exit. */
   flushIntervalMs?: number
   /** Wasm by default */
   core?: Backend
@@ -50,7 +50,7 @@ export function resolveConfig(options: DataStreamsOptions, env: Env): ResolvedCo
     version: options.version ?? env.DD_VERSION ?? '',
     agentUrl: stripSlash(options.agentUrl ?? env.DD_TRACE_AGENT_URL ?? `http://${env.DD_AGENT_HOST ?? 'localhost'}:${env.DD_TRACE_AGENT_PORT ?? '8126'}`),
     tags: options.tags !== undefined ? tagList(options.tags) : parseTags(env.DD_TAGS),
-    flushIntervalMs: options.flushIntervalMs ?? 10_000,
+    flushIntervalMs: options.flushIntervalMs ?? positiveNumber(env.PATHWISE_FLUSH_INTERVAL_MS) ?? 10_000,
     core: options.core,
     maxPoints: options.maxPoints,
     debug: options.debug ?? isTrue(env.DD_TRACE_DEBUG),
@@ -60,6 +60,11 @@ export function resolveConfig(options: DataStreamsOptions, env: Env): ResolvedCo
 
 function isTrue(value: string | undefined): boolean {
   return value !== undefined && (value.toLowerCase() === 'true' || value === '1')
+}
+
+function positiveNumber(value: string | undefined): number | undefined {
+  const n = value === undefined ? NaN : Number(value)
+  return Number.isFinite(n) && n >= 0 ? n : undefined
 }
 
 function stripSlash(url: string): string {
