@@ -12,5 +12,7 @@ function find(dir) {
 
 const only = process.argv.slice(2)
 const files = only.length > 0 ? only : find('test').sort()
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit' })
+// The AWS SDK's notice that its 2027 releases need Node 22 would repeat in every test process.
+const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit', env })
 process.exit(result.status ?? 1)

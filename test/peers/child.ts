@@ -30,6 +30,9 @@ export function spawnPeer(
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
+    // Its own process group: a Ctrl-C in the terminal reaches the harness, which stops the
+    // peers after their clients, rather than killing peers under clients still talking to them.
+    detached: true,
   });
   let tail = '';
   const keep = (chunk: Buffer): void => {

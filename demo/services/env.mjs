@@ -1,0 +1,20 @@
+// What every demo service shares: where the peers are, and a pause with jitter.
+export const brokers = (process.env.KAFKA_BROKERS ?? '').split(',')
+export const sqsEndpoint = process.env.SQS_ENDPOINT
+export const kinesisEndpoint = process.env.KINESIS_ENDPOINT
+export const aws = { region: 'us-east-1', credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' } }
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+/** A latency with a long tail: mostly around `typical` ms, sometimes several times more. */
+export const jitter = (typical) => typical * (0.5 + Math.random()) * (Math.random() < 0.05 ? 4 : 1)
+
+/** Stops the loop on SIGTERM, or when the demo that started this service is gone (its stdin pipe closes). */
+export const running = { on: true }
+const stop = () => {
+  running.on = false
+  setTimeout(() => process.exit(0), 3000).unref()
+}
+process.once('SIGTERM', stop)
+process.stdin.once('end', stop)
+process.stdin.resume()
+process.stdin.unref?.()
