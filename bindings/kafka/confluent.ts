@@ -1,0 +1,153 @@
+/**
+ * @confluentinc/kafka-javascript. Its KafkaJS-compatible API (`KafkaJS.Kafka`) has kafkajs's
+ * surface, and its producers and consumers get the wrappers of kafkajs.ts; its
+ * node-rdkafka-style API (Producer, HighLevelProducer, KafkaConsumer) is in rdkafka.ts.
+ * What differs from kafkajs:
+ * - A KafkaJS producer or consumer drives an internal node-rdkafka-style client that `connect()`
+ *   creates: pathwise marks it, so that the node-rdkafka-level wrappers leave it alone.
+ * - Commits: the KafkaJS consumer has no events, but its internal client reports every commit
+ *   (automatic or not) as an 'offset.commit' event, which that API always turns on.
+ * - The group is the internal client's 'group.id' (the API maps `kafkaJS.groupId` to it).
+ * - The binding does not expose the cluster id: no `kafka_cluster_id` tag.
+ */
+import type { DataStreams } from '../data-streams.js'
+import { undoAll, wrapMethod, type Instrumentation } from '../instrument/instrumentation.js'
+import { injectionDefault, setHeaderInjection } from './injection.js'
+import { claim, wrapProducer, wrapRun, type ConsumerHooks, type KafkaInstrumentOptions } from './kafkajs.js'
+import { fail, log } from './log.js'
+import { instrumentRdConsumer, instrumentRdProducer, markInternal, patchRdKafka, trackCommitted } from './rdkafka.js'
+
+// Client objects are shapes of the binding: `any` at this boundary, checked where read.
+type AnyFn = (...args: any[]) => any
+
+/**
+ * Instruments one client of @confluentinc/kafka-javascript: a `KafkaJS.Kafka` (the producers and
+ * consumers it creates from now on), a `Producer` or `HighLevelProducer`, or a `KafkaConsumer`
+ * (before `connect()`, for its commits to be seen). Returns the undo. With DSM disabled nothing
+ * is changed.
+ */
+export function instrumentConfluent(client: object, dsm: DataStreams, options: KafkaInstrumentOptions = {}): () => void {
+  if (!dsm.enabled) return () => {}
+  let on = true
+  const active = () => on
+  const inject = options.injectHeaders ?? injectionDefault()
+  const c = client as Record<string, any>
+  let undo: () => void
+  if (typeof c.producer === 'function' && typeof c.consumer === 'function') {
+    undo = instrumentKafkaJsApi(c, dsm, active, inject)
+  } else if (typeof c.produce === 'function') {
+    if (!claim(c)) return () => {}
+    undo = instrumentRdProducer(c, dsm, active, inject)
+  } else if (typeof c.consume === 'function' && typeof c.subscribe === 'function') {
+    if (!claim(c)) return () => {}
+    undo = instrumentRdConsumer(c, dsm, active)
+  } else {
+    log.warnOnce('kafka:not-a-client', 'instrumentConfluent: expected a KafkaJS.Kafka, Producer or KafkaConsumer; nothing instrumented')
+    return () => {}
+  }
+  return () => {
+    on = false
+    undo()
+  }
+}
+
+/** The automatic mode: `KafkaJS.Kafka.prototype.producer`/`consumer` and the Producer and KafkaConsumer prototypes. */
+export const confluentInstrumentation: Instrumentation = {
+  module: '@confluentinc/kafka-javascript',
+  patch(exports, dsm) {
+    if (!dsm.enabled) return () => {}
+    let on = true
+    const active = () => on
+    const inject = injectionDefault()
+    const e = exports as Record<string, any>
+    const undos: (() => void)[] = []
+    const Kafka = e.KafkaJS?.Kafka
+    if (typeof Kafka === 'function') undos.push(instrumentKafkaJsApi(Kafka.prototype, dsm, active, inject))
+    undos.push(patchRdKafka(e, dsm, active, inject))
+    const undo = undoAll(undos)
+    return () => {
+      on = false
+      undo()
+    }
+  },
+}
+
+/** `producer()` and `consumer()` of a KafkaJS.Kafka (one, or its prototype). */
+function instrumentKafkaJsApi(kafka: Record<string, any>, dsm: DataStreams, active: () => boolean, inject: boolean): () => void {
+  return undoAll([
+    wrapMethod(kafka, 'producer', (create: AnyFn) =>
+      function (this: unknown, ...args: unknown[]) {
+        const producer = create.apply(this, args)
+        if (!active()) return producer
+        try {
+          if (producer !== null && typeof producer === 'object' && claim(producer)) {
+            if (!inject) setHeaderInjection(producer, false)
+            wrapProducer(producer, { dsm, active, clusterId: () => undefined })
+            onConnect(producer, () => {})
+          }
+        } catch (err) {
+          fail('instrument producer', err)
+        }
+        return producer
+      },
+    ),
+    wrapMethod(kafka, 'consumer', (create: AnyFn) =>
+      function (this: unknown, ...args: unknown[]) {
+        const consumer = create.apply(this, args)
+        if (!active()) return consumer
+        try {
+          if (consumer !== null && typeof consumer === 'object' && claim(consumer)) {
+            let rd: any
+            const configured = groupOf(args[0])
+            const hooks: ConsumerHooks = {
+              dsm,
+              active,
+              group: () => {
+                const group = rd?.globalConfig?.['group.id']
+                return typeof group === 'string' ? group : configured
+              },
+              clusterId: () => undefined,
+            }
+            wrapRun(consumer, hooks)
+            onConnect(consumer, (internal) => {
+              rd = internal
+              internal.on('offset.commit', (err: unknown, offsets: unknown) => {
+                if (!err && active()) trackCommitted(dsm, hooks.group() ?? '', offsets)
+              })
+            })
+          }
+        } catch (err) {
+          fail('instrument consumer', err)
+        }
+        return consumer
+      },
+    ),
+  ])
+}
+
+/** After `connect()` has created the internal client (synchronously, before its first await): marks it and hands it over. */
+function onConnect(client: Record<string, any>, use: (internal: any) => void): void {
+  let seen: unknown
+  wrapMethod(client, 'connect', (connect: AnyFn) =>
+    function (this: any) {
+      const result = connect.apply(this, arguments as unknown as unknown[])
+      try {
+        const internal = typeof this._getInternalClient === 'function' ? this._getInternalClient() : undefined
+        if (internal !== null && typeof internal === 'object' && internal !== seen) {
+          seen = internal
+          markInternal(internal)
+          use(internal)
+        }
+      } catch (err) {
+        fail('internal client', err)
+      }
+      return result
+    },
+  )
+}
+
+function groupOf(config: unknown): string | undefined {
+  const c = config as { kafkaJS?: { groupId?: unknown }; 'group.id'?: unknown } | undefined
+  const group = c?.kafkaJS?.groupId ?? c?.['group.id']
+  return typeof group === 'string' ? group : undefined
+}

@@ -1,0 +1,87 @@
+/**
+ * What a Kafka checkpoint is made of: its edge tags, prepared once per topic as a CheckpointNode,
+ * and the payload size of a message: key + value + headers, as they travel.
+ */
+import { Buffer } from 'node:buffer'
+import { PATHWAY_KEY } from '../context.js'
+import type { CheckpointNode, DataStreams } from '../data-streams.js'
+
+/** The header pathwise adds: its key and a 28-character value (20 context bytes) for any time between 2004 and 2112. */
+export const PATHWAY_HEADER_BYTES = Buffer.byteLength(PATHWAY_KEY) + 28
+
+/**
+ * The nodes of one client per topic: `direction:out` for a producer, `direction:in` with the
+ * group for a consumer. The cache starts over if the cluster id becomes known later.
+ */
+export class TopicNodes {
+  private readonly nodes = new Map<string, CheckpointNode | null>()
+  private clusterId: string | undefined
+
+  constructor(
+    private readonly dsm: DataStreams,
+    private readonly group?: string,
+  ) {}
+
+  get(topic: string, clusterId?: string): CheckpointNode | null {
+    if (clusterId !== this.clusterId) {
+      this.nodes.clear()
+      this.clusterId = clusterId
+    }
+    let node = this.nodes.get(topic)
+    if (node === undefined) {
+      node = this.dsm.node(edgeTags(topic, this.group, clusterId))
+      this.nodes.set(topic, node)
+    }
+    return node
+  }
+}
+
+export function edgeTags(topic: string, group: string | undefined, clusterId: string | undefined): string[] {
+  const tags =
+    group === undefined
+      ? ['direction:out', `topic:${topic}`, 'type:kafka']
+      : ['direction:in', `group:${group}`, `topic:${topic}`, 'type:kafka']
+  if (clusterId) tags.push(`kafka_cluster_id:${clusterId}`)
+  return tags
+}
+
+/** Bytes of a key, value or header value: a string in UTF-8, a Buffer as is, a repeated header value summed. */
+export function bytesOf(value: unknown): number {
+  if (typeof value === 'string') return Buffer.byteLength(value)
+  if (value instanceof Uint8Array) return value.byteLength
+  if (Array.isArray(value)) {
+    let n = 0
+    for (const v of value) n += bytesOf(v)
+    return n
+  }
+  return 0
+}
+
+/** key + value + headers of a KafkaJS-style message, whose headers are an object (a repeated header: an array of values). */
+export function messageSize(message: { key?: unknown; value?: unknown; headers?: unknown }): number {
+  return bytesOf(message.key) + bytesOf(message.value) + headerObjectSize(message.headers)
+}
+
+function headerObjectSize(headers: unknown): number {
+  if (headers === null || typeof headers !== 'object') return 0
+  let n = 0
+  const h = headers as Record<string, unknown>
+  for (const key of Object.keys(h)) {
+    const value = h[key]
+    if (value === undefined || value === null) continue
+    // A repeated header travels as one record per value, each with its key.
+    n += Buffer.byteLength(key) * (Array.isArray(value) ? value.length : 1) + bytesOf(value)
+  }
+  return n
+}
+
+/** Headers of the node-rdkafka-style API: an array of one-key objects, one per record header. */
+export function headerListSize(headers: unknown): number {
+  if (!Array.isArray(headers)) return 0
+  let n = 0
+  for (const header of headers) {
+    if (header === null || typeof header !== 'object') continue
+    for (const key of Object.keys(header)) n += Buffer.byteLength(key) + bytesOf((header as Record<string, unknown>)[key])
+  }
+  return n
+}

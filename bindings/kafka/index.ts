@@ -1,0 +1,5 @@
+/** Data Streams Monitoring for Kafka: kafkajs 2.x and @confluentinc/kafka-javascript (both of its APIs). */
+export { instrumentKafkaJs, kafkajsInstrumentation, type KafkaInstrumentOptions } from './kafkajs.js'
+export { instrumentConfluent, confluentInstrumentation } from './confluent.js'
+export { setHeaderInjection } from './injection.js'
+export { kafkaMessageContext, withKafkaMessageContext } from './message-context.js'

@@ -1,0 +1,56 @@
+/**
+ * Whether pathwise adds its header to a producer's messages. On by default; off per producer
+ * (`setHeaderInjection(producer, false)`, or the instrument functions' `injectHeaders: false`),
+ * for every producer with DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false (dd-trace-java's name for
+ * it), and automatically for a producer whose broker refused a record because of its headers.
+ * The switch is process-wide (a global symbol), so that the automatic mode's copy of pathwise
+ * and the application's see the same one.
+ */
+import { log } from './log.js'
+
+const OFF = Symbol.for('pathwise.kafka.headerInjectionOff')
+const off: WeakSet<object> = ((globalThis as Record<symbol, unknown>)[OFF] ??= new WeakSet<object>()) as WeakSet<object>
+
+/** Turns header injection on or off for one producer (kafkajs, confluent KafkaJS or node-rdkafka-style). */
+export function setHeaderInjection(producer: object, enabled: boolean): void {
+  if (enabled) off.delete(producer)
+  else off.add(producer)
+}
+
+export function headerInjectionOn(producer: object): boolean {
+  return !off.has(producer)
+}
+
+/** The default of the instrument functions and of the automatic mode. */
+export function injectionDefault(env: Record<string, string | undefined> = process.env): boolean {
+  const value = env.DD_KAFKA_CLIENT_PROPAGATION_ENABLED?.toLowerCase()
+  return value !== 'false' && value !== '0'
+}
+
+/**
+ * Kafka's UNSUPPORTED_FOR_MESSAGE_FORMAT (43): a broker whose topic keeps the message format of
+ * Kafka < 0.11 (before record headers) refuses records that have headers. kafkajs raises it as a
+ * KafkaJSProtocolError (type UNSUPPORTED_FOR_MESSAGE_FORMAT) wrapped as the `cause` of a
+ * KafkaJSNonRetriableError; the confluent client as an error whose `code` is 43.
+ * (Brokers older than 0.11 raise nothing: both clients then send without headers.)
+ */
+const UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
+
+/** After a broker refused the headers: injection off for this producer, and one warning per producer. */
+export function headersRefused(producer: object): void {
+  if (off.has(producer)) return
+  off.add(producer)
+  log.warn(
+    'a Kafka broker refused record headers (a topic with a message format older than Kafka 0.11): the message was ' +
+      'sent again without the pathway header, and this producer adds none from now on (no pathway links through it)',
+  )
+}
+
+export function isHeaderRejection(err: unknown): boolean {
+  let e = err as { code?: unknown; type?: unknown; cause?: unknown } | null | undefined
+  for (let depth = 0; depth < 4 && e !== null && typeof e === 'object'; depth++) {
+    if (e.code === UNSUPPORTED_FOR_MESSAGE_FORMAT || e.type === 'UNSUPPORTED_FOR_MESSAGE_FORMAT') return true
+    e = e.cause as typeof e
+  }
+  return false
+}

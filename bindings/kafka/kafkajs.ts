@@ -1,0 +1,456 @@
+/**
+ * kafkajs 2.x, the whole journey of a message. The confluent client's KafkaJS-compatible API has
+ * the same surface and reuses `wrapProducer` and `wrapRun` (confluent.ts).
+ *
+ * - Produce: `producer.send` and `sendBatch` (a transaction's too) record a produce checkpoint
+ *   per message and hand the client copies of the messages with the pathway header added; the
+ *   offsets of the result become `kafka_produce` backlogs. A broker that refuses the headers
+ *   gets the caller's own messages once more, and the producer sends no header from then on.
+ * - Consume: `consumer.run({ eachMessage })` records a consume checkpoint per message (parent:
+ *   the message's header) and runs the handler with its context current; `eachBatch` records
+ *   the batch in one pass and follows the rule of message-context.ts.
+ * - Commit: every commit (auto-commit, `commitOffsets`, `resolveOffset` + commit) passes through
+ *   the consumer's COMMIT_OFFSETS event: `kafka_commit` backlogs.
+ * - The cluster id comes from the metadata of the client's cluster, which kafkajs keeps private:
+ *   pathwise catches the cluster as `Kafka#producer` and `Kafka#consumer` create it.
+ */
+import { encodePathwayContext, extractPathwayContext, type PathwayContext } from '../context.js'
+import type { CheckpointNode, DataStreams } from '../data-streams.js'
+import { undoAll, wrapMethod, type Instrumentation } from '../instrument/instrumentation.js'
+import { PATHWAY_HEADER_BYTES, TopicNodes, messageSize } from './edges.js'
+import { withPathwayHeader } from './headers.js'
+import { headerInjectionOn, headersRefused, injectionDefault, isHeaderRejection, setHeaderInjection } from './injection.js'
+import { fail } from './log.js'
+import { followResolvedOffsets, rememberMessage } from './message-context.js'
+
+export interface KafkaInstrumentOptions {
+  /**
+   * Add the pathway header to produced messages. Default: true, unless
+   * DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false. Checkpoints are recorded either way.
+   */
+  injectHeaders?: boolean
+}
+
+// Client objects are shapes of two libraries: `any` at this boundary, checked where read.
+type AnyFn = (...args: any[]) => any
+type Message = { key?: unknown; value?: unknown; headers?: unknown; offset?: unknown }
+
+/** Clients pathwise instruments already: a second instrumentation (explicit and automatic together) stands aside. */
+const CLAIMED = Symbol.for('pathwise.kafka.instrumented')
+const claimed: WeakSet<object> = ((globalThis as Record<symbol, unknown>)[CLAIMED] ??= new WeakSet<object>()) as WeakSet<object>
+
+/** True the first time for a client, false when it is instrumented already. */
+export function claim(client: object): boolean {
+  if (claimed.has(client)) return false
+  claimed.add(client)
+  return true
+}
+
+export function isClaimed(client: object): boolean {
+  return claimed.has(client)
+}
+
+/** What the producer wrappers need from a client. */
+export interface ProducerHooks {
+  dsm: DataStreams
+  /** False once the instrumentation is undone: the wrappers then pass everything through. */
+  active(): boolean
+  clusterId(): string | undefined
+  /** Something to wait for before the first checkpoints (kafkajs learning the cluster id); undefined when nothing. */
+  ready?(): Promise<unknown> | undefined
+}
+
+interface TopicMessages {
+  topic?: unknown
+  messages?: unknown
+}
+
+/** One send or sendBatch after pathwise's part. */
+interface Plan {
+  entries: TopicMessages[]
+  injected: boolean
+  /** Messages per topic, to place the last offset when a topic's messages all went to one partition. */
+  counts: Map<string, number>
+}
+
+/**
+ * Wraps `send` and `sendBatch` of a producer (or of a kafkajs transaction, `owner` being its
+ * producer: the header switch is the producer's).
+ */
+export function wrapProducer(target: Record<string, any>, hooks: ProducerHooks, owner: object = target): void {
+  const { dsm } = hooks
+  const nodes = new TopicNodes(dsm)
+
+  const plan = (entries: readonly TopicMessages[]): Plan => {
+    const inject = headerInjectionOn(owner)
+    const clusterId = hooks.clusterId()
+    const counts = new Map<string, number>()
+    const out = entries.map((entry) => {
+      const topic = entry?.topic
+      const messages = entry?.messages
+      if (typeof topic !== 'string' || !Array.isArray(messages)) return entry
+      counts.set(topic, (counts.get(topic) ?? 0) + messages.length)
+      return { ...entry, messages: checkpointMessages(dsm, nodes.get(topic, clusterId), messages, inject) }
+    })
+    return { entries: out, injected: inject, counts }
+  }
+
+  const track = (result: unknown, p: Plan): unknown => {
+    try {
+      trackProduced(dsm, result, p.counts, hooks.clusterId())
+    } catch (err) {
+      fail('produce offsets', err)
+    }
+    return result
+  }
+
+  /** The client's promise, with the offsets recorded and, if the broker refused the headers, the caller's own messages sent once more. */
+  const settle = (result: unknown, p: Plan, resend: () => unknown): unknown => {
+    if (!isThenable(result)) return result
+    return result.then(
+      (value) => track(value, p),
+      (err: unknown) => {
+        if (!p.injected || !isHeaderRejection(err)) throw err
+        headersRefused(owner)
+        return Promise.resolve(resend()).then((value) => track(value, p))
+      },
+    )
+  }
+
+  /** Runs send after hooks.ready, if the client has something to learn first. */
+  const whenReady = (send: () => unknown): unknown => {
+    const pending = hooks.ready?.()
+    return pending === undefined ? send() : pending.then(send)
+  }
+
+  wrapMethod(target, 'send', (send: AnyFn) =>
+    function (this: unknown, record: any) {
+      if (!hooks.active() || record === null || typeof record !== 'object' || record.messages?.[PREPARED] === true) {
+        return send.apply(this, arguments as unknown as unknown[])
+      }
+      return whenReady(() => {
+        let p: Plan
+        try {
+          p = plan([record])
+        } catch (err) {
+          fail('produce', err)
+          return send.call(this, record)
+        }
+        return settle(send.call(this, { ...record, messages: p.entries[0].messages }), p, () => send.call(this, record))
+      })
+    },
+  )
+
+  wrapMethod(target, 'sendBatch', (sendBatch: AnyFn) =>
+    function (this: unknown, batch: any) {
+      if (!hooks.active() || batch === null || typeof batch !== 'object' || !Array.isArray(batch.topicMessages)) {
+        return sendBatch.apply(this, arguments as unknown as unknown[])
+      }
+      return whenReady(() => {
+        let p: Plan
+        try {
+          p = plan(batch.topicMessages)
+        } catch (err) {
+          fail('produce', err)
+          return sendBatch.call(this, batch)
+        }
+        return settle(sendBatch.call(this, { ...batch, topicMessages: p.entries }), p, () => sendBatch.call(this, batch))
+      })
+    },
+  )
+}
+
+/** Marks the message arrays pathwise made: a client's sendBatch may hand them to its own send (confluent's does). */
+const PREPARED = Symbol('pathwise.prepared')
+
+/** Produce checkpoints, in one pass: the messages to send, copies with the header where one is added. */
+function checkpointMessages(dsm: DataStreams, node: CheckpointNode | null, messages: readonly unknown[], inject: boolean): unknown[] {
+  const out = new Array<unknown>(messages.length) as unknown[] & { [PREPARED]?: true }
+  out[PREPARED] = true
+  if (node === null) {
+    for (let i = 0; i < messages.length; i++) out[i] = messages[i]
+    return out
+  }
+  const extra = inject ? PATHWAY_HEADER_BYTES : 0
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i] as Message
+    if (m === null || typeof m !== 'object') {
+      out[i] = m
+      continue
+    }
+    const ctx = dsm.setCheckpoint(node, undefined, messageSize(m) + extra)
+    out[i] = inject && ctx !== null ? { ...m, headers: withPathwayHeader(m.headers, encodePathwayContext(ctx)) } : m
+  }
+  return out
+}
+
+/**
+ * `kafka_produce` backlogs from a send's result: one entry per topic and partition, whose
+ * `baseOffset` is the offset of the first message written there. When all the messages of a
+ * topic went to one partition, the last one is at baseOffset + count - 1; otherwise the share of
+ * each partition is unknown and baseOffset stands (a lower bound, as dd-trace records it).
+ */
+function trackProduced(dsm: DataStreams, result: unknown, counts: Map<string, number>, clusterId: string | undefined): void {
+  if (!Array.isArray(result)) return
+  for (const entry of result) {
+    const topic = entry?.topicName
+    const base = entry?.baseOffset ?? entry?.offset
+    if (typeof topic !== 'string' || base === undefined || base === null) continue
+    let offset = Number(base)
+    if (!(offset >= 0)) continue
+    const count = counts.get(topic) ?? 1
+    if (count > 1 && result.filter((e) => e?.topicName === topic).length === 1) offset += count - 1
+    dsm.trackKafkaProduce(topic, Number(entry.partition), offset, clusterId)
+  }
+}
+
+function isThenable(value: unknown): value is Promise<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function'
+}
+
+/** What the consumer wrappers need from a client. */
+export interface ConsumerHooks {
+  dsm: DataStreams
+  active(): boolean
+  /** The consumer group; asked when the first message arrives. */
+  group(): string | undefined
+  clusterId(): string | undefined
+}
+
+/** Wraps `run`, so that the eachMessage and eachBatch handlers it is given record consume checkpoints and see their message's context. */
+export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): void {
+  const { dsm } = hooks
+  let nodes: TopicNodes | undefined
+
+  const checkpoint = (topic: unknown, message: Message): PathwayContext | null => {
+    if (typeof topic !== 'string' || message === null || typeof message !== 'object') return null
+    nodes ??= new TopicNodes(dsm, hooks.group() ?? '')
+    const node = nodes.get(topic, hooks.clusterId())
+    if (node === null) return null
+    // A missing or malformed header reads as no parent: the message starts a new pathway.
+    const ctx = dsm.setCheckpoint(node, extractPathwayContext(message.headers), messageSize(message))
+    if (ctx !== null) rememberMessage(message, ctx)
+    return ctx
+  }
+
+  const eachMessage = (handler: AnyFn) =>
+    function (this: unknown, payload: any) {
+      if (!hooks.active()) return handler.call(this, payload)
+      let ctx: PathwayContext | null = null
+      try {
+        ctx = checkpoint(payload?.topic, payload?.message)
+      } catch (err) {
+        fail('consume', err)
+      }
+      return ctx === null ? handler.call(this, payload) : dsm.runWithContext(ctx, () => handler.call(this, payload))
+    }
+
+  const eachBatch = (handler: AnyFn) =>
+    function (this: unknown, payload: any) {
+      if (!hooks.active()) return handler.call(this, payload)
+      let first: PathwayContext | null = null
+      let seen = payload
+      try {
+        const batch = payload?.batch
+        const messages = batch?.messages
+        if (Array.isArray(messages) && messages.length > 0) {
+          const ctxs = new Array<PathwayContext | null>(messages.length)
+          for (let i = 0; i < messages.length; i++) ctxs[i] = checkpoint(batch.topic, messages[i])
+          first = ctxs[0]
+          const resolveOffset = payload.resolveOffset
+          if (typeof resolveOffset === 'function') {
+            const follow = followResolvedOffsets(messages, ctxs)
+            // A copy: the client keeps using its own payload after the handler.
+            seen = {
+              ...payload,
+              resolveOffset(offset: unknown) {
+                const result = resolveOffset.apply(payload, arguments as unknown as unknown[])
+                try {
+                  follow(offset)
+                } catch (err) {
+                  fail('batch context', err)
+                }
+                return result
+              },
+            }
+          }
+        }
+      } catch (err) {
+        fail('consume', err)
+      }
+      return first === null ? handler.call(this, seen) : dsm.runWithContext(first, () => handler.call(this, seen))
+    }
+
+  wrapMethod(consumer, 'run', (run: AnyFn) =>
+    function (this: unknown, config: any) {
+      if (!hooks.active() || config === null || typeof config !== 'object') return run.apply(this, arguments as unknown as unknown[])
+      const wrapped = { ...config }
+      if (typeof config.eachMessage === 'function') wrapped.eachMessage = eachMessage(config.eachMessage)
+      if (typeof config.eachBatch === 'function') wrapped.eachBatch = eachBatch(config.eachBatch)
+      return run.call(this, wrapped)
+    },
+  )
+}
+
+/**
+ * Instruments one kafkajs client: producers and consumers it creates from now on.
+ * Returns the undo: `kafka.producer`/`consumer` are restored, and the clients already made
+ * pass everything through. With DSM disabled nothing is changed.
+ */
+export function instrumentKafkaJs(kafka: object, dsm: DataStreams, options: KafkaInstrumentOptions = {}): () => void {
+  if (!dsm.enabled) return () => {}
+  let on = true
+  const active = () => on
+  const inject = options.injectHeaders ?? injectionDefault()
+  const target = kafka as Record<string, any>
+  const undo = undoAll([
+    wrapMethod(target, 'producer', (create: AnyFn) =>
+      function (this: object, ...args: unknown[]) {
+        if (!on) return create.apply(this, args)
+        const { client, cluster } = createCatchingCluster(this, create, args)
+        try {
+          if (client !== null && typeof client === 'object' && claim(client)) {
+            if (!inject) setHeaderInjection(client, false)
+            const hooks = producerHooks(client, cluster, dsm, active)
+            wrapProducer(client, hooks)
+            wrapTransactions(client, hooks)
+          }
+        } catch (err) {
+          fail('instrument producer', err)
+        }
+        return client
+      },
+    ),
+    wrapMethod(target, 'consumer', (create: AnyFn) =>
+      function (this: object, ...args: unknown[]) {
+        if (!on) return create.apply(this, args)
+        const { client, cluster } = createCatchingCluster(this, create, args)
+        try {
+          if (client !== null && typeof client === 'object' && claim(client)) {
+            const groupId = (args[0] as { groupId?: unknown } | undefined)?.groupId
+            const group = typeof groupId === 'string' ? groupId : undefined
+            let clusterId: string | undefined
+            const hooks: ConsumerHooks = {
+              dsm,
+              active,
+              group: () => group,
+              clusterId: () => (clusterId ??= clusterIdOf(cluster)),
+            }
+            wrapRun(client, hooks)
+            trackCommits(client, hooks)
+          }
+        } catch (err) {
+          fail('instrument consumer', err)
+        }
+        return client
+      },
+    ),
+  ])
+  return () => {
+    on = false
+    undo()
+  }
+}
+
+/** The automatic mode: `Kafka.prototype.producer` and `consumer`, for every client of the module. */
+export const kafkajsInstrumentation: Instrumentation = {
+  module: 'kafkajs',
+  patch(exports, dsm) {
+    const Kafka = (exports as { Kafka?: unknown }).Kafka
+    if (typeof Kafka !== 'function') return () => {}
+    return instrumentKafkaJs(Kafka.prototype as object, dsm)
+  },
+}
+
+/**
+ * Calls `Kafka#producer`/`consumer` with a `this` whose private createCluster hands pathwise the
+ * cluster it creates. Without that private member (another kafkajs), a plain call.
+ */
+function createCatchingCluster(kafka: object, create: AnyFn, args: unknown[]): { client: any; cluster: any } {
+  const key = Object.getOwnPropertySymbols(kafka).find((s) => s.description === 'private:Kafka:createCluster')
+  const createCluster = key === undefined ? undefined : (kafka as Record<symbol, unknown>)[key]
+  if (key === undefined || typeof createCluster !== 'function') return { client: create.apply(kafka, args), cluster: undefined }
+  let cluster: unknown
+  const catching = Object.create(kafka, {
+    [key]: { value: (...a: unknown[]) => (cluster = createCluster.apply(kafka, a)) },
+  }) as object
+  return { client: create.apply(catching, args), cluster }
+}
+
+function clusterIdOf(cluster: any): string | undefined {
+  const id = cluster?.brokerPool?.metadata?.clusterId
+  return typeof id === 'string' && id !== '' ? id : undefined
+}
+
+/**
+ * A fresh producer has no metadata yet: before its first checkpoints pathwise has the cluster
+ * fetch it (kafkajs would, right after), so that every checkpoint carries the cluster id. Not for
+ * a producer that is not connected: it fails on its own, and pathwise opens no connection.
+ */
+function producerHooks(producer: object, cluster: any, dsm: DataStreams, active: () => boolean): ProducerHooks {
+  let known = cluster === undefined || cluster === null
+  let clusterId: string | undefined
+  const learn = (): void => {
+    const pool = cluster.brokerPool
+    if (!pool?.metadata) return
+    known = true
+    clusterId = clusterIdOf(cluster)
+    // Brokers older than Kafka 0.11 (Produce < v3) take no headers: kafkajs would drop them.
+    const produce = pool.versions?.[0]
+    if (typeof produce?.maxVersion === 'number' && produce.maxVersion < 3) setHeaderInjection(producer, false)
+  }
+  return {
+    dsm,
+    active,
+    clusterId: () => clusterId,
+    ready() {
+      if (known) return undefined
+      try {
+        learn()
+        if (known || !cluster.isConnected()) return undefined
+        return cluster.refreshMetadataIfNecessary().then(learn, () => {})
+      } catch (err) {
+        known = true
+        fail('cluster id', err)
+        return undefined
+      }
+    },
+  }
+}
+
+/** A transaction's send and sendBatch are the producer's, with the producer's header switch. */
+function wrapTransactions(producer: Record<string, any>, hooks: ProducerHooks): void {
+  wrapMethod(producer, 'transaction', (transaction: AnyFn) =>
+    function (this: unknown) {
+      const result = transaction.apply(this, arguments as unknown as unknown[])
+      if (!isThenable(result)) return result
+      return result.then((tx: any) => {
+        try {
+          if (hooks.active() && tx !== null && typeof tx === 'object') wrapProducer(tx, hooks, producer)
+        } catch (err) {
+          fail('instrument transaction', err)
+        }
+        return tx
+      })
+    },
+  )
+}
+
+/** kafkajs reports every commit, whatever made it, as a COMMIT_OFFSETS instrumentation event. */
+function trackCommits(consumer: Record<string, any>, hooks: ConsumerHooks): void {
+  const event = consumer.events?.COMMIT_OFFSETS
+  if (typeof event !== 'string' || typeof consumer.on !== 'function') return
+  consumer.on(event, (e: any) => {
+    if (!hooks.active()) return
+    try {
+      const groupId = e?.payload?.groupId ?? hooks.group()
+      for (const { topic, partitions } of e?.payload?.topics ?? []) {
+        for (const { partition, offset } of partitions ?? []) {
+          hooks.dsm.trackKafkaCommit(groupId, topic, Number(partition), offset, hooks.clusterId())
+        }
+      }
+    } catch (err) {
+      fail('commit offsets', err)
+    }
+  })
+}

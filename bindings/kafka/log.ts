@@ -1,0 +1,9 @@
+/** Where the Kafka instrumentations report trouble: once per kind, and the user's call goes on. */
+import { createLogger } from '../export/logger.js'
+
+export const log = createLogger(false)
+
+/** Reports a failed pathwise step once per step; the caller then carries on without it. */
+export function fail(step: string, err: unknown): void {
+  log.warnOnce(`kafka:${step}`, `kafka ${step} failed, continuing without it: ${(err as Error)?.message ?? err}`)
+}

@@ -1,0 +1,317 @@
+/**
+ * The node-rdkafka-style API of @confluentinc/kafka-javascript, the whole journey of a message:
+ *
+ * - Produce: `Producer#produce(topic, partition, value, key, timestamp, opaque, headers)` records
+ *   a produce checkpoint and appends the pathway header to a copy of the headers list. With
+ *   delivery reports on (`dr_cb` / `dr_msg_cb`), each report's offset is a `kafka_produce`
+ *   backlog, and a report that the broker refused the headers makes pathwise produce the
+ *   caller's own message once more (the application sees only that second report).
+ * - Consume: in flowing (`consume()`) and non-flowing (`consume(n, cb)`) mode alike, every
+ *   message passes through a 'data' event: there pathwise records the consume checkpoint and
+ *   runs the listeners with the message's context current; the `consume` callback runs with the
+ *   context of its (first) message (see message-context.ts).
+ * - Commit: librdkafka reports every commit, automatic or not, to an `offset_commit_cb`. When the
+ *   application set none, pathwise adds its own at `connect()` (it emits nothing); otherwise it
+ *   reads the 'offset.commit' events. Either way: `kafka_commit` backlogs.
+ * - The binding does not expose the cluster id: no `kafka_cluster_id` tag.
+ *
+ * The KafkaJS-compatible API drives internal clients of these same classes; confluent.ts marks
+ * them, and the wrappers here leave them alone.
+ */
+import { encodePathwayContext, type PathwayContext } from '../context.js'
+import type { DataStreams } from '../data-streams.js'
+import { undoAll, wrapMethod } from '../instrument/instrumentation.js'
+import { PATHWAY_HEADER_BYTES, TopicNodes, bytesOf, headerListSize } from './edges.js'
+import { headerListWithPathway, pathwayFromHeaderList } from './headers.js'
+import { headerInjectionOn, headersRefused, isHeaderRejection, setHeaderInjection } from './injection.js'
+import { isClaimed } from './kafkajs.js'
+import { fail, log } from './log.js'
+import { kafkaMessageContext, rememberMessage } from './message-context.js'
+
+// Client objects are shapes of the binding: `any` at this boundary, checked where read.
+type AnyFn = (...args: any[]) => any
+
+const INTERNAL = Symbol.for('pathwise.kafka.internalClients')
+const internal: WeakSet<object> = ((globalThis as Record<symbol, unknown>)[INTERNAL] ??= new WeakSet<object>()) as WeakSet<object>
+
+/** A client that the KafkaJS-compatible API drives: instrumented at that level, not at this one. */
+export function markInternal(client: object): void {
+  internal.add(client)
+}
+
+/** Where the wrappers are installed: on the classes' prototypes (the automatic mode) or on one client. */
+interface Target {
+  /** Whether a client is left alone at this level. */
+  standsAside(client: object): boolean
+  active(): boolean
+}
+
+/**
+ * The opaque pathwise gives librdkafka for a message it added a header to, while it cannot yet
+ * tell whether the broker takes headers on that topic: what it needs to produce the message once
+ * more without the header. The delivery report hands the caller's own opaque back.
+ */
+class PendingDelivery {
+  constructor(
+    readonly topic: string,
+    readonly partition: unknown,
+    readonly message: unknown,
+    readonly key: unknown,
+    readonly timestamp: unknown,
+    readonly opaque: unknown,
+    readonly headers: unknown,
+  ) {}
+}
+
+interface ProducerState {
+  nodes: TopicNodes
+  /** Topics whose broker took a message with the header: no need to keep messages for a resend any more. */
+  confirmed: Set<string>
+}
+
+/**
+ * Producer wrappers on `target` (Producer.prototype, or one producer). `produceName` is `produce`,
+ * or `_oldProduce` on a HighLevelProducer, whose own `produce` has another signature and ends there.
+ * `inject` is the header switch of each producer when first seen.
+ */
+function instrumentProducer(
+  target: Record<string, any>,
+  produceName: string,
+  dsm: DataStreams,
+  where: Target,
+  inject: boolean,
+): () => void {
+  const states = new WeakMap<object, ProducerState>()
+  const stateOf = (producer: object): ProducerState | null => {
+    if (!where.active() || where.standsAside(producer)) return null
+    let state = states.get(producer)
+    if (state === undefined) {
+      state = { nodes: new TopicNodes(dsm), confirmed: new Set() }
+      states.set(producer, state)
+      if (!inject) setHeaderInjection(producer, false)
+    }
+    return state
+  }
+  let produceRaw: AnyFn | undefined
+  // Opaques pathwise swapped and has not handed back yet: the undo keeps the emit wrapper until
+  // they are all back, so that no application sees a PendingDelivery.
+  let pending = 0
+  let undoWhenIdle = false
+
+  const resend = (producer: any, refused: PendingDelivery): boolean => {
+    try {
+      headersRefused(producer)
+      const { topic, partition, message, key, timestamp, opaque, headers } = refused
+      produceRaw!.call(producer, topic, partition, message, key, timestamp, opaque, headers)
+      return true
+    } catch (err) {
+      fail('resend', err)
+      return false
+    }
+  }
+
+  const undoProduce = wrapMethod(target, produceName, (produce: AnyFn) => {
+    produceRaw = produce
+    return function (this: any, topic: unknown, partition: unknown, message: unknown, key: unknown, timestamp: unknown, opaque: unknown, headers: unknown) {
+      const state = stateOf(this)
+      if (state === null || typeof topic !== 'string') return produce.apply(this, arguments as unknown as unknown[])
+      let args: unknown[] | undefined
+      try {
+        const node = state.nodes.get(topic)
+        if (node !== null) {
+          const injecting = headerInjectionOn(this)
+          const size = bytesOf(message) + bytesOf(key) + headerListSize(headers) + (injecting ? PATHWAY_HEADER_BYTES : 0)
+          const ctx = dsm.setCheckpoint(node, undefined, size)
+          if (injecting && ctx !== null) {
+            // Only with delivery reports on does librdkafka hand an opaque back (and release it).
+            const watch = !state.confirmed.has(topic) && deliveryReportsOn(this)
+            const sentOpaque = watch ? new PendingDelivery(topic, partition, message, key, timestamp, opaque, headers) : opaque
+            args = [topic, partition, message, key, timestamp, sentOpaque, headerListWithPathway(headers, encodePathwayContext(ctx))]
+            if (watch) pending++
+          }
+        }
+      } catch (err) {
+        fail('produce', err)
+      }
+      if (args === undefined) return produce.apply(this, arguments as unknown as unknown[])
+      try {
+        return produce.apply(this, args)
+      } catch (err) {
+        // Refused at once (a full queue): no report will hand this opaque back.
+        if (args[5] instanceof PendingDelivery) pending--
+        throw err
+      }
+    }
+  })
+
+  const undoEmit = wrapMethod(target, 'emit', (emit: AnyFn) =>
+    function (this: any, event: unknown, err: unknown, report: any) {
+      if (event === 'delivery-report' && report !== null && typeof report === 'object') {
+        try {
+          const swapped = report.opaque
+          if (swapped instanceof PendingDelivery) {
+            report.opaque = swapped.opaque
+            if (--pending === 0 && undoWhenIdle) undoEmit()
+            // The failed attempt's report is not the application's: the resend's report follows.
+            if (err && isHeaderRejection(err) && resend(this, swapped)) return this.listenerCount('delivery-report') > 0
+          }
+          const state = err ? null : stateOf(this)
+          if (state !== null && typeof report.topic === 'string') {
+            state.confirmed.add(report.topic)
+            dsm.trackKafkaProduce(report.topic, Number(report.partition), report.offset)
+          }
+        } catch (e) {
+          fail('delivery report', e)
+        }
+      }
+      return emit.apply(this, arguments as unknown as unknown[])
+    },
+  )
+
+  return () => {
+    undoProduce()
+    if (pending === 0) undoEmit()
+    else undoWhenIdle = true
+  }
+}
+
+function deliveryReportsOn(producer: any): boolean {
+  return typeof producer._cb_configs?.event?.delivery_cb === 'function'
+}
+
+interface ConsumerState {
+  nodes: TopicNodes
+  group: string
+}
+
+/** KafkaConsumer wrappers on `target` (KafkaConsumer.prototype, or one consumer). */
+function instrumentConsumer(target: Record<string, any>, dsm: DataStreams, where: Target): () => void {
+  const states = new WeakMap<object, ConsumerState>()
+  const stateOf = (consumer: any): ConsumerState | null => {
+    if (!where.active() || where.standsAside(consumer)) return null
+    let state = states.get(consumer)
+    if (state === undefined) {
+      const group = consumer.globalConfig?.['group.id']
+      state = { nodes: new TopicNodes(dsm, typeof group === 'string' ? group : ''), group: typeof group === 'string' ? group : '' }
+      states.set(consumer, state)
+    }
+    return state
+  }
+
+  const checkpoint = (state: ConsumerState, message: any): PathwayContext | null => {
+    if (message === null || typeof message !== 'object' || typeof message.topic !== 'string') return null
+    const node = state.nodes.get(message.topic)
+    if (node === null) return null
+    const size = bytesOf(message.value) + bytesOf(message.key) + headerListSize(message.headers)
+    // A missing or malformed header reads as no parent: the message starts a new pathway.
+    const ctx = dsm.setCheckpoint(node, pathwayFromHeaderList(message.headers), size)
+    if (ctx !== null) rememberMessage(message, ctx)
+    return ctx
+  }
+
+  /** The consume callback, run with the context of its message (flowing) or first message (a batch). */
+  const inMessageContext = (callback: AnyFn) =>
+    function (this: unknown, _err: unknown, messages: unknown) {
+      const first = Array.isArray(messages) ? messages[0] : messages
+      const ctx = first !== null && typeof first === 'object' ? kafkaMessageContext(first) : undefined
+      const args = arguments as unknown as unknown[]
+      return ctx === undefined ? callback.apply(this, args) : dsm.runWithContext(ctx, () => callback.apply(this, args))
+    }
+
+  return undoAll([
+    wrapMethod(target, 'emit', (emit: AnyFn) =>
+      function (this: any, event: unknown, a: unknown, b: unknown) {
+        if (event === 'data') {
+          const state = stateOf(this)
+          if (state !== null) {
+            let ctx: PathwayContext | null = null
+            try {
+              ctx = checkpoint(state, a)
+            } catch (err) {
+              fail('consume', err)
+            }
+            if (ctx !== null) {
+              const args = arguments as unknown as unknown[]
+              return dsm.runWithContext(ctx, () => emit.apply(this, args))
+            }
+          }
+        } else if (event === 'offset.commit' && !a) {
+          const state = stateOf(this)
+          if (state !== null) trackCommitted(dsm, state.group, b)
+        }
+        return emit.apply(this, arguments as unknown as unknown[])
+      },
+    ),
+    wrapMethod(target, 'consume', (consume: AnyFn) =>
+      function (this: any, number: unknown, callback: unknown) {
+        if (stateOf(this) !== null) {
+          if (typeof callback === 'function') return consume.call(this, number, inMessageContext(callback as AnyFn))
+          if (typeof number === 'function') return consume.call(this, inMessageContext(number as AnyFn), callback)
+        }
+        return consume.apply(this, arguments as unknown as unknown[])
+      },
+    ),
+    wrapMethod(target, 'connect', (connect: AnyFn) =>
+      function (this: any) {
+        try {
+          const state = stateOf(this)
+          if (state !== null) addCommitCallback(this, state.group, dsm, where)
+        } catch (err) {
+          fail('commit callback', err)
+        }
+        return connect.apply(this, arguments as unknown as unknown[])
+      },
+    ),
+  ])
+}
+
+/**
+ * Has librdkafka report commits to pathwise, for a consumer whose application set no
+ * offset_commit_cb: one added to the callbacks the client registers at connect() (silent: the
+ * application sees no 'offset.commit' event it did not ask for).
+ */
+function addCommitCallback(consumer: any, group: string, dsm: DataStreams, where: Target): void {
+  const callbacks = consumer._cb_configs?.global
+  if (callbacks === null || typeof callbacks !== 'object' || typeof callbacks.offset_commit_cb === 'function') return
+  callbacks.offset_commit_cb = (err: unknown, offsets: unknown) => {
+    if (!err && where.active()) trackCommitted(dsm, group, offsets)
+  }
+}
+
+/** `kafka_commit` backlogs from a commit report: the partitions that have an offset (the next one to read). */
+export function trackCommitted(dsm: DataStreams, group: string, offsets: unknown): void {
+  try {
+    if (!Array.isArray(offsets)) return
+    for (const tp of offsets) {
+      if (tp === null || typeof tp !== 'object' || tp.error || typeof tp.topic !== 'string') continue
+      if (typeof tp.offset === 'number' && tp.offset >= 0) dsm.trackKafkaCommit(group, tp.topic, Number(tp.partition), tp.offset)
+    }
+  } catch (err) {
+    fail('commit offsets', err)
+  }
+}
+
+/** The automatic mode: the prototypes of Producer (HighLevelProducer inherits it) and KafkaConsumer. */
+export function patchRdKafka(exports: Record<string, any>, dsm: DataStreams, active: () => boolean, inject: boolean): () => void {
+  const where: Target = { active, standsAside: (client) => internal.has(client) || isClaimed(client) }
+  const undos: (() => void)[] = []
+  if (typeof exports.Producer === 'function') undos.push(instrumentProducer(exports.Producer.prototype, 'produce', dsm, where, inject))
+  if (typeof exports.KafkaConsumer === 'function') undos.push(instrumentConsumer(exports.KafkaConsumer.prototype, dsm, where))
+  return undoAll(undos)
+}
+
+/** One Producer or HighLevelProducer; `inject` applies to it now, so that `setHeaderInjection` can change it afterwards. */
+export function instrumentRdProducer(producer: Record<string, any>, dsm: DataStreams, active: () => boolean, inject: boolean): () => void {
+  if (!inject) setHeaderInjection(producer, false)
+  const where: Target = { active, standsAside: (client) => internal.has(client) }
+  const produceName = typeof producer._oldProduce === 'function' ? '_oldProduce' : 'produce'
+  return instrumentProducer(producer, produceName, dsm, where, true)
+}
+
+/** One KafkaConsumer. Its commits are seen if it is instrumented before connect(), or if it reports them itself (offset_commit_cb). */
+export function instrumentRdConsumer(consumer: Record<string, any>, dsm: DataStreams, active: () => boolean): () => void {
+  if (consumer._isConnected === true && typeof consumer._cb_configs?.global?.offset_commit_cb !== 'function') {
+    log.warnOnce('kafka:commits-unseen', 'a KafkaConsumer instrumented after connect() without offset_commit_cb: its commits are not recorded')
+  }
+  return instrumentConsumer(consumer, dsm, { active, standsAside: (client) => internal.has(client) })
+}
