@@ -1,0 +1,146 @@
+import { lagHistory, lagRows, type LagHistory, type LagRow } from './lag.js'
+import { mergeCells, rangeOf, type Range } from './range.js'
+import { quantilesOf, type Quantiles } from './sketch.js'
+import type { Store } from './store.js'
+import type { ForwardStats } from './forward.js'
+import { collectEdges, pathways, topology, type EdgeView, type NodeView, type PathwayView } from './topology.js'
+
+/**
+ * The JSON API under `/api/`: what the page, `pathwise top` and anyone else read.
+ *   GET /api/summary?range=60   everything below in one answer (what the page polls)
+ *   GET /api/topology           nodes and edges
+ *   GET /api/pathways           pathways with end-to-end latency
+ *   GET /api/lag                Kafka consumer lag per group, topic and partition
+ *   GET /api/edge?id=EDGE_ID    one edge: its latency and throughput per bucket, and its lag
+ *   GET /api/status             intake counters and settings
+ * `range` (seconds, default 60, at most the window) is how far back rates and quantiles look.
+ * Latencies are in seconds, sizes in bytes, rates in messages per second, times in ms since the epoch.
+ */
+
+export interface Status {
+  version: string
+  startedAt: number
+  uptimeSeconds: number
+  windowSeconds: number
+  /** Pipeline stats payloads accepted and rejected; `other`: trace, stats and telemetry payloads taken and dropped. */
+  payloads: { accepted: number; rejected: number; other: number }
+  points: { received: number; dropped: number; outOfWindow: number }
+  series: number
+  cells: number
+  lastPayloadAt: number | null
+  lastRejection: { at: number; reason: string } | null
+  forward: ForwardStats | null
+  db: string | null
+}
+
+export interface ApiContext {
+  store: Store
+  status(): Status
+}
+
+export interface Summary {
+  now: number
+  rangeSeconds: number
+  nodes: NodeView[]
+  edges: EdgeView[]
+  pathways: PathwayView[]
+  lag: LagRow[]
+  status: Status
+}
+
+export interface EdgeDetail {
+  now: number
+  edge: EdgeView
+  /** One entry per bucket of the window that holds data for the edge, oldest first. */
+  buckets: Array<{ start: number; count: number; rate: number; latency: Quantiles | null }>
+  lag: LagRow[]
+  lagHistory: LagHistory[]
+}
+
+export const DEFAULT_RANGE_S = 60
+
+export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summary {
+  // Whatever left the window since the last eviction tick is not shown.
+  ctx.store.evict()
+  const range = rangeFor(ctx.store, rangeSeconds)
+  const { nodes, edges } = topology(ctx.store, range)
+  const lag = lagRows(ctx.store, range)
+  for (const e of edges) {
+    if (e.kind !== 'consume' || e.type !== 'kafka' || !e.group) continue
+    const rows = lag.filter((r) => r.group === e.group && r.topic === e.topic)
+    if (rows.length === 0) continue
+    e.lag = {
+      messages: rows.some((r) => r.lagMessages === null) ? null : rows.reduce((sum, r) => sum + (r.lagMessages ?? 0), 0),
+      seconds: rows.some((r) => r.lagSeconds === null) ? null : Math.max(...rows.map((r) => r.lagSeconds ?? 0)),
+    }
+  }
+  return { now: range.now, rangeSeconds: range.rangeMs / 1000, nodes, edges, pathways: pathways(ctx.store, range), lag, status: ctx.status() }
+}
+
+function rangeFor(store: Store, rangeSeconds: number): Range {
+  const seconds = Number.isFinite(rangeSeconds) ? Math.min(Math.max(rangeSeconds, 10), store.windowMs / 1000) : DEFAULT_RANGE_S
+  return rangeOf(store.now(), seconds * 1000)
+}
+
+export function edgeDetail(ctx: ApiContext, id: string, rangeSeconds = DEFAULT_RANGE_S): EdgeDetail | null {
+  const s = summary(ctx, rangeSeconds)
+  const edge = s.edges.find((e) => e.id === id)
+  const acc = collectEdges(ctx.store).get(id)
+  if (!edge || !acc) return null
+  const starts = new Set<number>()
+  for (const series of acc.series) for (const start of series.cells.keys()) starts.add(start)
+  const buckets = [...starts]
+    .sort((a, b) => a - b)
+    .map((start) => {
+      const cells = acc.series.flatMap((series) => {
+        const cell = series.cells.get(start)
+        return cell ? [new Map([[start, cell]])] : []
+      })
+      // A range of exactly this bucket: its count over its 10 s (or, for the current bucket, its elapsed time).
+      const m = mergeCells(cells, { now: s.now, rangeMs: 10_000, from: start, current: Math.min(start + 10_000, s.now - (s.now % 10_000)) })
+      return { start, count: m.count, rate: m.rate, latency: quantilesOf(m.edge) }
+    })
+  const kafka = edge.kind === 'consume' && edge.type === 'kafka' && edge.group && edge.topic
+  return {
+    now: s.now,
+    edge,
+    buckets,
+    lag: kafka ? s.lag.filter((r) => r.group === edge.group && r.topic === edge.topic) : [],
+    lagHistory: kafka ? lagHistory(ctx.store, edge.group!, edge.topic!) : [],
+  }
+}
+
+export interface ApiAnswer {
+  status: number
+  body: unknown
+}
+
+/** Answers a GET under /api/, or null when the path is not an API route. */
+export function handleApi(ctx: ApiContext, url: URL): ApiAnswer | null {
+  const range = url.searchParams.has('range') ? Number(url.searchParams.get('range')) : DEFAULT_RANGE_S
+  switch (url.pathname) {
+    case '/api/summary':
+      return { status: 200, body: summary(ctx, range) }
+    case '/api/topology': {
+      const { now, rangeSeconds, nodes, edges } = summary(ctx, range)
+      return { status: 200, body: { now, rangeSeconds, nodes, edges } }
+    }
+    case '/api/pathways': {
+      const { now, rangeSeconds, pathways: list } = summary(ctx, range)
+      return { status: 200, body: { now, rangeSeconds, pathways: list } }
+    }
+    case '/api/lag': {
+      const { now, rangeSeconds, lag } = summary(ctx, range)
+      return { status: 200, body: { now, rangeSeconds, lag } }
+    }
+    case '/api/status':
+      return { status: 200, body: ctx.status() }
+    case '/api/edge': {
+      const id = url.searchParams.get('id') ?? ''
+      const detail = edgeDetail(ctx, id, range)
+      return detail ? { status: 200, body: detail } : { status: 404, body: { error: `no edge ${JSON.stringify(id)}` } }
+    }
+    default:
+      return null
+  }
+}

@@ -1,0 +1,244 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { VERSION } from '../version.js'
+import { handleApi, summary, type ApiContext, type Status } from './api.js'
+import { Forwarder } from './forward.js'
+import { decodePipelineStats, DEFAULT_LIMITS, IntakeError, readBody, type IntakeLimits } from './intake.js'
+import { Metrics } from './metrics.js'
+import { Persistence } from './persistence.js'
+import { staticFile } from './static.js'
+import { BUCKET_MS, Store } from './store.js'
+
+/**
+ * The pathwise agent: an HTTP intake for DSM payloads from pathwise and Datadog's tracers, the
+ * JSON API, `/metrics` and the page. It also answers what a tracer pointed at a Datadog Agent
+ * expects (`/info`, traces, stats, telemetry), taking those payloads without storing them, so that
+ * the tracer logs no errors. Bad input gets a 400 and changes nothing; nothing a client sends can
+ * stop the server.
+ */
+
+export interface AgentOptions {
+  /** Default 127.0.0.1: the agent listens on loopback unless told otherwise. */
+  host?: string
+  /** Default 8126, the Datadog Agent's port; 0 for any free port. */
+  port?: number
+  /** Another Agent that every payload is passed on to, unchanged. */
+  forward?: string
+  /** SQLite file keeping history across restarts. */
+  db?: string
+  /** How long the database keeps history. Default 7 days. */
+  dbRetentionMs?: number
+  /** In-memory retention. Default one hour. */
+  windowMs?: number
+  maxSeries?: number
+  maxCells?: number
+  limits?: Partial<IntakeLimits>
+  /** Clock (ms since the epoch); tests set it. */
+  now?: () => number
+  /** Where the agent reports what it does (rejections, failures); default stderr. */
+  log?: (line: string) => void
+}
+
+export interface RunningAgent {
+  url: string
+  host: string
+  port: number
+  store: Store
+  close(): Promise<void>
+}
+
+const TRACE_PATHS = new Set(['/v0.3/traces', '/v0.4/traces', '/v0.5/traces', '/v0.7/traces'])
+/** Trace and telemetry bodies are only counted and forwarded, never decoded; the Datadog Agent takes up to 50 MB. */
+const MAX_OTHER_BODY = 50 * 1024 * 1024
+/** Pipeline payloads read and decoded at once: each may take its limits in memory, so their number is bounded too. */
+const MAX_INTAKE_IN_FLIGHT = 16
+/** At most one rejection line per this many ms in the log, so that a misbehaving sender cannot flood it. */
+const REJECTION_LOG_MS = 5000
+
+export async function startAgent(options: AgentOptions = {}): Promise<RunningAgent> {
+  const host = options.host ?? '127.0.0.1'
+  const limits: IntakeLimits = { ...DEFAULT_LIMITS, ...options.limits }
+  const log = options.log ?? ((line: string) => process.stderr.write(`pathwise agent: ${line}\n`))
+  const store = new Store({
+    windowMs: options.windowMs ?? 3_600_000,
+    maxSeries: options.maxSeries ?? 10_000,
+    maxCells: options.maxCells ?? 100_000,
+    now: options.now ?? Date.now,
+  })
+  const forwarder = options.forward ? new Forwarder(options.forward) : null
+  const persistence = options.db
+    ? await Persistence.open(store, { path: options.db, retentionMs: options.dbRetentionMs ?? 7 * 86_400_000, onError: (err) => log(`database write failed: ${err.message}`) })
+    : null
+  const metrics = new Metrics()
+  const startedAt = Date.now()
+  const counts = { accepted: 0, rejected: 0, other: 0 }
+  let lastRejection: Status['lastRejection'] = null
+  let lastRejectionLog = 0
+  let unloggedRejections = 0
+  let intakeInFlight = 0
+  let port = 0
+
+  const ctx: ApiContext = {
+    store,
+    status: () => ({
+      version: VERSION,
+      startedAt,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      windowSeconds: store.windowMs / 1000,
+      payloads: { ...counts },
+      points: { received: store.counters.points, dropped: store.counters.dropped, outOfWindow: store.counters.outOfWindow },
+      series: store.seriesCount,
+      cells: store.cells,
+      lastPayloadAt: store.lastPayloadAt,
+      lastRejection,
+      forward: forwarder ? { ...forwarder.stats } : null,
+      db: options.db ?? null,
+    }),
+  }
+
+  function rejectPayload(req: http.IncomingMessage, res: http.ServerResponse, reason: string): void {
+    counts.rejected++
+    lastRejection = { at: Date.now(), reason }
+    // A body not read to its end is left unread: close the connection rather than read it.
+    send(res, 400, `${reason}\n`, 'text/plain; charset=utf-8', !req.complete)
+    const now = Date.now()
+    if (now - lastRejectionLog >= REJECTION_LOG_MS) {
+      log(`rejected a payload: ${reason}${unloggedRejections > 0 ? ` (and ${unloggedRejections} more since the last line)` : ''}`)
+      lastRejectionLog = now
+      unloggedRejections = 0
+    } else {
+      unloggedRejections++
+    }
+  }
+
+  async function pipelineStats(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (intakeInFlight >= MAX_INTAKE_IN_FLIGHT) {
+      // Tracers retry a 503 later; the body is left unread.
+      res.setHeader('Retry-After', '1')
+      return send(res, 503, 'busy: too many payloads in progress, retry later\n', 'text/plain; charset=utf-8', true)
+    }
+    intakeInFlight++
+    try {
+      const body = await readBody(req, limits.maxBodyBytes)
+      const payload = await decodePipelineStats(body, limits)
+      store.ingest(payload)
+      counts.accepted++
+      forwarder?.send(req.method ?? 'POST', req.url ?? '/v0.1/pipeline_stats', req.headers, body)
+      send(res, 200, 'OK\n')
+    } catch (err) {
+      if (!(err instanceof IntakeError)) throw err
+      rejectPayload(req, res, err.message)
+    } finally {
+      intakeInFlight--
+    }
+  }
+
+  /** Traces, stats and telemetry: read, forwarded if asked, answered as the Agent does, never stored. */
+  async function passThrough(req: http.IncomingMessage, res: http.ServerResponse, status: number, answer: string, type: string): Promise<void> {
+    try {
+      const body = await readBody(req, MAX_OTHER_BODY)
+      counts.other++
+      forwarder?.send(req.method ?? 'POST', req.url ?? '/', req.headers, body)
+      send(res, status, answer, type)
+    } catch (err) {
+      if (!(err instanceof IntakeError)) throw err
+      send(res, 413, `${err.message}\n`, 'text/plain; charset=utf-8', true)
+    }
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://agent')
+    const path = url.pathname
+    const method = req.method ?? 'GET'
+    const write = method === 'POST' || method === 'PUT'
+    if (path === '/v0.1/pipeline_stats') {
+      if (write) return pipelineStats(req, res)
+      return send(res, 405, 'use POST\n')
+    }
+    if (write && TRACE_PATHS.has(path)) return passThrough(req, res, 200, '{"rate_by_service":{}}', 'application/json')
+    if (write && (path === '/v0.6/stats' || path.startsWith('/telemetry/proxy/'))) return passThrough(req, res, 202, '{}', 'application/json')
+    if (method !== 'GET' && method !== 'HEAD') {
+      req.resume()
+      // /v0.7/config included: a 404 there is how an Agent says remote configuration is off, which tracers accept quietly.
+      return send(res, 404, 'not found\n')
+    }
+    if (path === '/info') return send(res, 200, JSON.stringify(info(port)), 'application/json')
+    if (path === '/metrics') return send(res, 200, await metrics.render(summary(ctx)), metrics.contentType)
+    if (path.startsWith('/api/')) {
+      const answer = handleApi(ctx, url)
+      if (answer) return send(res, answer.status, JSON.stringify(answer.body), 'application/json')
+      return send(res, 404, JSON.stringify({ error: `no route ${path}` }), 'application/json')
+    }
+    const file = await staticFile(path)
+    if (file) return send(res, 200, file.body, file.type)
+    send(res, 404, 'not found\n')
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((err: Error) => {
+      log(`error answering ${req.method} ${req.url}: ${err.message}`)
+      if (!res.headersSent) send(res, 500, 'internal error\n', 'text/plain; charset=utf-8', true)
+      else res.destroy()
+    })
+  })
+  server.on('clientError', (_err, socket) => socket.destroy())
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(options.port ?? 8126, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+  } catch (err) {
+    persistence?.close()
+    throw err
+  }
+  port = (server.address() as AddressInfo).port
+  server.on('error', (err) => log(`server error: ${err.message}`))
+  const evictTimer = setInterval(() => store.evict(), BUCKET_MS)
+  evictTimer.unref()
+
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    host,
+    port,
+    store,
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(evictTimer)
+        forwarder?.close()
+        server.close(() => {
+          persistence?.close()
+          resolve()
+        })
+        server.closeAllConnections()
+      }),
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: string | Buffer, type = 'text/plain; charset=utf-8', close = false): void {
+  const headers: http.OutgoingHttpHeaders = { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' }
+  if (close) headers.Connection = 'close'
+  res.writeHead(status, headers)
+  res.end(body)
+}
+
+/**
+ * What tracers read from `/info`: the endpoints they may use. The version is the Agent API this
+ * agent speaks (7.34 brought `/v0.1/pipeline_stats`); the `/v0.6/stats` endpoint is not listed,
+ * so that tracers do not compute client-side stats and drop traces for an agent that keeps none.
+ */
+function info(port: number): object {
+  return {
+    version: '7.34.0-pathwise',
+    pathwise_version: VERSION,
+    endpoints: ['/v0.4/traces', '/v0.5/traces', '/v0.7/traces', '/v0.1/pipeline_stats', '/telemetry/proxy/', '/info'],
+    feature_flags: [],
+    client_drop_p0s: false,
+    span_meta_structs: false,
+    long_running_spans: false,
+    config: { default_env: 'none', receiver_port: port, statsd_port: 8125 },
+  }
+}
