@@ -24,4 +24,6 @@ export type { Core, Sketch, Backend, DrainedBucket, DrainedPoint } from './core/
 export { VERSION } from './version.js'
 export { extractFromHeaders, injectIntoHeaders, type HeadersLike } from './http-carrier.js'
 export { autoInstrumentation, type AutoInstrumentation } from './instrument/auto-global.js'
-export { pathwiseSqs, pathwiseKinesis, contextOf, withMessageContext, type PathwiseKinesisOptions, type AwsPlugin } from './aws/index.js'
+export { pathwiseSqs, pathwiseKinesis, type PathwiseKinesisOptions, type AwsPlugin } from './aws/index.js'
+export { instrumentKafkaJs, instrumentConfluent, setHeaderInjection, type KafkaInstrumentOptions } from './kafka/index.js'
+export { contextOf, withMessageContext } from './received-messages.js'

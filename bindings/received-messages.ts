@@ -1,13 +1,16 @@
 /**
- * The hand-off from a receive to the caller's next send.
+ * Which received message a send links to, for every transport.
  *
- * A middleware runs inside the SDK call's own async chain: a context it makes current there does
- * not reach the caller's code after `await client.send(...)`. So the received contexts travel
- * another way, by this rule:
+ * A consumer instrumentation that calls the user's handler makes the message's context current
+ * for that handler (Kafka's eachMessage). A receive the caller awaits is different: an AWS SDK
+ * middleware runs inside the SDK call's own async chain, and a context it makes current there does
+ * not reach the caller's code after `await client.send(...)`. So received contexts travel another
+ * way, by this rule:
  *
- * 1. `contextOf(message)` is the context of the consume checkpoint of a message the SDK handed
- *    back (an SQS `Message`, a Kinesis `Record`), and `withMessageContext(dsm, message, fn)` runs
- *    `fn` with it current: a send inside links to exactly that message.
+ * 1. `contextOf(message)` is the context of the consume checkpoint of a message a client handed
+ *    back (a Kafka message, an SQS `Message`, a Kinesis `Record`), and
+ *    `withMessageContext(dsm, message, fn)` runs `fn` with it current: a send inside links to
+ *    exactly that message.
  * 2. Otherwise a send links to the LAST message of the most recent receive (ReceiveMessage,
  *    GetRecords) that the same DataStreams made in the sender's async flow, the way Python's
  *    thread-local context is that of the last consumed message. The receive's flow is the async
@@ -27,8 +30,8 @@
  * handler, to each other's messages.)
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { PathwayContext } from '../context.js'
-import type { DataStreams } from '../data-streams.js'
+import type { PathwayContext } from './context.js'
+import type { DataStreams } from './data-streams.js'
 
 /** A receive's context, and the context that was current when the receive began. */
 interface Received {
@@ -49,9 +52,7 @@ interface Flow {
  */
 const shared = globalThis as { [key: symbol]: unknown }
 const FLOWS = Symbol.for('pathwise.aws.flows')
-const CONTEXTS = Symbol.for('pathwise.aws.messageContexts')
 const flows = (shared[FLOWS] ??= new AsyncLocalStorage<Flow>()) as AsyncLocalStorage<Flow>
-const contexts = (shared[CONTEXTS] ??= new WeakMap<object, PathwayContext>()) as WeakMap<object, PathwayContext>
 
 /**
  * Called at the start of a receive, synchronously in the caller's flow. Returns what the
@@ -69,9 +70,22 @@ export function beginReceive(dsm: DataStreams): (last: PathwayContext) => void {
   }
 }
 
-/** Remembers the context of a message handed back to the caller. */
-export function rememberContext(message: object, ctx: PathwayContext): void {
-  contexts.set(message, ctx)
+/**
+ * A message's context is kept on the message object itself, under a non-enumerable global symbol:
+ * a WeakMap entry per message costs several times the checkpoint (in GC of the weak table), the
+ * property is invisible to the application (enumeration, spread, JSON, deepStrictEqual), and the
+ * automatic mode's copy of pathwise and the application's share the symbol.
+ */
+const CONTEXT = Symbol.for('pathwise.messageContext')
+/** Reused: one descriptor object per message would be garbage on the hot path. */
+const descriptor: PropertyDescriptor = { value: undefined, configurable: true, writable: true }
+
+/** Remembers the context of a message handed to the application. */
+export function rememberMessageContext(message: object, ctx: PathwayContext): void {
+  if (!Object.isExtensible(message)) return
+  descriptor.value = ctx
+  Object.defineProperty(message, CONTEXT, descriptor)
+  descriptor.value = undefined
 }
 
 /** The parent of a send made now, by the rule above. */
@@ -85,9 +99,9 @@ export function parentForSend(dsm: DataStreams): PathwayContext | null {
   return current ?? null
 }
 
-/** The context of the consume checkpoint of a received SQS message or Kinesis record, if pathwise saw it arrive. */
+/** The context of the consume checkpoint of a received message, if pathwise saw it arrive. */
 export function contextOf(message: object): PathwayContext | undefined {
-  return contexts.get(message)
+  return (message as { [CONTEXT]?: PathwayContext })[CONTEXT]
 }
 
 /**
@@ -95,6 +109,6 @@ export function contextOf(message: object): PathwayContext | undefined {
  * (and to nothing else: a message pathwise did not see makes those sends start a new pathway).
  */
 export function withMessageContext<T>(dsm: DataStreams, message: object, fn: () => T): T {
-  const ctx = contexts.get(message) ?? null
+  const ctx = contextOf(message) ?? null
   return flows.run({ received: new Map(), pinned: ctx }, () => dsm.runWithContext(ctx, fn))
 }

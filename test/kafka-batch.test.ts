@@ -2,7 +2,7 @@
  * eachBatch with several hundred messages, kafkajs and the confluent KafkaJS API: one consume
  * checkpoint per message, and the context rule (bindings/kafka/message-context.ts): the first
  * message's context when the handler starts, the next message's after each `resolveOffset`, the
- * last one's at the end, any message's inside `withKafkaMessageContext` (even concurrently).
+ * last one's at the end, any message's inside `withMessageContext` (even concurrently).
  * Each input message carries a context of its own (a distinct parent hash), so that a context
  * names its message; a produce made while handling message i must hang off message i.
  */
@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PATHWAY_KEY, PathwayContext, encodePathwayContext } from '../bindings/index.js'
 import type { DataStreams } from '../bindings/data-streams.js'
-import { instrumentConfluent, instrumentKafkaJs, kafkaMessageContext, withKafkaMessageContext } from '../bindings/kafka/index.js'
+import { instrumentConfluent, instrumentKafkaJs } from '../bindings/kafka/index.js'
+import { contextOf, withMessageContext } from '../bindings/received-messages.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { decodeSketch } from './helpers/sketches.js'
 import { startKafka, type KafkaPeer } from './peers/kafka.js'
@@ -90,7 +91,7 @@ describe('eachBatch', () => {
           // Handled concurrently: each in its own message's context.
           const hashes = await Promise.all(
             messages.map((m: any, j: number) =>
-              withKafkaMessageContext(dsm, m, async () => {
+              withMessageContext(dsm, m, async () => {
                 await sleep(j % 3)
                 return dsm.currentContext()?.hash
               }),
@@ -98,7 +99,7 @@ describe('eachBatch', () => {
           )
           messages.forEach((m: any, j: number) => {
             pinned.push([index(m), hashes[j]])
-            remembered.push([index(m), kafkaMessageContext(m)?.hash])
+            remembered.push([index(m), contextOf(m)?.hash])
           })
           // The usual loop: handle, produce, resolve.
           for (const m of messages) {

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { PATHWAY_KEY } from '../bindings/index.js'
 import type { DataStreams } from '../bindings/data-streams.js'
-import { instrumentKafkaJs, kafkaMessageContext, setHeaderInjection, withKafkaMessageContext } from '../bindings/kafka/index.js'
+import { instrumentKafkaJs, setHeaderInjection } from '../bindings/kafka/index.js'
+import { contextOf, withMessageContext } from '../bindings/received-messages.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { makeDataStreams } from './fixtures/kafka/setup.js'
 
@@ -97,12 +98,12 @@ describe('Kafka wrappers', () => {
     await fake.runConfig().eachMessage({ topic: 't', partition: 0, message: { value: Buffer.from('v'), offset: '0' } })
     const [{ message, ctx }] = queue
     assert.ok(ctx)
-    assert.equal(kafkaMessageContext(message), ctx)
-    assert.equal(withKafkaMessageContext(dsm, message, () => dsm.currentContext()), ctx)
+    assert.equal(contextOf(message), ctx)
+    assert.equal(withMessageContext(dsm, message, () => dsm.currentContext()), ctx)
     // Invisible to the application.
     assert.deepEqual(Object.keys(message), ['value', 'offset'])
     assert.deepStrictEqual(message, { value: Buffer.from('v'), offset: '0' })
-    assert.equal(withKafkaMessageContext(dsm, {}, () => dsm.currentContext()), undefined)
+    assert.equal(withMessageContext(dsm, {}, () => dsm.currentContext()), undefined)
   })
 
   test('a send that fails for another reason fails unchanged and is not sent again', async () => {

@@ -18,7 +18,7 @@ import type { CheckpointNode, CheckpointTiming, DataStreams } from '../data-stre
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { planJsonInjection, readJsonContext, type RecordData } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
-import { beginReceive, parentForSend, rememberContext } from './received.js'
+import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
 import { bytesOf } from './size.js'
 
 export interface PathwiseKinesisOptions {
@@ -115,7 +115,7 @@ function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisO
       const timing: CheckpointTiming | undefined =
         parent === null && Number.isFinite(arrivalMs) ? { pathwayStartMs: arrivalMs, edgeStartMs: arrivalMs } : undefined
       const ctx = dsm.setCheckpoint(nodes.in, parent, bytesOf(record.Data) + bytesOf(record.PartitionKey), timing)
-      if (ctx !== null) rememberContext(record, ctx)
+      if (ctx !== null) rememberMessageContext(record, ctx)
       return ctx
     } catch (err) {
       fail('kinesis consume', err)

@@ -10,7 +10,7 @@ import type { CheckpointNode, DataStreams } from '../data-streams.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { DATADOG_KEY, carrierBytes, carrierPrefix, closeCarrier, parseCarrier, readCarrier } from './carrier.js'
 import { fail, instrumentClientClass, interceptPlugin, log, type AwsPlugin, type Interception } from './middleware.js'
-import { beginReceive, parentForSend, rememberContext } from './received.js'
+import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
 import { bytesOf } from './size.js'
 import { md5OfMessageAttributes, type SqsAttribute } from './sqs-md5.js'
 
@@ -172,7 +172,7 @@ function consume(dsm: DataStreams, nodes: QueueNodes, message: ReceivedMessage):
     const text = existing === undefined ? undefined : carrierText(existing)
     const parent = text === undefined ? null : readCarrier(text)
     const ctx = dsm.setCheckpoint(nodes.in, parent, bytesOf(message.Body) + attributesBytes(attributes))
-    if (ctx !== null) rememberContext(message, ctx)
+    if (ctx !== null) rememberMessageContext(message, ctx)
     return ctx
   } catch (err) {
     fail('sqs consume', err)

@@ -2,4 +2,3 @@
 export { instrumentKafkaJs, kafkajsInstrumentation, type KafkaInstrumentOptions } from './kafkajs.js'
 export { instrumentConfluent, confluentInstrumentation } from './confluent.js'
 export { setHeaderInjection } from './injection.js'
-export { kafkaMessageContext, withKafkaMessageContext } from './message-context.js'

@@ -21,7 +21,8 @@ import { PATHWAY_HEADER_BYTES, TopicNodes, messageSize } from './edges.js'
 import { withPathwayHeader } from './headers.js'
 import { headerInjectionOn, headersRefused, injectionDefault, isHeaderRejection, setHeaderInjection } from './injection.js'
 import { fail } from './log.js'
-import { followResolvedOffsets, rememberMessage } from './message-context.js'
+import { followResolvedOffsets } from './message-context.js'
+import { rememberMessageContext } from '../received-messages.js'
 
 export interface KafkaInstrumentOptions {
   /**
@@ -229,7 +230,7 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
     if (node === null) return null
     // A missing or malformed header reads as no parent: the message starts a new pathway.
     const ctx = dsm.setCheckpoint(node, extractPathwayContext(message.headers), messageSize(message))
-    if (ctx !== null) rememberMessage(message, ctx)
+    if (ctx !== null) rememberMessageContext(message, ctx)
     return ctx
   }
 

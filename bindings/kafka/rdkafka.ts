@@ -26,7 +26,7 @@ import { headerListWithPathway, pathwayFromHeaderList } from './headers.js'
 import { headerInjectionOn, headersRefused, isHeaderRejection, setHeaderInjection } from './injection.js'
 import { isClaimed } from './kafkajs.js'
 import { fail, log } from './log.js'
-import { kafkaMessageContext, rememberMessage } from './message-context.js'
+import { contextOf, rememberMessageContext } from '../received-messages.js'
 
 // Client objects are shapes of the binding: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any
@@ -205,7 +205,7 @@ function instrumentConsumer(target: Record<string, any>, dsm: DataStreams, where
     const size = bytesOf(message.value) + bytesOf(message.key) + headerListSize(message.headers)
     // A missing or malformed header reads as no parent: the message starts a new pathway.
     const ctx = dsm.setCheckpoint(node, pathwayFromHeaderList(message.headers), size)
-    if (ctx !== null) rememberMessage(message, ctx)
+    if (ctx !== null) rememberMessageContext(message, ctx)
     return ctx
   }
 
@@ -213,7 +213,7 @@ function instrumentConsumer(target: Record<string, any>, dsm: DataStreams, where
   const inMessageContext = (callback: AnyFn) =>
     function (this: unknown, _err: unknown, messages: unknown) {
       const first = Array.isArray(messages) ? messages[0] : messages
-      const ctx = first !== null && typeof first === 'object' ? kafkaMessageContext(first) : undefined
+      const ctx = first !== null && typeof first === 'object' ? contextOf(first) : undefined
       const args = arguments as unknown as unknown[]
       return ctx === undefined ? callback.apply(this, args) : dsm.runWithContext(ctx, () => callback.apply(this, args))
     }
