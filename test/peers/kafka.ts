@@ -1,13 +1,13 @@
-import { fileURLToPath } from 'node:url';
-import { spawnPeer } from './child.js';
+import { fileURLToPath } from 'node:url'
+import { spawnPeer } from './child.js'
 
-const CLUSTER_SCRIPT = fileURLToPath(new URL('./kafka-mock-cluster.cjs', import.meta.url));
-const START_TIMEOUT_MS = 15_000;
+const CLUSTER_SCRIPT = fileURLToPath(new URL('./kafka-mock-cluster.cjs', import.meta.url))
+const START_TIMEOUT_MS = 15_000
 
 export interface KafkaPeer {
   /** "127.0.0.1:port" of each of the 3 mock brokers. */
-  brokers: string[];
-  stop(): Promise<void>;
+  brokers: string[]
+  stop(): Promise<void>
 }
 
 /**
@@ -28,7 +28,7 @@ export const FAST_CONSUMER = {
   maxWaitTimeInMs: 100,
   sessionTimeout: 6_000,
   heartbeatInterval: 500,
-} as const;
+} as const
 
 /**
  * Starts librdkafka's mock Kafka cluster (3 brokers) in a child process.
@@ -53,31 +53,31 @@ export const FAST_CONSUMER = {
  *   gives `headers: undefined` for a record without headers.
  */
 export async function startKafka(): Promise<KafkaPeer> {
-  const peer = spawnPeer('kafka mock cluster', [CLUSTER_SCRIPT]);
+  const peer = spawnPeer('kafka mock cluster', [CLUSTER_SCRIPT])
   try {
     const brokers = await new Promise<string[]>((resolve, reject) => {
-      let stdout = '';
+      let stdout = ''
       const onData = (chunk: Buffer): void => {
-        stdout += chunk.toString('utf8');
-        const newline = stdout.indexOf('\n');
-        if (newline === -1) return;
-        peer.child.stdout.off('data', onData);
-        clearTimeout(timer);
-        resolve((JSON.parse(stdout.slice(0, newline)) as { brokers: string[] }).brokers);
-      };
+        stdout += chunk.toString('utf8')
+        const newline = stdout.indexOf('\n')
+        if (newline === -1) return
+        peer.child.stdout.off('data', onData)
+        clearTimeout(timer)
+        resolve((JSON.parse(stdout.slice(0, newline)) as { brokers: string[] }).brokers)
+      }
       const timer = setTimeout(
         () => reject(new Error(`kafka mock cluster did not start within ${START_TIMEOUT_MS} ms:\n${peer.output()}`)),
         START_TIMEOUT_MS,
-      );
-      peer.child.stdout.on('data', onData);
+      )
+      peer.child.stdout.on('data', onData)
       void peer.exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`kafka mock cluster exited before listing its brokers:\n${peer.output()}`));
-      });
-    });
-    return { brokers, stop: () => peer.stop() };
+        clearTimeout(timer)
+        reject(new Error(`kafka mock cluster exited before listing its brokers:\n${peer.output()}`))
+      })
+    })
+    return { brokers, stop: () => peer.stop() }
   } catch (error) {
-    await peer.stop();
-    throw error;
+    await peer.stop()
+    throw error
   }
 }

@@ -1,21 +1,16 @@
-import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  CreateStreamCommand,
-  DescribeStreamSummaryCommand,
-  type KinesisClient,
-  type KinesisClientConfig,
-} from '@aws-sdk/client-kinesis';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { spawnPeer, waitUntilAnswers } from './child.js';
-import { freePort } from './ports.js';
+import { createRequire } from 'node:module'
+import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient, type KinesisClientConfig } from '@aws-sdk/client-kinesis'
+import { NodeHttpHandler } from '@smithy/node-http-handler'
+import { spawnPeer, waitUntilAnswers } from './child.js'
+import { freePort } from './ports.js'
 
-const KINESIS_LOCAL_DIR = dirname(createRequire(import.meta.url).resolve('kinesis-local/package.json'));
-const GUARD = fileURLToPath(new URL('./peer-guard.cjs', import.meta.url));
+const KINESIS_LOCAL_DIR = dirname(createRequire(import.meta.url).resolve('kinesis-local/package.json'))
+const GUARD = fileURLToPath(new URL('./peer-guard.cjs', import.meta.url))
 
-export const KINESIS_REGION = 'us-east-1';
+export const KINESIS_REGION = 'us-east-1'
 
 // kinesis-local waits 500 ms by default in each of these state changes
 // (e.g. CREATING -> ACTIVE); tests have no use for the wait.
@@ -32,12 +27,12 @@ const SHORT_STATE_CHANGES = Object.fromEntries(
     'UPDATE_SHARD_COUNT_DURATION',
     'UPDATE_STREAM_MODE_DURATION',
   ].map((name) => [name, '10ms']),
-);
+)
 
 export interface KinesisPeer {
   /** "http://127.0.0.1:port", plain HTTP/1.1 */
-  endpoint: string;
-  stop(): Promise<void>;
+  endpoint: string
+  stop(): Promise<void>
 }
 
 /**
@@ -47,7 +42,7 @@ export interface KinesisPeer {
  * `ApproximateArrivalTimestamp`. Streams live in memory only.
  */
 export async function startKinesis(): Promise<KinesisPeer> {
-  const [plainPort, tlsPort] = await distinctFreePorts();
+  const [plainPort, tlsPort] = await distinctFreePorts()
   const peer = spawnPeer('kinesis-local', ['--require', GUARD, 'main.js'], {
     // It reads its TLS certificate (server.json) from the working directory.
     cwd: KINESIS_LOCAL_DIR,
@@ -60,15 +55,15 @@ export async function startKinesis(): Promise<KinesisPeer> {
       // INFO logs every request.
       LOG_LEVEL: 'WARN',
     },
-  });
-  const endpoint = `http://127.0.0.1:${plainPort}`;
+  })
+  const endpoint = `http://127.0.0.1:${plainPort}`
   try {
-    await waitUntilAnswers(peer, 'kinesis-local', `${endpoint}/healthcheck`);
+    await waitUntilAnswers(peer, 'kinesis-local', `${endpoint}/healthcheck`)
   } catch (error) {
-    await peer.stop();
-    throw error;
+    await peer.stop()
+    throw error
   }
-  return { endpoint, stop: () => peer.stop() };
+  return { endpoint, stop: () => peer.stop() }
 }
 
 /** `new KinesisClient(kinesisClientConfig(endpoint))` talks to kinesis-local. */
@@ -79,7 +74,7 @@ export function kinesisClientConfig(endpoint: string): KinesisClientConfig {
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     // The client speaks HTTP/2 by default; the plain port serves HTTP/1.1.
     requestHandler: new NodeHttpHandler(),
-  };
+  }
 }
 
 /**
@@ -87,19 +82,19 @@ export function kinesisClientConfig(endpoint: string): KinesisClientConfig {
  * `waitUntilStreamExists` polls every 10 s by default).
  */
 export async function createActiveStream(client: KinesisClient, streamName: string, shardCount = 1): Promise<void> {
-  await client.send(new CreateStreamCommand({ StreamName: streamName, ShardCount: shardCount }));
-  const deadline = Date.now() + 10_000;
+  await client.send(new CreateStreamCommand({ StreamName: streamName, ShardCount: shardCount }))
+  const deadline = Date.now() + 10_000
   while (Date.now() < deadline) {
-    const { StreamDescriptionSummary } = await client.send(new DescribeStreamSummaryCommand({ StreamName: streamName }));
-    if (StreamDescriptionSummary?.StreamStatus === 'ACTIVE') return;
-    await sleep(20);
+    const { StreamDescriptionSummary } = await client.send(new DescribeStreamSummaryCommand({ StreamName: streamName }))
+    if (StreamDescriptionSummary?.StreamStatus === 'ACTIVE') return
+    await sleep(20)
   }
-  throw new Error(`kinesis stream ${streamName} not ACTIVE after 10 s`);
+  throw new Error(`kinesis stream ${streamName} not ACTIVE after 10 s`)
 }
 
 async function distinctFreePorts(): Promise<[number, number]> {
-  const first = await freePort();
-  let second = await freePort();
-  while (second === first) second = await freePort();
-  return [first, second];
+  const first = await freePort()
+  let second = await freePort()
+  while (second === first) second = await freePort()
+  return [first, second]
 }

@@ -1,18 +1,18 @@
-import { fileURLToPath } from 'node:url';
-import type { SQSClientConfig } from '@aws-sdk/client-sqs';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { spawnPeer, waitUntilAnswers } from './child.js';
-import { freePort } from './ports.js';
+import { fileURLToPath } from 'node:url'
+import type { SQSClientConfig } from '@aws-sdk/client-sqs'
+import { NodeHttpHandler } from '@smithy/node-http-handler'
+import { spawnPeer, waitUntilAnswers } from './child.js'
+import { freePort } from './ports.js'
 
-const FAUXQS_CLI = fileURLToPath(new URL('../../node_modules/.bin/fauxqs', import.meta.url));
-const GUARD = fileURLToPath(new URL('./peer-guard.cjs', import.meta.url));
+const FAUXQS_CLI = fileURLToPath(new URL('../../node_modules/.bin/fauxqs', import.meta.url))
+const GUARD = fileURLToPath(new URL('./peer-guard.cjs', import.meta.url))
 
-export const SQS_REGION = 'us-east-1';
+export const SQS_REGION = 'us-east-1'
 
 export interface SqsPeer {
   /** "http://127.0.0.1:port" */
-  endpoint: string;
-  stop(): Promise<void>;
+  endpoint: string
+  stop(): Promise<void>
 }
 
 /**
@@ -25,21 +25,21 @@ export interface SqsPeer {
  * `WaitTimeSeconds` only costs time on an empty queue.
  */
 export async function startSqs(): Promise<SqsPeer> {
-  const port = await freePort();
+  const port = await freePort()
   const peer = spawnPeer('fauxqs', ['--require', GUARD, FAUXQS_CLI], {
     env: {
       FAUXQS_PORT: String(port),
       FAUXQS_DEFAULT_REGION: SQS_REGION,
     },
-  });
-  const endpoint = `http://127.0.0.1:${port}`;
+  })
+  const endpoint = `http://127.0.0.1:${port}`
   try {
-    await waitUntilAnswers(peer, 'fauxqs', `${endpoint}/health`);
+    await waitUntilAnswers(peer, 'fauxqs', `${endpoint}/health`)
   } catch (error) {
-    await peer.stop();
-    throw error;
+    await peer.stop()
+    throw error
   }
-  return { endpoint, stop: () => peer.stop() };
+  return { endpoint, stop: () => peer.stop() }
 }
 
 /** `new SQSClient(sqsClientConfig(endpoint))` talks to the emulator. */
@@ -49,5 +49,5 @@ export function sqsClientConfig(endpoint: string): SQSClientConfig {
     endpoint,
     credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     requestHandler: new NodeHttpHandler(),
-  };
+  }
 }
