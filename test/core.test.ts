@@ -3,15 +3,13 @@
  * (Bit-for-bit parity between the backends on random inputs: wasm-parity.test.ts.)
  */
 import assert from 'node:assert/strict'
-import { createRequire } from 'node:module'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { createCore } from '../bindings/core/create.js'
 import { BATCH_EDGE_LATENCY, BATCH_NODE, BATCH_OUT_HI, BATCH_OUT_LO, BATCH_PARENT_HI, BATCH_PARENT_LO, BATCH_PATHWAY_LATENCY, BATCH_PAYLOAD, BATCH_STRIDE, type Backend, type Core } from '../bindings/core/types.js'
+import { fnv64 } from './helpers/expected-hash.js'
 import { decodeSketch } from './helpers/sketches.js'
 
-const require = createRequire(import.meta.url)
-const { fnv64 } = require('dd-trace/packages/dd-trace/src/datastreams/fnv.js') as { fnv64(data: Buffer | string): bigint }
 
 const hex = (core: Core) => core.hashHi.toString(16).padStart(8, '0') + core.hashLo.toString(16).padStart(8, '0')
 const big = (hi: number, lo: number) => (BigInt(hi) << 32n) | BigInt(lo)

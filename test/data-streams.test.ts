@@ -7,7 +7,6 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -21,19 +20,9 @@ import {
   type DataStreams,
 } from '../bindings/index.js'
 import { startAgent, type DecodedPayload, type DecodedPoint, type TestAgent } from './helpers/agent-server.js'
+import { expectedHash } from './helpers/expected-hash.js'
 import { decodeSketch } from './helpers/sketches.js'
 
-const require = createRequire(import.meta.url)
-const { fnv64 } = require('dd-trace/packages/dd-trace/src/datastreams/fnv.js') as { fnv64(data: Buffer | string): bigint }
-
-/** The expected pathway hash, computed independently of pathwise with dd-trace's BigInt FNV-1. */
-function expectedHash(service: string, env: string, tags: string[], parent: bigint): bigint {
-  const node = fnv64(Buffer.from(service + env + [...tags].sort().join(''), 'utf8'))
-  const bytes = Buffer.alloc(16)
-  bytes.writeBigUInt64LE(node, 0)
-  bytes.writeBigUInt64LE(parent, 8)
-  return fnv64(bytes)
-}
 
 const points = (payloads: DecodedPayload[]) => payloads.flatMap((p) => p.Stats.flatMap((b) => b.Stats))
 const hasTag = (tag: string) => (p: DecodedPoint) => p.EdgeTags.includes(tag)

@@ -7,24 +7,14 @@
  */
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { PATHWAY_KEY, VERSION, createDataStreams, decodePathwayContext } from '../bindings/index.js'
 import { startAgent, type DecodedPayload, type DecodedPoint } from './helpers/agent-server.js'
+import { expectedHash } from './helpers/expected-hash.js'
 import { decodeSketch } from './helpers/sketches.js'
 import { startBun, startDeno, startWorkerd, type RunningRuntime } from './runtimes/harness.js'
 
-const require = createRequire(import.meta.url)
-const { fnv64 } = require('dd-trace/packages/dd-trace/src/datastreams/fnv.js') as { fnv64(data: Buffer | string): bigint }
-
-function expectedHash(service: string, env: string, tags: string[], parent: bigint): bigint {
-  const node = fnv64(Buffer.from(service + env + [...tags].sort().join(''), 'utf8'))
-  const bytes = Buffer.alloc(16)
-  bytes.writeBigUInt64LE(node, 0)
-  bytes.writeBigUInt64LE(parent, 8)
-  return fnv64(bytes)
-}
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/edge/${name}`, import.meta.url))
 const built = (name: string) => fileURLToPath(new URL(`../dist/${name}`, import.meta.url))
