@@ -43,20 +43,4 @@ export function createDataStreams(options: EdgeDataStreamsOptions = {}): DataStr
   )
 }
 
-export { extractFromHeaders, injectIntoHeaders, type HeadersLike } from './http-carrier.js'
-// The rest is what the Node entry exports, so that code importing `pathwise` runs on either build.
-export type { DataStreamsOptions } from './config.js'
-export type { DataStreams, CheckpointNode, CheckpointOptions, CheckpointTiming, Carrier } from './data-streams.js'
-export {
-  PathwayContext,
-  PATHWAY_KEY,
-  LEGACY_PATHWAY_KEY,
-  encodePathwayContext,
-  encodePathwayContextBytes,
-  decodePathwayContext,
-  decodePathwayContextBytes,
-  extractPathwayContext,
-} from './context.js'
-export { createCore } from './core/create.js'
-export type { Core, Sketch, Backend, DrainedBucket, DrainedPoint } from './core/types.js'
-export { VERSION } from './version.js'
+export * from './shared-exports.js'

@@ -7,22 +7,7 @@ export function createDataStreams(options: DataStreamsOptions = {}): DataStreams
   return createDataStreamsFor(options, nodePlatform())
 }
 
-export type { DataStreamsOptions } from './config.js'
-export type { DataStreams, CheckpointNode, CheckpointOptions, CheckpointTiming, Carrier } from './data-streams.js'
-export {
-  PathwayContext,
-  PATHWAY_KEY,
-  LEGACY_PATHWAY_KEY,
-  encodePathwayContext,
-  encodePathwayContextBytes,
-  decodePathwayContext,
-  decodePathwayContextBytes,
-  extractPathwayContext,
-} from './context.js'
-export { createCore } from './core/create.js'
-export type { Core, Sketch, Backend, DrainedBucket, DrainedPoint } from './core/types.js'
-export { VERSION } from './version.js'
-export { extractFromHeaders, injectIntoHeaders, type HeadersLike } from './http-carrier.js'
+export * from './shared-exports.js'
 export { autoInstrumentation, type AutoInstrumentation } from './instrument/auto-global.js'
 export { pathwiseSqs, pathwiseKinesis, type PathwiseKinesisOptions, type AwsPlugin } from './aws/index.js'
 export { instrumentKafkaJs, instrumentConfluent, setHeaderInjection, type KafkaInstrumentOptions } from './kafka/index.js'

@@ -1,0 +1,17 @@
+/** What both builds export beside their own `createDataStreams`, so code importing `pathwise` runs on either. */
+export type { DataStreamsOptions } from './config.js'
+export type { DataStreams, CheckpointNode, CheckpointOptions, CheckpointTiming, Carrier } from './data-streams.js'
+export {
+  PathwayContext,
+  PATHWAY_KEY,
+  LEGACY_PATHWAY_KEY,
+  encodePathwayContext,
+  encodePathwayContextBytes,
+  decodePathwayContext,
+  decodePathwayContextBytes,
+  extractPathwayContext,
+} from './context.js'
+export { createCore } from './core/create.js'
+export type { Core, Sketch, Backend, DrainedBucket, DrainedPoint } from './core/types.js'
+export { VERSION } from './version.js'
+export { extractFromHeaders, injectIntoHeaders, type HeadersLike } from './http-carrier.js'
