@@ -14,4 +14,7 @@ fi
 
 # No prebuilt binary of the confluent client is reachable here: build it against the system libraries.
 export CKJS_LINKING=dynamic
-npm ci --no-audit --no-fund --loglevel=error
+# `npm install` rather than `npm ci`: npm 11 leaves the other platforms' optional binaries (deno,
+# rollup) out of the lock file and `npm ci` then refuses it as out of sync; install still
+# installs the locked versions.
+npm install --no-audit --no-fund --loglevel=error
