@@ -42,14 +42,32 @@ const MAX_CONTEXT_BYTES = 26
 const MAX_BASE64_CHARS = 36
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
-/** Two base64 characters per 12 bits: one string concatenation per 1.5 bytes. */
-const PAIRS: string[] = []
-for (let i = 0; i < 4096; i++) PAIRS.push(ALPHABET[i >> 6] + ALPHABET[i & 63])
+/** 6-bit value to character code. */
+const CHAR_CODES = new Uint8Array(64)
+for (let i = 0; i < 64; i++) CHAR_CODES[i] = ALPHABET.charCodeAt(i)
+/** 12-bit value to its first and its second character code. */
+const FIRST = new Uint8Array(4096)
+const SECOND = new Uint8Array(4096)
+for (let i = 0; i < 4096; i++) {
+  FIRST[i] = CHAR_CODES[i >> 6]
+  SECOND[i] = CHAR_CODES[i & 63]
+}
+/** Context bytes while timestamps take 6 varint bytes each (2004 to 2112): 28 characters. */
+const TODAY_BYTES = 20
 /** Character code to 6-bit value, -1 for anything else. */
 const SEXTETS = new Int8Array(256).fill(-1)
 for (let i = 0; i < 64; i++) SEXTETS[ALPHABET.charCodeAt(i)] = i
+const PAD = 61 // '='
+
+/** 2^28: varints are written and read 28 bits (4 bytes) at a time in int32 arithmetic. */
+const LOW28 = 0x10000000
 
 const scratch = new Uint8Array(MAX_CONTEXT_BYTES + 2)
+/**
+ * The characters of a header value, by length (a multiple of 4), reused: one
+ * String.fromCharCode.apply per value, where concatenating pieces allocates a string per piece.
+ */
+const charsByLength: number[][] = []
 
 /** The raw context bytes (20 for today's timestamps). */
 export function encodePathwayContextBytes(ctx: PathwayContext): Uint8Array {
@@ -60,18 +78,46 @@ export function encodePathwayContextBytes(ctx: PathwayContext): Uint8Array {
 export function encodePathwayContext(ctx: PathwayContext): string {
   const n = writeContext(ctx)
   const b = scratch
-  let out = ''
+  if (n === TODAY_BYTES) {
+    // The common case, in one call with the characters as arguments: no array to fill and spread.
+    const v0 = (b[0] << 16) | (b[1] << 8) | b[2]
+    const v1 = (b[3] << 16) | (b[4] << 8) | b[5]
+    const v2 = (b[6] << 16) | (b[7] << 8) | b[8]
+    const v3 = (b[9] << 16) | (b[10] << 8) | b[11]
+    const v4 = (b[12] << 16) | (b[13] << 8) | b[14]
+    const v5 = (b[15] << 16) | (b[16] << 8) | b[17]
+    const v6 = (b[18] << 16) | (b[19] << 8)
+    // prettier-ignore
+    return String.fromCharCode(
+      FIRST[v0 >> 12], SECOND[v0 >> 12], FIRST[v0 & 4095], SECOND[v0 & 4095],
+      FIRST[v1 >> 12], SECOND[v1 >> 12], FIRST[v1 & 4095], SECOND[v1 & 4095],
+      FIRST[v2 >> 12], SECOND[v2 >> 12], FIRST[v2 & 4095], SECOND[v2 & 4095],
+      FIRST[v3 >> 12], SECOND[v3 >> 12], FIRST[v3 & 4095], SECOND[v3 & 4095],
+      FIRST[v4 >> 12], SECOND[v4 >> 12], FIRST[v4 & 4095], SECOND[v4 & 4095],
+      FIRST[v5 >> 12], SECOND[v5 >> 12], FIRST[v5 & 4095], SECOND[v5 & 4095],
+      FIRST[v6 >> 12], SECOND[v6 >> 12], FIRST[v6 & 4095], PAD,
+    )
+  }
+  const length = Math.ceil(n / 3) * 4
+  const chars = (charsByLength[length] ??= new Array<number>(length).fill(0))
+  let c = 0
   let i = 0
   for (; i + 3 <= n; i += 3) {
     const v = (b[i] << 16) | (b[i + 1] << 8) | b[i + 2]
-    out += PAIRS[v >> 12] + PAIRS[v & 4095]
+    chars[c++] = CHAR_CODES[v >> 18]
+    chars[c++] = CHAR_CODES[(v >> 12) & 63]
+    chars[c++] = CHAR_CODES[(v >> 6) & 63]
+    chars[c++] = CHAR_CODES[v & 63]
   }
-  if (n - i === 1) out += PAIRS[b[i] << 4] + '=='
-  else if (n - i === 2) {
-    const v = (b[i] << 16) | (b[i + 1] << 8)
-    out += PAIRS[v >> 12] + ALPHABET[(v >> 6) & 63] + '='
+  if (i < n) {
+    // one or two bytes left: the bytes past the end count as zero bits, then padding
+    const v = (b[i] << 16) | (i + 1 < n ? b[i + 1] << 8 : 0)
+    chars[c++] = CHAR_CODES[v >> 18]
+    chars[c++] = CHAR_CODES[(v >> 12) & 63]
+    chars[c++] = i + 1 < n ? CHAR_CODES[(v >> 6) & 63] : PAD
+    chars[c++] = PAD
   }
-  return out
+  return String.fromCharCode.apply(null, chars)
 }
 
 function writeContext(ctx: PathwayContext): number {
@@ -90,13 +136,32 @@ function writeContext(ctx: PathwayContext): number {
   return writeZigzag(b, p, Math.floor(ctx.edgeStartMs))
 }
 
+/**
+ * Today's timestamps need 42 bits once zigzagged: past int32 arithmetic, where `%` on a double is
+ * a call into the runtime. So the low 28 bits (4 varint bytes) are split off once and written with
+ * int ops; the few high bits follow.
+ */
 function writeZigzag(b: Uint8Array, p: number, n: number): number {
-  let z = n >= 0 ? n * 2 : -n * 2 - 1
-  while (z >= 0x80) {
-    b[p++] = (z % 0x80) | 0x80
-    z = Math.floor(z / 0x80)
+  const z = n >= 0 ? n * 2 : -n * 2 - 1
+  let high = Math.floor(z / LOW28)
+  let low = z - high * LOW28
+  if (high === 0) {
+    while (low >= 0x80) {
+      b[p++] = (low & 0x7f) | 0x80
+      low >>>= 7
+    }
+    b[p++] = low
+    return p
   }
-  b[p++] = z
+  for (let k = 0; k < 4; k++) {
+    b[p++] = (low & 0x7f) | 0x80
+    low >>>= 7
+  }
+  while (high >= 0x80) {
+    b[p++] = (high & 0x7f) | 0x80
+    high = Math.floor(high / 0x80)
+  }
+  b[p++] = high
   return p
 }
 
@@ -105,8 +170,19 @@ function writeZigzag(b: Uint8Array, p: number, n: number): number {
  * string (Kafka header values arrive as Buffers). Null for anything malformed.
  */
 export function decodePathwayContext(value: unknown): PathwayContext | null {
-  if (typeof value === 'string') return decodeBase64Chars(value.length, (i) => value.charCodeAt(i))
-  if (value instanceof Uint8Array) return decodeBase64Chars(value.length, (i) => value[i])
+  if (typeof value === 'string') {
+    // the characters as bytes first, so that one decoding loop serves strings and byte arrays
+    let length = value.length
+    while (length > 0 && value.charCodeAt(length - 1) === PAD) length--
+    if (length > MAX_BASE64_CHARS) return null
+    for (let i = 0; i < length; i++) {
+      const c = value.charCodeAt(i)
+      if (c > 255) return null
+      text[i] = c
+    }
+    return decodeBase64(text, length)
+  }
+  if (value instanceof Uint8Array) return decodeBase64(value, value.length)
   return null
 }
 
@@ -141,19 +217,30 @@ function latin1(s: string): Uint8Array {
   return out
 }
 
+/** The characters of a string header value, padding excluded. */
+const text = new Uint8Array(MAX_BASE64_CHARS)
 const decoded = new Uint8Array(MAX_CONTEXT_BYTES + 2)
 
-function decodeBase64Chars(length: number, charAt: (i: number) => number): PathwayContext | null {
-  while (length > 0 && charAt(length - 1) === 61 /* = */) length--
+function decodeBase64(chars: Uint8Array, length: number): PathwayContext | null {
+  while (length > 0 && chars[length - 1] === PAD) length--
   if (length === 0 || length > MAX_BASE64_CHARS || length % 4 === 1) return null
   let n = 0
+  let i = 0
+  for (; i + 4 <= length; i += 4) {
+    const v = (SEXTETS[chars[i]] << 18) | (SEXTETS[chars[i + 1]] << 12) | (SEXTETS[chars[i + 2]] << 6) | SEXTETS[chars[i + 3]]
+    // a -1 (not base64) sets the sign bit, whatever its position
+    if (v < 0) return null
+    decoded[n++] = v >> 16
+    decoded[n++] = v >> 8
+    decoded[n++] = v
+  }
+  // 2 or 3 characters left: 1 or 2 bytes
   let acc = 0
   let bits = 0
-  for (let i = 0; i < length; i++) {
-    const c = charAt(i)
-    const v = c < 256 ? SEXTETS[c] : -1
-    if (v < 0) return null
-    acc = ((acc << 6) | v) & 0xffffff
+  for (; i < length; i++) {
+    const s = SEXTETS[chars[i]]
+    if (s < 0) return null
+    acc = (acc << 6) | s
     bits += 6
     if (bits >= 8) {
       bits -= 8
@@ -167,27 +254,40 @@ function readContext(b: Uint8Array, n: number): PathwayContext | null {
   if (n < 10 || n > MAX_CONTEXT_BYTES + 2) return null
   const lo = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0
   const hi = (b[4] | (b[5] << 8) | (b[6] << 16) | (b[7] << 24)) >>> 0
-  let p = 8
-  let pathwayStart = -1
-  let edgeStart = -1
-  for (let field = 0; field < 2; field++) {
-    let z = 0
-    let scale = 1
-    let i = 0
-    for (; ; i++) {
-      if (i === MAX_VARINT_BYTES || p >= n) return null
-      const byte = b[p++]
-      z += (byte & 0x7f) * scale
-      scale *= 0x80
-      if (byte < 0x80) break
-    }
-    // Real timestamps are never negative: an odd zigzag value means garbage.
-    if (z % 2 !== 0) return null
-    if (field === 0) pathwayStart = z / 2
-    else edgeStart = z / 2
-  }
-  if (!(pathwayStart <= Number.MAX_SAFE_INTEGER && edgeStart <= Number.MAX_SAFE_INTEGER)) return null
+  const pathwayStart = readZigzag(b, 8, n)
+  if (pathwayStart < 0) return null
+  const edgeStart = readZigzag(b, varintEnd, n)
+  if (edgeStart < 0) return null
   return new PathwayContext(hi, lo, pathwayStart, edgeStart)
+}
+
+/** Where the last varint read ended. */
+let varintEnd = 0
+
+/**
+ * A zigzag varint of at most 9 bytes from b[p..n), as a non-negative value (real timestamps
+ * are never negative), -1 if truncated, too long, negative or beyond Number.MAX_SAFE_INTEGER.
+ * The first 4 bytes (28 bits) are summed in int32 arithmetic, the rest as a double.
+ */
+function readZigzag(b: Uint8Array, p: number, n: number): number {
+  let low = 0
+  let high = 0
+  let scale = 1
+  for (let i = 0; ; i++) {
+    if (i === MAX_VARINT_BYTES || p >= n) return -1
+    const byte = b[p++]
+    if (i < 4) low |= (byte & 0x7f) << (7 * i)
+    else {
+      high += (byte & 0x7f) * scale
+      scale *= 0x80
+    }
+    if (byte < 0x80) break
+  }
+  varintEnd = p
+  // an odd zigzag value is a negative number: garbage
+  if ((low & 1) !== 0) return -1
+  const value = high * (LOW28 / 2) + (low >>> 1)
+  return value <= Number.MAX_SAFE_INTEGER ? value : -1
 }
 
 /** The hash halves of an unsigned 64-bit value given as a bigint (for tests and configuration, never per message). */

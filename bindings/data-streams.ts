@@ -3,7 +3,20 @@ import { nowMs } from './clock.js'
 import { resolveConfig, type DataStreamsOptions, type Env, type ResolvedConfig } from './config.js'
 import { BUCKET_MS } from './core/constants.js'
 import { createCore } from './core/create.js'
-import type { Backend, Core } from './core/types.js'
+import {
+  BATCH_CAPACITY,
+  BATCH_EDGE_LATENCY,
+  BATCH_NODE,
+  BATCH_OUT_HI,
+  BATCH_OUT_LO,
+  BATCH_PARENT_HI,
+  BATCH_PARENT_LO,
+  BATCH_PATHWAY_LATENCY,
+  BATCH_PAYLOAD,
+  BATCH_STRIDE,
+  type Backend,
+  type Core,
+} from './core/types.js'
 import { Direction, PATHWAY_KEY, PathwayContext, encodePathwayContext, extractPathwayContext } from './context.js'
 import { AgentExporter, type Transport } from './export/exporter.js'
 import { createLogger, type OnceLogger } from './export/logger.js'
@@ -67,6 +80,16 @@ export interface DataStreams {
     payloadSize?: number,
     timing?: CheckpointTiming,
   ): PathwayContext | null
+  /**
+   * One checkpoint per message of a batch, all with the same edge tags and at the same time (the
+   * batch's arrival), in one call into the core: `parents[i]` is message i's parent (null: none),
+   * `payloadSizes[i]` its bytes. Returns the contexts in message order (all null if it failed).
+   */
+  setCheckpointBatch(
+    edgeTags: readonly string[] | CheckpointNode,
+    parents: readonly (PathwayContext | null)[],
+    payloadSizes?: ArrayLike<number>,
+  ): (PathwayContext | null)[]
   /** Prepares the node of these edge tags once, for callers that checkpoint the same tags often. */
   node(edgeTags: readonly string[]): CheckpointNode | null
   trackKafkaProduce(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void
@@ -82,6 +105,44 @@ export interface DataStreams {
   readonly stats: { readonly livePoints: number; readonly droppedPoints: number; readonly droppedPayloads: number }
 }
 
+interface TagTrie {
+  node: CheckpointNode | undefined
+  next: Map<string, TagTrie>
+}
+
+/**
+ * Where a checkpoint hangs off its parent, loop detection included (`hangOff` fills it): one
+ * object reused, so that a checkpoint allocates nothing but its context.
+ */
+const hop = { parentHi: 0, parentLo: 0, pathwayStart: 0, edgeStart: 0, oppositeHi: 0, oppositeLo: 0, oppositeEdgeStart: 0 }
+
+function hangOff(direction: Direction, parent: PathwayContext | null, now: number): void {
+  if (parent === null) {
+    hop.parentHi = hop.parentLo = hop.oppositeHi = hop.oppositeLo = 0
+    hop.pathwayStart = hop.edgeStart = hop.oppositeEdgeStart = now
+  } else if (direction !== Direction.None && direction === parent.direction) {
+    // Same direction twice (produce, then produce again): hang this checkpoint off the
+    // closest checkpoint of the other direction, or restart the pathway if there is none.
+    hop.oppositeHi = hop.parentHi = parent.oppositeHashHi
+    hop.oppositeLo = hop.parentLo = parent.oppositeHashLo
+    hop.oppositeEdgeStart = parent.oppositeEdgeStartMs
+    if (hop.parentHi !== 0 || hop.parentLo !== 0) {
+      hop.pathwayStart = parent.pathwayStartMs
+      hop.edgeStart = parent.oppositeEdgeStartMs
+    } else {
+      hop.pathwayStart = hop.edgeStart = now
+    }
+  } else {
+    hop.oppositeHi = hop.parentHi = parent.hashHi
+    hop.oppositeLo = hop.parentLo = parent.hashLo
+    hop.oppositeEdgeStart = hop.edgeStart = parent.edgeStartMs
+    hop.pathwayStart = parent.pathwayStartMs
+  }
+}
+
+/** Slots per record of `batchRest`: pathway start, the opposite hash's halves, the opposite edge start. */
+const REST_STRIDE = 4
+
 export function createDataStreamsFor(options: DataStreamsOptions, platform: Platform): DataStreams {
   const config = resolveConfig(options, platform.env)
   return config.enabled ? new DataStreamsProcessor(config, platform) : new DisabledDataStreams(config)
@@ -95,9 +156,13 @@ class DataStreamsProcessor implements DataStreams {
   private readonly log: OnceLogger
   private readonly exporter: AgentExporter
   private readonly backlogs = new Backlogs()
-  private readonly nodes = new Map<string, CheckpointNode>()
+  /** Nodes by their edge tags as given, one trie level per tag: a lookup hashes no new string. */
+  private readonly nodes: TagTrie = { node: undefined, next: new Map() }
   private readonly nodeTags: (readonly string[])[] = []
-  private readonly manualNodes = new Map<string, CheckpointNode>()
+  /** Nodes of the manual API by direction, then type, then topic. */
+  private readonly manualNodes = [new Map<string, Map<string, CheckpointNode>>(), new Map<string, Map<string, CheckpointNode>>()]
+  /** What each context of a batch needs besides its hash, kept while the core has the batch. */
+  private readonly batchRest = new Float64Array(BATCH_CAPACITY * REST_STRIDE)
   private timer: ReturnType<typeof setInterval> | undefined
   private removeExitHook: (() => void) | undefined
   private closed = false
@@ -140,16 +205,19 @@ class DataStreamsProcessor implements DataStreams {
 
   node(edgeTags: readonly string[]): CheckpointNode | null {
     try {
-      const key = edgeTags.join('\u0000')
-      let node = this.nodes.get(key)
-      if (node === undefined) {
+      let level = this.nodes
+      for (let i = 0; i < edgeTags.length; i++) {
+        let next = level.next.get(edgeTags[i])
+        if (next === undefined) level.next.set(edgeTags[i], (next = { node: undefined, next: new Map() }))
+        level = next
+      }
+      if (level.node === undefined) {
         const tags = [...edgeTags].sort()
         const id = this.core.node(this.service, this.env, tags)
-        node = { id, direction: directionOf(tags), edgeTags: tags }
+        level.node = { id, direction: directionOf(tags), edgeTags: tags }
         this.nodeTags[id] = tags
-        this.nodes.set(key, node)
       }
-      return node
+      return level.node
     } catch (err) {
       this.fail('node', err)
       return null
@@ -167,49 +235,73 @@ class DataStreamsProcessor implements DataStreams {
       if (node === null) return null
       if (parent === undefined) parent = this.platform.store.get() ?? null
       const now = nowMs()
-      const direction = node.direction
-      let parentHi = 0
-      let parentLo = 0
-      let pathwayStart = now
-      let edgeStart = now
-      let oppositeHi = 0
-      let oppositeLo = 0
-      let oppositeEdgeStart = now
-      if (parent !== null) {
-        if (direction !== Direction.None && direction === parent.direction) {
-          // Same direction twice (produce, then produce again): hang this checkpoint off the
-          // closest checkpoint of the other direction, or restart the pathway if there is none.
-          oppositeHi = parentHi = parent.oppositeHashHi
-          oppositeLo = parentLo = parent.oppositeHashLo
-          oppositeEdgeStart = parent.oppositeEdgeStartMs
-          if (parentHi !== 0 || parentLo !== 0) {
-            pathwayStart = parent.pathwayStartMs
-            edgeStart = parent.oppositeEdgeStartMs
-          }
-        } else {
-          oppositeHi = parentHi = parent.hashHi
-          oppositeLo = parentLo = parent.hashLo
-          oppositeEdgeStart = edgeStart = parent.edgeStartMs
-          pathwayStart = parent.pathwayStartMs
-        }
-      }
+      hangOff(node.direction, parent, now)
       if (timing !== undefined) {
-        if (timing.pathwayStartMs !== undefined) pathwayStart = timing.pathwayStartMs
-        if (timing.edgeStartMs !== undefined) edgeStart = timing.edgeStartMs
+        if (timing.pathwayStartMs !== undefined) hop.pathwayStart = timing.pathwayStartMs
+        if (timing.edgeStartMs !== undefined) hop.edgeStart = timing.edgeStartMs
       }
-      this.core.checkpoint(
+      const { pathwayStart, edgeStart } = hop
+      const core = this.core
+      core.checkpoint(
         node.id,
-        parentHi,
-        parentLo,
+        hop.parentHi,
+        hop.parentLo,
         Math.floor(now / BUCKET_MS),
         now > pathwayStart ? (now - pathwayStart) / 1000 : 0,
         now > edgeStart ? (now - edgeStart) / 1000 : 0,
         payloadSize,
       )
-      return new PathwayContext(this.core.hashHi, this.core.hashLo, pathwayStart, now, direction, oppositeHi, oppositeLo, oppositeEdgeStart)
+      const { oppositeHi, oppositeLo, oppositeEdgeStart } = hop
+      return new PathwayContext(core.hashHi, core.hashLo, pathwayStart, now, node.direction, oppositeHi, oppositeLo, oppositeEdgeStart)
     } catch (err) {
       this.fail('checkpoint', err)
       return null
+    }
+  }
+
+  setCheckpointBatch(
+    edgeTags: readonly string[] | CheckpointNode,
+    parents: readonly (PathwayContext | null)[],
+    payloadSizes?: ArrayLike<number>,
+  ): (PathwayContext | null)[] {
+    const count = parents.length
+    try {
+      const node = isNode(edgeTags) ? edgeTags : this.node(edgeTags)
+      if (node === null) return new Array<null>(count).fill(null)
+      const out = new Array<PathwayContext | null>(count)
+      const now = nowMs()
+      const bucket = Math.floor(now / BUCKET_MS)
+      const direction = node.direction
+      const rest = this.batchRest
+      for (let first = 0; first < count; first += BATCH_CAPACITY) {
+        const n = Math.min(BATCH_CAPACITY, count - first)
+        let b = this.core.batchBuffer()
+        for (let i = 0, r = 0, q = 0; i < n; i++, r += BATCH_STRIDE, q += REST_STRIDE) {
+          hangOff(direction, parents[first + i], now)
+          const { pathwayStart, edgeStart } = hop
+          b[r + BATCH_NODE] = node.id
+          b[r + BATCH_PARENT_HI] = hop.parentHi
+          b[r + BATCH_PARENT_LO] = hop.parentLo
+          b[r + BATCH_PATHWAY_LATENCY] = now > pathwayStart ? (now - pathwayStart) / 1000 : 0
+          b[r + BATCH_EDGE_LATENCY] = now > edgeStart ? (now - edgeStart) / 1000 : 0
+          b[r + BATCH_PAYLOAD] = payloadSizes === undefined ? 0 : payloadSizes[first + i]
+          rest[q] = pathwayStart
+          rest[q + 1] = hop.oppositeHi
+          rest[q + 2] = hop.oppositeLo
+          rest[q + 3] = hop.oppositeEdgeStart
+        }
+        this.core.checkpointBatch(n, bucket)
+        b = this.core.batchBuffer() // a Wasm memory growth during the call replaces the view
+        for (let i = 0, r = 0, q = 0; i < n; i++, r += BATCH_STRIDE, q += REST_STRIDE) {
+          const hashHi = b[r + BATCH_OUT_HI]
+          const hashLo = b[r + BATCH_OUT_LO]
+          out[first + i] = new PathwayContext(hashHi, hashLo, rest[q], now, direction, rest[q + 1], rest[q + 2], rest[q + 3])
+        }
+      }
+      return out
+    } catch (err) {
+      this.fail('checkpoint', err)
+      return new Array<null>(count).fill(null)
     }
   }
 
@@ -236,13 +328,15 @@ class DataStreamsProcessor implements DataStreams {
     return ctx
   }
 
-  private manualNode(direction: Direction, type: string, topic: string): CheckpointNode | null {
-    const key = direction + '\u0000' + type + '\u0000' + topic
-    let node = this.manualNodes.get(key)
+  private manualNode(direction: typeof Direction.In | typeof Direction.Out, type: string, topic: string): CheckpointNode | null {
+    const byType = this.manualNodes[direction === Direction.In ? 0 : 1]
+    let byTopic = byType.get(type)
+    if (byTopic === undefined) byType.set(type, (byTopic = new Map()))
+    let node = byTopic.get(topic)
     if (node === undefined) {
       const n = this.node([direction === Direction.In ? 'direction:in' : 'direction:out', `topic:${topic}`, `type:${type}`, 'manual_checkpoint:true'])
       if (n === null) return null
-      this.manualNodes.set(key, (node = n))
+      byTopic.set(topic, (node = n))
     }
     return node
   }
@@ -362,6 +456,9 @@ class DisabledDataStreams implements DataStreams {
   }
   setCheckpoint(): null {
     return null
+  }
+  setCheckpointBatch(_edgeTags: readonly string[] | CheckpointNode, parents: readonly (PathwayContext | null)[]): null[] {
+    return new Array<null>(parents.length).fill(null)
   }
   node(): null {
     return null
