@@ -1,0 +1,39 @@
+import { ratio, type Figure } from './harness.js'
+
+/** The columns of the table: the two pathwise cores, dd-trace's processor, and (case 7) DSM off. */
+export type Column = 'wasm' | 'ts' | 'dd-trace' | 'off'
+
+export interface Row {
+  /** The case number of the issue (1 to 8). */
+  case: number
+  name: string
+  unit: string
+  figures: Partial<Record<Column, Figure>>
+  /** Named ratios (`dd-trace/wasm`: how many times faster the Wasm core is), or percentages where named so. */
+  ratios: Record<string, Figure>
+  /** What else a reader needs to trust the row (sizes checked, rounds run). */
+  notes?: string[]
+}
+
+/** The three ratios of a timing row whose figures are times (lower is better). */
+export function timeRatios(f: Record<'wasm' | 'ts' | 'dd-trace', Figure>): Record<string, Figure> {
+  return { 'dd-trace/wasm': ratio(f['dd-trace'], f.wasm), 'dd-trace/ts': ratio(f['dd-trace'], f.ts), 'ts/wasm': ratio(f.ts, f.wasm) }
+}
+
+export interface Target {
+  name: string
+  goal: string
+  measured: string
+  met: boolean
+}
+
+export interface Results {
+  suite: 'full' | 'quick'
+  date: string
+  node: string
+  machine: { cpuModel: string; cpus: number; memoryGiB: number; os: string; loadAverage: number[] }
+  versions: Record<string, string>
+  seconds: number
+  rows: Row[]
+  targets: Target[]
+}

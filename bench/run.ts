@@ -1,0 +1,26 @@
+/**
+ * `npm run bench` (every case, the full sizes; writes bench/results.json) and `npm run bench:quick`
+ * (small sizes, well under a minute; writes bench/results.local.json, which git ignores).
+ * Options: --quick, --only=1,2 (case numbers), --out=FILE.
+ * Prints one Markdown table and the targets; progress goes to stderr.
+ */
+import { writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { runSuite } from './suite.js'
+import { machineLine, table, targetList } from './table.js'
+
+const args = process.argv.slice(2)
+const option = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
+const quick = args.includes('--quick')
+const only = option('only')
+  ?.split(',')
+  .map(Number)
+  .filter((n) => Number.isInteger(n))
+const out = option('out') ?? fileURLToPath(new URL(quick ? './results.local.json' : './results.json', import.meta.url))
+
+const results = await runSuite({ quick, only, log: (line) => process.stderr.write(`${line}\n`) })
+writeFileSync(out, JSON.stringify(results, null, 2) + '\n')
+process.stdout.write(`${machineLine(results)}\n\n${table(results)}\n\n`)
+for (const row of results.rows) for (const note of row.notes ?? []) process.stdout.write(`- case ${row.case}, ${row.name}: ${note}\n`)
+if (results.targets.length > 0) process.stdout.write(`\nTargets:\n${targetList(results)}\n`)
+process.stdout.write(`\nwritten to ${out}\n`)

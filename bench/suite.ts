@@ -1,0 +1,135 @@
+/** The eight cases of the suite, run in order, and the targets read from their figures. */
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import { batchConsume } from './cases/batch-consume.js'
+import { cardinality } from './cases/cardinality.js'
+import { consume } from './cases/consume.js'
+import { core } from './cases/core.js'
+import { flush } from './cases/flush.js'
+import { memory } from './cases/memory.js'
+import { pipeline } from './cases/pipeline.js'
+import { produce } from './cases/produce.js'
+import { DD_TRACE_VERSION } from './dd-trace.js'
+import { FULL, QUICK, meanInterval, type Settings } from './harness.js'
+import type { Results, Row, Target } from './results.js'
+
+export const CASES: { n: number; name: string; run: (s: Settings) => Row[] | Promise<Row[]> }[] = [
+  { n: 1, name: 'produce', run: produce },
+  { n: 2, name: 'consume', run: consume },
+  { n: 3, name: 'batch consume', run: batchConsume },
+  { n: 4, name: 'high cardinality', run: cardinality },
+  { n: 5, name: 'flush', run: flush },
+  { n: 6, name: 'core', run: core },
+  { n: 7, name: 'pipeline', run: pipeline },
+  { n: 8, name: 'memory', run: memory },
+]
+
+export interface SuiteOptions {
+  quick: boolean
+  /** Case numbers to run; all when absent. */
+  only?: number[]
+  /** Progress, one line at a time. */
+  log(line: string): void
+}
+
+export async function runSuite(options: SuiteOptions): Promise<Results> {
+  const settings = options.quick ? QUICK : FULL
+  const started = Date.now()
+  const loadAverage = os.loadavg()
+  const rows: Row[] = []
+  for (const c of CASES) {
+    if (options.only !== undefined && !options.only.includes(c.n)) continue
+    const t = Date.now()
+    options.log(`case ${c.n}: ${c.name}…`)
+    rows.push(...(await c.run(settings)))
+    options.log(`case ${c.n}: ${c.name} done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+  }
+  const require = createRequire(import.meta.url)
+  return {
+    suite: options.quick ? 'quick' : 'full',
+    date: new Date(started).toISOString(),
+    node: process.version,
+    machine: {
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      cpus: os.cpus().length,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      os: `${os.type()} ${os.release()} ${os.arch()}`,
+      loadAverage,
+    },
+    versions: {
+      'dd-trace': DD_TRACE_VERSION,
+      kafkajs: require('kafkajs/package.json').version,
+      benchmark: require('benchmark/package.json').version,
+    },
+    seconds: (Date.now() - started) / 1000,
+    rows,
+    targets: targets(rows),
+  }
+}
+
+/** The issue's targets, each read from the rows that ran. */
+function targets(rows: Row[]): Target[] {
+  const out: Target[] = []
+  const find = (n: number, prefix: string) => rows.find((r) => r.case === n && r.name.startsWith(prefix))
+  const times = (v: number) => `${v.toFixed(1)}×`
+
+  for (const [n, prefix, what] of [
+    [1, 'Produce', 'Produce'],
+    [2, 'Consume', 'Consume'],
+  ] as const) {
+    const row = find(n, prefix)
+    if (row === undefined) continue
+    const wasm = row.ratios['dd-trace/wasm']
+    const ts = row.ratios['dd-trace/ts']
+    out.push({
+      name: `${what}: pathwise ≥ 20× faster than dd-trace's processor`,
+      goal: '≥ 20×',
+      measured: `Wasm core ${times(wasm.median)} (rounds ${times(wasm.min)}–${times(wasm.max)}), TS core ${times(ts.median)}`,
+      met: wasm.median >= 20,
+    })
+  }
+
+  const batch = find(3, 'Batch')
+  if (batch !== undefined) {
+    const r = batch.ratios['ts/wasm']
+    out.push({
+      name: 'Batch consume: the Wasm core ≥ 2× faster than the pure-TS core',
+      goal: '≥ 2×',
+      measured: `${times(r.median)} (rounds ${times(r.min)}–${times(r.max)})`,
+      met: r.median >= 2,
+    })
+  }
+
+  const throughput = find(7, 'Pipeline throughput')
+  const cpu = find(7, 'Pipeline client CPU')
+  if (throughput !== undefined && cpu !== undefined) {
+    const describe = (row: Row, key: string) => {
+      const { mean, halfWidth } = meanInterval(row.ratios[key].rounds)
+      return `${mean.toFixed(1)}% ± ${halfWidth.toFixed(1)}%`
+    }
+    const loss = meanInterval(throughput.ratios['throughput loss, Wasm %'].rounds).mean
+    out.push({
+      name: 'Pipeline overhead with DSM on ≤ 1% of kafkajs throughput',
+      goal: '≤ 1%',
+      measured:
+        `throughput loss Wasm ${describe(throughput, 'throughput loss, Wasm %')}, TS ${describe(throughput, 'throughput loss, TS %')}; ` +
+        `client CPU per message Wasm +${describe(cpu, 'CPU overhead, Wasm %')}, TS +${describe(cpu, 'CPU overhead, TS %')}`,
+      met: loss <= 1,
+    })
+  }
+
+  const drained = find(8, 'Memory after a drain')
+  if (drained !== undefined) {
+    const wasm = drained.ratios['wasm drained/start'].median
+    const ts = drained.ratios['ts drained/start'].median
+    const dd = drained.ratios['dd-trace drained/start'].median
+    const pct = (v: number) => `${v >= 1 ? '+' : ''}${((v - 1) * 100).toFixed(1)}%`
+    out.push({
+      name: 'Memory after a drain within 10% of the starting figure',
+      goal: '≤ +10%',
+      measured: `Wasm ${pct(wasm)}, TS ${pct(ts)} (dd-trace ${pct(dd)})`,
+      met: wasm <= 1.1 && ts <= 1.1,
+    })
+  }
+  return out
+}
