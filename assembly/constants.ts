@@ -11,8 +11,8 @@ export const KEY_MULTIPLIER: f64 = 49.998333288886556
 export const MIN_INDEXABLE_VALUE: f64 = 1.135012422773875e-308
 /** Dense stores keep at most this many bins and fold lower keys into the lowest one. */
 export const BIN_LIMIT: i32 = 2048
-/** Dense stores grow in chunks of this many bins. */
-export const BIN_CHUNK: i32 = 128
+/** Dense stores start with this many bins and double as their keys spread, up to BIN_LIMIT. */
+export const INITIAL_BINS: i32 = 16
 
 /** Batch record layout: float64 slots of a record. */
 export const BATCH_NODE: i32 = 0

@@ -1,5 +1,5 @@
 import { allocZeroed } from './alloc'
-import { BIN_CHUNK, BIN_LIMIT, KEY_MULTIPLIER, MIN_INDEXABLE_VALUE } from './constants'
+import { BIN_LIMIT, INITIAL_BINS, KEY_MULTIPLIER, MIN_INDEXABLE_VALUE } from './constants'
 import { ln } from './log'
 import { encodeSketch, sketchProtoSize } from './proto'
 
@@ -68,8 +68,8 @@ export class Sketch {
   private addKeyOutside(key: i32, weight: f64): void {
     if (this.binCount == 0) {
       if (this.length == 0) {
-        this.bins = allocBins(BIN_CHUNK)
-        this.length = BIN_CHUNK
+        this.bins = allocBins(INITIAL_BINS)
+        this.length = INITIAL_BINS
       }
       this.offset = key - (this.length >> 1)
       this.minKey = key
@@ -96,8 +96,7 @@ export class Sketch {
     const old = this.bins
     const oldOffset = this.offset
     let length = this.length
-    while (length < span) length += BIN_CHUNK
-    if (length > BIN_LIMIT) length = BIN_LIMIT
+    while (length < span) length <<= 1
     const bins = allocBins(length)
     const offset = newMin - ((length - span) >> 1)
     for (let k = this.minKey; k <= this.maxKey; k++) {

@@ -335,7 +335,6 @@ describe('aggregation', () => {
 
   test('many points, index growth, then drained: same output, memory reused', () => {
     const [ts, wasm] = pair({ maxPoints: 100_000 })
-    const memory = wasmMemory(wasm)
     const load = (core: Core, bucket: number) => {
       const nodes = Array.from({ length: 8 }, (_, i) => core.node('svc', 'env', [`topic:${i}`]))
       for (let i = 0; i < 20_000; i++) core.checkpoint(nodes[i & 7], i >>> 3, i * 2654435761, bucket + (i % 3), (i % 977) / 100, (i % 131) / 1000, i % 4096)
@@ -348,8 +347,36 @@ describe('aggregation', () => {
       assert.deepEqual(wasm.drain(cycle * 3 + 2), ts.drain(cycle * 3 + 2))
       assert.deepEqual(wasm.drain(Infinity), ts.drain(Infinity))
       assert.equal(wasm.livePoints, 0)
-      if (cycle === 1) size = memory.buffer.byteLength
-      if (cycle > 1) assert.equal(memory.buffer.byteLength, size, 'Wasm memory grew after a drain')
+      if (cycle === 1) size = wasmMemory(wasm).buffer.byteLength
+      if (cycle > 1) assert.equal(wasmMemory(wasm).buffer.byteLength, size, 'Wasm memory grew after a drain')
     }
+  })
+
+  test('a drain that leaves nothing alive gives the memory back, keeping nodes and the drop count', () => {
+    const [ts, wasm] = pair({ maxPoints: 30_000 })
+    const start = wasmMemory(wasm).buffer.byteLength
+    const nodes = [ts, wasm].map((core) => Array.from({ length: 5 }, (_, i) => core.node('svc', 'env', [`topic:${i}`])))
+    for (const [c, core] of [ts, wasm].entries()) {
+      for (let i = 0; i < 40_000; i++) core.checkpoint(nodes[c][i % 5], 0, i, 1, i / 1000, i / 5000, i)
+    }
+    assert.ok(wasmMemory(wasm).buffer.byteLength > start, 'the load grew the memory')
+    assert.deepEqual(wasm.drain(Infinity), ts.drain(Infinity))
+    assert.equal(wasmMemory(wasm).buffer.byteLength, start)
+    assert.equal(wasm.droppedPoints, 10_000)
+    assert.equal(wasm.node('svc', 'env', ['topic:3']), nodes[1][3])
+    for (const core of [ts, wasm]) core.checkpoint(core.node('svc', 'env', ['topic:4']), 0, 7, 2, 1, 1, 1)
+    assert.deepEqual(wasm.drain(Infinity), ts.drain(Infinity))
+  })
+
+  test('a sketch handed out keeps the instance, and its memory, until it is freed', () => {
+    const wasm = createWasmCore({})
+    const sketch = wasm.newSketch()
+    const node = wasm.node('svc', 'env', [])
+    for (let i = 0; i < 20_000; i++) wasm.checkpoint(node, 0, i, 1, i, i, i)
+    sketch.add(3)
+    wasm.drain(Infinity)
+    assert.equal(sketch.count, 1)
+    assert.ok(Math.abs(sketch.quantile(0.5) - 3) < 0.03)
+    sketch.free()
   })
 })

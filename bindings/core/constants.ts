@@ -13,7 +13,7 @@ export const KEY_MULTIPLIER = 49.998333288886556
 export const MIN_INDEXABLE_VALUE = 1.135012422773875e-308
 /** Dense stores keep at most this many bins and fold lower keys into the lowest one. */
 export const BIN_LIMIT = 2048
-/** Dense stores grow in chunks of this many bins. */
-export const BIN_CHUNK = 128
+/** Dense stores start with this many bins and double as their keys spread, up to BIN_LIMIT: most sketches stay small. */
+export const INITIAL_BINS = 16
 /** Stats buckets are 10 s wide. */
 export const BUCKET_MS = 10_000

@@ -1,4 +1,4 @@
-import { BIN_CHUNK, BIN_LIMIT, GAMMA, KEY_MULTIPLIER, MIN_INDEXABLE_VALUE } from '../core/constants.js'
+import { BIN_LIMIT, INITIAL_BINS, GAMMA, KEY_MULTIPLIER, MIN_INDEXABLE_VALUE } from '../core/constants.js'
 import type { Sketch } from '../core/types.js'
 import { ln } from './log.js'
 import { encodeSketch } from './proto.js'
@@ -40,7 +40,7 @@ export class TsSketch implements Sketch {
 
   addKey(key: number, weight: number): void {
     if (this.binCount === 0) {
-      if (this.bins.length === 0) this.bins = new Float64Array(BIN_CHUNK)
+      if (this.bins.length === 0) this.bins = new Float64Array(INITIAL_BINS)
       this.offset = key - (this.bins.length >> 1)
       this.minKey = key
       this.maxKey = key
@@ -65,8 +65,8 @@ export class TsSketch implements Sketch {
     const old = this.bins
     const oldOffset = this.offset
     let length = old.length
-    while (length < span) length += BIN_CHUNK
-    if (length > BIN_LIMIT) length = BIN_LIMIT
+    // span <= BIN_LIMIT, a power of two: doubling stops there
+    while (length < span) length *= 2
     const bins = new Float64Array(length)
     const offset = newMin - ((length - span) >> 1)
     for (let k = this.minKey; k <= this.maxKey; k++) {

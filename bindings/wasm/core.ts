@@ -75,21 +75,56 @@ function pointCap(maxPoints: number): number {
 
 class WasmCore implements Core {
   readonly backend = 'wasm' as const
-  readonly x: Exports
+  x!: Exports
   private readonly nodes = new Map<string, number>()
-  private readonly scratchAt: number
-  private readonly batchAt: number
+  /** The hashed text of each node by id, to register them again in a fresh instance. */
+  private readonly nodeTexts: string[] = []
+  private readonly maxPoints: number
+  private scratchAt = 0
+  private batchAt = 0
+  private startBytes = 0
+  /** Sketches handed out by newSketch and not freed: they pin the instance. */
+  liveSketches = 0
+  /** Drops counted by the instances this core has replaced. */
+  private droppedBefore = 0
   // Views over Wasm memory; a memory growth detaches them (they then read as empty) and they are re-made.
-  private words: Uint32Array
-  private batch: Float64Array
+  private words!: Uint32Array
+  private batch!: Float64Array
 
-  constructor(options: CoreOptions, module: WebAssembly.Module) {
-    this.x = new WebAssembly.Instance(module, {}).exports as unknown as Exports
-    this.x.init(pointCap(options.maxPoints ?? DEFAULT_MAX_POINTS))
+  constructor(
+    options: CoreOptions,
+    private readonly module: WebAssembly.Module,
+  ) {
+    this.maxPoints = pointCap(options.maxPoints ?? DEFAULT_MAX_POINTS)
+    this.start()
+  }
+
+  private start(): void {
+    this.x = new WebAssembly.Instance(this.module, {}).exports as unknown as Exports
+    this.x.init(this.maxPoints)
     this.scratchAt = this.x.scratch()
     this.batchAt = this.x.batch()
     this.words = new Uint32Array(this.x.memory.buffer, this.scratchAt, SCRATCH_WORDS)
     this.batch = new Float64Array(this.x.memory.buffer, this.batchAt, BATCH_CAPACITY * BATCH_STRIDE)
+    this.startBytes = this.x.memory.buffer.byteLength
+  }
+
+  /**
+   * Wasm memory never shrinks: once a drain has left nothing alive, a fresh instance (the module
+   * is compiled already) gives a burst's memory back. Nodes are registered again, in id order.
+   */
+  private restartIfGrown(): void {
+    if (this.x.livePoints() !== 0 || this.liveSketches !== 0 || this.x.memory.buffer.byteLength <= this.startBytes) return
+    this.droppedBefore += this.x.droppedPoints()
+    this.start()
+    for (const text of this.nodeTexts) this.register(text)
+  }
+
+  private register(text: string): number {
+    const room = text.length * 3 // UTF-8 takes at most 3 bytes per UTF-16 unit
+    const at = this.x.reserveInput(room) >>> 0
+    const { written } = utf8.encodeInto(text, new Uint8Array(this.x.memory.buffer, at, room))
+    return this.x.node(written)
   }
 
   scratch(): Uint32Array {
@@ -116,10 +151,8 @@ class WasmCore implements Core {
     let id = this.nodes.get(key)
     if (id === undefined) {
       const text = service + env + sorted.join('')
-      const room = text.length * 3 // UTF-8 takes at most 3 bytes per UTF-16 unit
-      const at = this.x.reserveInput(room) >>> 0
-      const { written } = utf8.encodeInto(text, new Uint8Array(this.x.memory.buffer, at, room))
-      id = this.x.node(written)
+      id = this.register(text)
+      this.nodeTexts[id] = text
       this.nodes.set(key, id)
     }
     return id
@@ -181,6 +214,7 @@ class WasmCore implements Core {
       })
     }
     this.x.drainEnd()
+    this.restartIfGrown()
     return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket)
   }
 
@@ -189,10 +223,11 @@ class WasmCore implements Core {
   }
 
   get droppedPoints(): number {
-    return this.x.droppedPoints()
+    return this.droppedBefore + this.x.droppedPoints()
   }
 
   newSketch(): Sketch {
+    this.liveSketches++
     return new WasmSketch(this, this.x.sketchNew())
   }
 }
@@ -249,6 +284,7 @@ export class WasmSketch implements Sketch {
   free(): void {
     if (this.ptr === 0) return
     this.core.x.sketchFree(this.ptr)
+    this.core.liveSketches--
     this.ptr = 0
   }
 }
