@@ -1,0 +1,114 @@
+/**
+ * The pathway context codec: round trips, interoperability with dd-trace's own codec both ways,
+ * the legacy raw key, and fuzzing: decoding never throws, whatever arrives.
+ */
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import { describe, test } from 'node:test'
+import fc from 'fast-check'
+import {
+  LEGACY_PATHWAY_KEY,
+  PATHWAY_KEY,
+  PathwayContext,
+  decodePathwayContext,
+  decodePathwayContextBytes,
+  encodePathwayContext,
+  encodePathwayContextBytes,
+  extractPathwayContext,
+} from '../bindings/context.js'
+
+const require = createRequire(import.meta.url)
+const ddPathway = require('dd-trace/packages/dd-trace/src/datastreams/pathway.js') as {
+  encodePathwayContextBase64(ctx: { hash: Buffer; pathwayStartNs: number; edgeStartNs: number }): string
+  decodePathwayContextBase64(value: string): { hash: Buffer; pathwayStartNs: number; edgeStartNs: number } | null
+}
+
+const u32 = fc.integer({ min: 0, max: 0xffffffff })
+/** Milliseconds since the epoch, from 1970 to about 2255. */
+const ms = fc.integer({ min: 0, max: 9_000_000_000_000 })
+/** Up to 2039: dd-trace writes its context into a fixed 20 bytes, which later timestamps overflow. */
+const ddMs = fc.integer({ min: 0, max: 2_190_000_000_000 })
+const hashOf = (ctx: PathwayContext) => ctx.hash
+
+describe('pathway context codec', () => {
+  test('a context round-trips through its header value, 28 characters for today', () => {
+    fc.assert(
+      fc.property(u32, u32, ms, ms, (hi, lo, pathwayStart, edgeStart) => {
+        const ctx = new PathwayContext(hi, lo, pathwayStart + 0.75, edgeStart + 0.25)
+        const decoded = decodePathwayContext(encodePathwayContext(ctx))!
+        assert.deepEqual([decoded.hashHi, decoded.hashLo, decoded.pathwayStartMs, decoded.edgeStartMs], [hi, lo, pathwayStart, edgeStart])
+        assert.deepEqual(decodePathwayContextBytes(encodePathwayContextBytes(ctx)), decoded)
+      }),
+      { numRuns: 2000 },
+    )
+    const now = Date.now()
+    assert.equal(encodePathwayContext(new PathwayContext(1, 2, now, now)).length, 28)
+  })
+
+  test('the value decodes from the Buffer of its text, as Kafka delivers header values', () => {
+    const ctx = new PathwayContext(0xdeadbeef, 0x01020304, 1_764_000_000_123, 1_764_000_000_456)
+    assert.deepEqual(decodePathwayContext(Buffer.from(encodePathwayContext(ctx))), decodePathwayContext(encodePathwayContext(ctx)))
+  })
+
+  test('values written by pathwise decode with dd-trace, and values written by dd-trace decode with pathwise', () => {
+    fc.assert(
+      fc.property(u32, u32, ddMs, ddMs, (hi, lo, pathwayStart, edgeStart) => {
+        const ours = new PathwayContext(hi, lo, pathwayStart, edgeStart)
+        const theirs = ddPathway.decodePathwayContextBase64(encodePathwayContext(ours))!
+        assert.equal(theirs.hash.readBigUInt64LE(0), hashOf(ours))
+        assert.equal(theirs.pathwayStartNs, pathwayStart * 1e6)
+        assert.equal(theirs.edgeStartNs, edgeStart * 1e6)
+
+        const hash = Buffer.alloc(8)
+        hash.writeBigUInt64LE(hashOf(ours))
+        const written = ddPathway.encodePathwayContextBase64({ hash, pathwayStartNs: pathwayStart * 1e6, edgeStartNs: edgeStart * 1e6 })
+        const back = decodePathwayContext(written)!
+        assert.deepEqual([back.hashHi, back.hashLo, back.pathwayStartMs, back.edgeStartMs], [hi, lo, pathwayStart, edgeStart])
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  test('a carrier is read by the base64 key first, then the legacy raw key; a repeated header reads its last value', () => {
+    const a = new PathwayContext(0, 1, 1000, 2000)
+    const b = new PathwayContext(0, 2, 3000, 4000)
+    assert.equal(extractPathwayContext({ [PATHWAY_KEY]: encodePathwayContext(a) })!.hashLo, 1)
+    assert.equal(extractPathwayContext({ [LEGACY_PATHWAY_KEY]: Buffer.from(encodePathwayContextBytes(b)) })!.hashLo, 2)
+    assert.equal(extractPathwayContext({ [LEGACY_PATHWAY_KEY]: Buffer.from(encodePathwayContextBytes(b)).toString('latin1') })!.hashLo, 2)
+    assert.equal(extractPathwayContext({ [PATHWAY_KEY]: encodePathwayContext(a), [LEGACY_PATHWAY_KEY]: encodePathwayContextBytes(b) })!.hashLo, 1)
+    assert.equal(extractPathwayContext({ [PATHWAY_KEY]: [encodePathwayContext(a), Buffer.from(encodePathwayContext(b))] })!.hashLo, 2)
+    assert.equal(extractPathwayContext({}), null)
+    assert.equal(extractPathwayContext(null), null)
+    assert.equal(extractPathwayContext('not a carrier'), null)
+  })
+
+  test('malformed values mean no context', () => {
+    const valid = encodePathwayContext(new PathwayContext(1, 2, 1_764_000_000_000, 1_764_000_000_000))
+    for (const bad of ['', '====', 'AAAA', valid.slice(0, 12), valid + valid, valid.replace('A', '*'), '😀😀😀😀', 'A'.repeat(37), null, undefined, 42, {}, [valid]]) {
+      assert.equal(decodePathwayContext(bad), null, JSON.stringify(bad))
+    }
+    // A varint that never ends, and one longer than 9 bytes.
+    assert.equal(decodePathwayContextBytes(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 0x80, 0x80, 0x80])), null)
+    assert.equal(decodePathwayContextBytes(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, ...Array(10).fill(0x81), 0x01, 0x02])), null)
+  })
+
+  test('fuzz: 100,000 random strings and byte arrays never make decoding throw', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ maxLength: 40 }), fc.base64String({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 })), (value) => {
+        const ctx = decodePathwayContext(value)
+        assert.ok(ctx === null || ctx instanceof PathwayContext)
+        extractPathwayContext({ [PATHWAY_KEY]: value, [LEGACY_PATHWAY_KEY]: value })
+      }),
+      { numRuns: 50_000 },
+    )
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), (bytes) => {
+        const raw = decodePathwayContextBytes(bytes)
+        assert.ok(raw === null || raw instanceof PathwayContext)
+        const text = decodePathwayContext(bytes)
+        assert.ok(text === null || text instanceof PathwayContext)
+      }),
+      { numRuns: 50_000 },
+    )
+  })
+})
