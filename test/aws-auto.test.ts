@@ -9,7 +9,6 @@
  * Uses the built package: run `npm run build` first.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
@@ -18,6 +17,7 @@ import { CreateStreamCommand, KinesisClient, waitUntilStreamExists } from '@aws-
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs'
 import { PATHWAY_KEY, createDataStreams, decodePathwayContext, type DataStreams } from '../bindings/index.js'
 import { pathwiseSqs, sqsInstrumentation } from '../bindings/aws/sqs.js'
+import { runNode } from './helpers/run-node.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { kinesisClientConfig, startKinesis, type KinesisPeer } from './peers/kinesis.js'
 import { sqsClientConfig, startSqs, type SqsPeer } from './peers/sqs.js'
@@ -26,27 +26,7 @@ import { ENV, expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/aws/${name}`, import.meta.url))
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
 
-function run(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-    child.once('error', reject)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
 
 describe('AWS automatic mode', () => {
   let agent: TestAgent
@@ -81,7 +61,7 @@ describe('AWS automatic mode', () => {
       kinesis.destroy()
 
       const service = `auto-${mode}`
-      const result = await run([...args], {
+      const result = await runNode([...args], {
         DD_DATA_STREAMS_ENABLED: 'true',
         DD_SERVICE: service,
         DD_ENV: ENV,

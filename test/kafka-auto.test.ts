@@ -9,13 +9,13 @@
  * Uses the built package: run `npm run build` first.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { PATHWAY_KEY, createDataStreams, decodePathwayContext } from '../bindings/index.js'
 import type { DataStreams } from '../bindings/data-streams.js'
 import { confluentInstrumentation, instrumentConfluent, instrumentKafkaJs, kafkajsInstrumentation } from '../bindings/kafka/index.js'
+import { runNode } from './helpers/run-node.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { startKafka, type KafkaPeer } from './peers/kafka.js'
 import {
@@ -38,21 +38,6 @@ import {
 const root = fileURLToPath(new URL('..', import.meta.url))
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/kafka/${name}`, import.meta.url))
 
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 40_000)
-    child.once('error', reject)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
 
 describe('Kafka automatic mode', () => {
   let peer: KafkaPeer
@@ -80,7 +65,7 @@ describe('Kafka automatic mode', () => {
       test(`${mode}: node ${args.join(' ')}`, async () => {
         assert.ok(existsSync(`${root}/dist/register.js`) && existsSync(`${root}/dist/register.cjs`), 'dist/ is missing: npm run build')
         const [t1, t2, g1, g2, service] = [`auto-${mode}-1`, `auto-${mode}-2`, `auto-${mode}-g1`, `auto-${mode}-g2`, `auto-${mode}`]
-        const result = await run([...args], {
+        const result = await runNode([...args], {
           DD_DATA_STREAMS_ENABLED: 'true',
           DD_SERVICE: service,
           DD_ENV: ENV,
