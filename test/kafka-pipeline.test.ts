@@ -52,6 +52,35 @@ function assertPayloadSize(point: ServicePoint, bytes: number, count: number): v
   assert.ok(Math.abs(size.quantile(0) - bytes) <= bytes * 0.01 && Math.abs(size.quantile(1) - bytes) <= bytes * 0.01, `size ${size.quantile(0)}..${size.quantile(1)}, expected ${bytes}`)
 }
 
+
+/**
+ * Flushes until every point of the hash chain and every backlog has reached the Agent, then checks
+ * each point's parent and latencies; returns the lookup of a service's point by hash.
+ */
+async function assertChainArrives(
+  agent: TestAgent,
+  dsms: DataStreams[],
+  chain: [string, bigint, bigint][],
+  expectedBacklogs: [string, string[], number][],
+): Promise<(service: string, hash: bigint) => ServicePoint | undefined> {
+  const point = (service: string, hash: bigint) => pointsOf(agent, service).find((pt) => pt.Hash === hash)
+  await flushUntil(
+    dsms,
+    () =>
+      chain.every(([service, hash]) => point(service, hash) !== undefined) &&
+      expectedBacklogs.every(([service, tags, value]) => backlogsOf(agent, service).get(backlogKey(tags)) === value),
+  ).catch((err: Error) => {
+    const got = expectedBacklogs.map(([service]) => JSON.stringify([...backlogsOf(agent, service)]))
+    throw new Error(`${err.message}; backlogs: ${got.join(' ')}`)
+  })
+  for (const [service, hash, parent] of chain) {
+    const pt = point(service, hash)!
+    assert.equal(pt.ParentHash, parent)
+    assertLatencies(pt)
+  }
+  return point
+}
+
 describe('Kafka pipeline A → orders → B → enriched → C', () => {
   let peer: KafkaPeer
   let agent: TestAgent
@@ -161,22 +190,7 @@ describe('Kafka pipeline A → orders → B → enriched → C', () => {
         [svcB, hB2, hB1],
         [svcC, hC, hB2],
       ]
-      const point = (service: string, hash: bigint) => pointsOf(agent, service).find((pt) => pt.Hash === hash)
-      await flushUntil(
-        [dsmA, dsmB, dsmC],
-        () =>
-          chain.every(([service, hash]) => point(service, hash) !== undefined) &&
-          expectedBacklogs.every(([service, tags, value]) => backlogsOf(agent, service).get(backlogKey(tags)) === value),
-      ).catch((err: Error) => {
-        const got = expectedBacklogs.map(([service]) => JSON.stringify([...backlogsOf(agent, service)]))
-        throw new Error(`${err.message}; backlogs: ${got.join(' ')}`)
-      })
-
-      for (const [service, hash, parent] of chain) {
-        const pt = point(service, hash)!
-        assert.equal(pt.ParentHash, parent)
-        assertLatencies(pt)
-      }
+      const point = await assertChainArrives(agent, [dsmA, dsmB, dsmC], chain, expectedBacklogs)
       assert.deepEqual(point(svcA, hA)!.EdgeTags, [...produceTags(orders, producerCluster)].sort())
       assert.deepEqual(point(svcB, hB1)!.EdgeTags, [...consumeTags(groupB, orders, consumerCluster)].sort())
       // key + value + headers as sent, the pathway header included; the consumer counts the same bytes.
@@ -286,21 +300,7 @@ describe('Kafka pipeline A → orders → B → enriched → C', () => {
       [svcB, hB2, hB1],
       [svcC, hC, hB2],
     ]
-    const point = (service: string, hash: bigint) => pointsOf(agent, service).find((pt) => pt.Hash === hash)
-    await flushUntil(
-      [dsmA, dsmB, dsmC],
-      () =>
-        chain.every(([service, hash]) => point(service, hash) !== undefined) &&
-        expectedBacklogs.every(([service, tags, value]) => backlogsOf(agent, service).get(backlogKey(tags)) === value),
-    ).catch((err: Error) => {
-      const got = expectedBacklogs.map(([service]) => JSON.stringify([...backlogsOf(agent, service)]))
-      throw new Error(`${err.message}; backlogs: ${got.join(' ')}`)
-    })
-    for (const [service, hash, parent] of chain) {
-      const pt = point(service, hash)!
-      assert.equal(pt.ParentHash, parent)
-      assertLatencies(pt)
-    }
+    const point = await assertChainArrives(agent, [dsmA, dsmB, dsmC], chain, expectedBacklogs)
     assert.ok(commitEventsB.length > 0, "the application's own commit events still arrive")
     const ordersBytes = 2 + 7 + 2 * (7 + 3) + PATHWAY_HEADER_BYTES
     assertPayloadSize(point(svcA, hA)!, ordersBytes, 3)
