@@ -6,11 +6,21 @@ import { encodeSketch, sketchProtoSize } from './proto'
 /** Stands for "counts as a zero" where a key is expected: real keys lie within +-36000. */
 export const ZERO_KEY: i32 = i32.MIN_VALUE
 
-/** The sketch key of `value`, or ZERO_KEY for a value not above MIN_INDEXABLE_VALUE (NaN included). */
+/** How close to a key boundary Math.log is not trusted: the steps of keyOf in bindings/ts/sketch.ts. */
+const BOUNDARY_MARGIN: f64 = 1e-9
+
+/**
+ * The sketch key of `value`, or ZERO_KEY for a value not above MIN_INDEXABLE_VALUE (NaN included).
+ * Math.log decides where it cannot disagree with the portable `ln`; `ln` decides near a boundary.
+ */
 // @ts-ignore: decorator
 @inline
 export function keyOrZero(value: f64): i32 {
-  return value > MIN_INDEXABLE_VALUE ? <i32>Math.ceil(ln(value) * KEY_MULTIPLIER) : ZERO_KEY
+  if (!(value > MIN_INDEXABLE_VALUE)) return ZERO_KEY
+  const x = Math.log(value) * KEY_MULTIPLIER
+  const key = Math.ceil(x)
+  const gap = key - x
+  return gap > BOUNDARY_MARGIN && gap < 1 - BOUNDARY_MARGIN ? <i32>key : <i32>Math.ceil(ln(value) * KEY_MULTIPLIER)
 }
 
 function allocBins(length: i32): usize {

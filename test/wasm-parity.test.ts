@@ -164,6 +164,30 @@ describe('sketches', () => {
     )
   })
 
+  test('same keys on key boundaries, where Math.log hands over to the portable ln', () => {
+    // gamma^k and its neighbouring doubles: ln(v) * KEY_MULTIPLIER lands on or next to an integer.
+    const gamma = 1.02020202020202
+    const f64 = new Float64Array(1)
+    const bits = new BigInt64Array(f64.buffer)
+    for (let start = -34_000; start < 34_000; start += 1000) {
+      const [ts, wasm] = pair()
+      const a = ts.newSketch()
+      const b = wasm.newSketch()
+      for (let k = start; k < start + 1000; k++) {
+        f64[0] = Math.pow(gamma, k)
+        if (!(f64[0] > MIN_INDEXABLE_VALUE) || !Number.isFinite(f64[0])) continue
+        const center = bits[0]
+        for (let d = -2n; d <= 2n; d++) {
+          bits[0] = center + d
+          a.add(f64[0])
+          b.add(f64[0])
+        }
+      }
+      assertSameSketch(a, b)
+      b.free()
+    }
+  })
+
   test('collapsing: values spanning far more than 2048 keys, in any order', () => {
     fc.assert(
       fc.property(fc.array(fc.double({ min: 1e-200, max: 1e200, noNaN: true }), { minLength: 1, maxLength: 500 }), fc.boolean(), (values, sorted) => {
