@@ -173,14 +173,22 @@ function checkpointMessages(dsm: DataStreams, node: CheckpointNode | null, messa
     return out
   }
   const extra = inject ? PATHWAY_HEADER_BYTES : 0
+  // Every message of a send hangs off the current context: one core call (one clock read) for all.
+  const positions: number[] = []
+  const sizes: number[] = []
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as Message
-    if (m === null || typeof m !== 'object') {
-      out[i] = m
-      continue
+    if (m === null || typeof m !== 'object') out[i] = m
+    else {
+      positions.push(i)
+      sizes.push(messageSize(m) + extra)
     }
-    const ctx = dsm.setCheckpoint(node, undefined, messageSize(m) + extra)
-    out[i] = inject && ctx !== null ? { ...m, headers: withPathwayHeader(m.headers, encodePathwayContext(ctx)) } : m
+  }
+  const ctxs = dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(positions.length).fill(dsm.currentContext() ?? null), sizes)
+  for (let j = 0; j < positions.length; j++) {
+    const m = messages[positions[j]] as Message
+    const ctx = ctxs[j]
+    out[positions[j]] = inject && ctx !== null ? { ...m, headers: withPathwayHeader(m.headers, encodePathwayContext(ctx)) } : m
   }
   return out
 }
@@ -234,6 +242,22 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
     return ctx
   }
 
+  /** The consume checkpoints of a whole batch in one core call (one clock read): the eachBatch path. */
+  const checkpointBatch = (topic: unknown, messages: readonly Message[]): (PathwayContext | null)[] => {
+    if (typeof topic !== 'string' || !messages.every((m) => m !== null && typeof m === 'object')) return messages.map((m) => checkpoint(topic, m))
+    nodes ??= new TopicNodes(dsm, hooks.group() ?? '')
+    const node = nodes.get(topic, hooks.clusterId())
+    if (node === null) return messages.map(() => null)
+    const parents = messages.map((m) => extractPathwayContext(m.headers))
+    const sizes = messages.map(messageSize)
+    const ctxs = dsm.setCheckpointBatch(node, parents, sizes)
+    for (let i = 0; i < messages.length; i++) {
+      const ctx = ctxs[i]
+      if (ctx !== null) rememberMessageContext(messages[i], ctx)
+    }
+    return ctxs
+  }
+
   const eachMessage = (handler: AnyFn) =>
     function (this: unknown, payload: any) {
       if (!hooks.active()) return handler.call(this, payload)
@@ -255,8 +279,7 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
         const batch = payload?.batch
         const messages = batch?.messages
         if (Array.isArray(messages) && messages.length > 0) {
-          const ctxs = new Array<PathwayContext | null>(messages.length)
-          for (let i = 0; i < messages.length; i++) ctxs[i] = checkpoint(batch.topic, messages[i])
+          const ctxs = checkpointBatch(batch.topic, messages)
           first = ctxs[0]
           const resolveOffset = payload.resolveOffset
           if (typeof resolveOffset === 'function') {
