@@ -289,8 +289,3 @@ function readZigzag(b: Uint8Array, p: number, n: number): number {
   const value = high * (LOW28 / 2) + (low >>> 1)
   return value <= Number.MAX_SAFE_INTEGER ? value : -1
 }
-
-/** The hash halves of an unsigned 64-bit value given as a bigint (for tests and configuration, never per message). */
-export function splitHash(hash: bigint): { hi: number; lo: number } {
-  return { hi: Number((hash >> 32n) & 0xffffffffn), lo: Number(hash & 0xffffffffn) }
-}

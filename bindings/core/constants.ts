@@ -3,9 +3,7 @@
  * since the two cores must produce identical keys and bytes.
  */
 
-/** DDSketch relative accuracy, as Datadog's tracers use. */
-export const RELATIVE_ACCURACY = 0.01
-/** gamma = 1 + 2a/(1-a). */
+/** gamma = 1 + 2a/(1-a) for the relative accuracy a = 0.01 that Datadog's tracers use. */
 export const GAMMA = 1.02020202020202
 /** 1 / ln(gamma) = 1 / log1p(2a/(1-a)): key(v) = ceil(ln(v) * KEY_MULTIPLIER). */
 export const KEY_MULTIPLIER = 49.998333288886556
