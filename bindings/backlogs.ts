@@ -4,8 +4,13 @@ export interface Backlog {
   value: number
 }
 
+/** Most backlog keys (topic, partition, group) in one bucket: past it new keys are dropped and counted. */
+export const MAX_BACKLOGS_PER_BUCKET = 10_000
+
 export class Backlogs {
   private readonly buckets = new Map<number, Map<string, Backlog>>()
+  /** New keys dropped because their bucket was full. */
+  dropped = 0
 
   /** `tags` must already be in a stable order: it is the key. */
   track(bucket: number, tags: string[], offset: number): void {
@@ -13,8 +18,10 @@ export class Backlogs {
     if (entries === undefined) this.buckets.set(bucket, (entries = new Map()))
     const key = tags.join(',')
     const entry = entries.get(key)
-    if (entry === undefined) entries.set(key, { tags, value: offset })
-    else if (offset > entry.value) entry.value = offset
+    if (entry !== undefined) {
+      if (offset > entry.value) entry.value = offset
+    } else if (entries.size < MAX_BACKLOGS_PER_BUCKET) entries.set(key, { tags, value: offset })
+    else this.dropped++
   }
 
   /** Removes and returns the backlogs of every bucket below `beforeBucket`. */

@@ -1,4 +1,5 @@
 import type { Backend } from './core/types.js'
+import { MAX_TAG_LENGTH, read } from './input.js'
 
 /** Options of `createDataStreams`; each falls back to the Datadog environment variable users already set. */
 export interface DataStreamsOptions {
@@ -24,6 +25,8 @@ export interface DataStreamsOptions {
   debug?: boolean
   /** Agent request timeout, default 2000 ms. */
   timeoutMs?: number
+  /** Most nodes (service, env, edge tags) kept prepared; past it the cache starts over (counted in `stats.evictedNodes`). Default 10 000. */
+  maxNodes?: number
 }
 
 export interface ResolvedConfig {
@@ -38,23 +41,76 @@ export interface ResolvedConfig {
   maxPoints: number | undefined
   debug: boolean
   timeoutMs: number
+  maxNodes: number
 }
 
 export type Env = Record<string, string | undefined>
 
-export function resolveConfig(options: DataStreamsOptions, env: Env): ResolvedConfig {
+/** setTimeout and setInterval fire at once past this (a 32-bit signed count of milliseconds). */
+const MAX_TIMER_MS = 0x7fffffff
+
+/**
+ * The options, falling back to the environment. Never throws: an option that cannot be read (a
+ * throwing getter, a Proxy) or has the wrong type counts as not given, and so does a variable.
+ */
+export function resolveConfig(options: unknown, env: unknown, defaults: { flushIntervalMs?: number } = {}): ResolvedConfig {
+  const opt = (key: keyof DataStreamsOptions) => read(options, key)
+  const envText = (key: string): string | undefined => {
+    const value = read(env, key)
+    return typeof value === 'string' ? value : undefined
+  }
+  const text = (key: keyof DataStreamsOptions): string | undefined => {
+    const value = opt(key)
+    return typeof value === 'string' ? value : undefined
+  }
+  const flag = (key: keyof DataStreamsOptions): boolean | undefined => {
+    const value = opt(key)
+    return typeof value === 'boolean' ? value : undefined
+  }
+  const core = opt('core')
+  const host = envText('DD_AGENT_HOST') ?? 'localhost'
+  const port = envText('DD_TRACE_AGENT_PORT') ?? '8126'
   return {
-    enabled: options.enabled ?? isTrue(env.DD_DATA_STREAMS_ENABLED),
-    service: options.service ?? env.DD_SERVICE ?? 'unnamed-javascript-service',
-    env: options.env ?? env.DD_ENV ?? 'none',
-    version: options.version ?? env.DD_VERSION ?? '',
-    agentUrl: stripSlash(options.agentUrl ?? env.DD_TRACE_AGENT_URL ?? `http://${env.DD_AGENT_HOST ?? 'localhost'}:${env.DD_TRACE_AGENT_PORT ?? '8126'}`),
-    tags: options.tags !== undefined ? tagList(options.tags) : parseTags(env.DD_TAGS),
-    flushIntervalMs: options.flushIntervalMs ?? positiveNumber(env.PATHWISE_FLUSH_INTERVAL_MS) ?? 10_000,
-    core: options.core,
-    maxPoints: options.maxPoints,
-    debug: options.debug ?? isTrue(env.DD_TRACE_DEBUG),
-    timeoutMs: options.timeoutMs ?? 2_000,
+    enabled: flag('enabled') ?? isTrue(envText('DD_DATA_STREAMS_ENABLED')),
+    service: nonEmpty(text('service')) ?? nonEmpty(envText('DD_SERVICE')) ?? 'unnamed-javascript-service',
+    env: nonEmpty(text('env')) ?? nonEmpty(envText('DD_ENV')) ?? 'none',
+    version: text('version') ?? envText('DD_VERSION') ?? '',
+    agentUrl: stripSlash(httpUrl(text('agentUrl')) ?? httpUrl(envText('DD_TRACE_AGENT_URL')) ?? httpUrl(`http://${host}:${port}`) ?? 'http://localhost:8126'),
+    tags: tagList(opt('tags')) ?? parseTags(envText('DD_TAGS')),
+    flushIntervalMs: Math.min(MAX_TIMER_MS, nonNegative(opt('flushIntervalMs')) ?? nonNegative(numberText(envText('PATHWISE_FLUSH_INTERVAL_MS'))) ?? defaults.flushIntervalMs ?? 10_000),
+    core: core === 'wasm' || core === 'ts' ? core : undefined,
+    maxPoints: nonNegative(opt('maxPoints')),
+    debug: flag('debug') ?? isTrue(envText('DD_TRACE_DEBUG')),
+    timeoutMs: Math.min(MAX_TIMER_MS, positive(opt('timeoutMs')) ?? 2_000),
+    maxNodes: Math.max(1, Math.floor(Math.min(1e7, positive(opt('maxNodes')) ?? 10_000))),
+  }
+}
+
+/** A service or env name: part of every node's hash, so as bounded as a tag. */
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.length === 0 || value.length > MAX_TAG_LENGTH ? undefined : value
+}
+
+function numberText(value: string | undefined): number | undefined {
+  return value === undefined || value.trim() === '' ? undefined : Number(value)
+}
+
+function nonNegative(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
+}
+
+function positive(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined
+}
+
+/** An http(s) URL, or undefined: an Agent address that does not parse is ignored rather than failing every flush. */
+function httpUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  try {
+    const url = new URL(value)
+    return url.protocol === 'http:' || url.protocol === 'https:' ? value : undefined
+  } catch {
+    return undefined
   }
 }
 
@@ -62,17 +118,25 @@ function isTrue(value: string | undefined): boolean {
   return value !== undefined && (value.toLowerCase() === 'true' || value === '1')
 }
 
-function positiveNumber(value: string | undefined): number | undefined {
-  const n = value === undefined ? NaN : Number(value)
-  return Number.isFinite(n) && n >= 0 ? n : undefined
-}
-
 function stripSlash(url: string): string {
   return url.endsWith('/') ? url.slice(0, -1) : url
 }
 
-function tagList(tags: Record<string, string> | readonly string[]): string[] {
-  return Array.isArray(tags) ? [...(tags as readonly string[])] : Object.entries(tags).map(([k, v]) => `${k}:${v}`)
+/** Tags as `key:value` strings from an array of strings or a record of strings; undefined if it is neither (or cannot be read). */
+function tagList(tags: unknown): string[] | undefined {
+  if (tags === undefined || tags === null) return undefined
+  try {
+    if (Array.isArray(tags)) return tags.length <= 1000 && tags.every((t) => typeof t === 'string') ? [...(tags as string[])] : undefined
+    if (typeof tags !== 'object') return undefined
+    const out: string[] = []
+    for (const [k, v] of Object.entries(tags)) {
+      if (typeof v !== 'string' || out.length >= 1000) return undefined
+      out.push(`${k}:${v}`)
+    }
+    return out
+  } catch {
+    return undefined
+  }
 }
 
 /** DD_TAGS: `a:1,b:2` or `a:1 b:2`. */

@@ -5,6 +5,8 @@
  * Decoding never throws: anything malformed reads as "no context".
  */
 
+import { isSaneTime, isSaneTimeNow } from './time-window.js'
+
 export const PATHWAY_KEY = 'dd-pathway-ctx-base64'
 export const LEGACY_PATHWAY_KEY = 'dd-pathway-ctx'
 
@@ -69,14 +71,20 @@ const scratch = new Uint8Array(MAX_CONTEXT_BYTES + 2)
  */
 const charsByLength: number[][] = []
 
-/** The raw context bytes (20 for today's timestamps). */
+/** The raw context bytes (20 for today's timestamps); no bytes for anything but a valid context. */
 export function encodePathwayContextBytes(ctx: PathwayContext): Uint8Array {
   return scratch.slice(0, writeContext(ctx))
 }
 
-/** The header value: standard base64 with padding, 28 characters for today's timestamps. */
+/**
+ * The header value: standard base64 with padding, 28 characters for today's timestamps; the empty
+ * string (nothing to write) for anything but a valid context (hash halves that are unsigned 32-bit
+ * integers, times in the window of `time-window.ts`), so that what is written always decodes to
+ * the times recorded. Every context a checkpoint returns is valid.
+ */
 export function encodePathwayContext(ctx: PathwayContext): string {
   const n = writeContext(ctx)
+  if (n === 0) return ''
   const b = scratch
   if (n === TODAY_BYTES) {
     // The common case, in one call with the characters as arguments: no array to fill and spread.
@@ -120,10 +128,13 @@ export function encodePathwayContext(ctx: PathwayContext): string {
   return String.fromCharCode.apply(null, chars)
 }
 
+/** Writes the context's bytes into `scratch` and returns their count, 0 if it is not a valid context. */
 function writeContext(ctx: PathwayContext): number {
+  const valid = asPathwayContext(ctx)
+  if (valid === null) return 0
   const b = scratch
-  const lo = ctx.hashLo
-  const hi = ctx.hashHi
+  const lo = valid.hashLo
+  const hi = valid.hashHi
   b[0] = lo
   b[1] = lo >>> 8
   b[2] = lo >>> 16
@@ -132,8 +143,47 @@ function writeContext(ctx: PathwayContext): number {
   b[5] = hi >>> 8
   b[6] = hi >>> 16
   b[7] = hi >>> 24
-  const p = writeZigzag(b, 8, Math.floor(ctx.pathwayStartMs))
-  return writeZigzag(b, p, Math.floor(ctx.edgeStartMs))
+  const p = writeZigzag(b, 8, Math.floor(valid.pathwayStartMs))
+  return writeZigzag(b, p, Math.floor(valid.edgeStartMs))
+}
+
+/**
+ * `value` as a context that is safe to hang a checkpoint off or to encode, or null: a
+ * PathwayContext (of this or another copy of pathwise) whose hash halves are unsigned 32-bit
+ * integers, whose direction is known and whose times are sane for a clock reading `now` (this
+ * host's clock if not given). Never
+ * throws (a Proxy or a throwing getter reads as null). A context of this copy that is valid is
+ * returned as is; a lookalike is copied, so its getters are read once.
+ */
+export function asPathwayContext(value: unknown, now?: number): PathwayContext | null {
+  try {
+    if (value === null || typeof value !== 'object') return null
+    const c = value as PathwayContext
+    const hashHi = c.hashHi
+    const hashLo = c.hashLo
+    const pathwayStartMs = c.pathwayStartMs
+    const edgeStartMs = c.edgeStartMs
+    const direction = c.direction
+    const oppositeHashHi = c.oppositeHashHi
+    const oppositeHashLo = c.oppositeHashLo
+    const oppositeEdgeStartMs = c.oppositeEdgeStartMs
+    if (
+      hashHi >>> 0 !== hashHi ||
+      hashLo >>> 0 !== hashLo ||
+      oppositeHashHi >>> 0 !== oppositeHashHi ||
+      oppositeHashLo >>> 0 !== oppositeHashLo ||
+      !(direction === Direction.None || direction === Direction.In || direction === Direction.Out) ||
+      !saneTime(pathwayStartMs, now) ||
+      !saneTime(edgeStartMs, now) ||
+      !saneTime(oppositeEdgeStartMs, now)
+    ) {
+      return null
+    }
+    if (value instanceof PathwayContext) return value
+    return new PathwayContext(hashHi, hashLo, pathwayStartMs, edgeStartMs, direction, oppositeHashHi, oppositeHashLo, oppositeEdgeStartMs)
+  } catch {
+    return null
+  }
 }
 
 /**
@@ -170,6 +220,19 @@ function writeZigzag(b: Uint8Array, p: number, n: number): number {
  * string (Kafka header values arrive as Buffers). Null for anything malformed.
  */
 export function decodePathwayContext(value: unknown): PathwayContext | null {
+  try {
+    return decodeValue(value)
+  } catch {
+    // a Proxy posing as bytes
+    return null
+  }
+}
+
+function saneTime(ms: number, now: number | undefined): boolean {
+  return now === undefined ? isSaneTimeNow(ms) : isSaneTime(ms, now)
+}
+
+function decodeValue(value: unknown): PathwayContext | null {
   if (typeof value === 'string') {
     // the characters as bytes first, so that one decoding loop serves strings and byte arrays
     let length = value.length
@@ -188,8 +251,12 @@ export function decodePathwayContext(value: unknown): PathwayContext | null {
 
 /** Reads a context from its raw bytes (the legacy `dd-pathway-ctx` value). Null for anything malformed. */
 export function decodePathwayContextBytes(bytes: unknown): PathwayContext | null {
-  if (!(bytes instanceof Uint8Array)) return null
-  return readContext(bytes, bytes.length)
+  try {
+    if (!(bytes instanceof Uint8Array)) return null
+    return readContext(bytes, bytes.length)
+  } catch {
+    return null
+  }
 }
 
 /**
@@ -197,14 +264,19 @@ export function decodePathwayContextBytes(bytes: unknown): PathwayContext | null
  * A repeated header (an array of values) reads its last value, the one written last.
  */
 export function extractPathwayContext(carrier: unknown): PathwayContext | null {
-  if (carrier === null || typeof carrier !== 'object') return null
-  const c = carrier as Record<string, unknown>
-  const encoded = c[PATHWAY_KEY]
-  if (encoded !== undefined) return decodePathwayContext(last(encoded))
-  const legacy = c[LEGACY_PATHWAY_KEY]
-  if (legacy === undefined) return null
-  const raw = last(legacy)
-  return typeof raw === 'string' ? decodePathwayContextBytes(latin1(raw)) : decodePathwayContextBytes(raw)
+  try {
+    if (carrier === null || typeof carrier !== 'object') return null
+    const c = carrier as Record<string, unknown>
+    const encoded = c[PATHWAY_KEY]
+    if (encoded !== undefined) return decodePathwayContext(last(encoded))
+    const legacy = c[LEGACY_PATHWAY_KEY]
+    if (legacy === undefined) return null
+    const raw = last(legacy)
+    return typeof raw === 'string' ? decodePathwayContextBytes(latin1(raw)) : decodePathwayContextBytes(raw)
+  } catch {
+    // a carrier that throws on reading (a Proxy, a getter) carries no context
+    return null
+  }
 }
 
 function last(value: unknown): unknown {
@@ -212,6 +284,7 @@ function last(value: unknown): unknown {
 }
 
 function latin1(s: string): Uint8Array {
+  if (s.length > MAX_CONTEXT_BYTES + 2) return new Uint8Array(0)
   const out = new Uint8Array(s.length)
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i)
   return out
@@ -258,6 +331,7 @@ function readContext(b: Uint8Array, n: number): PathwayContext | null {
   if (pathwayStart < 0) return null
   const edgeStart = readZigzag(b, varintEnd, n)
   if (edgeStart < 0) return null
+  if (!isSaneTimeNow(pathwayStart) || !isSaneTimeNow(edgeStart)) return null
   return new PathwayContext(hi, lo, pathwayStart, edgeStart)
 }
 

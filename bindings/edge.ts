@@ -8,6 +8,7 @@
 import type { DataStreamsOptions, Env } from './config.js'
 import { createDataStreamsFor, type ContextStore, type DataStreams } from './data-streams.js'
 import { fetchTransport } from './export/fetch-transport.js'
+import { read } from './input.js'
 
 export interface EdgeDataStreamsOptions extends DataStreamsOptions {
   /**
@@ -36,11 +37,21 @@ const explicitContext: ContextStore = {
  * `flushIntervalMs` defaults to 0 here, because a timer outlives no Worker request.
  */
 export function createDataStreams(options: EdgeDataStreamsOptions = {}): DataStreams {
-  const { wasmModule, vars, ...rest } = options
+  const vars = read(options, 'vars')
   return createDataStreamsFor(
-    { ...rest, flushIntervalMs: rest.flushIntervalMs ?? 0 },
-    { env: vars ?? {}, store: explicitContext, transport: fetchTransport, compiledWasm: wasmModule },
+    options,
+    { env: (vars ?? {}) as Env, store: explicitContext, transport: fetchTransport, compiledWasm: compiledModule(read(options, 'wasmModule')) },
+    { flushIntervalMs: 0 },
   )
+}
+
+/** A compiled module as handed over, or undefined for anything else (the embedded bytes are used then). */
+function compiledModule(value: unknown): WebAssembly.Module | undefined {
+  try {
+    return typeof WebAssembly === 'object' && value instanceof WebAssembly.Module ? value : undefined
+  } catch {
+    return undefined
+  }
 }
 
 export * from './shared-exports.js'

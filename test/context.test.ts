@@ -16,6 +16,7 @@ import {
   encodePathwayContextBytes,
   extractPathwayContext,
 } from '../bindings/context.js'
+import { MAX_AHEAD_MS, MIN_TIME_MS } from '../bindings/time-window.js'
 
 const require = createRequire(import.meta.url)
 const ddPathway = require('dd-trace/packages/dd-trace/src/datastreams/pathway.js') as {
@@ -24,10 +25,12 @@ const ddPathway = require('dd-trace/packages/dd-trace/src/datastreams/pathway.js
 }
 
 const u32 = fc.integer({ min: 0, max: 0xffffffff })
-/** Milliseconds since the epoch, from 1970 to about 2255. */
-const ms = fc.integer({ min: 0, max: 9_000_000_000_000 })
-/** Up to 2039: dd-trace writes its context into a fixed 20 bytes, which later timestamps overflow. */
-const ddMs = fc.integer({ min: 0, max: 2_190_000_000_000 })
+/** Milliseconds since the epoch inside the sane window: from 2000 to an hour from now (minus the .75 added below). */
+const ms = fc.integer({ min: MIN_TIME_MS, max: Date.now() + MAX_AHEAD_MS - 1 })
+/** Outside it: before 2000, or further ahead (to about 2255). */
+const insaneMs = fc.oneof(fc.integer({ min: 0, max: MIN_TIME_MS - 1 }), fc.integer({ min: Date.now() + 2 * MAX_AHEAD_MS, max: 9_000_000_000_000 }))
+/** dd-trace writes its context into a fixed 20 bytes, which timestamps after 2039 would overflow: the window ends well before. */
+const ddMs = fc.integer({ min: MIN_TIME_MS, max: Date.now() })
 const hashOf = (ctx: PathwayContext) => ctx.hash
 
 describe('pathway context codec', () => {
@@ -43,6 +46,17 @@ describe('pathway context codec', () => {
     )
     const now = Date.now()
     assert.equal(encodePathwayContext(new PathwayContext(1, 2, now, now)).length, 28)
+  })
+
+  test('a time outside the window is never encoded', () => {
+    fc.assert(
+      fc.property(u32, u32, insaneMs, ms, fc.boolean(), (hi, lo, bad, good, first) => {
+        const ctx = first ? new PathwayContext(hi, lo, bad, good) : new PathwayContext(hi, lo, good, bad)
+        assert.equal(encodePathwayContext(ctx), '')
+        assert.equal(encodePathwayContextBytes(ctx).length, 0)
+      }),
+      { numRuns: 2000 },
+    )
   })
 
   test('the value decodes from the Buffer of its text, as Kafka delivers header values', () => {
@@ -70,8 +84,9 @@ describe('pathway context codec', () => {
   })
 
   test('a carrier is read by the base64 key first, then the legacy raw key; a repeated header reads its last value', () => {
-    const a = new PathwayContext(0, 1, 1000, 2000)
-    const b = new PathwayContext(0, 2, 3000, 4000)
+    const now = Date.now()
+    const a = new PathwayContext(0, 1, now - 4000, now - 3000)
+    const b = new PathwayContext(0, 2, now - 2000, now - 1000)
     assert.equal(extractPathwayContext({ [PATHWAY_KEY]: encodePathwayContext(a) })!.hashLo, 1)
     assert.equal(extractPathwayContext({ [LEGACY_PATHWAY_KEY]: Buffer.from(encodePathwayContextBytes(b)) })!.hashLo, 2)
     assert.equal(extractPathwayContext({ [LEGACY_PATHWAY_KEY]: Buffer.from(encodePathwayContextBytes(b)).toString('latin1') })!.hashLo, 2)
