@@ -50,6 +50,8 @@ export interface CheckpointNode {
   readonly id: number
   readonly direction: Direction
   readonly edgeTags: readonly string[]
+  /** False once the DataStreams has forgotten the node (its node cache was full): it still works, but `node()` prepares it again. */
+  readonly live: boolean
 }
 
 /** Overrides of the times a checkpoint measures from (Kinesis: the record's arrival time). */

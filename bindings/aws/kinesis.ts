@@ -15,6 +15,7 @@
  */
 import { encodePathwayContext, type PathwayContext } from '../context.js'
 import type { CheckpointNode, CheckpointTiming, DataStreams } from '../data-streams.js'
+import { TransportNodes, isLive } from '../node-cache.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { planJsonInjection, readJsonContext, type RecordData } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
@@ -70,18 +71,15 @@ interface ReceivedRecord {
 function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisOptions, active?: () => boolean): AwsPlugin {
   if (!dsm.enabled) return { applyToStack() {} }
   const jsonContext = options.jsonContext === true
-  const streams = new Map<string, StreamNodes>()
-  const nodesOf = (stream: string | undefined): StreamNodes => {
-    const key = stream ?? ''
-    let nodes = streams.get(key)
-    if (nodes === undefined) {
-      // A GetRecords whose stream is unknown still counts, without a topic.
-      const topic = stream === undefined ? [] : [`topic:${stream}`]
-      nodes = { out: dsm.node(['direction:out', ...topic, 'type:kinesis']), in: dsm.node(['direction:in', ...topic, 'type:kinesis']) }
-      streams.set(key, nodes)
-    }
-    return nodes
-  }
+  const streams = new TransportNodes<StreamNodes>(
+    (stream) => {
+      // A GetRecords whose stream is unknown (key '') still counts, without a topic.
+      const topic = stream === '' ? [] : [`topic:${stream}`]
+      return { out: dsm.node(['direction:out', ...topic, 'type:kinesis']), in: dsm.node(['direction:in', ...topic, 'type:kinesis']) }
+    },
+    (nodes) => isLive(nodes.out) && isLive(nodes.in),
+  )
+  const nodesOf = (stream: string | undefined): StreamNodes => streams.get(stream ?? '')
   const iterators = new Map<string, string>()
   const rememberIterator = (iterator: unknown, stream: string | undefined) => {
     if (typeof iterator !== 'string' || stream === undefined) return

@@ -7,6 +7,7 @@
 import { Buffer } from 'node:buffer'
 import { encodePathwayContext, type PathwayContext } from '../context.js'
 import type { CheckpointNode, DataStreams } from '../data-streams.js'
+import { TransportNodes, isLive } from '../node-cache.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { DATADOG_KEY, carrierBytes, carrierPrefix, closeCarrier, parseCarrier, readCarrier } from './carrier.js'
 import { fail, instrumentClientClass, interceptPlugin, log, type AwsPlugin, type Interception } from './middleware.js'
@@ -55,27 +56,20 @@ interface QueueNodes {
 
 function sqsPlugin(dsm: DataStreams, name: string, active?: () => boolean): AwsPlugin {
   if (!dsm.enabled) return { applyToStack() {} }
-  const queues = new Map<string, QueueNodes>()
-  const nodesOf = (queueUrl: string): QueueNodes => {
-    let nodes = queues.get(queueUrl)
-    if (nodes === undefined) {
+  const queues = new TransportNodes<QueueNodes>(
+    (queueUrl) => {
       const queue = queueName(queueUrl)
-      nodes = {
-        queue,
-        out: dsm.node(['direction:out', `topic:${queue}`, 'type:sqs']),
-        in: dsm.node(['direction:in', `topic:${queue}`, 'type:sqs']),
-      }
-      queues.set(queueUrl, nodes)
-    }
-    return nodes
-  }
+      return { queue, out: dsm.node(['direction:out', `topic:${queue}`, 'type:sqs']), in: dsm.node(['direction:in', `topic:${queue}`, 'type:sqs']) }
+    },
+    (nodes) => isLive(nodes.out) && isLive(nodes.in),
+  )
 
   return interceptPlugin(
     name,
     (command, input): Interception | undefined => {
       if (command !== 'SendMessageCommand' && command !== 'SendMessageBatchCommand' && command !== 'ReceiveMessageCommand') return undefined
       if (typeof input?.QueueUrl !== 'string') return { input }
-      const nodes = nodesOf(input.QueueUrl)
+      const nodes = queues.get(input.QueueUrl)
       if (command === 'ReceiveMessageCommand') return receive(dsm, nodes, input)
       const parent = parentForSend(dsm)
       if (command === 'SendMessageCommand') return { input: produce(dsm, nodes, input, parent) }

@@ -5,6 +5,7 @@
 import { Buffer } from 'node:buffer'
 import { PATHWAY_KEY } from '../context.js'
 import type { CheckpointNode, DataStreams } from '../data-streams.js'
+import { TransportNodes, isLive } from '../node-cache.js'
 
 /** The header pathwise adds: its key and a 28-character value (20 context bytes) for any time between 2004 and 2112. */
 export const PATHWAY_HEADER_BYTES = Buffer.byteLength(PATHWAY_KEY) + 28
@@ -14,25 +15,19 @@ export const PATHWAY_HEADER_BYTES = Buffer.byteLength(PATHWAY_KEY) + 28
  * group for a consumer. The cache starts over if the cluster id becomes known later.
  */
 export class TopicNodes {
-  private readonly nodes = new Map<string, CheckpointNode | null>()
+  private readonly nodes: TransportNodes<CheckpointNode | null>
   private clusterId: string | undefined
 
-  constructor(
-    private readonly dsm: DataStreams,
-    private readonly group?: string,
-  ) {}
+  constructor(dsm: DataStreams, group?: string) {
+    this.nodes = new TransportNodes((topic) => dsm.node(edgeTags(topic, group, this.clusterId)), isLive)
+  }
 
   get(topic: string, clusterId?: string): CheckpointNode | null {
     if (clusterId !== this.clusterId) {
       this.nodes.clear()
       this.clusterId = clusterId
     }
-    let node = this.nodes.get(topic)
-    if (node === undefined) {
-      node = this.dsm.node(edgeTags(topic, this.group, clusterId))
-      this.nodes.set(topic, node)
-    }
-    return node
+    return this.nodes.get(topic)
   }
 }
 
