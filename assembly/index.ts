@@ -25,13 +25,14 @@ import {
   BATCH_PAYLOAD,
   BATCH_STRIDE,
 } from './constants'
-import { nodeHash as hashOfNode, pathwayHash as hashPathway, registerNode } from './nodes'
+import { defineNode, nodeBytes, nodeHash as hashOfNode, pathwayHash as hashPathway, sizeNodes } from './nodes'
 import { clearSketch, keyOrZero, Sketch, SKETCH_SIZE } from './sketch'
 
 /**
  * Scratch words (u32) the host reads: the last hash at 0 (lo) and 1 (hi); a drained point's
  * bucket at 2, node at 3, hash at 4-5, parent at 6-7, sketch lengths at 8-10; an encoded
- * sketch's length at 2; a sketch's occupied bins at 2 (count) and 3 (minKey).
+ * sketch's length at 2; a sketch's occupied bins at 2 (count) and 3 (minKey); the node table's
+ * length at 2.
  */
 const SCRATCH = memory.data(64, 8)
 /** The batch buffer the host fills through a Float64Array. */
@@ -73,9 +74,19 @@ export function reserveInput(size: usize): usize {
   return input
 }
 
-/** Registers the node whose utf8(service + env + sortedTags.join('')) is the first `len` input bytes. */
-export function node(len: usize): i32 {
-  return registerNode(input, len)
+/** Defines node `id` (new, or reused after a release): utf8(service + env + sortedTags.join('')) is the first `len` input bytes. */
+export function node(id: i32, len: usize): void {
+  defineNode(id, input, len)
+}
+
+/**
+ * Makes the node table at least `count` ids long and returns its address; its length in bytes
+ * into the scratch. The host copies these bytes from an instance to its replacement.
+ */
+export function nodeTable(count: i32): usize {
+  const at = sizeNodes(count)
+  store<i32>(SCRATCH, <i32>nodeBytes(), 8)
+  return at
 }
 
 export function nodeHash(node: i32): void {

@@ -1,7 +1,8 @@
 /**
  * ns per operation of the Wasm and TS cores, side by side: sketch insert, pathway hash,
  * checkpoint (single and batched). Plain warm loops timed with process.hrtime.bigint(); each
- * figure is the best of several rounds, after a warm-up round.
+ * figure is the best of several rounds, after a warm-up round. Then the cost of a small drain
+ * on a fresh core and on one that has seen 100,000 nodes come and go (issue 11).
  */
 import {
   BATCH_CAPACITY,
@@ -139,4 +140,55 @@ for (const [name, bench] of benches) {
   const wasm = bench(createWasmCore({}))
   const ts = bench(new TsCore())
   console.log(`${name.padEnd(34)}${wasm.toFixed(1).padStart(10)}${ts.toFixed(1).padStart(10)}${(ts / wasm).toFixed(2).padStart(9)}x`)
+}
+
+/** The node of the i-th topic, as a consumer would register it. */
+const topicNode = (core: Core, i: number) => core.node('checkout', 'prod', ['direction:in', 'group:billing', `topic:orders-${i}`, 'type:kafka'])
+
+/**
+ * 100,000 distinct nodes, each with a checkpoint, through a cache keeping the last 10,000 live
+ * (releasing the oldest), a drain every 1,000 nodes; then a drain of everything.
+ */
+function churn(core: Core): void {
+  const ids: number[] = []
+  for (let i = 0; i < 100_000; i++) {
+    const bucket = BUCKET + Math.floor(i / 1000)
+    if (i % 1000 === 0) core.drain(bucket)
+    if (i >= 10_000) core.releaseNode(ids[i - 10_000])
+    ids.push(topicNode(core, i))
+    core.checkpoint(ids[i], parentHi[i & (POOL - 1)], parentLo[i & (POOL - 1)], bucket, latencies[i & (POOL - 1)], latencies[(i + 1) & (POOL - 1)], payloads[i & (POOL - 1)])
+  }
+  core.drain(Infinity)
+}
+
+/** ms of one drain of 10 points (their checkpoints are not timed). */
+function smallDrain(core: Core, node: number, bucket: number): number {
+  for (let j = 0; j < 10; j++) core.checkpoint(node, parentHi[j], parentLo[j], bucket, latencies[j], latencies[j + 1], payloads[j])
+  const start = process.hrtime.bigint()
+  core.drain(Infinity)
+  return Number(process.hrtime.bigint() - start) / 1e6
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]
+const wasmBytes = (core: Core) => (core as unknown as { x: { memory: WebAssembly.Memory } }).x.memory.buffer.byteLength
+
+console.log('\n10-point drain, ms (median of 51, fresh and churned alternating): churned = after 100,000 nodes through a cache of 10,000')
+console.log(`${''.padEnd(8)}${'fresh'.padStart(10)}${'churned'.padStart(10)}${'ratio'.padStart(10)}   Wasm memory, bytes (fresh: 1 node, churned: 10,000)`)
+for (const [name, make] of [['wasm', () => createWasmCore({})], ['ts', () => new TsCore()]] as const) {
+  const fresh = make()
+  const churned = make()
+  churn(churned)
+  const nodes = [topicNode(fresh, 0), topicNode(churned, 99_999)]
+  const times: [number[], number[]] = [[], []]
+  const ratios: number[] = []
+  for (let round = 0; round < 51; round++) {
+    const bucket = BUCKET + 1000 + round
+    const a = smallDrain(fresh, nodes[0], bucket)
+    const b = smallDrain(churned, nodes[1], bucket)
+    times[0].push(a)
+    times[1].push(b)
+    ratios.push(b / a)
+  }
+  const memory = name === 'wasm' ? `${wasmBytes(fresh)} fresh, ${wasmBytes(churned)} churned` : ''
+  console.log(`${name.padEnd(8)}${median(times[0]).toFixed(4).padStart(10)}${median(times[1]).toFixed(4).padStart(10)}${median(ratios).toFixed(2).padStart(9)}x   ${memory}`)
 }

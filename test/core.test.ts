@@ -6,10 +6,10 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { createCore } from '../bindings/core/create.js'
+import type { NodeIds } from '../bindings/core/node-ids.js'
 import { BATCH_EDGE_LATENCY, BATCH_NODE, BATCH_OUT_HI, BATCH_OUT_LO, BATCH_PARENT_HI, BATCH_PARENT_LO, BATCH_PATHWAY_LATENCY, BATCH_PAYLOAD, BATCH_STRIDE, type Backend, type Core } from '../bindings/core/types.js'
-import { fnv64 } from './helpers/expected-hash.js'
+import { expectedHash, fnv64 } from './helpers/expected-hash.js'
 import { decodeSketch } from './helpers/sketches.js'
-
 
 const hex = (core: Core) => core.hashHi.toString(16).padStart(8, '0') + core.hashLo.toString(16).padStart(8, '0')
 const big = (hi: number, lo: number) => (BigInt(hi) << 32n) | BigInt(lo)
@@ -36,6 +36,12 @@ const distributions: Record<string, (r: () => number) => number> = {
   pareto: (r) => 1 / Math.pow(1 - r(), 1 / 1.5),
 }
 const QUANTILES = [0.5, 0.75, 0.9, 0.95, 0.99, 0.999]
+
+// What the Core interface does not show: the id registry both cores keep, and the Wasm core's instance.
+const nodeIds = (core: Core) => (core as unknown as { nodes: NodeIds }).nodes
+const instance = (core: Core) => (core as unknown as { x: { memory: WebAssembly.Memory } }).x
+const wasmBytes = (core: Core) => instance(core).memory.buffer.byteLength
+const PAGE = 65_536
 
 for (const backend of ['wasm', 'ts'] as Backend[]) {
   describe(`core (${backend})`, () => {
@@ -168,6 +174,121 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
         sketch.add(0.25)
         assert.ok(sketch.toProto().length < 40, `${sketch.toProto().length} bytes`)
         assert.ok(Math.abs(decodeSketch(sketch.toProto()).quantile(0.5) - 0.25) <= 0.0025)
+      })
+    })
+
+    describe('node release', () => {
+      const tags = (topic: string) => ['direction:in', `topic:${topic}`, 'type:kafka']
+      const pathway = (core: Core, id: number) => (core.pathwayHash(id, 0, 0), big(core.hashHi, core.hashLo))
+
+      test('a released id is reused only after a drain past every bucket its points could be in', () => {
+        const core = make()
+        const a = core.node('svc', 'env', tags('a'))
+        const b = core.node('svc', 'env', tags('b'))
+        const hashOfA = pathway(core, a)
+        core.checkpoint(a, 0, 0, 100, 1, 1, 1)
+        core.checkpoint(b, 0, 0, 101, 1, 1, 1)
+        core.releaseNode(a)
+        for (const ignored of [a, 99, -1, 0.5, NaN]) core.releaseNode(ignored)
+        assert.equal(core.liveNodes, 1)
+
+        // forgotten at once: the same node registers again, under a new id
+        const again = core.node('svc', 'env', tags('a'))
+        assert.ok(again !== a && again !== b)
+        assert.equal(core.node('svc', 'env', tags('a')), again)
+        core.releaseNode(again)
+
+        // bucket 100 drained, but bucket 101 (the highest named when both were released) is alive
+        const [first] = core.drain(101)
+        assert.deepEqual(first.points.map((p) => [p.node, big(p.hashHi, p.hashLo)]), [[a, hashOfA]], 'a drained point keeps its released id')
+        const c = core.node('svc', 'env', tags('c'))
+        assert.ok(![a, b, again].includes(c))
+
+        core.drain(102)
+        const d = core.node('svc', 'env', tags('d'))
+        const e = core.node('svc', 'env', tags('e'))
+        assert.deepEqual([d, e].sort((x, y) => x - y), [a, again].sort((x, y) => x - y))
+        assert.equal(core.liveNodes, 4)
+        assert.equal(nodeIds(core).size, 4)
+        for (const [id, topic] of [[d, 'd'], [e, 'e']] as const) {
+          assert.equal(pathway(core, id), expectedHash('svc', 'env', tags(topic), 0n), 'a reused id hashes as its new node')
+          core.checkpoint(id, 0, 0, 102, 1, 1, 1)
+        }
+        const [last] = core.drain(Infinity)
+        assert.deepEqual(
+          last.points.map((p) => [p.node, big(p.hashHi, p.hashLo)]),
+          [d, e].map((id) => [id, pathway(core, id)]),
+        )
+      })
+
+      test('a drain that leaves no point alive frees every released id', () => {
+        const core = make(1)
+        const a = core.node('svc', 'env', tags('a'))
+        core.checkpoint(a, 0, 0, 100, 1, 1, 1)
+        assert.ok(!core.checkpoint(a, 0, 1, 200, 1, 1, 1), 'dropped by the cap, though its bucket counts as named')
+        core.releaseNode(a)
+        core.drain(101)
+        assert.equal(core.livePoints, 0)
+        assert.equal(core.node('svc', 'env', tags('b')), a)
+      })
+
+      test('100,000 nodes through a cache of 10,000: ids, lookups and memory stay those of 10,000 nodes', () => {
+        const LIVE = 10_000
+        const PER_BUCKET = 1000 // a flush every 1,000 new nodes
+        const core = make()
+        const ids: number[] = []
+        for (let i = 0; i < 100_000; i++) {
+          const bucket = 1000 + Math.floor(i / PER_BUCKET)
+          if (i % PER_BUCKET === 0) core.drain(bucket)
+          if (i >= LIVE) core.releaseNode(ids[i - LIVE])
+          ids.push(core.node('svc', 'env', tags(`t-${i}`)))
+          core.checkpoint(ids[i], 0, i, bucket, 0.1, 0.01, 100)
+        }
+        core.drain(Infinity)
+        assert.equal(core.liveNodes, LIVE)
+        // ids in use: the live nodes and one bucket's releases at most; the rest were reused
+        assert.ok(nodeIds(core).size <= LIVE + PER_BUCKET, `${nodeIds(core).size} ids`)
+        for (const i of [90_000, 95_123, 99_999]) assert.equal(pathway(core, ids[i]), expectedHash('svc', 'env', tags(`t-${i}`), 0n))
+        assert.equal(core.node('svc', 'env', tags('t-99999')), ids[99_999])
+
+        if (backend === 'wasm') {
+          // the instance restarted on that drain: as small as one that only ever saw the 10,000 live nodes
+          const fresh = make()
+          for (let i = 90_000; i < 100_000; i++) fresh.checkpoint(fresh.node('svc', 'env', tags(`t-${i}`)), 0, i, 1, 0.1, 0.01, 100)
+          fresh.drain(Infinity)
+          assert.ok(wasmBytes(core) <= wasmBytes(fresh) + PAGE, `${wasmBytes(core)} bytes vs ${wasmBytes(fresh)}`)
+          // and its baseline holds the node table: later drains find nothing to give back
+          const x = instance(core)
+          for (let bucket = 2000; bucket < 2005; bucket++) {
+            core.checkpoint(ids[99_999], 0, 0, bucket, 1, 1, 1)
+            core.drain(Infinity)
+          }
+          assert.equal(instance(core), x, 'restarted again')
+        }
+      })
+
+      test('a 10 MB node text, released and drained, is gone: later drains never see it again', () => {
+        const core = make()
+        const start = backend === 'wasm' ? wasmBytes(core) : 0
+        const small = core.node('svc', 'env', tags('a'))
+        const huge = core.node('svc', 'env', tags('x'.repeat(10 * 2 ** 20)))
+        core.checkpoint(huge, 0, 0, 1, 1, 1, 1)
+        if (backend === 'wasm') assert.ok(wasmBytes(core) > start + 10 * 2 ** 20, 'its text went through Wasm memory')
+        core.releaseNode(huge)
+        core.drain(Infinity)
+        assert.equal(core.liveNodes, 1)
+        const x = backend === 'wasm' ? instance(core) : undefined
+        for (let bucket = 2; bucket < 6; bucket++) {
+          core.checkpoint(small, 0, 0, bucket, 1, 1, 1)
+          assert.equal(core.drain(Infinity)[0].points[0].node, small)
+          if (backend === 'wasm') {
+            assert.ok(wasmBytes(core) <= start + PAGE, `${wasmBytes(core)} bytes, ${start} at the start`)
+            assert.equal(instance(core), x, 'restarted again')
+          }
+        }
+        const reused = core.node('svc', 'env', tags('b'))
+        assert.equal(reused, huge)
+        assert.equal(pathway(core, reused), expectedHash('svc', 'env', tags('b'), 0n))
       })
     })
 

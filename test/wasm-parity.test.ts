@@ -241,11 +241,17 @@ describe('sketches', () => {
   })
 })
 
-/** One step of a random workload: a single checkpoint, a batch, or a drain. */
+/**
+ * One step of a random workload: a single checkpoint, a batch, a drain, a node registered (one of
+ * 8, so sometimes live already, sometimes released before) or an id released (live, released
+ * already, free or unknown). Checkpoints name a node by its index among the live ones.
+ */
 type Step =
   | { kind: 'one'; node: number; hi: number; lo: number; bucket: number; p: number; e: number; s: number }
   | { kind: 'batch'; bucket: number; records: [number, number, number, number, number, number][] }
   | { kind: 'drain'; before: number }
+  | { kind: 'node'; n: number }
+  | { kind: 'release'; id: number }
 
 /** Unsigned halves, plus signed ones (both cores key the point by the unsigned halves they hash). */
 const parent = fc.oneof(fc.constantFrom(0, 1, 0xffffffff, -1), u32, fc.integer({ min: -0x80000000, max: -1 }))
@@ -262,19 +268,33 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('drain' as const), before: fc.oneof(bucketOf, fc.constant(Infinity)) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('node' as const), n: fc.nat(7) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), id: fc.integer({ min: -1, max: 10 }) }) },
 )
+
+const register = (core: Core, n: number) => core.node(`service-${n}`, 'env', [`topic:t${n}`, 'direction:out'])
 
 function run(core: Core, steps: readonly Step[]): unknown[] {
   const seen: unknown[] = []
-  for (let i = 0; i < 4; i++) core.node(`service-${i}`, 'env', [`topic:t${i}`, 'direction:out'])
+  const live: number[] = []
+  for (let i = 0; i < 4; i++) live.push(register(core, i))
+  // a live node, or an id neither core ever handed out (both hash it as node hash 0); never a released one, as callers promise
+  const nodeOf = (i: number) => (i < live.length ? live[i] : 100 + i)
   for (const s of steps) {
-    if (s.kind === 'one') {
-      seen.push(core.checkpoint(s.node, s.hi, s.lo, s.bucket, s.p, s.e, s.s), core.hashHi, core.hashLo)
+    if (s.kind === 'node') {
+      const id = register(core, s.n)
+      if (!live.includes(id)) live.push(id)
+      seen.push(id)
+    } else if (s.kind === 'release') {
+      core.releaseNode(s.id)
+      if (live.includes(s.id)) live.splice(live.indexOf(s.id), 1)
+    } else if (s.kind === 'one') {
+      seen.push(core.checkpoint(nodeOf(s.node), s.hi, s.lo, s.bucket, s.p, s.e, s.s), core.hashHi, core.hashLo)
     } else if (s.kind === 'batch') {
       let b = core.batchBuffer()
       s.records.forEach((r, i) => {
         const at = i * BATCH_STRIDE
-        b[at + BATCH_NODE] = r[0]
+        b[at + BATCH_NODE] = nodeOf(r[0])
         b[at + BATCH_PARENT_HI] = r[1]
         b[at + BATCH_PARENT_LO] = r[2]
         b[at + BATCH_PATHWAY_LATENCY] = r[3]
@@ -287,7 +307,7 @@ function run(core: Core, steps: readonly Step[]): unknown[] {
     } else {
       seen.push(core.drain(s.before))
     }
-    seen.push(core.livePoints, core.droppedPoints)
+    seen.push(core.livePoints, core.droppedPoints, core.liveNodes)
   }
   seen.push(core.drain(Infinity), core.livePoints)
   return seen

@@ -56,10 +56,22 @@ export interface Core {
   readonly backend: Backend
 
   /**
-   * The id of the node (service, env, edge tags), registering it on first use. Its FNV-1 64
+   * The id of the node (service, env, edge tags), registering it when it is not live (new, or
+   * released since; it may then get the id of a node released before). Its FNV-1 64
    * hash of utf8(service + env + sortedTags.join('')) is computed once here. Callers cache the id.
    */
   node(service: string, env: string, edgeTags: readonly string[]): number
+  /**
+   * Forgets node `id`: the caller makes no further checkpoint with it. The core drops it from its
+   * lookup (the same service, env and tags then register anew) and hands its id out
+   * again from a later `node()` call once no live stats point can carry it: after a `drain` whose
+   * `beforeBucket` is above the highest bucket any checkpoint had named when it was released, or
+   * after any drain that leaves no point alive. Until then a drained point of it still carries
+   * `id`. Unknown or already released ids are ignored.
+   */
+  releaseNode(id: number): void
+  /** Nodes registered and not released. */
+  readonly liveNodes: number
   /** The node's hash, into `hashHi` / `hashLo`. */
   nodeHash(node: number): void
 

@@ -15,7 +15,7 @@ import {
   type DrainedBucket,
   type Sketch,
 } from '../core/types.js'
-import { nodeKey } from '../core/node-key.js'
+import { NodeIds } from '../core/node-ids.js'
 import { Aggregator } from './aggregator.js'
 import { fnv1Bytes, fnv1Pair, fnvOut } from './fnv.js'
 import { TsSketch } from './sketch.js'
@@ -27,9 +27,12 @@ export class TsCore implements Core {
   readonly backend = 'ts' as const
   hashHi = 0
   hashLo = 0
-  private readonly nodes = new Map<string, number>()
-  private nodeHi: number[] = []
-  private nodeLo: number[] = []
+  private readonly nodes = new NodeIds()
+  /** Node hashes by id; a free id keeps its last node's until reused, as in the Wasm core. */
+  private readonly nodeHi: number[] = []
+  private readonly nodeLo: number[] = []
+  /** The highest bucket a checkpoint has named: a node released now has no point past it. */
+  private maxBucket = -Infinity
   private readonly aggregator: Aggregator
   private readonly batch = new Float64Array(BATCH_CAPACITY * BATCH_STRIDE)
 
@@ -37,18 +40,22 @@ export class TsCore implements Core {
     this.aggregator = new Aggregator(options.maxPoints ?? DEFAULT_MAX_POINTS)
   }
 
+  private readonly define = (id: number, text: string): void => {
+    fnv1Bytes(utf8.encode(text))
+    this.nodeHi[id] = fnvOut.hi
+    this.nodeLo[id] = fnvOut.lo
+  }
+
   node(service: string, env: string, edgeTags: readonly string[]): number {
-    const sorted = [...edgeTags].sort()
-    const key = nodeKey(service, env, sorted)
-    let id = this.nodes.get(key)
-    if (id === undefined) {
-      fnv1Bytes(utf8.encode(service + env + sorted.join('')))
-      id = this.nodeHi.length
-      this.nodeHi.push(fnvOut.hi)
-      this.nodeLo.push(fnvOut.lo)
-      this.nodes.set(key, id)
-    }
-    return id
+    return this.nodes.id(service, env, edgeTags, this.define)
+  }
+
+  releaseNode(id: number): void {
+    this.nodes.release(id, this.maxBucket)
+  }
+
+  get liveNodes(): number {
+    return this.nodes.live
   }
 
   nodeHash(node: number): void {
@@ -72,6 +79,7 @@ export class TsCore implements Core {
     payloadBytes: number,
   ): boolean {
     this.pathwayHash(node, parentHi, parentLo)
+    if (bucket > this.maxBucket) this.maxBucket = bucket
     // the point keeps the unsigned halves the hash was computed from (a signed half would drain as a negative ParentHash)
     return this.aggregator.record(bucket, this.hashHi, this.hashLo, parentHi >>> 0, parentLo >>> 0, node, pathwayLatencyS, edgeLatencyS, payloadBytes)
   }
@@ -93,7 +101,9 @@ export class TsCore implements Core {
   }
 
   drain(beforeBucket: number): DrainedBucket[] {
-    return this.aggregator.drain(beforeBucket)
+    const drained = this.aggregator.drain(beforeBucket)
+    this.nodes.drained(beforeBucket, this.aggregator.live)
+    return drained
   }
 
   get livePoints(): number {

@@ -7,7 +7,7 @@ import {
   type DrainedBucket,
   type Sketch,
 } from '../core/types.js'
-import { nodeKey } from '../core/node-key.js'
+import { NodeIds } from '../core/node-ids.js'
 import { valueOf } from '../ts/sketch.js'
 import { moduleBytes } from './module-bytes.js'
 
@@ -18,7 +18,8 @@ interface Exports {
   scratch(): number
   batch(): number
   reserveInput(size: number): number
-  node(len: number): number
+  node(id: number, len: number): void
+  nodeTable(count: number): number
   nodeHash(node: number): void
   pathwayHash(node: number, parentHi: number, parentLo: number): void
   checkpoint(node: number, parentHi: number, parentLo: number, bucket: number, pathwayLatencyS: number, edgeLatencyS: number, payloadBytes: number): number
@@ -76,12 +77,13 @@ function pointCap(maxPoints: number): number {
 class WasmCore implements Core {
   readonly backend = 'wasm' as const
   x!: Exports
-  private readonly nodes = new Map<string, number>()
-  /** The hashed text of each node by id, to register them again in a fresh instance. */
-  private readonly nodeTexts: string[] = []
+  private readonly nodes = new NodeIds()
+  /** The highest bucket a checkpoint has named: a node released now has no point past it. */
+  private maxBucket = -Infinity
   private readonly maxPoints: number
   private scratchAt = 0
   private batchAt = 0
+  /** Memory size once the instance has started and holds the node table: a drain restarts it only when it grew past this. */
   private startBytes = 0
   /** Sketches handed out by newSketch and not freed: they pin the instance. */
   liveSketches = 0
@@ -97,6 +99,7 @@ class WasmCore implements Core {
   ) {
     this.maxPoints = pointCap(options.maxPoints ?? DEFAULT_MAX_POINTS)
     this.start()
+    this.startBytes = this.x.memory.buffer.byteLength
   }
 
   private start(): void {
@@ -106,25 +109,31 @@ class WasmCore implements Core {
     this.batchAt = this.x.batch()
     this.words = new Uint32Array(this.x.memory.buffer, this.scratchAt, SCRATCH_WORDS)
     this.batch = new Float64Array(this.x.memory.buffer, this.batchAt, BATCH_CAPACITY * BATCH_STRIDE)
-    this.startBytes = this.x.memory.buffer.byteLength
   }
 
   /**
    * Wasm memory never shrinks: once a drain has left nothing alive, a fresh instance (the module
-   * is compiled already) gives a burst's memory back. Nodes are registered again, in id order.
+   * is compiled already) gives a burst's memory back. The node table is copied over as it is, a
+   * fixed size per id in use however long the nodes' texts: nothing is hashed again, and the
+   * baseline is taken with the table in, so that the next drain does not restart for it.
    */
   private restartIfGrown(): void {
     if (this.x.livePoints() !== 0 || this.liveSketches !== 0 || this.x.memory.buffer.byteLength <= this.startBytes) return
     this.droppedBefore += this.x.droppedPoints()
+    const old = this.x
+    const from = old.nodeTable(this.nodes.size) >>> 0
+    const bytes = this.scratch()[OUT_LENGTH]
     this.start()
-    for (const text of this.nodeTexts) this.register(text)
+    const to = this.x.nodeTable(this.nodes.size) >>> 0
+    new Uint8Array(this.x.memory.buffer, to, bytes).set(new Uint8Array(old.memory.buffer, from, bytes))
+    this.startBytes = this.x.memory.buffer.byteLength
   }
 
-  private register(text: string): number {
+  private readonly define = (id: number, text: string): void => {
     const room = text.length * 3 // UTF-8 takes at most 3 bytes per UTF-16 unit
     const at = this.x.reserveInput(room) >>> 0
     const { written } = utf8.encodeInto(text, new Uint8Array(this.x.memory.buffer, at, room))
-    return this.x.node(written)
+    this.x.node(id, written)
   }
 
   scratch(): Uint32Array {
@@ -146,16 +155,15 @@ class WasmCore implements Core {
   }
 
   node(service: string, env: string, edgeTags: readonly string[]): number {
-    const sorted = [...edgeTags].sort()
-    const key = nodeKey(service, env, sorted)
-    let id = this.nodes.get(key)
-    if (id === undefined) {
-      const text = service + env + sorted.join('')
-      id = this.register(text)
-      this.nodeTexts[id] = text
-      this.nodes.set(key, id)
-    }
-    return id
+    return this.nodes.id(service, env, edgeTags, this.define)
+  }
+
+  releaseNode(id: number): void {
+    this.nodes.release(id, this.maxBucket)
+  }
+
+  get liveNodes(): number {
+    return this.nodes.live
   }
 
   nodeHash(node: number): void {
@@ -178,6 +186,7 @@ class WasmCore implements Core {
     edgeLatencyS: number,
     payloadBytes: number,
   ): boolean {
+    if (bucket > this.maxBucket) this.maxBucket = bucket
     return this.x.checkpoint(node, parentHi | 0, parentLo | 0, bucket, pathwayLatencyS, edgeLatencyS, payloadBytes) !== 0
   }
 
@@ -187,12 +196,12 @@ class WasmCore implements Core {
   }
 
   checkpointBatch(count: number, bucket: number): number {
+    if (bucket > this.maxBucket) this.maxBucket = bucket
     return this.x.checkpointBatch(count, bucket)
   }
 
   drain(beforeBucket: number): DrainedBucket[] {
     const n = this.x.drainBegin(beforeBucket)
-    if (n === 0) return []
     const byBucket = new Map<number, DrainedBucket>()
     for (let i = 0; i < n; i++) {
       const at = this.x.drainPoint(i)
@@ -214,6 +223,7 @@ class WasmCore implements Core {
       })
     }
     this.x.drainEnd()
+    this.nodes.drained(beforeBucket, this.x.livePoints())
     this.restartIfGrown()
     return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket)
   }
