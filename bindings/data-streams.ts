@@ -191,8 +191,14 @@ class DataStreamsProcessor implements DataStreams {
   private nodes: TagTrie = { node: undefined, next: new Map() }
   /** The nodes the cache holds, to forget them all when it is full. */
   private liveNodes: PreparedNode[] = []
-  /** Edge tags by node id, for export; an id's entry is replaced when the core hands the id out again. */
-  private readonly nodeTags: (readonly string[])[] = []
+  /** Edge tags of the live nodes by id, for export. */
+  private readonly nodeTags: (readonly string[] | undefined)[] = []
+  /**
+   * Edge tags of forgotten nodes whose points may still wait in the core, by id, and the bucket
+   * they were forgotten in: a drain past it hands out their last points, and then they go.
+   */
+  private readonly retiredTags = new Map<number, readonly string[]>()
+  private retiredBatches: { bucket: number; ids: number[]; tags: (readonly string[])[] }[] = []
   /** Nodes of the manual API by direction, then type, then topic. */
   private manualNodes = [new Map<string, Map<string, PreparedNode>>(), new Map<string, Map<string, PreparedNode>>()]
   private invalidInputs = 0
@@ -275,6 +281,7 @@ class DataStreamsProcessor implements DataStreams {
         level.node = node
         this.liveNodes.push(node)
         this.nodeTags[id] = tags
+        this.retiredTags.delete(id)
       }
       return level.node
     } catch (err) {
@@ -288,10 +295,16 @@ class DataStreamsProcessor implements DataStreams {
    * each); the core reuses the ids once their stats are drained. Nodes held by callers turn stale.
    */
   private forgetNodes(): void {
+    const batch = { bucket: Math.floor(nowMs() / BUCKET_MS), ids: [] as number[], tags: [] as (readonly string[])[] }
     for (const node of this.liveNodes) {
       node.live = false
       this.core.releaseNode(node.id)
+      this.nodeTags[node.id] = undefined
+      this.retiredTags.set(node.id, node.edgeTags)
+      batch.ids.push(node.id)
+      batch.tags.push(node.edgeTags)
     }
+    this.retiredBatches.push(batch)
     this.evictedNodes += this.liveNodes.length
     this.log.debug(`node cache full (${this.config.maxNodes} nodes): starting over`)
     this.liveNodes = []
@@ -557,7 +570,7 @@ class DataStreamsProcessor implements DataStreams {
         bucket: drained.bucket,
         backlogs: [],
         points: drained.points.map((p) => ({
-          edgeTags: this.nodeTags[p.node],
+          edgeTags: this.nodeTags[p.node] ?? this.retiredTags.get(p.node) ?? [],
           hashHi: p.hashHi,
           hashLo: p.hashLo,
           parentHi: p.parentHi,
@@ -569,12 +582,23 @@ class DataStreamsProcessor implements DataStreams {
         })),
       })
     }
+    this.forgetRetired(beforeBucket)
     for (const [bucket, backlogs] of this.backlogs.drain(beforeBucket)) {
       let b = byBucket.get(bucket)
       if (b === undefined) byBucket.set(bucket, (b = { bucket, points: [], backlogs: [] }))
       b.backlogs = backlogs
     }
     return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket)
+  }
+
+  /** Drops the tags of nodes forgotten before `beforeBucket`, unless their id was retired again since. */
+  private forgetRetired(beforeBucket: number): void {
+    const kept = []
+    for (const batch of this.retiredBatches) {
+      if (batch.bucket >= beforeBucket) kept.push(batch)
+      else for (let i = 0; i < batch.ids.length; i++) if (this.retiredTags.get(batch.ids[i]) === batch.tags[i]) this.retiredTags.delete(batch.ids[i])
+    }
+    this.retiredBatches = kept
   }
 
   async shutdown(): Promise<void> {
