@@ -189,7 +189,7 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
         core.checkpoint(a, 0, 0, 100, 1, 1, 1)
         core.checkpoint(b, 0, 0, 101, 1, 1, 1)
         core.releaseNode(a)
-        for (const ignored of [a, 99, -1, 0.5, NaN]) core.releaseNode(ignored)
+        for (const ignored of [a, 99, -1, 0.5, NaN, String(b), BigInt(b)]) core.releaseNode(ignored as number)
         assert.equal(core.liveNodes, 1)
 
         // forgotten at once: the same node registers again, under a new id

@@ -46,7 +46,8 @@ export class NodeIds {
 
   /** Forgets a live id; `maxBucket` is the highest bucket any checkpoint has named so far. */
   release(id: number, maxBucket: number): void {
-    const key = this.keys[id]
+    // anything but an integer (a numeric string, a BigInt: both would index `keys`) is no id of ours
+    const key = Number.isInteger(id) ? this.keys[id] : undefined
     if (key === undefined) return
     this.byKey.delete(key)
     this.keys[id] = undefined
