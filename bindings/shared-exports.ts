@@ -1,6 +1,6 @@
 /** What both builds export beside their own `createDataStreams`, so code importing `pathwise` runs on either. */
 export type { DataStreamsOptions } from './config.js'
-export type { DataStreams, CheckpointNode, CheckpointOptions, CheckpointTiming, Carrier } from './data-streams.js'
+export type { DataStreams, DataStreamsStats, CheckpointNode, CheckpointOptions, CheckpointTiming, Carrier } from './data-streams.js'
 export {
   PathwayContext,
   PATHWAY_KEY,
@@ -11,7 +11,6 @@ export {
   decodePathwayContextBytes,
   extractPathwayContext,
 } from './context.js'
-export { createCore } from './core/create.js'
-export type { Core, Sketch, Backend, DrainedBucket, DrainedPoint } from './core/types.js'
+export type { Backend } from './core/types.js'
 export { VERSION } from './version.js'
 export { extractFromHeaders, injectIntoHeaders, type HeadersLike } from './http-carrier.js'
