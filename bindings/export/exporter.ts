@@ -1,10 +1,30 @@
 import { warnOnce, type Logger } from './logger.js'
 import { sleep } from './unref.js'
 
+/** How long one POST may take, in two phases. */
+export interface Deadlines {
+  /** To connect and hand the whole body to the network. */
+  sendMs: number
+  /** Then, for the answer's status. */
+  answerMs: number
+}
+
+/** The `code` of a rejection whose body may have reached the Agent: resending it could count it twice. */
+export const UNCONFIRMED = 'PATHWISE_UNCONFIRMED'
+
+/** A rejection with code UNCONFIRMED; `cause` is what ended the exchange. */
+export function unconfirmed(message: string, cause?: unknown): Error {
+  return Object.assign(new Error(message, { cause }), { code: UNCONFIRMED })
+}
+
 /** How payloads reach the Agent: `node-transport.ts` on Node, `fetch-transport.ts` elsewhere. */
 export interface Transport {
-  /** POSTs `body` and resolves with the response status; rejects on a network error or after `timeoutMs`. */
-  post(url: string, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<number>
+  /**
+   * POSTs `body` and resolves with the response status. Rejects with an `unconfirmed()` error when
+   * the Agent may have the body (it went out and no answer came), with any other error when the
+   * Agent cannot have taken it. Opens nothing that keeps the process alive.
+   */
+  post(url: string, headers: Record<string, string>, body: Uint8Array, deadlines: Deadlines): Promise<number>
   gzip(data: Uint8Array): Promise<Uint8Array>
 }
 
@@ -13,14 +33,21 @@ export interface AgentExporterOptions {
   url: string
   tracerVersion: string
   transport: Transport
-  /** Per attempt. Default 2000. */
+  /** Per attempt, to connect and send the body. Default 2000. */
   timeoutMs?: number
-  /** Attempts after the first, for network errors, timeouts, 5xx, 408 and 429. Default 2. */
+  /** Per attempt, once the body is sent, for the answer; past it the payload is not resent. Default 10 000. */
+  answerTimeoutMs?: number
+  /** Attempts after the first, where the Agent cannot have taken the payload (see `deliver`). Default 2. */
   maxRetries?: number
   /** Wait before the first retry, doubled before each next one. Default 250. */
   backoffMs?: number
   /** Payloads kept while the Agent is away (at least 1); past this the oldest is dropped. Default 10. */
   maxQueue?: number
+  /**
+   * Keeps the process alive for at most `ms`, until the returned function is called: how an
+   * explicit flush outlives the rest of the program. Absent where the runtime decides (edge).
+   */
+  hold?: (ms: number) => () => void
   log: Logger
   /** Log each payload sent (size, buckets) and each failed attempt. */
   debug?: boolean
@@ -31,8 +58,10 @@ export interface ExporterStats {
   sent: number
   /** Payloads given up: pushed out of a full queue, refused by the Agent (4xx), or failing to compress. */
   dropped: number
-  /** Failed attempts: network errors, timeouts, 5xx, 408 and 429. */
+  /** Failed attempts, each followed by a retry or by queueing: see `deliver`. */
   failures: number
+  /** Payloads sent without an answer in time: perhaps taken, so not resent, and not known to be lost. */
+  unconfirmed: number
   /** Payloads waiting for the Agent. */
   queued: number
 }
@@ -42,29 +71,44 @@ export interface PayloadInfo {
   buckets?: number
 }
 
-type Outcome = 'sent' | 'dropped' | 'later'
+export interface Delivery {
+  /** Keep the process alive until this delivery ends (each step within its deadline). */
+  hold?: boolean
+}
+
+type Outcome = 'sent' | 'dropped' | 'later' | 'unconfirmed'
+
+/** A hold outlasts the step it covers by this much, so that the step's own deadline ends it first. */
+const HOLD_MARGIN_MS = 100
 
 /**
  * Sends stats payloads to the Agent's `/v0.1/pipeline_stats`. Runtime-neutral.
  *
- * Never throws: monitoring must not break the application. A payload the Agent cannot take now
- * (unreachable, timing out, 5xx) is retried a bounded number of times, then kept in a bounded queue
- * and sent, oldest first, before the next payload. Payloads are delivered one at a time, in order.
+ * Never throws: monitoring must not break the application. A payload the Agent cannot have taken
+ * (see `deliver`) is retried a bounded number of times, then kept in a bounded queue and sent,
+ * oldest first, before the next payload. One the Agent may have taken is never sent twice.
+ * Payloads are delivered one at a time, in order.
  */
 export class AgentExporter {
   private readonly endpoint: string
   private readonly headers: Record<string, string>
   private readonly transport: Transport
-  private readonly timeoutMs: number
+  private readonly deadlines: Deadlines
   private readonly maxRetries: number
   private readonly backoffMs: number
   private readonly maxQueue: number
+  private readonly hold: ((ms: number) => () => void) | undefined
   private readonly log: Logger
   private readonly debug: boolean
   /** Payloads waiting, oldest first, compressed (undefined if compression failed); the one in flight is not in here. */
   private readonly queue: { body: Promise<Uint8Array | undefined>; info: PayloadInfo }[] = []
   private draining: Promise<void> | undefined
-  private readonly counts = { sent: 0, dropped: 0, failures: 0 }
+  /** Whether the running drain keeps the process alive: a caller asked for it. */
+  private held = false
+  /** When the drain's current step (an attempt, a wait) ends at the latest, in ms since the epoch; 0 between steps. */
+  private stepEnd = 0
+  private release: (() => void) | undefined
+  private readonly counts = { sent: 0, dropped: 0, failures: 0, unconfirmed: 0 }
 
   constructor(options: AgentExporterOptions) {
     this.endpoint = `${options.url.replace(/\/+$/, '')}/v0.1/pipeline_stats`
@@ -75,10 +119,11 @@ export class AgentExporter {
       'Datadog-Meta-Tracer-Version': options.tracerVersion,
     }
     this.transport = options.transport
-    this.timeoutMs = options.timeoutMs ?? 2000
+    this.deadlines = { sendMs: options.timeoutMs ?? 2000, answerMs: options.answerTimeoutMs ?? 10_000 }
     this.maxRetries = Math.max(0, options.maxRetries ?? 2)
     this.backoffMs = options.backoffMs ?? 250
     this.maxQueue = Math.max(1, options.maxQueue ?? 10)
+    this.hold = options.hold
     this.log = options.log
     this.debug = options.debug ?? false
   }
@@ -96,39 +141,71 @@ export class AgentExporter {
    * Compresses and sends a msgpack StatsPayload, after any payloads still queued, counting it
    * toward `maxQueue`. Resolves once the queue is delivered or the Agent has failed again; never rejects.
    */
-  send(payload: Uint8Array, info: PayloadInfo = {}): Promise<void> {
+  send(payload: Uint8Array, info: PayloadInfo = {}, delivery: Delivery = {}): Promise<void> {
     // queued before compression ends, so that payloads go out in the order they were sent
     this.queue.push({ body: this.compress(payload), info })
     this.trim()
-    return this.flush()
+    return this.flush(delivery)
   }
 
   /** Tries to deliver the queued payloads; resolves when done or when the Agent fails again. Never rejects. */
-  flush(): Promise<void> {
+  flush(delivery: Delivery = {}): Promise<void> {
     // a drain already running also picks up what was queued since it started
     if (this.draining === undefined && this.queue.length > 0) this.draining = this.drain()
-    return this.draining ?? Promise.resolve()
+    if (this.draining === undefined) return Promise.resolve()
+    if (delivery.hold === true && !this.held) {
+      this.held = true
+      this.rehold()
+    }
+    return this.draining
   }
 
   private async drain(): Promise<void> {
     try {
       for (let item = this.queue.shift(); item !== undefined; item = this.queue.shift()) {
+        // compression runs on Node's thread pool, which keeps the process alive by itself
         const body = await item.body
         if (body === undefined) {
           this.counts.dropped++
           continue
         }
-        if ((await this.deliver(body, item.info)) === 'later') {
+        const outcome = await this.deliver(body, item.info)
+        if (outcome === 'later') {
           this.queue.unshift(item)
           this.trim()
           return
         }
+        // an Agent this slow would keep each next payload as long: they wait for the next flush
+        if (outcome === 'unconfirmed') return
       }
     } catch {
       // only a Logger that throws gets here: the payload in flight is lost, the queued ones stay
     } finally {
       // cleared here rather than in a .finally() so that no send can slip in between
       this.draining = undefined
+      this.held = false
+      this.rehold()
+    }
+  }
+
+  /** Runs one step of the drain that ends by itself within `ms`, holding the process meanwhile if the drain is held. */
+  private async step<T>(ms: number, run: () => Promise<T>): Promise<T> {
+    this.stepEnd = Date.now() + ms
+    this.rehold()
+    try {
+      return await run()
+    } finally {
+      this.stepEnd = 0
+      this.rehold()
+    }
+  }
+
+  /** Holds the process until the current step's deadline if the drain is held, else lets it go. */
+  private rehold(): void {
+    this.release?.()
+    this.release = undefined
+    if (this.held && this.stepEnd > 0 && this.hold !== undefined) {
+      this.release = this.hold(Math.max(0, this.stepEnd - Date.now()) + HOLD_MARGIN_MS)
     }
   }
 
@@ -155,15 +232,34 @@ export class AgentExporter {
     )
   }
 
+  /**
+   * One payload, retried only where the Agent cannot have taken it: no connection, a connection
+   * reset or failing before the body was sent (the transport tells), or an answer of 408, 429 or
+   * 5xx. A body sent and left unanswered within the deadline is not resent: 'unconfirmed'.
+   */
   private async deliver(body: Uint8Array, info: PayloadInfo): Promise<Outcome> {
     let reason = ''
+    const { sendMs, answerMs } = this.deadlines
     for (let attempt = 0; attempt <= this.maxRetries; attempt++) {
-      if (attempt > 0) await sleep(this.backoffMs * 2 ** (attempt - 1))
+      if (attempt > 0) {
+        const wait = this.backoffMs * 2 ** (attempt - 1)
+        await this.step(wait, () => sleep(wait))
+      }
       let status: number
       try {
-        status = await this.transport.post(this.endpoint, this.headers, body, this.timeoutMs)
+        status = await this.step(sendMs + answerMs, async () => this.transport.post(this.endpoint, this.headers, body, this.deadlines))
       } catch (err) {
         reason = describe(err)
+        if ((err as { code?: unknown } | null)?.code === UNCONFIRMED) {
+          this.counts.unconfirmed++
+          warnOnce(
+            this.log,
+            'unconfirmed',
+            `the Datadog Agent at ${this.endpoint} did not confirm a stats payload (${reason}); ` +
+              'not sending it again, so that it cannot count twice',
+          )
+          return 'unconfirmed'
+        }
         this.failed(attempt, reason)
         continue
       }

@@ -1,20 +1,28 @@
-import type { Transport } from './exporter.js'
+import { unconfirmed, type Transport } from './exporter.js'
 import { unref } from './unref.js'
 
 /**
  * The transport for runtimes with web APIs (Cloudflare Workers, Deno, Bun, Node too):
  * global `fetch` with an AbortController deadline, gzip through `CompressionStream`.
+ *
+ * fetch does not tell whether the body went out, so the safe rule: one deadline for the whole
+ * exchange (both phases), and reaching it rejects as `unconfirmed` (never resent). A rejection of
+ * fetch's own (refused, reset, no route) is an ordinary failure, retried.
  */
 export const fetchTransport: Transport = {
-  async post(url, headers, body, timeoutMs) {
+  async post(url, headers, body, { sendMs, answerMs }) {
     const controller = new AbortController()
-    const timer = setTimeout(() => controller.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs)
+    const timeoutMs = sendMs + answerMs
+    const timer = setTimeout(() => controller.abort(unconfirmed(`no answer within ${timeoutMs} ms`)), timeoutMs)
     unref(timer)
     try {
       const res = await fetch(url, { method: 'POST', headers, body: asBufferSource(body), signal: controller.signal })
-      // release the connection without reading a body nobody needs
-      await res.body?.cancel()
+      // release the connection without reading a body nobody needs; the status is known whatever becomes of it
+      await res.body?.cancel().catch(() => {})
       return res.status
+    } catch (err) {
+      // runtimes differ in what an aborted fetch rejects with: the reason is ours
+      throw controller.signal.aborted ? controller.signal.reason : err
     } finally {
       clearTimeout(timer)
     }

@@ -32,6 +32,12 @@ function onExit(fn: () => void): () => void {
   }
 }
 
+/** A ref'd timer: the process lives until it fires or is released. Bun keeps the same contract. */
+function hold(ms: number): () => void {
+  const timer = setTimeout(() => {}, ms)
+  return () => clearTimeout(timer)
+}
+
 export function nodePlatform(): Platform {
-  return { env: process.env, store: asyncLocalStore, transport: nodeTransport, onExit }
+  return { env: process.env, store: asyncLocalStore, transport: nodeTransport, onExit, hold }
 }

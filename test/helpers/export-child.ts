@@ -1,6 +1,6 @@
 /**
  * Run by test/export.test.ts in a child process: sends one payload to the Agent at argv[2]
- * (which never answers) through the Node transport, with a long timeout. The IPC channel keeps
+ * (which never answers) through the Node transport, with a long wait for the answer. The IPC channel keeps
  * the process alive until the parent has seen the request arrive; after that, only the export
  * is pending, and the process must exit by itself.
  */
@@ -13,7 +13,7 @@ const exporter = new AgentExporter({
   url: process.argv[2],
   tracerVersion: '0.0.0-child',
   transport: nodeTransport,
-  timeoutMs: 60_000,
+  answerTimeoutMs: 60_000,
   log: createLogger(false),
 })
 void exporter.send(encodeStatsPayload({ env: 'test', service: 'child', version: '', tracerVersion: '0.0.0-child' }, []))
