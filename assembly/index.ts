@@ -24,17 +24,37 @@ import {
   BATCH_PATHWAY_LATENCY,
   BATCH_PAYLOAD,
   BATCH_STRIDE,
-} from './constants'
+  HASH_LO,
+  OUT_BUCKET,
+  OUT_EDGE_LENGTH,
+  OUT_HASH_LO,
+  OUT_LENGTH,
+  OUT_MIN_KEY,
+  OUT_NODE,
+  OUT_PARENT_LO,
+  OUT_PATHWAY_LENGTH,
+  OUT_PAYLOAD_LENGTH,
+  SCRATCH_WORDS,
+} from './generated/layout'
 import { defineNode, nodeBytes, nodeHash as hashOfNode, pathwayHash as hashPathway, sizeNodes } from './nodes'
 import { clearSketch, keyOrZero, Sketch, SKETCH_SIZE } from './sketch'
 
-/**
- * Scratch words (u32) the host reads: the last hash at 0 (lo) and 1 (hi); a drained point's
- * bucket at 2, node at 3, hash at 4-5, parent at 6-7, sketch lengths at 8-10; an encoded
- * sketch's length at 2; a sketch's occupied bins at 2 (count) and 3 (minKey); the node table's
- * length at 2.
- */
-const SCRATCH = memory.data(64, 8)
+/** Words the host reads results from, laid out by `bindings/core/layout.ts`. */
+const SCRATCH = memory.data(SCRATCH_WORDS << 2, 8)
+
+// @ts-ignore: decorator
+@inline
+function putWord(word: i32, value: i32): void {
+  store<i32>(SCRATCH + (<usize>word << 2), value)
+}
+
+/** A 64-bit value at its LO word; the next word is its HI. */
+// @ts-ignore: decorator
+@inline
+function putWords(lo: i32, value: u64): void {
+  store<u64>(SCRATCH + (<usize>lo << 2), value)
+}
+
 /** The batch buffer the host fills through a Float64Array. */
 const BATCH = memory.data(BATCH_CAPACITY * BATCH_STRIDE * 8, 8)
 /** Host-written bytes (node text, bins of a sketch from another instance). */
@@ -85,22 +105,22 @@ export function node(id: i32, len: usize): void {
  */
 export function nodeTable(count: i32): usize {
   const at = sizeNodes(count)
-  store<i32>(SCRATCH, <i32>nodeBytes(), 8)
+  putWord(OUT_LENGTH, <i32>nodeBytes())
   return at
 }
 
 export function nodeHash(node: i32): void {
-  store<u64>(SCRATCH, hashOfNode(node))
+  putWords(HASH_LO, hashOfNode(node))
 }
 
 export function pathwayHash(node: i32, parentHi: u32, parentLo: u32): void {
-  store<u64>(SCRATCH, hashPathway(node, (<u64>parentHi << 32) | parentLo))
+  putWords(HASH_LO, hashPathway(node, (<u64>parentHi << 32) | parentLo))
 }
 
 export function checkpoint(node: i32, parentHi: u32, parentLo: u32, bucket: i32, pathwayLatency: f64, edgeLatency: f64, payloadBytes: f64): bool {
   const parent = (<u64>parentHi << 32) | parentLo
   const hash = hashPathway(node, parent)
-  store<u64>(SCRATCH, hash)
+  putWords(HASH_LO, hash)
   return record(bucket, hash, parent, node, keyOrZero(pathwayLatency), keyOrZero(edgeLatency), keyOrZero(payloadBytes))
 }
 
@@ -152,7 +172,7 @@ export function checkpointBatch(count: i32, bucket: i32): i32 {
     if (record(bucket, hash, batchParent(r), <i32>toUint32(slot(r, BATCH_NODE)), load<i32>(k), load<i32>(k, 4), load<i32>(k, 8))) recorded++
   }
   // like a run of single checkpoints, the last one's hash is the current hash
-  if (count > 0) store<u64>(SCRATCH, load<u64>(BATCH_HASHES + (<usize>(count - 1) << 3)))
+  if (count > 0) putWords(HASH_LO, load<u64>(BATCH_HASHES + (<usize>(count - 1) << 3)))
   return recorded
 }
 
@@ -179,13 +199,13 @@ export function drainPoint(i: i32): usize {
   p.pathway.encode(out)
   p.edge.encode(out + a)
   p.payload.encode(out + a + b)
-  store<i32>(SCRATCH, p.bucket, 8)
-  store<i32>(SCRATCH, p.node, 12)
-  store<u64>(SCRATCH, p.hash, 16)
-  store<u64>(SCRATCH, p.parent, 24)
-  store<i32>(SCRATCH, a, 32)
-  store<i32>(SCRATCH, b, 36)
-  store<i32>(SCRATCH, c, 40)
+  putWord(OUT_BUCKET, p.bucket)
+  putWord(OUT_NODE, p.node)
+  putWords(OUT_HASH_LO, p.hash)
+  putWords(OUT_PARENT_LO, p.parent)
+  putWord(OUT_PATHWAY_LENGTH, a)
+  putWord(OUT_EDGE_LENGTH, b)
+  putWord(OUT_PAYLOAD_LENGTH, c)
   return out
 }
 
@@ -206,15 +226,15 @@ export function sketchMerge(s: Sketch, other: Sketch): void {
   s.merge(other)
 }
 
-/** Merges a sketch of another instance: its zero count, and its occupied bins copied to the input (count at scratch 2, minKey at 3 of `sketchBins`). */
+/** Merges a sketch of another instance: its zero count, and its occupied bins copied to the input (n and minKey are what `sketchBins` put in the scratch). */
 export function sketchMergeInput(s: Sketch, zeroCount: f64, n: i32, minKey: i32): void {
   s.mergeBins(zeroCount, input, n, minKey)
 }
 
 /** The address of the occupied bins; their count and first key into the scratch. */
 export function sketchBins(s: Sketch): usize {
-  store<i32>(SCRATCH, s.occupiedLength(), 8)
-  store<i32>(SCRATCH, s.minKey, 12)
+  putWord(OUT_LENGTH, s.occupiedLength())
+  putWord(OUT_MIN_KEY, s.minKey)
   return s.occupiedBins()
 }
 
@@ -235,7 +255,7 @@ export function sketchEncode(s: Sketch): usize {
   const size = s.protoSize()
   const out = reserveOutput(<usize>size)
   s.encode(out)
-  store<i32>(SCRATCH, size, 8)
+  putWord(OUT_LENGTH, size)
   return out
 }
 

@@ -1,12 +1,25 @@
+import {
+  LN_C1,
+  LN_C10,
+  LN_C11,
+  LN_C2,
+  LN_C3,
+  LN_C4,
+  LN_C5,
+  LN_C6,
+  LN_C7,
+  LN_C8,
+  LN_C9,
+  LN2,
+  SQRT2,
+  TWO_POW_54,
+} from './generated/sketch-constants'
+
 /**
- * The natural logarithm of `bindings/ts/log.ts`, step for step and literal for literal: built only
+ * The natural logarithm of `bindings/ts/log.ts`, step for step and constant for constant: built only
  * from IEEE-754 basic operations so that both cores compute the same bits (AssemblyScript's
  * Math.log and V8's differ by an ulp, which would move a sketch key on a boundary).
  */
-
-const LN2: f64 = 0.6931471805599453
-const SQRT2: f64 = 1.4142135623730951
-const TWO_POW_54: f64 = 18014398509481984
 
 /** ln(x) for finite x > 0. Inline, so that the three of a checkpoint run side by side. */
 // @ts-ignore: decorator
@@ -32,21 +45,9 @@ export function ln(x: f64): f64 {
   const p =
     1 +
     s2 *
-      (0.3333333333333333 +
+      (LN_C1 +
         s2 *
-          (0.2 +
-            s2 *
-              (0.14285714285714285 +
-                s2 *
-                  (0.1111111111111111 +
-                    s2 *
-                      (0.09090909090909091 +
-                        s2 *
-                          (0.07692307692307693 +
-                            s2 *
-                              (0.06666666666666667 +
-                                s2 *
-                                  (0.058823529411764705 +
-                                    s2 * (0.05263157894736842 + s2 * (0.047619047619047616 + s2 * 0.043478260869565216))))))))))
+          (LN_C2 +
+            s2 * (LN_C3 + s2 * (LN_C4 + s2 * (LN_C5 + s2 * (LN_C6 + s2 * (LN_C7 + s2 * (LN_C8 + s2 * (LN_C9 + s2 * (LN_C10 + s2 * LN_C11))))))))))
   return <f64>e * LN2 + 2 * s * p
 }

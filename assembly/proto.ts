@@ -1,4 +1,4 @@
-import { GAMMA } from './constants'
+import { GAMMA } from './generated/sketch-constants'
 
 /**
  * The DDSketch protobuf of `bindings/ts/proto.ts`, byte for byte: mapping {gamma},

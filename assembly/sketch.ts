@@ -1,13 +1,10 @@
 import { allocZeroed } from './alloc'
-import { BIN_LIMIT, INITIAL_BINS, KEY_MULTIPLIER, MIN_INDEXABLE_VALUE } from './constants'
+import { BIN_LIMIT, BOUNDARY_MARGIN, INITIAL_BINS, KEY_MULTIPLIER, MIN_INDEXABLE_VALUE } from './generated/sketch-constants'
 import { ln } from './log'
 import { encodeSketch, sketchProtoSize } from './proto'
 
 /** Stands for "counts as a zero" where a key is expected: real keys lie within +-36000. */
 export const ZERO_KEY: i32 = i32.MIN_VALUE
-
-/** How close to a key boundary Math.log is not trusted: the steps of keyOf in bindings/ts/sketch.ts. */
-const BOUNDARY_MARGIN: f64 = 1e-9
 
 /**
  * The sketch key of `value`, or ZERO_KEY for a value not above MIN_INDEXABLE_VALUE (NaN included).

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import { MIN_INDEXABLE_VALUE } from '../bindings/core/constants.js'
+import { MIN_INDEXABLE_VALUE } from '../bindings/core/sketch-constants.js'
 import {
   BATCH_CAPACITY,
   BATCH_EDGE_LATENCY,

@@ -120,16 +120,18 @@ export interface Core {
   newSketch(): Sketch
 }
 
-/** Batch record layout (indexes into a record of BATCH_STRIDE float64 slots). */
-export const BATCH_NODE = 0
-export const BATCH_PARENT_HI = 1
-export const BATCH_PARENT_LO = 2
-export const BATCH_PATHWAY_LATENCY = 3
-export const BATCH_EDGE_LATENCY = 4
-export const BATCH_PAYLOAD = 5
-export const BATCH_OUT_HI = 6
-export const BATCH_OUT_LO = 7
-export const BATCH_STRIDE = 8
-export const BATCH_CAPACITY = 1024
+/** The batch record layout, defined with the rest of the shared memory in `layout.ts`. */
+export {
+  BATCH_CAPACITY,
+  BATCH_EDGE_LATENCY,
+  BATCH_NODE,
+  BATCH_OUT_HI,
+  BATCH_OUT_LO,
+  BATCH_PARENT_HI,
+  BATCH_PARENT_LO,
+  BATCH_PATHWAY_LATENCY,
+  BATCH_PAYLOAD,
+  BATCH_STRIDE,
+} from './layout.js'
 
 export const DEFAULT_MAX_POINTS = 50_000

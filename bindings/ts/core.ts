@@ -9,12 +9,8 @@ import {
   BATCH_PATHWAY_LATENCY,
   BATCH_PAYLOAD,
   BATCH_STRIDE,
-  DEFAULT_MAX_POINTS,
-  type Core,
-  type CoreOptions,
-  type DrainedBucket,
-  type Sketch,
-} from '../core/types.js'
+} from '../core/layout.js'
+import { DEFAULT_MAX_POINTS, type Core, type CoreOptions, type DrainedBucket, type Sketch } from '../core/types.js'
 import { NodeIds } from '../core/node-ids.js'
 import { Aggregator } from './aggregator.js'
 import { fnv1Bytes, fnv1Pair, fnvOut } from './fnv.js'

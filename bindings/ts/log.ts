@@ -1,13 +1,26 @@
+import {
+  LN_C1,
+  LN_C10,
+  LN_C11,
+  LN_C2,
+  LN_C3,
+  LN_C4,
+  LN_C5,
+  LN_C6,
+  LN_C7,
+  LN_C8,
+  LN_C9,
+  LN2,
+  SQRT2,
+  TWO_POW_54,
+} from '../core/sketch-constants.js'
+
 /**
  * A natural logarithm built only from IEEE-754 basic operations, so that the TS and Wasm
  * cores (and every JS engine) compute the same bits. Math.log differs by an ulp between
  * V8, JavaScriptCore and AssemblyScript's libm, which would move a sketch key on a boundary.
  * Accuracy is a few ulps, far inside the sketch's 1%.
  */
-
-const LN2 = 0.6931471805599453
-const SQRT2 = 1.4142135623730951
-const TWO_POW_54 = 18014398509481984
 
 const f64 = new Float64Array(1)
 const u32 = new Uint32Array(f64.buffer)
@@ -38,21 +51,9 @@ export function ln(x: number): number {
   const p =
     1 +
     s2 *
-      (0.3333333333333333 +
+      (LN_C1 +
         s2 *
-          (0.2 +
-            s2 *
-              (0.14285714285714285 +
-                s2 *
-                  (0.1111111111111111 +
-                    s2 *
-                      (0.09090909090909091 +
-                        s2 *
-                          (0.07692307692307693 +
-                            s2 *
-                              (0.06666666666666667 +
-                                s2 *
-                                  (0.058823529411764705 +
-                                    s2 * (0.05263157894736842 + s2 * (0.047619047619047616 + s2 * 0.043478260869565216))))))))))
+          (LN_C2 +
+            s2 * (LN_C3 + s2 * (LN_C4 + s2 * (LN_C5 + s2 * (LN_C6 + s2 * (LN_C7 + s2 * (LN_C8 + s2 * (LN_C9 + s2 * (LN_C10 + s2 * LN_C11))))))))))
   return e * LN2 + 2 * s * p
 }

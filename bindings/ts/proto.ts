@@ -1,4 +1,4 @@
-import { GAMMA } from '../core/constants.js'
+import { GAMMA } from '../core/sketch-constants.js'
 
 /**
  * DDSketch protobuf (ddsketch.proto of sketches-go), written by hand because it is four

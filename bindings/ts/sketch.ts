@@ -1,13 +1,7 @@
-import { BIN_LIMIT, INITIAL_BINS, GAMMA, KEY_MULTIPLIER, MIN_INDEXABLE_VALUE } from '../core/constants.js'
+import { BIN_LIMIT, BOUNDARY_MARGIN, GAMMA, INITIAL_BINS, KEY_MULTIPLIER, MIN_INDEXABLE_VALUE } from '../core/sketch-constants.js'
 import type { Sketch } from '../core/types.js'
 import { ln } from './log.js'
 import { encodeSketch } from './proto.js'
-
-/**
- * How close to a key boundary Math.log is not trusted. It differs from the portable `ln` by a few
- * ulps (under 1e-10 here, for any double), so beyond this margin both give the same key.
- */
-const BOUNDARY_MARGIN = 1e-9
 
 /**
  * The sketch key of a value above MIN_INDEXABLE_VALUE. Math.log is several times faster than the

@@ -1,12 +1,22 @@
 import {
   BATCH_CAPACITY,
   BATCH_STRIDE,
-  DEFAULT_MAX_POINTS,
-  type Core,
-  type CoreOptions,
-  type DrainedBucket,
-  type Sketch,
-} from '../core/types.js'
+  HASH_HI,
+  HASH_LO,
+  OUT_BUCKET,
+  OUT_EDGE_LENGTH,
+  OUT_HASH_HI,
+  OUT_HASH_LO,
+  OUT_LENGTH,
+  OUT_MIN_KEY,
+  OUT_NODE,
+  OUT_PARENT_HI,
+  OUT_PARENT_LO,
+  OUT_PATHWAY_LENGTH,
+  OUT_PAYLOAD_LENGTH,
+  SCRATCH_WORDS,
+} from '../core/layout.js'
+import { DEFAULT_MAX_POINTS, type Core, type CoreOptions, type DrainedBucket, type Sketch } from '../core/types.js'
 import { NodeIds } from '../core/node-ids.js'
 import { valueOf } from '../ts/sketch.js'
 import { moduleBytes } from './module-bytes.js'
@@ -40,22 +50,6 @@ interface Exports {
   sketchEncode(sketch: number): number
   sketchFree(sketch: number): void
 }
-
-// Scratch words, as `assembly/index.ts` lays them out.
-const HASH_LO = 0
-const HASH_HI = 1
-const OUT_BUCKET = 2
-const OUT_LENGTH = 2
-const OUT_NODE = 3
-const OUT_MIN_KEY = 3
-const OUT_HASH_LO = 4
-const OUT_HASH_HI = 5
-const OUT_PARENT_LO = 6
-const OUT_PARENT_HI = 7
-const OUT_PATHWAY_LENGTH = 8
-const OUT_EDGE_LENGTH = 9
-const OUT_PAYLOAD_LENGTH = 10
-const SCRATCH_WORDS = 16
 
 const utf8 = new TextEncoder()
 let compiled: WebAssembly.Module | undefined
