@@ -64,3 +64,19 @@ export function offsetNumber(value: unknown): number | undefined {
   else return undefined
   return Number.isFinite(n) && n >= 0 ? Math.floor(n) : undefined
 }
+
+/** The length of an array-like batch argument, or -1 if it is not an array (or typed array) of at most MAX_BATCH entries. Never throws. */
+export function batchLength(value: unknown): number {
+  try {
+    if (!Array.isArray(value) && !ArrayBuffer.isView(value)) return -1
+    const n = (value as ArrayLike<unknown>).length
+    return n <= MAX_BATCH ? n : -1
+  } catch {
+    return -1
+  }
+}
+
+/** A carrier: any object (its keys are read and written under try/catch). */
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object'
+}

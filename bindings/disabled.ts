@@ -1,0 +1,54 @@
+import type { ResolvedConfig } from './config.js'
+import type { PathwayContext } from './context.js'
+import type { CheckpointNode, DataStreams, DataStreamsStats } from './data-streams.js'
+import { batchLength } from './input.js'
+
+/** With DSM off every call returns at once: no core, no timer, no memory. */
+export class DisabledDataStreams implements DataStreams {
+  readonly enabled = false
+  readonly backend = null
+  readonly service: string
+  readonly env: string
+  readonly stats: DataStreamsStats = {
+    livePoints: 0,
+    droppedPoints: 0,
+    droppedPayloads: 0,
+    unconfirmedPayloads: 0,
+    invalidInputs: 0,
+    evictedNodes: 0,
+    droppedBacklogs: 0,
+  }
+  constructor(config: ResolvedConfig) {
+    this.service = config.service
+    this.env = config.env
+  }
+  setProduceCheckpoint(): null {
+    return null
+  }
+  setConsumeCheckpoint(): null {
+    return null
+  }
+  setCheckpoint(): null {
+    return null
+  }
+  setCheckpointBatch(_edgeTags: readonly string[] | CheckpointNode, parents: readonly (PathwayContext | null)[]): null[] {
+    return new Array<null>(Math.max(0, batchLength(parents))).fill(null)
+  }
+  node(): null {
+    return null
+  }
+  trackKafkaProduce(): void {}
+  trackKafkaCommit(): void {}
+  currentContext(): undefined {
+    return undefined
+  }
+  runWithContext<T>(_ctx: PathwayContext | null | undefined, fn: () => T): T {
+    return typeof fn === 'function' ? fn() : (undefined as T)
+  }
+  flush(): Promise<void> {
+    return Promise.resolve()
+  }
+  shutdown(): Promise<void> {
+    return Promise.resolve()
+  }
+}

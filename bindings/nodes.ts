@@ -1,0 +1,131 @@
+import { Direction } from './context.js'
+import type { Core } from './core/types.js'
+import type { CheckpointNode } from './data-streams.js'
+
+/** A node prepared by one cache; `live` turns false when the cache forgets it (then it is prepared again on use). */
+export class PreparedNode implements CheckpointNode {
+  live = true
+  constructor(
+    readonly owner: NodeCache,
+    readonly id: number,
+    readonly direction: Direction,
+    readonly edgeTags: readonly string[],
+  ) {}
+}
+
+interface TagTrie {
+  node: PreparedNode | undefined
+  next: Map<string, TagTrie>
+}
+
+/**
+ * The nodes (service, env, edge tags) of one DataStreams, registered in its core, bounded: past
+ * `maxNodes` the cache starts over. Hot nodes are prepared again on their next use (one hash each);
+ * the core reuses the ids once their points are drained, and the tags of forgotten nodes are kept
+ * until then, for export.
+ */
+export class NodeCache {
+  /** Nodes by their edge tags as given, one trie level per tag: a lookup builds no string. */
+  private trie: TagTrie = { node: undefined, next: new Map() }
+  /** The nodes the cache holds, to forget them all when it is full. */
+  private live: PreparedNode[] = []
+  /** Nodes of the manual API by direction (0 in, 1 out), then type, then topic. */
+  private manual = [new Map<string, Map<string, PreparedNode>>(), new Map<string, Map<string, PreparedNode>>()]
+  /** Edge tags of the live nodes by id. */
+  private readonly tags: (readonly string[] | undefined)[] = []
+  /** Edge tags of forgotten nodes whose points may still wait in the core, by id. */
+  private readonly retiredTags = new Map<number, readonly string[]>()
+  /** What was forgotten in which bucket: a drain past it hands out the last points, and then the tags go. */
+  private retired: { bucket: number; ids: number[]; tags: (readonly string[])[] }[] = []
+  /** Nodes forgotten because the cache was full. */
+  evicted = 0
+
+  constructor(
+    private readonly core: Core,
+    private readonly service: string,
+    private readonly env: string,
+    private readonly maxNodes: number,
+  ) {}
+
+  /** The node of valid edge tags, prepared on first use. `bucket` is now's, in case the cache must start over. */
+  get(edgeTags: readonly string[], bucket: number): PreparedNode {
+    let level = this.trie
+    for (let i = 0; i < edgeTags.length; i++) {
+      let next = level.next.get(edgeTags[i])
+      if (next === undefined) level.next.set(edgeTags[i], (next = { node: undefined, next: new Map() }))
+      level = next
+    }
+    if (level.node !== undefined) return level.node
+    if (this.live.length >= this.maxNodes) {
+      this.forgetAll(bucket)
+      return this.get(edgeTags, bucket)
+    }
+    const tags = [...edgeTags].sort()
+    const id = this.core.node(this.service, this.env, tags)
+    const node = new PreparedNode(this, id, directionOf(tags), tags)
+    level.node = node
+    this.live.push(node)
+    this.tags[id] = tags
+    this.retiredTags.delete(id)
+    return node
+  }
+
+  /** The node of a manual checkpoint (type and topic valid tag parts), prepared on first use. */
+  manualNode(direction: typeof Direction.In | typeof Direction.Out, type: string, topic: string, bucket: number): PreparedNode {
+    const byType = this.manual[direction === Direction.In ? 0 : 1]
+    let byTopic = byType.get(type)
+    if (byTopic === undefined) byType.set(type, (byTopic = new Map()))
+    let node = byTopic.get(topic)
+    if (node === undefined || !node.live) {
+      node = this.get([direction === Direction.In ? 'direction:in' : 'direction:out', `topic:${topic}`, `type:${type}`, 'manual_checkpoint:true'], bucket)
+      // (had the cache started over meanwhile, this map is no longer looked up: harmless)
+      byTopic.set(topic, node)
+    }
+    return node
+  }
+
+  /** This cache's node as handed back by a caller: itself, or prepared again if it was forgotten. */
+  own(node: PreparedNode, bucket: number): PreparedNode {
+    return node.live ? node : this.get(node.edgeTags, bucket)
+  }
+
+  /** The edge tags of a node id, as the core drains its points. */
+  tagsOf(id: number): readonly string[] {
+    return this.tags[id] ?? this.retiredTags.get(id) ?? []
+  }
+
+  /** After a drain of every bucket below `beforeBucket`: the tags of nodes forgotten before it go, unless their id was forgotten again since. */
+  drained(beforeBucket: number): void {
+    const kept = []
+    for (const batch of this.retired) {
+      if (batch.bucket >= beforeBucket) kept.push(batch)
+      else for (let i = 0; i < batch.ids.length; i++) if (this.retiredTags.get(batch.ids[i]) === batch.tags[i]) this.retiredTags.delete(batch.ids[i])
+    }
+    this.retired = kept
+  }
+
+  private forgetAll(bucket: number): void {
+    const batch = { bucket, ids: [] as number[], tags: [] as (readonly string[])[] }
+    for (const node of this.live) {
+      node.live = false
+      this.core.releaseNode(node.id)
+      this.tags[node.id] = undefined
+      this.retiredTags.set(node.id, node.edgeTags)
+      batch.ids.push(node.id)
+      batch.tags.push(node.edgeTags)
+    }
+    this.retired.push(batch)
+    this.evicted += this.live.length
+    this.live = []
+    this.trie = { node: undefined, next: new Map() }
+    this.manual = [new Map(), new Map()]
+  }
+}
+
+function directionOf(tags: readonly string[]): Direction {
+  for (const t of tags) {
+    if (t === 'direction:in') return Direction.In
+    if (t === 'direction:out') return Direction.Out
+  }
+  return Direction.None
+}

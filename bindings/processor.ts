@@ -1,0 +1,385 @@
+import { Backlogs } from './backlogs.js'
+import { nowMs } from './clock.js'
+import type { ResolvedConfig } from './config.js'
+import { BUCKET_MS } from './core/constants.js'
+import { createCore } from './core/create.js'
+import {
+  BATCH_CAPACITY,
+  BATCH_EDGE_LATENCY,
+  BATCH_NODE,
+  BATCH_OUT_HI,
+  BATCH_OUT_LO,
+  BATCH_PARENT_HI,
+  BATCH_PARENT_LO,
+  BATCH_PATHWAY_LATENCY,
+  BATCH_PAYLOAD,
+  BATCH_STRIDE,
+  type Backend,
+  type Core,
+} from './core/types.js'
+import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from './context.js'
+import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from './data-streams.js'
+import { collectBuckets } from './export/collect.js'
+import { AgentExporter } from './export/exporter.js'
+import { createLogger, type OnceLogger } from './export/logger.js'
+import { encodeStatsPayload, type ExportBucket } from './export/payload.js'
+import { batchLength, byteCount, edgeTagList, isObject, offsetNumber, partitionNumber, read, tagPart } from './input.js'
+import { hangOff, hop } from './loop-detection.js'
+import { NodeCache, PreparedNode } from './nodes.js'
+import { isSaneTime } from './time-window.js'
+import { VERSION } from './version.js'
+
+/** Slots per record of `batchRest`: pathway start, the opposite hash's halves, the opposite edge start. */
+const REST_STRIDE = 4
+
+function currentBucket(): number {
+  return Math.floor(nowMs() / BUCKET_MS)
+}
+
+/**
+ * The DataStreams of an enabled configuration: checkpoints into its core, contexts out, and the
+ * stats to the Agent on a timer, on flush() and shutdown(), and at exit.
+ */
+export class DataStreamsProcessor implements DataStreams {
+  readonly enabled = true
+  readonly service: string
+  readonly env: string
+  private readonly core: Core
+  private readonly log: OnceLogger
+  private readonly exporter: AgentExporter
+  private readonly backlogs = new Backlogs()
+  private readonly nodes: NodeCache
+  private invalidInputs = 0
+  /** Kinds of bad input already logged. */
+  private readonly reported = new Set<string>()
+  /** What each context of a batch needs besides its hash, kept while the core has the batch. */
+  private readonly batchRest = new Float64Array(BATCH_CAPACITY * REST_STRIDE)
+  private timer: ReturnType<typeof setInterval> | undefined
+  private removeExitHook: (() => void) | undefined
+  private closed = false
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly platform: Platform,
+  ) {
+    this.service = config.service
+    this.env = config.env
+    this.log = createLogger(config.debug)
+    this.core = createCore({
+      backend: config.core,
+      maxPoints: config.maxPoints,
+      wasmModule: platform.compiledWasm,
+      onFallback: (reason) => this.log.debug(`using the pure-TS core: ${reason}`),
+    })
+    this.nodes = new NodeCache(this.core, config.service, config.env, config.maxNodes)
+    this.exporter = new AgentExporter({
+      url: config.agentUrl,
+      tracerVersion: VERSION,
+      transport: platform.transport,
+      timeoutMs: config.timeoutMs,
+      hold: platform.hold,
+      log: this.log,
+      debug: config.debug,
+    })
+    if (config.flushIntervalMs > 0) {
+      this.timer = setInterval(() => void this.flushFinished(), config.flushIntervalMs)
+      ;(this.timer as { unref?: () => void }).unref?.()
+    }
+    this.removeExitHook = platform.onExit?.(() => void this.send(Infinity, 'exit'))
+  }
+
+  get backend(): Backend {
+    return this.core.backend
+  }
+
+  get stats(): DataStreamsStats {
+    return {
+      livePoints: this.core.livePoints,
+      droppedPoints: this.core.droppedPoints,
+      droppedPayloads: this.exporter.stats.dropped,
+      unconfirmedPayloads: this.exporter.stats.unconfirmed,
+      invalidInputs: this.invalidInputs,
+      evictedNodes: this.nodes.evicted,
+      droppedBacklogs: this.backlogs.dropped,
+    }
+  }
+
+  node(edgeTags: readonly string[]): CheckpointNode | null {
+    const tags = edgeTagList(edgeTags)
+    if (tags === null) return this.invalid('edge tags: not an array of at most 64 strings of at most 1024 characters')
+    return this.nodeOf(tags)
+  }
+
+  private nodeOf(tags: readonly string[]): PreparedNode | null {
+    try {
+      return this.nodes.get(tags, currentBucket())
+    } catch (err) {
+      this.fail('node', err)
+      return null
+    }
+  }
+
+  /** A node or edge tags as handed over: this DataStreams' node (prepared again if forgotten), or valid tags. */
+  private resolveNode(edgeTags: unknown): PreparedNode | null {
+    if (edgeTags instanceof PreparedNode && edgeTags.owner === this.nodes) return edgeTags.live ? edgeTags : this.nodeOf(edgeTags.edgeTags)
+    const tags = edgeTagList(edgeTags)
+    if (tags === null) return this.invalid('edge tags: not an array of at most 64 strings of at most 1024 characters, nor a node of this DataStreams')
+    return this.nodeOf(tags)
+  }
+
+  /**
+   * The parent as given: undefined means the current context, null none; anything else must be a
+   * sane context (`asPathwayContext`), or it counts as none.
+   */
+  private resolveParent(parent: unknown, now: number): PathwayContext | null {
+    if (parent === undefined) parent = this.platform.store.get()
+    if (parent === undefined || parent === null) return null
+    const ctx = asPathwayContext(parent, now)
+    if (ctx === null) this.invalid('parent: not a pathway context with sane times; a new pathway starts')
+    return ctx
+  }
+
+  /** A payload size as given: a finite number >= 0, else 0 (counted). */
+  private resolveSize(size: unknown): number {
+    if (size === undefined) return 0
+    const n = byteCount(size)
+    if (n !== undefined) return n
+    this.invalid('payload size: not a finite number >= 0; 0 recorded')
+    return 0
+  }
+
+  /** Counts a bad input, says so once at debug level, and gives the caller its "nothing". */
+  private invalid(what: string): null {
+    this.invalidInputs++
+    if (this.config.debug && !this.reported.has(what)) {
+      this.reported.add(what)
+      this.log.debug(`bad input: ${what}`)
+    }
+    return null
+  }
+
+  setCheckpoint(
+    edgeTags: readonly string[] | CheckpointNode,
+    parent?: PathwayContext | null,
+    payloadSize?: number,
+    timing?: CheckpointTiming,
+  ): PathwayContext | null {
+    try {
+      const node = this.resolveNode(edgeTags)
+      if (node === null) return null
+      const now = nowMs()
+      let from = this.resolveParent(parent, now)
+      let pathwayStart: unknown
+      let edgeStart: unknown
+      if (timing !== undefined) {
+        pathwayStart = read(timing, 'pathwayStartMs')
+        edgeStart = read(timing, 'edgeStartMs')
+        if ((pathwayStart !== undefined && !isSaneTime(pathwayStart as number, now)) || (edgeStart !== undefined && !isSaneTime(edgeStart as number, now))) {
+          this.invalid('timing: a time that is not a sane millisecond timestamp; a new pathway starts')
+          from = null
+          pathwayStart = edgeStart = undefined
+        }
+      }
+      hangOff(node.direction, from, now)
+      if (pathwayStart !== undefined) hop.pathwayStart = pathwayStart as number
+      if (edgeStart !== undefined) hop.edgeStart = edgeStart as number
+      return this.record(node, now, this.resolveSize(payloadSize))
+    } catch (err) {
+      this.fail('checkpoint', err)
+      return null
+    }
+  }
+
+  /** Records the checkpoint that `hop` describes and returns the context after it. */
+  private record(node: PreparedNode, now: number, payloadSize: number): PathwayContext {
+    const { pathwayStart, edgeStart } = hop
+    const core = this.core
+    core.checkpoint(
+      node.id,
+      hop.parentHi,
+      hop.parentLo,
+      Math.floor(now / BUCKET_MS),
+      now > pathwayStart ? (now - pathwayStart) / 1000 : 0,
+      now > edgeStart ? (now - edgeStart) / 1000 : 0,
+      payloadSize,
+    )
+    const { oppositeHi, oppositeLo, oppositeEdgeStart } = hop
+    return new PathwayContext(core.hashHi, core.hashLo, pathwayStart, now, node.direction, oppositeHi, oppositeLo, oppositeEdgeStart)
+  }
+
+  setCheckpointBatch(
+    edgeTags: readonly string[] | CheckpointNode,
+    parents: readonly (PathwayContext | null)[],
+    payloadSizes?: ArrayLike<number>,
+  ): (PathwayContext | null)[] {
+    const count = batchLength(parents)
+    if (count < 0) return this.invalid('batch: parents is not an array of at most 1,000,000 entries') ?? []
+    try {
+      const node = this.resolveNode(edgeTags)
+      if (node === null) return new Array<null>(count).fill(null)
+      const sizes = payloadSizes === undefined ? undefined : batchLength(payloadSizes) >= count ? payloadSizes : this.invalid('batch: payload sizes not an array as long as the parents')
+      const out = new Array<PathwayContext | null>(count)
+      const now = nowMs()
+      const bucket = Math.floor(now / BUCKET_MS)
+      const direction = node.direction
+      const rest = this.batchRest
+      for (let first = 0; first < count; first += BATCH_CAPACITY) {
+        const n = Math.min(BATCH_CAPACITY, count - first)
+        let b = this.core.batchBuffer()
+        for (let i = 0, r = 0, q = 0; i < n; i++, r += BATCH_STRIDE, q += REST_STRIDE) {
+          const parent = parents[first + i]
+          hangOff(direction, parent === null || parent === undefined ? null : this.resolveParent(parent, now), now)
+          const { pathwayStart, edgeStart } = hop
+          b[r + BATCH_NODE] = node.id
+          b[r + BATCH_PARENT_HI] = hop.parentHi
+          b[r + BATCH_PARENT_LO] = hop.parentLo
+          b[r + BATCH_PATHWAY_LATENCY] = now > pathwayStart ? (now - pathwayStart) / 1000 : 0
+          b[r + BATCH_EDGE_LATENCY] = now > edgeStart ? (now - edgeStart) / 1000 : 0
+          b[r + BATCH_PAYLOAD] = sizes == null ? 0 : this.resolveSize(sizes[first + i])
+          rest[q] = pathwayStart
+          rest[q + 1] = hop.oppositeHi
+          rest[q + 2] = hop.oppositeLo
+          rest[q + 3] = hop.oppositeEdgeStart
+        }
+        this.core.checkpointBatch(n, bucket)
+        b = this.core.batchBuffer() // a Wasm memory growth during the call replaces the view
+        for (let i = 0, r = 0, q = 0; i < n; i++, r += BATCH_STRIDE, q += REST_STRIDE) {
+          const hashHi = b[r + BATCH_OUT_HI]
+          const hashLo = b[r + BATCH_OUT_LO]
+          out[first + i] = new PathwayContext(hashHi, hashLo, rest[q], now, direction, rest[q + 1], rest[q + 2], rest[q + 3])
+        }
+      }
+      return out
+    } catch (err) {
+      this.fail('checkpoint', err)
+      return new Array<null>(count).fill(null)
+    }
+  }
+
+  setProduceCheckpoint(type: string, target: string, carrier: Carrier, options?: CheckpointOptions): PathwayContext | null {
+    if (!isObject(carrier)) return this.invalid('carrier: not an object')
+    const node = this.manualNode(Direction.Out, type, target)
+    if (node === null) return null
+    const ctx = this.setCheckpoint(node, read(options, 'parent') as PathwayContext | null | undefined, read(options, 'payloadSize') as number | undefined)
+    if (ctx !== null) {
+      try {
+        carrier[PATHWAY_KEY] = encodePathwayContext(ctx)
+      } catch {
+        this.invalid('carrier: cannot be written (frozen, a Proxy, a setter that throws)')
+      }
+    }
+    return ctx
+  }
+
+  setConsumeCheckpoint(type: string, source: string, carrier: Carrier, options?: CheckpointOptions): PathwayContext | null {
+    const node = this.manualNode(Direction.In, type, source)
+    if (node === null) return null
+    const given = read(options, 'parent')
+    const parent = given !== undefined ? given : isObject(carrier) ? extractPathwayContext(carrier) : this.invalid('carrier: not an object')
+    const ctx = this.setCheckpoint(node, parent as PathwayContext | null, read(options, 'payloadSize') as number | undefined)
+    if (ctx !== null) this.platform.store.enter(ctx)
+    return ctx
+  }
+
+  private manualNode(direction: typeof Direction.In | typeof Direction.Out, type: unknown, topic: unknown): PreparedNode | null {
+    const t = tagPart(type)
+    const name = tagPart(topic)
+    if (t === undefined || name === undefined) return this.invalid('type or topic: not a string of at most 1024 characters')
+    try {
+      return this.nodes.manualNode(direction, t, name, currentBucket())
+    } catch (err) {
+      this.fail('node', err)
+      return null
+    }
+  }
+
+  trackKafkaProduce(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void {
+    const t = tagPart(topic)
+    if (t === undefined) return void this.invalid('backlog: topic not a string of at most 1024 characters')
+    this.track(['type:kafka_produce', `topic:${t}`], partition, offset, clusterId)
+  }
+
+  trackKafkaCommit(group: string, topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void {
+    const g = tagPart(group)
+    const t = tagPart(topic)
+    if (g === undefined || t === undefined) return void this.invalid('backlog: group or topic not a string of at most 1024 characters')
+    this.track(['type:kafka_commit', `consumer_group:${g}`, `topic:${t}`], partition, offset, clusterId)
+  }
+
+  private track(tags: string[], partition: unknown, offset: unknown, clusterId: unknown): void {
+    const p = partitionNumber(partition)
+    const value = offsetNumber(offset)
+    const cluster = clusterId === undefined || clusterId === null || clusterId === '' ? '' : tagPart(clusterId)
+    if (p === undefined || value === undefined || cluster === undefined) return void this.invalid('backlog: partition, offset or cluster id unusable')
+    tags.push(`partition:${p}`)
+    if (cluster !== '') tags.push(`kafka_cluster_id:${cluster}`)
+    try {
+      this.backlogs.track(currentBucket(), tags, value)
+    } catch (err) {
+      this.fail('backlog', err)
+    }
+  }
+
+  currentContext(): PathwayContext | undefined {
+    return this.platform.store.get()
+  }
+
+  runWithContext<T>(ctx: PathwayContext | null | undefined, fn: () => T): T {
+    if (typeof fn !== 'function') {
+      this.invalid('runWithContext: fn is not a function')
+      return undefined as T
+    }
+    const valid = ctx === null || ctx === undefined ? undefined : (asPathwayContext(ctx) ?? this.invalid('runWithContext: not a pathway context') ?? undefined)
+    return this.platform.store.run(valid, fn)
+  }
+
+  flush(): Promise<void> {
+    return this.send(Infinity, 'caller')
+  }
+
+  /** The timer's flush: only buckets that are over, so a bucket is sent once when it can. */
+  private flushFinished(): Promise<void> {
+    return this.send(currentBucket(), 'timer')
+  }
+
+  /**
+   * 'caller' (flush, shutdown) keeps the process alive until delivered; 'timer' never does.
+   * 'exit' holds it too, but sends only what was recorded since the last send and retries no queue:
+   * beforeExit comes again once that send ends, and must then find nothing to do.
+   */
+  private async send(beforeBucket: number, by: 'caller' | 'timer' | 'exit'): Promise<void> {
+    try {
+      const delivery = { hold: by !== 'timer' }
+      const buckets = this.collect(beforeBucket)
+      if (buckets.length > 0) {
+        const payload = encodeStatsPayload(
+          { env: this.env, service: this.service, version: this.config.version, tracerVersion: VERSION, tags: this.config.tags },
+          buckets,
+        )
+        await this.exporter.send(payload, {}, delivery)
+      } else if (by !== 'exit') {
+        await this.exporter.flush(delivery)
+      }
+    } catch (err) {
+      this.fail('flush', err)
+    }
+  }
+
+  private collect(beforeBucket: number): ExportBucket[] {
+    const buckets = collectBuckets(this.core.drain(beforeBucket), this.backlogs.drain(beforeBucket), (id) => this.nodes.tagsOf(id))
+    this.nodes.drained(beforeBucket)
+    return buckets
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.removeExitHook?.()
+    await this.flush()
+  }
+
+  private fail(what: string, err: unknown): void {
+    this.log.warnOnce(`error:${what}`, `${what} failed, continuing without it: ${(err as Error)?.message ?? err}`)
+  }
+}
