@@ -1,4 +1,4 @@
-import { copyFile, cp } from 'node:fs/promises'
+import { copyFile } from 'node:fs/promises'
 import { defineConfig } from 'tsup'
 
 const common = { dts: true, sourcemap: true, target: 'es2022', outDir: 'dist' } as const
@@ -25,12 +25,6 @@ export default defineConfig([
     },
     onSuccess: () => copyFile('build/pathwise.wasm', 'dist/pathwise.wasm'),
   },
-  // The `pathwise` bin (agent, top); the agent serves its page from ./ui beside the module.
-  {
-    ...common,
-    dts: false,
-    entry: { cli: 'bindings/cli.ts' },
-    format: ['esm'],
-    onSuccess: () => cp('bindings/agent/ui', 'dist/ui', { recursive: true }),
-  },
+  // The `pathwise` bin: `agent` and `top` load the agent package, which is not bundled in.
+  { ...common, dts: false, entry: { cli: 'bindings/cli.ts' }, format: ['esm'], external: ['@pathwise/agent'] },
 ])

@@ -1,6 +1,6 @@
 // Builds what changed since the last build, one line per step: the Wasm core (asc, then embedded
 // into bindings/) when its sources changed, then dist/ (tsup) when the library's sources or the
-// Wasm changed. A tool's own output is shown only when it fails. `--force` rebuilds everything.
+// Wasm changed, then the agent package's dist/ when its sources or the library changed. A tool's own output is shown only when it fails. `--force` rebuilds everything.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -53,3 +53,4 @@ step(
   npm,
   ['run', '--silent', 'build:dist'],
 )
+step('agent (agent/dist/)', ['agent/src', 'agent/tsup.config.ts', 'agent/package.json', 'dist/.stamp'], 'agent/dist/.stamp', npm, ['run', '--silent', 'build', '-w', '@pathwise/agent'])

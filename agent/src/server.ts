@@ -1,6 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { VERSION } from '../version.js'
+import { VERSION } from 'pathwise'
 import { handleApi, summary, type ApiContext, type Status } from './api.js'
 import { Forwarder } from './forward.js'
 import { decodePipelineStats, DEFAULT_LIMITS, IntakeError, readBody, type IntakeLimits } from './intake.js'

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync } from 'node:fs'
 import { after, before, test } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { startAgent, type RunningAgent } from '../bindings/agent/server.js'
+import { startAgent, type RunningAgent } from '../src/server.js'
 import { pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { pipelineBucket } from './helpers/agent-pipeline.js'
 

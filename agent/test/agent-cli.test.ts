@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
-import { startAgent, type RunningAgent } from '../bindings/agent/server.js'
+import { startAgent, type RunningAgent } from '../src/server.js'
 import { pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { pipelineBucket } from './helpers/agent-pipeline.js'
 

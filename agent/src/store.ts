@@ -1,3 +1,4 @@
+import { BUCKET_MS } from 'pathwise/core'
 import type { IntakePayload } from './intake.js'
 import { emptySketch, type Sketch } from './sketch.js'
 import { edgeInfo, tagMap, type EdgeInfo } from './tags.js'
@@ -10,7 +11,7 @@ import { edgeInfo, tagMap, type EdgeInfo } from './tags.js'
  * whatever the tracers send: past a cap, new points are dropped and counted.
  */
 
-export const BUCKET_MS = 10_000
+export { BUCKET_MS }
 
 export interface Cell {
   pathway: Sketch

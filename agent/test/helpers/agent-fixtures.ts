@@ -1,6 +1,6 @@
 import { gzipSync } from 'node:zlib'
 import { LogCollapsingLowestDenseDDSketch } from '@datadog/sketches-js'
-import { encodeStatsPayload, type ExportBacklog, type ExportPoint } from '../../bindings/export/payload.js'
+import { encodeStatsPayload, type ExportBacklog, type ExportPoint } from 'pathwise/core'
 
 /** Payloads for the agent tests, built with pathwise's own encoder and Datadog's sketch library. */
 

@@ -1,0 +1,138 @@
+/**
+ * The agent's commands, run by `pathwise agent|top` (the library's bin) and by `pathwise-agent`.
+ *   pathwise agent [--host 127.0.0.1] [--port 8126] [--forward URL] [--db FILE] ...
+ *   pathwise top [--agent http://127.0.0.1:8126] [--once] ...
+ */
+import { parseArgs } from 'node:util'
+import { VERSION } from 'pathwise'
+import { startAgent } from './server.js'
+import { runTop } from './top.js'
+
+const USAGE = `pathwise ${VERSION}
+
+Usage:
+  pathwise agent [options]   a local DSM intake: receives tracers' payloads, shows the pipeline
+    --host HOST               address to listen on (default 127.0.0.1, loopback only)
+    --port PORT               port (default 8126, the Datadog Agent's)
+    --forward URL             also pass every payload on, unchanged, to this Agent
+    --db FILE                 keep history in this SQLite file across restarts
+    --db-retention DURATION   how long the database keeps history (default 7d)
+    --window DURATION         how long memory keeps history (default 1h)
+    --max-body BYTES          largest payload accepted, compressed (default 10485760)
+    --max-decompressed BYTES  largest payload accepted, decompressed (default 67108864)
+  pathwise top [options]     the agent's pipeline in the terminal, refreshed every second
+    --agent URL               the agent (default http://127.0.0.1:8126)
+    --range SECONDS           how far back rates and quantiles look (default 60)
+    --interval SECONDS        refresh period (default 1)
+    --once                    print one frame and exit
+  Durations: a number of seconds, or with a unit: 90s, 30m, 1h, 7d.
+`
+
+/** Seconds, or a number with a unit (s, m, h, d), in ms. */
+function duration(text: string, name: string): number {
+  const m = /^(\d+(?:\.\d+)?)([smhd]?)$/.exec(text.trim())
+  if (!m) fail(`--${name}: not a duration: ${text}`)
+  const unit = { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as '' | 's' | 'm' | 'h' | 'd']
+  return Number(m[1]) * unit
+}
+
+function integer(text: string | undefined, name: string): number | undefined {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < 0) fail(`--${name}: not a non-negative integer: ${text}`)
+  return n
+}
+
+function fail(message: string): never {
+  process.stderr.write(`pathwise: ${message}\n\n${USAGE}`)
+  process.exit(2)
+}
+
+async function agent(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      forward: { type: 'string' },
+      db: { type: 'string' },
+      'db-retention': { type: 'string' },
+      window: { type: 'string' },
+      'max-body': { type: 'string' },
+      'max-decompressed': { type: 'string' },
+    },
+  })
+  const running = await startAgent({
+    host: values.host,
+    port: integer(values.port, 'port'),
+    forward: values.forward,
+    db: values.db,
+    dbRetentionMs: values['db-retention'] === undefined ? undefined : duration(values['db-retention'], 'db-retention'),
+    windowMs: values.window === undefined ? undefined : duration(values.window, 'window'),
+    limits: {
+      ...(values['max-body'] !== undefined && { maxBodyBytes: integer(values['max-body'], 'max-body') }),
+      ...(values['max-decompressed'] !== undefined && { maxDecompressedBytes: integer(values['max-decompressed'], 'max-decompressed') }),
+    },
+  })
+  process.stdout.write(`pathwise agent ${VERSION} listening on ${running.url}: the pipeline at ${running.url}/, JSON at ${running.url}/api/summary\n`)
+  if (!/^(127\.|::1$|localhost$)/.test(running.host)) {
+    process.stdout.write(`pathwise agent: listening on ${running.host}, reachable from other machines\n`)
+  }
+  if (values.forward) process.stdout.write(`pathwise agent: forwarding every payload to ${values.forward}\n`)
+  const stop = (): void => {
+    running.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+async function top(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      agent: { type: 'string' },
+      range: { type: 'string' },
+      interval: { type: 'string' },
+      once: { type: 'boolean' },
+    },
+  })
+  const interval = values.interval === undefined ? 1 : Number(values.interval)
+  if (!(interval > 0)) fail(`--interval: not a positive number: ${values.interval}`)
+  process.exitCode = await runTop({
+    agent: values.agent ?? 'http://127.0.0.1:8126',
+    rangeSeconds: integer(values.range, 'range') ?? 60,
+    intervalMs: interval * 1000,
+    once: values.once ?? false,
+  })
+}
+
+/** Runs the command in `argv` (the arguments after the program's name); exits the process on failure. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await run(argv)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const hint = code === 'EADDRINUSE' ? ' (is a Datadog Agent already there? choose another --port)' : ''
+    process.stderr.write(`pathwise: ${(err as Error).message}${hint}\n`)
+    process.exit(1)
+  }
+}
+
+async function run(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv
+  if (command === 'agent') return agent(rest)
+  if (command === 'top') return top(rest)
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE)
+    return
+  }
+  if (command === '--version' || command === '-v') {
+    process.stdout.write(`${VERSION}\n`)
+    return
+  }
+  fail(`unknown command: ${command}`)
+}
+

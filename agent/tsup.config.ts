@@ -1,0 +1,13 @@
+import { cp } from 'node:fs/promises'
+import { defineConfig } from 'tsup'
+
+// The commands (cli, and the `pathwise-agent` bin) and the server; the page is served from ./ui beside the modules.
+export default defineConfig({
+  entry: { cli: 'src/cli.ts', server: 'src/server.ts', bin: 'src/bin.ts' },
+  format: ['esm'],
+  dts: { entry: { cli: 'src/cli.ts', server: 'src/server.ts' } },
+  sourcemap: true,
+  target: 'es2022',
+  outDir: 'dist',
+  onSuccess: () => cp('src/ui', 'dist/ui', { recursive: true }),
+})
