@@ -14,9 +14,9 @@ export interface EdgeDataStreamsOptions extends DataStreamsOptions {
   /**
    * The compiled Wasm core, for runtimes that refuse to compile Wasm from bytes, as workerd does:
    * `import wasmModule from 'pathwise/pathwise.wasm'`. Elsewhere the embedded bytes are used.
-   * Without either, the pure-TS core stands in.
+   * Without either, the pure-TS core stands in. (Typed as an object so that the declarations need no DOM lib.)
    */
-  wasmModule?: WebAssembly.Module
+  wasmModule?: object
   /**
    * Where the DD_* variables are read from: a Worker's `env`, `Deno.env.toObject()`, `process.env`.
    * Nothing is read otherwise: edge runtimes have no common way to the environment.

@@ -1,6 +1,7 @@
 // Builds what changed since the last build, one line per step: the Wasm core (asc, then embedded
 // into bindings/) when its sources changed, then dist/ (tsup) when the library's sources or the
-// Wasm changed, then the agent package's dist/ when its sources or the library changed. A tool's own output is shown only when it fails. `--force` rebuilds everything.
+// Wasm changed, then the agent package's dist/ when its sources or the library changed (not with
+// `--library`). A tool's own output is shown only when it fails. `--force` rebuilds everything.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -8,6 +9,8 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const force = process.argv.includes('--force')
+// `prepare` (npm pack, publish, a git install) builds the library alone: its package holds no agent.
+const libraryOnly = process.argv.includes('--library')
 
 /** The newest modification time under these paths (files and folders, recursively); 0 if none exists. */
 function newest(paths) {
@@ -53,4 +56,4 @@ step(
   npm,
   ['run', '--silent', 'build:dist'],
 )
-step('agent (agent/dist/)', ['agent/src', 'agent/tsup.config.ts', 'agent/package.json', 'dist/.stamp'], 'agent/dist/.stamp', npm, ['run', '--silent', 'build', '-w', '@pathwise/agent'])
+if (!libraryOnly) step('agent (agent/dist/)', ['agent/src', 'agent/tsup.config.ts', 'agent/package.json', 'dist/.stamp'], 'agent/dist/.stamp', npm, ['run', '--silent', 'build', '-w', '@pathwise/agent'])
