@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util'
 import { VERSION } from 'pathwise'
+import { hostNames } from './guard.js'
 import { startAgent } from './server.js'
 import { runTop } from './top.js'
 
@@ -14,6 +15,8 @@ Usage:
   pathwise agent [options]   a local DSM intake: receives tracers' payloads, shows the pipeline
     --host HOST               address to listen on (default 127.0.0.1, loopback only)
     --port PORT               port (default 8126, the Datadog Agent's)
+    --allowed-hosts NAMES     host names, comma-separated, that requests may address it by besides
+                              localhost, the --host name and IP addresses (others get 403)
     --forward URL             also pass every payload on, unchanged, to this Agent
     --db FILE                 keep history in this SQLite file across restarts
     --db-retention DURATION   how long the database keeps history (default 7d)
@@ -54,6 +57,7 @@ async function agent(args: string[]): Promise<void> {
     options: {
       host: { type: 'string' },
       port: { type: 'string' },
+      'allowed-hosts': { type: 'string' },
       forward: { type: 'string' },
       db: { type: 'string' },
       'db-retention': { type: 'string' },
@@ -62,9 +66,11 @@ async function agent(args: string[]): Promise<void> {
       'max-decompressed': { type: 'string' },
     },
   })
+  const allowedHosts = values['allowed-hosts']?.split(',')
   const running = await startAgent({
     host: values.host,
     port: integer(values.port, 'port'),
+    allowedHosts,
     forward: values.forward,
     db: values.db,
     dbRetentionMs: values['db-retention'] === undefined ? undefined : duration(values['db-retention'], 'db-retention'),
@@ -76,7 +82,10 @@ async function agent(args: string[]): Promise<void> {
   })
   process.stdout.write(`pathwise agent ${VERSION} listening on ${running.url}: the pipeline at ${running.url}/, JSON at ${running.url}/api/summary\n`)
   if (!/^(127\.|::1$|localhost$)/.test(running.host)) {
-    process.stdout.write(`pathwise agent: listening on ${running.host}, reachable from other machines\n`)
+    const names = hostNames(running.host, allowedHosts).join(', ')
+    process.stdout.write(
+      `pathwise agent: listening on ${running.host}, reachable from other machines by IP address, by name only as ${names} (--allowed-hosts adds names; other names get 403, against DNS rebinding)\n`,
+    )
   }
   if (values.forward) process.stdout.write(`pathwise agent: forwarding every payload to ${values.forward}\n`)
   const stop = (): void => {

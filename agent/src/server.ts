@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { VERSION } from 'pathwise'
 import { handleApi, summary, type ApiContext, type Status } from './api.js'
 import { Forwarder } from './forward.js'
+import { RequestGuard } from './guard.js'
 import { decodePipelineStats, DEFAULT_LIMITS, IntakeError, readBody, type IntakeLimits } from './intake.js'
 import { Metrics } from './metrics.js'
 import { Persistence } from './persistence.js'
@@ -37,6 +38,8 @@ export interface AgentOptions {
   now?: () => number
   /** Where the agent reports what it does (rejections, failures); default stderr. */
   log?: (line: string) => void
+  /** Host names, besides localhost and the listening address, that requests may name (see guard.ts). */
+  allowedHosts?: string[]
 }
 
 export interface RunningAgent {
@@ -59,6 +62,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
   const host = options.host ?? '127.0.0.1'
   const limits: IntakeLimits = { ...DEFAULT_LIMITS, ...options.limits }
   const log = options.log ?? ((line: string) => process.stderr.write(`pathwise agent: ${line}\n`))
+  const guard = new RequestGuard({ host, allowedHosts: options.allowedHosts, log })
   const store = new Store({
     windowMs: options.windowMs ?? 3_600_000,
     maxSeries: options.maxSeries ?? 10_000,
@@ -147,6 +151,8 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const refusal = guard.check(req)
+    if (refusal) return send(res, 403, `${refusal}\n`, 'text/plain; charset=utf-8', !req.complete)
     const url = new URL(req.url ?? '/', 'http://agent')
     const path = url.pathname
     const method = req.method ?? 'GET'
