@@ -6,6 +6,7 @@
  */
 import { PATHWAY_KEY, decodePathwayContext, encodePathwayContext, type PathwayContext } from './context.js'
 import { createLogger } from './export/logger.js'
+import { errorText, read } from './instrument/user-input.js'
 
 const log = createLogger(false)
 
@@ -21,7 +22,14 @@ export interface HeadersLike {
  * for any other carrier. Base64 has no comma, so the split is safe.
  */
 export function extractFromHeaders(headers: Pick<HeadersLike, 'get'>): PathwayContext | null {
-  const value = headers.get(PATHWAY_KEY)
+  const get = read(headers, 'get')
+  if (typeof get !== 'function') return null
+  let value: unknown
+  try {
+    value = get.call(headers, PATHWAY_KEY)
+  } catch {
+    return null // headers that cannot be read carry no context
+  }
   if (typeof value !== 'string') return null
   return decodePathwayContext(value.slice(value.lastIndexOf(',') + 1).trim())
 }
@@ -32,10 +40,13 @@ export function extractFromHeaders(headers: Pick<HeadersLike, 'get'>): PathwayCo
  */
 export function injectIntoHeaders(headers: Pick<HeadersLike, 'set'>, ctx: PathwayContext | null): void {
   if (ctx === null) return
+  const set = read(headers, 'set')
+  if (typeof set !== 'function') return
   try {
-    headers.set(PATHWAY_KEY, encodePathwayContext(ctx))
+    const value = encodePathwayContext(ctx)
+    if (value !== '') set.call(headers, PATHWAY_KEY, value)
   } catch (err) {
     // immutable headers (those of a fetched Response) throw: monitoring never breaks the request
-    log.warnOnce('inject-headers', `could not write the pathway context into headers: ${(err as Error)?.message ?? err}`)
+    log.warnOnce('inject-headers', `could not write the pathway context into headers: ${errorText(err)}`)
   }
 }

@@ -32,6 +32,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { PathwayContext } from './context.js'
 import type { DataStreams } from './data-streams.js'
+import { read } from './instrument/user-input.js'
 
 /** A receive's context, and the context that was current when the receive began. */
 interface Received {
@@ -80,11 +81,14 @@ const CONTEXT = Symbol.for('pathwise.messageContext')
 /** Reused: one descriptor object per message would be garbage on the hot path. */
 const descriptor: PropertyDescriptor = { value: undefined, configurable: true, writable: true }
 
-/** Remembers the context of a message handed to the application. */
+/** Remembers the context of a message handed to the application; not on one that takes no property (frozen, a Proxy). */
 export function rememberMessageContext(message: object, ctx: PathwayContext): void {
-  if (!Object.isExtensible(message)) return
   descriptor.value = ctx
-  Object.defineProperty(message, CONTEXT, descriptor)
+  try {
+    if (Object.isExtensible(message)) Object.defineProperty(message, CONTEXT, descriptor)
+  } catch {
+    // A Proxy's trap threw: the message keeps no context, as a frozen one.
+  }
   descriptor.value = undefined
 }
 
@@ -99,16 +103,23 @@ export function parentForSend(dsm: DataStreams): PathwayContext | null {
   return current ?? null
 }
 
-/** The context of the consume checkpoint of a received message, if pathwise saw it arrive. */
+/** The context of the consume checkpoint of a received message, if pathwise saw it arrive. Never throws. */
 export function contextOf(message: object): PathwayContext | undefined {
-  return (message as { [CONTEXT]?: PathwayContext })[CONTEXT]
+  const ctx = read(message, CONTEXT)
+  return ctx !== null && typeof ctx === 'object' ? (ctx as PathwayContext) : undefined
 }
 
 /**
  * Runs fn with the context of this received message current, so that sends inside link to it
  * (and to nothing else: a message pathwise did not see makes those sends start a new pathway).
+ * Returns what fn returns, and fn's own errors reach the caller; fn no function: undefined.
  */
 export function withMessageContext<T>(dsm: DataStreams, message: object, fn: () => T): T {
   const ctx = contextOf(message) ?? null
-  return flows.run({ received: new Map(), pinned: ctx }, () => dsm.runWithContext(ctx, fn))
+  const runWithContext = read(dsm, 'runWithContext')
+  const run =
+    typeof runWithContext === 'function'
+      ? () => runWithContext.call(dsm, ctx, fn) as T
+      : () => (typeof fn === 'function' ? fn() : (undefined as T))
+  return flows.run({ received: new Map(), pinned: ctx }, run)
 }

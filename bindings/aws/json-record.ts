@@ -60,7 +60,7 @@ function parseObject(data: unknown): { text: string; value: Record<string, unkno
   let text: string
   if (typeof data === 'string') {
     text = data
-  } else if (data instanceof Uint8Array) {
+  } else if (ArrayBuffer.isView(data) && data instanceof Uint8Array) {
     if (!bracedBytes(data)) return null
     try {
       text = decoder.decode(data)

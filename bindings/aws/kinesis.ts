@@ -17,10 +17,11 @@ import { encodePathwayContext, type PathwayContext } from '../context.js'
 import type { CheckpointNode, CheckpointTiming, DataStreams } from '../data-streams.js'
 import { TransportNodes, isLive } from '../node-cache.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
-import { planJsonInjection, readJsonContext, type RecordData } from './json-record.js'
+import { planJsonInjection, readJsonContext } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
 import { bytesOf } from './size.js'
+import { copyWith, enabledDataStreams, items, read } from '../instrument/user-input.js'
 
 export interface PathwiseKinesisOptions {
   /**
@@ -34,7 +35,7 @@ export interface PathwiseKinesisOptions {
 
 /** `kinesisClient.middlewareStack.use(pathwiseKinesis(dsm))`: Data Streams Monitoring for this client. */
 export function pathwiseKinesis(dsm: DataStreams, options: PathwiseKinesisOptions = {}): AwsPlugin {
-  return kinesisPlugin(dsm, 'pathwiseKinesis', options)
+  return kinesisPlugin(dsm, 'pathwiseKinesis', { jsonContext: read(options, 'jsonContext') === true })
 }
 
 /** The automatic mode: every KinesisClient, created before or after, on its first call. */
@@ -56,20 +57,8 @@ interface StreamNodes {
   in: CheckpointNode | null
 }
 
-interface PutEntry {
-  Data?: RecordData
-  PartitionKey?: string
-  ExplicitHashKey?: string
-}
-
-interface ReceivedRecord {
-  Data?: Uint8Array
-  PartitionKey?: string
-  ApproximateArrivalTimestamp?: Date
-}
-
 function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisOptions, active?: () => boolean): AwsPlugin {
-  if (!dsm.enabled) return { applyToStack() {} }
+  if (enabledDataStreams(dsm) === null) return { applyToStack() {} }
   const jsonContext = options.jsonContext === true
   const streams = new TransportNodes<StreamNodes>(
     (stream) => {
@@ -87,32 +76,34 @@ function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisO
     iterators.set(iterator, stream)
   }
 
-  const put = (nodes: StreamNodes, entry: PutEntry, parent: PathwayContext | null): PutEntry => {
+  const put = (nodes: StreamNodes, entry: unknown, parent: PathwayContext | null): unknown => {
     if (nodes.out === null || entry === null || typeof entry !== 'object') return entry
     try {
-      const keys = bytesOf(entry.PartitionKey) + bytesOf(entry.ExplicitHashKey)
-      let injection = jsonContext ? planJsonInjection(entry.Data) : null
-      if (injection !== null && injection.size + bytesOf(entry.PartitionKey) > MAX_RECORD_BYTES) injection = null
-      const ctx = dsm.setCheckpoint(nodes.out, parent, (injection?.size ?? bytesOf(entry.Data)) + keys)
+      const data = read(entry, 'Data')
+      const partitionKey = bytesOf(read(entry, 'PartitionKey'))
+      const keys = partitionKey + bytesOf(read(entry, 'ExplicitHashKey'))
+      let injection = jsonContext ? planJsonInjection(data) : null
+      if (injection !== null && injection.size + partitionKey > MAX_RECORD_BYTES) injection = null
+      const ctx = dsm.setCheckpoint(nodes.out, parent, (injection?.size ?? bytesOf(data)) + keys)
       if (ctx === null || injection === null) return entry
       // A copy: the caller's command keeps its input as written.
-      return { ...entry, Data: injection.write(encodePathwayContext(ctx)) }
+      return copyWith(entry, 'Data', injection.write(encodePathwayContext(ctx))) ?? entry
     } catch (err) {
       fail('kinesis produce', err)
       return entry
     }
   }
 
-  const get = (nodes: StreamNodes, record: ReceivedRecord): PathwayContext | null => {
+  const get = (nodes: StreamNodes, record: unknown): PathwayContext | null => {
     if (nodes.in === null || record === null || typeof record !== 'object') return null
     try {
-      const parent = jsonContext ? readJsonContext(record.Data) : null
-      const arrival = record.ApproximateArrivalTimestamp
-      const arrivalMs = arrival instanceof Date ? arrival.getTime() : NaN
+      const data = read(record, 'Data')
+      const parent = jsonContext ? readJsonContext(data) : null
+      const arrivalMs = timeOf(read(record, 'ApproximateArrivalTimestamp'))
       // No context came along: a new segment, from the time the record entered the stream.
       const timing: CheckpointTiming | undefined =
         parent === null && Number.isFinite(arrivalMs) ? { pathwayStartMs: arrivalMs, edgeStartMs: arrivalMs } : undefined
-      const ctx = dsm.setCheckpoint(nodes.in, parent, bytesOf(record.Data) + bytesOf(record.PartitionKey), timing)
+      const ctx = dsm.setCheckpoint(nodes.in, parent, bytesOf(data) + bytesOf(read(record, 'PartitionKey')), timing)
       if (ctx !== null) rememberMessageContext(record, ctx)
       return ctx
     } catch (err) {
@@ -128,27 +119,27 @@ function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisO
         case 'PutRecordCommand':
           return { input: put(nodesOf(streamOf(input)), input, parentForSend(dsm)) }
         case 'PutRecordsCommand': {
-          if (!Array.isArray(input.Records)) return { input }
+          const entries = items(read(input, 'Records'))
+          if (entries === undefined) return { input }
           const nodes = nodesOf(streamOf(input))
           const parent = parentForSend(dsm)
-          const records = (input.Records as PutEntry[]).map((entry) => put(nodes, entry, parent))
-          return { input: { ...input, Records: records } }
+          return { input: copyWith(input, 'Records', entries.map((entry) => put(nodes, entry, parent))) ?? input }
         }
         case 'GetShardIteratorCommand': {
           const stream = streamOf(input)
-          return { input, after: (output) => rememberIterator(output?.ShardIterator, stream) }
+          return { input, after: (output) => rememberIterator(read(output, 'ShardIterator'), stream) }
         }
         case 'GetRecordsCommand': {
-          const iterator: unknown = input.ShardIterator
-          const stream = (typeof iterator === 'string' ? iterators.get(iterator) : undefined) ?? stringOr(input.StreamARN)
+          const iterator = read(input, 'ShardIterator')
+          const stream = (typeof iterator === 'string' ? iterators.get(iterator) : undefined) ?? stringOr(read(input, 'StreamARN'))
           const handOff = beginReceive(dsm)
           return {
             input,
-            after(output: { Records?: ReceivedRecord[]; NextShardIterator?: string } | undefined) {
+            after(output: unknown) {
               if (typeof iterator === 'string') iterators.delete(iterator)
-              rememberIterator(output?.NextShardIterator, stream)
-              const records = output?.Records
-              if (!Array.isArray(records) || records.length === 0) return
+              rememberIterator(read(output, 'NextShardIterator'), stream)
+              const records = items(read(output, 'Records'))
+              if (records === undefined || records.length === 0) return
               const nodes = nodesOf(stream)
               let last: PathwayContext | null = null
               for (const record of records) last = get(nodes, record) ?? last
@@ -164,8 +155,17 @@ function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisO
   )
 }
 
-function streamOf(input: { StreamName?: unknown; StreamARN?: unknown }): string | undefined {
-  return stringOr(input.StreamName) ?? stringOr(input.StreamARN)
+function streamOf(input: unknown): string | undefined {
+  return stringOr(read(input, 'StreamName')) ?? stringOr(read(input, 'StreamARN'))
+}
+
+/** The time of a Date, or NaN for anything else (the check reads the internal slot: no user code runs). */
+function timeOf(value: unknown): number {
+  try {
+    return Date.prototype.getTime.call(value)
+  } catch {
+    return NaN
+  }
 }
 
 function stringOr(value: unknown): string | undefined {

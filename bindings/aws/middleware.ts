@@ -6,12 +6,13 @@
  */
 import { createLogger } from '../export/logger.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
+import { errorText, read } from '../instrument/user-input.js'
 
 export const log = createLogger(false)
 
 /** Reports a failed pathwise step once per step, and lets the call go on. */
 export function fail(step: string, err: unknown): void {
-  log.warnOnce(`aws:${step}`, `${step} failed, continuing without it: ${(err as Error)?.message ?? err}`)
+  log.warnOnce(`aws:${step}`, `${step} failed, continuing without it: ${errorText(err)}`)
 }
 
 /**
@@ -76,7 +77,13 @@ export function interceptPlugin(name: string, intercept: Intercept, active: () =
   }
   return {
     applyToStack(stack) {
-      stack.add(middleware, { step: 'initialize', priority: 'high', name, override: true, tags: ['PATHWISE'] })
+      const add = read(stack, 'add')
+      try {
+        if (typeof add !== 'function') throw new TypeError('not a middleware stack')
+        add.call(stack, middleware, { step: 'initialize', priority: 'high', name, override: true, tags: ['PATHWISE'] })
+      } catch (err) {
+        fail(`${name} on a client`, err)
+      }
     },
   }
 }

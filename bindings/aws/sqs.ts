@@ -13,6 +13,7 @@ import { DATADOG_KEY, carrierBytes, carrierPrefix, closeCarrier, parseCarrier, r
 import { fail, instrumentClientClass, interceptPlugin, log, type AwsPlugin, type Interception } from './middleware.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
 import { bytesOf } from './size.js'
+import { copyWith, enabledDataStreams, items, keysOf, read } from '../instrument/user-input.js'
 import { md5OfMessageAttributes, type SqsAttribute } from './sqs-md5.js'
 
 /** SQS refuses a message with more message attributes than this. */
@@ -21,16 +22,8 @@ const MAX_ATTRIBUTES = 10
 const MAX_MESSAGE_BYTES = 1_048_576
 const DATADOG_ATTRIBUTE_BYTES = DATADOG_KEY.length + 'String'.length
 
-type Attributes = Record<string, SqsAttribute & { StringListValues?: string[]; BinaryListValues?: Uint8Array[] }>
-
-interface SendEntry {
-  MessageBody?: string
-  MessageAttributes?: Attributes
-}
-
 interface ReceivedMessage {
-  Body?: string
-  MessageAttributes?: Attributes
+  MessageAttributes?: Record<string, SqsAttribute>
   MD5OfMessageAttributes?: string
 }
 
@@ -55,7 +48,7 @@ interface QueueNodes {
 }
 
 function sqsPlugin(dsm: DataStreams, name: string, active?: () => boolean): AwsPlugin {
-  if (!dsm.enabled) return { applyToStack() {} }
+  if (enabledDataStreams(dsm) === null) return { applyToStack() {} }
   const queues = new TransportNodes<QueueNodes>(
     (queueUrl) => {
       const queue = queueName(queueUrl)
@@ -68,13 +61,15 @@ function sqsPlugin(dsm: DataStreams, name: string, active?: () => boolean): AwsP
     name,
     (command, input): Interception | undefined => {
       if (command !== 'SendMessageCommand' && command !== 'SendMessageBatchCommand' && command !== 'ReceiveMessageCommand') return undefined
-      if (typeof input?.QueueUrl !== 'string') return { input }
-      const nodes = queues.get(input.QueueUrl)
+      const queueUrl = read(input, 'QueueUrl')
+      if (typeof queueUrl !== 'string') return { input }
+      const nodes = queues.get(queueUrl)
       if (command === 'ReceiveMessageCommand') return receive(dsm, nodes, input)
       const parent = parentForSend(dsm)
       if (command === 'SendMessageCommand') return { input: produce(dsm, nodes, input, parent) }
-      if (!Array.isArray(input.Entries)) return { input }
-      return { input: { ...input, Entries: (input.Entries as SendEntry[]).map((entry) => produce(dsm, nodes, entry, parent)) } }
+      const entries = items(read(input, 'Entries'))
+      if (entries === undefined) return { input }
+      return { input: copyWith(input, 'Entries', entries.map((entry) => produce(dsm, nodes, entry, parent))) ?? input }
     },
     active,
   )
@@ -90,20 +85,22 @@ function queueName(queueUrl: string): string {
  * Records the produce checkpoint of one message and returns the entry to send: a copy carrying
  * the context, or the entry itself when it cannot carry one (its throughput still counts).
  */
-function produce(dsm: DataStreams, nodes: QueueNodes, entry: SendEntry, parent: PathwayContext | null): SendEntry {
+function produce(dsm: DataStreams, nodes: QueueNodes, entry: unknown, parent: PathwayContext | null): unknown {
   if (nodes.out === null || entry === null || typeof entry !== 'object') return entry
   try {
-    const attributes = entry.MessageAttributes
-    const existing = attributes?.[DATADOG_KEY]
-    let size = bytesOf(entry.MessageBody) + attributesBytes(attributes)
+    const attributes = read(entry, 'MessageAttributes')
+    const existing = read(attributes, DATADOG_KEY)
+    let size = bytesOf(read(entry, 'MessageBody')) + attributesBytes(attributes)
     let prefix: string | null = null
-    if (existing === undefined && attributes !== undefined && attributes !== null && Object.keys(attributes).length >= MAX_ATTRIBUTES) {
+    // Attributes that are no object cannot take the carrier: the message goes as it came.
+    const canCarry = attributes === undefined || attributes === null || typeof attributes === 'object'
+    if (canCarry && existing === undefined && keysOf(attributes).length >= MAX_ATTRIBUTES) {
       log.warnOnce(
         `sqs-attributes:${nodes.queue}`,
         `a message sent to SQS queue ${nodes.queue} already has ${MAX_ATTRIBUTES} message attributes, the most SQS allows: ` +
           `it is sent without the pathway context (its consumers start a new pathway). Leave one attribute free for ${DATADOG_KEY}.`,
       )
-    } else {
+    } else if (canCarry) {
       // An existing `_datadog` that holds no JSON object is someone else's: left as it is.
       const carrier = existing === undefined ? undefined : parseCarrier(carrierText(existing) ?? '')
       prefix = carrier === null ? null : carrierPrefix(carrier)
@@ -117,7 +114,8 @@ function produce(dsm: DataStreams, nodes: QueueNodes, entry: SendEntry, parent: 
     if (ctx === null || prefix === null) return entry
     const carrier: SqsAttribute = { DataType: 'String', StringValue: closeCarrier(prefix, encodePathwayContext(ctx)) }
     // A copy: the caller's command keeps its input as written.
-    return { ...entry, MessageAttributes: { ...attributes, [DATADOG_KEY]: carrier } }
+    const withCarrier = attributes === undefined || attributes === null ? { [DATADOG_KEY]: carrier } : copyWith(attributes, DATADOG_KEY, carrier)
+    return (withCarrier === undefined ? undefined : copyWith(entry, 'MessageAttributes', withCarrier)) ?? entry
   } catch (err) {
     fail('sqs produce', err)
     return entry
@@ -125,26 +123,32 @@ function produce(dsm: DataStreams, nodes: QueueNodes, entry: SendEntry, parent: 
 }
 
 /** The JSON text of an existing `_datadog` attribute (String, or Binary as dd-trace's SNS writes it). */
-function carrierText(attribute: SqsAttribute): string | undefined {
-  if (typeof attribute?.StringValue === 'string') return attribute.StringValue
-  if (attribute?.BinaryValue instanceof Uint8Array) return Buffer.from(attribute.BinaryValue).toString('utf8')
+function carrierText(attribute: unknown): string | undefined {
+  const text = read(attribute, 'StringValue')
+  if (typeof text === 'string') return text
+  const bytes = read(attribute, 'BinaryValue')
+  if (ArrayBuffer.isView(bytes) && bytes instanceof Uint8Array) return Buffer.from(bytes).toString('utf8')
   return undefined
 }
 
-function receive(dsm: DataStreams, nodes: QueueNodes, input: { MessageAttributeNames?: unknown }): Interception {
-  const names = Array.isArray(input.MessageAttributeNames) ? (input.MessageAttributeNames as unknown[]) : undefined
-  const asked = names !== undefined && names.some(selectsDatadog)
+function receive(dsm: DataStreams, nodes: QueueNodes, input: unknown): Interception {
+  const names = items(read(input, 'MessageAttributeNames'))
+  // A copy that asks for `_datadog` too, then trimmed from what the caller gets; none if the input cannot be copied.
+  const asking =
+    names !== undefined && names.some(selectsDatadog)
+      ? undefined
+      : copyWith(input, 'MessageAttributeNames', names === undefined ? [DATADOG_KEY] : [...names, DATADOG_KEY])
   const handOff = beginReceive(dsm)
   return {
-    input: asked ? input : { ...input, MessageAttributeNames: names === undefined ? [DATADOG_KEY] : [...names, DATADOG_KEY] },
-    after(output: { Messages?: ReceivedMessage[] } | undefined) {
-      const messages = output?.Messages
-      if (!Array.isArray(messages)) return
+    input: asking ?? input,
+    after(output: unknown) {
+      const messages = items(read(output, 'Messages'))
+      if (messages === undefined) return
       let last: PathwayContext | null = null
       for (const message of messages) {
         if (message === null || typeof message !== 'object') continue
         last = consume(dsm, nodes, message) ?? last
-        if (!asked) trim(message)
+        if (asking !== undefined) trim(message as ReceivedMessage)
       }
       if (last !== null) handOff(last)
     },
@@ -158,14 +162,13 @@ function selectsDatadog(name: unknown): boolean {
   return name.endsWith('.*') && DATADOG_KEY.startsWith(name.slice(0, -2))
 }
 
-function consume(dsm: DataStreams, nodes: QueueNodes, message: ReceivedMessage): PathwayContext | null {
+function consume(dsm: DataStreams, nodes: QueueNodes, message: object): PathwayContext | null {
   if (nodes.in === null) return null
   try {
-    const attributes = message.MessageAttributes
-    const existing = attributes?.[DATADOG_KEY]
-    const text = existing === undefined ? undefined : carrierText(existing)
+    const attributes = read(message, 'MessageAttributes')
+    const text = carrierText(read(attributes, DATADOG_KEY))
     const parent = text === undefined ? null : readCarrier(text)
-    const ctx = dsm.setCheckpoint(nodes.in, parent, bytesOf(message.Body) + attributesBytes(attributes))
+    const ctx = dsm.setCheckpoint(nodes.in, parent, bytesOf(read(message, 'Body')) + attributesBytes(attributes))
     if (ctx !== null) rememberMessageContext(message, ctx)
     return ctx
   } catch (err) {
@@ -193,17 +196,16 @@ function trim(message: ReceivedMessage): void {
 }
 
 /** Bytes of the attributes as SQS counts them toward the message size: names, data types and values. */
-function attributesBytes(attributes: Attributes | undefined): number {
-  if (attributes === undefined || attributes === null) return 0
+function attributesBytes(attributes: unknown): number {
   let size = 0
-  for (const name in attributes) size += attributeBytes(name, attributes[name])
+  for (const name of keysOf(attributes)) size += attributeBytes(name, read(attributes, name))
   return size
 }
 
-function attributeBytes(name: string, attribute: Attributes[string] | undefined): number {
+function attributeBytes(name: string, attribute: unknown): number {
   if (attribute === undefined || attribute === null) return 0
-  let size = Buffer.byteLength(name) + bytesOf(attribute.DataType) + bytesOf(attribute.StringValue) + bytesOf(attribute.BinaryValue)
-  if (Array.isArray(attribute.StringListValues)) for (const v of attribute.StringListValues) size += bytesOf(v)
-  if (Array.isArray(attribute.BinaryListValues)) for (const v of attribute.BinaryListValues) size += bytesOf(v)
+  const value = (key: string) => bytesOf(read(attribute, key))
+  let size = Buffer.byteLength(name) + value('DataType') + value('StringValue') + value('BinaryValue')
+  for (const key of ['StringListValues', 'BinaryListValues']) for (const v of items(read(attribute, key)) ?? []) size += bytesOf(v)
   return size
 }

@@ -1,4 +1,5 @@
 import type { DataStreams } from '../data-streams.js'
+import { read } from './user-input.js'
 
 /**
  * Automatic instrumentation of one npm module: `patch` changes the module's exports in place
@@ -12,21 +13,32 @@ export interface Instrumentation {
 /**
  * Replaces obj[name] with wrap(original) and returns the undo. The undo restores the original
  * only if nobody wrapped the method again since, so that undoing never removes someone else's patch.
+ * Never throws: an object that cannot be patched (frozen, a Proxy, no such method) is left as
+ * it is, with a no-op undo.
  */
-export function wrapMethod<T extends object, K extends keyof T>(
+export function wrapMethod<T extends object, K extends keyof T & string>(
   obj: T,
   name: K,
   wrap: (original: T[K]) => T[K],
 ): () => void {
-  const original = obj[name]
+  const original = read(obj, name) as T[K]
   if (typeof original !== 'function') return () => {}
-  const own = Object.prototype.hasOwnProperty.call(obj, name)
   const wrapped = wrap(original)
-  obj[name] = wrapped
+  let own: boolean
+  try {
+    own = Object.prototype.hasOwnProperty.call(obj, name)
+    obj[name] = wrapped
+  } catch {
+    return () => {}
+  }
   return () => {
-    if (obj[name] !== wrapped) return
-    if (own) obj[name] = original
-    else delete obj[name]
+    if (read(obj, name) !== wrapped) return
+    try {
+      if (own) obj[name] = original
+      else delete obj[name]
+    } catch {
+      // It became frozen since: the wrapper stays, and passes through once its instrumentation is off.
+    }
   }
 }
 

@@ -12,9 +12,10 @@
  */
 import type { DataStreams } from '../data-streams.js'
 import { undoAll, wrapMethod, type Instrumentation } from '../instrument/instrumentation.js'
-import { injectionDefault, setHeaderInjection } from './injection.js'
+import { injectionDefault, injectionOption, setHeaderInjection } from './injection.js'
 import { claim, wrapProducer, wrapRun, type ConsumerHooks, type KafkaInstrumentOptions } from './kafkajs.js'
 import { fail, log } from './log.js'
+import { enabledDataStreams, read } from '../instrument/user-input.js'
 import { instrumentRdConsumer, instrumentRdProducer, markInternal, patchRdKafka, trackCommitted } from './rdkafka.js'
 
 // Client objects are shapes of the binding: `any` at this boundary, checked where read.
@@ -27,28 +28,35 @@ type AnyFn = (...args: any[]) => any
  * is changed.
  */
 export function instrumentConfluent(client: object, dsm: DataStreams, options: KafkaInstrumentOptions = {}): () => void {
-  if (!dsm.enabled) return () => {}
+  if (enabledDataStreams(dsm) === null) return () => {}
   let on = true
   const active = () => on
-  const inject = options.injectHeaders ?? injectionDefault()
+  const inject = injectionOption(options)
   const c = client as Record<string, any>
+  const has = (method: string) => typeof read(c, method) === 'function'
   let undo: () => void
-  if (typeof c.producer === 'function' && typeof c.consumer === 'function') {
+  if (c === null || typeof c !== 'object') {
+    undo = notAClient()
+  } else if (has('producer') && has('consumer')) {
     undo = instrumentKafkaJsApi(c, dsm, active, inject)
-  } else if (typeof c.produce === 'function') {
+  } else if (has('produce')) {
     if (!claim(c)) return () => {}
     undo = instrumentRdProducer(c, dsm, active, inject)
-  } else if (typeof c.consume === 'function' && typeof c.subscribe === 'function') {
+  } else if (has('consume') && has('subscribe')) {
     if (!claim(c)) return () => {}
     undo = instrumentRdConsumer(c, dsm, active)
   } else {
-    log.warnOnce('kafka:not-a-client', 'instrumentConfluent: expected a KafkaJS.Kafka, Producer or KafkaConsumer; nothing instrumented')
-    return () => {}
+    undo = notAClient()
   }
   return () => {
     on = false
     undo()
   }
+}
+
+function notAClient(): () => void {
+  log.warnOnce('kafka:not-a-client', 'instrumentConfluent: expected a KafkaJS.Kafka, Producer or KafkaConsumer; nothing instrumented')
+  return () => {}
 }
 
 /** The automatic mode: `KafkaJS.Kafka.prototype.producer`/`consumer` and the Producer and KafkaConsumer prototypes. */
@@ -103,7 +111,7 @@ function instrumentKafkaJsApi(kafka: Record<string, any>, dsm: DataStreams, acti
               dsm,
               active,
               group: () => {
-                const group = rd?.globalConfig?.['group.id']
+                const group = read(read(rd, 'globalConfig'), 'group.id')
                 return typeof group === 'string' ? group : configured
               },
               clusterId: () => undefined,
@@ -132,7 +140,7 @@ function onConnect(client: Record<string, any>, use: (internal: any) => void): v
     function (this: any) {
       const result = connect.apply(this, arguments as unknown as unknown[])
       try {
-        const internal = typeof this._getInternalClient === 'function' ? this._getInternalClient() : undefined
+        const internal = typeof read(this, '_getInternalClient') === 'function' ? this._getInternalClient() : undefined
         if (internal !== null && typeof internal === 'object' && internal !== seen) {
           seen = internal
           markInternal(internal)
@@ -147,7 +155,6 @@ function onConnect(client: Record<string, any>, use: (internal: any) => void): v
 }
 
 function groupOf(config: unknown): string | undefined {
-  const c = config as { kafkaJS?: { groupId?: unknown }; 'group.id'?: unknown } | undefined
-  const group = c?.kafkaJS?.groupId ?? c?.['group.id']
+  const group = read(read(config, 'kafkaJS'), 'groupId') ?? read(config, 'group.id')
   return typeof group === 'string' ? group : undefined
 }

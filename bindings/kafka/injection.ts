@@ -6,6 +6,7 @@
  * The switch is process-wide (a global symbol), so that the automatic mode's copy of pathwise
  * and the application's see the same one.
  */
+import { read } from '../instrument/user-input.js'
 import { log } from './log.js'
 
 const OFF = Symbol.for('pathwise.kafka.headerInjectionOff')
@@ -13,12 +14,20 @@ const off: WeakSet<object> = ((globalThis as Record<symbol, unknown>)[OFF] ??= n
 
 /** Turns header injection on or off for one producer (kafkajs, confluent KafkaJS or node-rdkafka-style). */
 export function setHeaderInjection(producer: object, enabled: boolean): void {
+  // Only an object can be a producer (and a WeakSet member).
+  if (producer === null || (typeof producer !== 'object' && typeof producer !== 'function')) return
   if (enabled) off.delete(producer)
   else off.add(producer)
 }
 
 export function headerInjectionOn(producer: object): boolean {
   return !off.has(producer)
+}
+
+/** The instrument functions' `injectHeaders` option: a boolean, else the default. */
+export function injectionOption(options: unknown): boolean {
+  const value = read(options, 'injectHeaders')
+  return typeof value === 'boolean' ? value : injectionDefault()
 }
 
 /** The default of the instrument functions and of the automatic mode. */
@@ -47,10 +56,10 @@ export function headersRefused(producer: object): void {
 }
 
 export function isHeaderRejection(err: unknown): boolean {
-  let e = err as { code?: unknown; type?: unknown; cause?: unknown } | null | undefined
+  let e = err
   for (let depth = 0; depth < 4 && e !== null && typeof e === 'object'; depth++) {
-    if (e.code === UNSUPPORTED_FOR_MESSAGE_FORMAT || e.type === 'UNSUPPORTED_FOR_MESSAGE_FORMAT') return true
-    e = e.cause as typeof e
+    if (read(e, 'code') === UNSUPPORTED_FOR_MESSAGE_FORMAT || read(e, 'type') === 'UNSUPPORTED_FOR_MESSAGE_FORMAT') return true
+    e = read(e, 'cause')
   }
   return false
 }

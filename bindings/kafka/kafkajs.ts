@@ -18,11 +18,12 @@ import { encodePathwayContext, extractPathwayContext, type PathwayContext } from
 import type { CheckpointNode, DataStreams } from '../data-streams.js'
 import { undoAll, wrapMethod, type Instrumentation } from '../instrument/instrumentation.js'
 import { PATHWAY_HEADER_BYTES, TopicNodes, messageSize } from './edges.js'
-import { withPathwayHeader } from './headers.js'
-import { headerInjectionOn, headersRefused, injectionDefault, isHeaderRejection, setHeaderInjection } from './injection.js'
+import { messageWithHeaders, withPathwayHeader } from './headers.js'
+import { headerInjectionOn, headersRefused, injectionOption, isHeaderRejection, setHeaderInjection } from './injection.js'
 import { fail } from './log.js'
 import { followResolvedOffsets } from './message-context.js'
 import { rememberMessageContext } from '../received-messages.js'
+import { copyOf, copyWith, enabledDataStreams, isRecord, items, numberOf, read } from '../instrument/user-input.js'
 
 export interface KafkaInstrumentOptions {
   /**
@@ -87,11 +88,13 @@ export function wrapProducer(target: Record<string, any>, hooks: ProducerHooks, 
     const clusterId = hooks.clusterId()
     const counts = new Map<string, number>()
     const out = entries.map((entry) => {
-      const topic = entry?.topic
-      const messages = entry?.messages
-      if (typeof topic !== 'string' || !Array.isArray(messages)) return entry
+      const topic = read(entry, 'topic')
+      const messages = items(read(entry, 'messages'))
+      if (typeof topic !== 'string' || messages === undefined) return entry
+      const copy = entryWithMessages(entry, checkpointMessages(dsm, nodes.get(topic, clusterId), messages, inject))
+      if (copy === undefined) return entry
       counts.set(topic, (counts.get(topic) ?? 0) + messages.length)
-      return { ...entry, messages: checkpointMessages(dsm, nodes.get(topic, clusterId), messages, inject) }
+      return copy
     })
     return { entries: out, injected: inject, counts }
   }
@@ -125,40 +128,65 @@ export function wrapProducer(target: Record<string, any>, hooks: ProducerHooks, 
   }
 
   wrapMethod(target, 'send', (send: AnyFn) =>
-    function (this: unknown, record: any) {
-      if (!hooks.active() || record === null || typeof record !== 'object' || record.messages?.[PREPARED] === true) {
-        return send.apply(this, arguments as unknown as unknown[])
-      }
+    function (this: unknown, record: unknown) {
+      const messages = read(record, 'messages')
+      const more = extra(arguments)
+      if (!hooks.active() || items(messages) === undefined || read(messages, PREPARED) === true) return handOn(send, this, record, more)
       return whenReady(() => {
-        let p: Plan
+        let p: Plan | undefined
+        let copy: unknown
         try {
-          p = plan([record])
+          p = plan([record as TopicMessages])
+          copy = p.entries[0]
         } catch (err) {
           fail('produce', err)
-          return send.call(this, record)
         }
-        return settle(send.call(this, { ...record, messages: p.entries[0].messages }), p, () => send.call(this, record))
+        if (p === undefined || copy === record) return handOn(send, this, record, more)
+        return settle(handOn(send, this, copy, more), p, () => handOn(send, this, record, more))
       })
     },
   )
 
   wrapMethod(target, 'sendBatch', (sendBatch: AnyFn) =>
-    function (this: unknown, batch: any) {
-      if (!hooks.active() || batch === null || typeof batch !== 'object' || !Array.isArray(batch.topicMessages)) {
-        return sendBatch.apply(this, arguments as unknown as unknown[])
-      }
+    function (this: unknown, batch: unknown) {
+      const entries = items(read(batch, 'topicMessages'))
+      const more = extra(arguments)
+      if (!hooks.active() || entries === undefined) return handOn(sendBatch, this, batch, more)
       return whenReady(() => {
-        let p: Plan
+        let p: Plan | undefined
+        let copy: unknown
         try {
-          p = plan(batch.topicMessages)
+          p = plan(entries as TopicMessages[])
+          copy = copyWith(batch, 'topicMessages', p.entries)
         } catch (err) {
           fail('produce', err)
-          return sendBatch.call(this, batch)
         }
-        return settle(sendBatch.call(this, { ...batch, topicMessages: p.entries }), p, () => sendBatch.call(this, batch))
+        if (p === undefined || copy === undefined) return handOn(sendBatch, this, batch, more)
+        return settle(handOn(sendBatch, this, copy, more), p, () => handOn(sendBatch, this, batch, more))
       })
     },
   )
+}
+
+/** Arguments after the first (no client takes any, but they go on as they came); undefined, and no copy made, when there are none. */
+function extra(args: IArguments): unknown[] | undefined {
+  return args.length > 1 ? Array.prototype.slice.call(args, 1) : undefined
+}
+
+/** Calls the client's method with this first argument and the extra ones. */
+function handOn(method: AnyFn, self: unknown, first: unknown, more: unknown[] | undefined): unknown {
+  return more === undefined ? method.call(self, first) : method.call(self, first, ...more)
+}
+
+/** A copy of a send's `{ topic, messages }` with these messages; undefined for one that cannot be copied (it then goes as it came). */
+function entryWithMessages(entry: unknown, messages: unknown[]): Record<string, unknown> | undefined {
+  if (!isRecord(entry)) return undefined
+  try {
+    // A spread with the key written out: V8 copies it fastest so (copyWith's computed key costs far more).
+    return { ...entry, messages }
+  } catch {
+    return undefined // a Proxy's trap or a getter threw
+  }
 }
 
 /** Marks the message arrays pathwise made: a client's sendBatch may hand them to its own send (confluent's does). */
@@ -186,9 +214,11 @@ function checkpointMessages(dsm: DataStreams, node: CheckpointNode | null, messa
   }
   const ctxs = dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(positions.length).fill(dsm.currentContext() ?? null), sizes)
   for (let j = 0; j < positions.length; j++) {
-    const m = messages[positions[j]] as Message
+    const m = messages[positions[j]]
     const ctx = ctxs[j]
-    out[positions[j]] = inject && ctx !== null ? { ...m, headers: withPathwayHeader(m.headers, encodePathwayContext(ctx)) } : m
+    const headers = inject && ctx !== null ? withPathwayHeader(read(m, 'headers'), encodePathwayContext(ctx)) : undefined
+    // A message whose headers are no object, or that cannot be copied, goes as it came.
+    out[positions[j]] = (headers === undefined ? undefined : messageWithHeaders(m, headers)) ?? m
   }
   return out
 }
@@ -200,21 +230,21 @@ function checkpointMessages(dsm: DataStreams, node: CheckpointNode | null, messa
  * each partition is unknown and baseOffset stands (a lower bound, as dd-trace records it).
  */
 function trackProduced(dsm: DataStreams, result: unknown, counts: Map<string, number>, clusterId: string | undefined): void {
-  if (!Array.isArray(result)) return
-  for (const entry of result) {
-    const topic = entry?.topicName
-    const base = entry?.baseOffset ?? entry?.offset
-    if (typeof topic !== 'string' || base === undefined || base === null) continue
-    let offset = Number(base)
-    if (!(offset >= 0)) continue
+  const entries = items(result)
+  if (entries === undefined) return
+  for (const entry of entries) {
+    const topic = read(entry, 'topicName')
+    const base = read(entry, 'baseOffset') ?? read(entry, 'offset')
+    let offset = numberOf(base)
+    if (typeof topic !== 'string' || !(offset >= 0)) continue
     const count = counts.get(topic) ?? 1
-    if (count > 1 && result.filter((e) => e?.topicName === topic).length === 1) offset += count - 1
-    dsm.trackKafkaProduce(topic, Number(entry.partition), offset, clusterId)
+    if (count > 1 && entries.filter((e) => read(e, 'topicName') === topic).length === 1) offset += count - 1
+    dsm.trackKafkaProduce(topic, numberOf(read(entry, 'partition')), offset, clusterId)
   }
 }
 
 function isThenable(value: unknown): value is Promise<unknown> {
-  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function'
+  return typeof read(value, 'then') === 'function'
 }
 
 /** What the consumer wrappers need from a client. */
@@ -231,29 +261,29 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
   const { dsm } = hooks
   let nodes: TopicNodes | undefined
 
-  const checkpoint = (topic: unknown, message: Message): PathwayContext | null => {
+  const checkpoint = (topic: unknown, message: unknown): PathwayContext | null => {
     if (typeof topic !== 'string' || message === null || typeof message !== 'object') return null
     nodes ??= new TopicNodes(dsm, hooks.group() ?? '')
     const node = nodes.get(topic, hooks.clusterId())
     if (node === null) return null
     // A missing or malformed header reads as no parent: the message starts a new pathway.
-    const ctx = dsm.setCheckpoint(node, extractPathwayContext(message.headers), messageSize(message))
+    const ctx = dsm.setCheckpoint(node, extractPathwayContext(read(message, 'headers')), messageSize(message))
     if (ctx !== null) rememberMessageContext(message, ctx)
     return ctx
   }
 
   /** The consume checkpoints of a whole batch in one core call (one clock read): the eachBatch path. */
-  const checkpointBatch = (topic: unknown, messages: readonly Message[]): (PathwayContext | null)[] => {
+  const checkpointBatch = (topic: unknown, messages: readonly unknown[]): (PathwayContext | null)[] => {
     if (typeof topic !== 'string' || !messages.every((m) => m !== null && typeof m === 'object')) return messages.map((m) => checkpoint(topic, m))
     nodes ??= new TopicNodes(dsm, hooks.group() ?? '')
     const node = nodes.get(topic, hooks.clusterId())
     if (node === null) return messages.map(() => null)
-    const parents = messages.map((m) => extractPathwayContext(m.headers))
+    const parents = messages.map((m) => extractPathwayContext(read(m, 'headers')))
     const sizes = messages.map(messageSize)
     const ctxs = dsm.setCheckpointBatch(node, parents, sizes)
     for (let i = 0; i < messages.length; i++) {
       const ctx = ctxs[i]
-      if (ctx !== null) rememberMessageContext(messages[i], ctx)
+      if (ctx !== null) rememberMessageContext(messages[i] as object, ctx)
     }
     return ctxs
   }
@@ -263,7 +293,7 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
       if (!hooks.active()) return handler.call(this, payload)
       let ctx: PathwayContext | null = null
       try {
-        ctx = checkpoint(payload?.topic, payload?.message)
+        ctx = checkpoint(read(payload, 'topic'), read(payload, 'message'))
       } catch (err) {
         fail('consume', err)
       }
@@ -276,18 +306,17 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
       let first: PathwayContext | null = null
       let seen = payload
       try {
-        const batch = payload?.batch
-        const messages = batch?.messages
-        if (Array.isArray(messages) && messages.length > 0) {
-          const ctxs = checkpointBatch(batch.topic, messages)
+        const batch = read(payload, 'batch')
+        const messages = items(read(batch, 'messages'))
+        if (messages !== undefined && messages.length > 0) {
+          const ctxs = checkpointBatch(read(batch, 'topic'), messages)
           first = ctxs[0]
-          const resolveOffset = payload.resolveOffset
+          const resolveOffset = read(payload, 'resolveOffset')
           if (typeof resolveOffset === 'function') {
             const follow = followResolvedOffsets(messages, ctxs)
             // A copy: the client keeps using its own payload after the handler.
-            seen = {
-              ...payload,
-              resolveOffset(offset: unknown) {
+            seen =
+              copyWith(payload, 'resolveOffset', function resolveOffsetAndFollow(offset: unknown) {
                 const result = resolveOffset.apply(payload, arguments as unknown as unknown[])
                 try {
                   follow(offset)
@@ -295,8 +324,7 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
                   fail('batch context', err)
                 }
                 return result
-              },
-            }
+              }) ?? payload
           }
         }
       } catch (err) {
@@ -306,12 +334,14 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
     }
 
   wrapMethod(consumer, 'run', (run: AnyFn) =>
-    function (this: unknown, config: any) {
-      if (!hooks.active() || config === null || typeof config !== 'object') return run.apply(this, arguments as unknown as unknown[])
-      const wrapped = { ...config }
-      if (typeof config.eachMessage === 'function') wrapped.eachMessage = eachMessage(config.eachMessage)
-      if (typeof config.eachBatch === 'function') wrapped.eachBatch = eachBatch(config.eachBatch)
-      return run.call(this, wrapped)
+    function (this: unknown, config: unknown) {
+      const more = extra(arguments)
+      const copy = hooks.active() ? copyOf(config) : undefined
+      if (copy === undefined) return handOn(run, this, config, more)
+      // The handlers as the copy holds them: a getter of the config is read once, by the copy.
+      if (typeof copy.eachMessage === 'function') copy.eachMessage = eachMessage(copy.eachMessage as AnyFn)
+      if (typeof copy.eachBatch === 'function') copy.eachBatch = eachBatch(copy.eachBatch as AnyFn)
+      return handOn(run, this, copy, more)
     },
   )
 }
@@ -322,10 +352,10 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
  * pass everything through. With DSM disabled nothing is changed.
  */
 export function instrumentKafkaJs(kafka: object, dsm: DataStreams, options: KafkaInstrumentOptions = {}): () => void {
-  if (!dsm.enabled) return () => {}
+  if (enabledDataStreams(dsm) === null) return () => {}
   let on = true
   const active = () => on
-  const inject = options.injectHeaders ?? injectionDefault()
+  const inject = injectionOption(options)
   const target = kafka as Record<string, any>
   const undo = undoAll([
     wrapMethod(target, 'producer', (create: AnyFn) =>
@@ -351,7 +381,7 @@ export function instrumentKafkaJs(kafka: object, dsm: DataStreams, options: Kafk
         const { client, cluster } = createCatchingCluster(this, create, args)
         try {
           if (client !== null && typeof client === 'object' && claim(client)) {
-            const groupId = (args[0] as { groupId?: unknown } | undefined)?.groupId
+            const groupId = read(args[0], 'groupId')
             const group = typeof groupId === 'string' ? groupId : undefined
             let clusterId: string | undefined
             const hooks: ConsumerHooks = {
@@ -391,8 +421,14 @@ export const kafkajsInstrumentation: Instrumentation = {
  * cluster it creates. Without that private member (another kafkajs), a plain call.
  */
 function createCatchingCluster(kafka: object, create: AnyFn, args: unknown[]): { client: any; cluster: any } {
-  const key = Object.getOwnPropertySymbols(kafka).find((s) => s.description === 'private:Kafka:createCluster')
-  const createCluster = key === undefined ? undefined : (kafka as Record<symbol, unknown>)[key]
+  let key: symbol | undefined
+  let createCluster: unknown
+  try {
+    key = Object.getOwnPropertySymbols(kafka).find((s) => s.description === 'private:Kafka:createCluster')
+    createCluster = key === undefined ? undefined : (kafka as Record<symbol, unknown>)[key]
+  } catch {
+    // Called on something that is no kafkajs client: the client's own call tells the caller so.
+  }
   if (key === undefined || typeof createCluster !== 'function') return { client: create.apply(kafka, args), cluster: undefined }
   let cluster: unknown
   const catching = Object.create(kafka, {
@@ -467,10 +503,12 @@ function trackCommits(consumer: Record<string, any>, hooks: ConsumerHooks): void
   consumer.on(event, (e: any) => {
     if (!hooks.active()) return
     try {
-      const groupId = e?.payload?.groupId ?? hooks.group()
-      for (const { topic, partitions } of e?.payload?.topics ?? []) {
-        for (const { partition, offset } of partitions ?? []) {
-          hooks.dsm.trackKafkaCommit(groupId, topic, Number(partition), offset, hooks.clusterId())
+      const payload = read(e, 'payload')
+      const groupId = read(payload, 'groupId') ?? hooks.group()
+      for (const entry of items(read(payload, 'topics')) ?? []) {
+        const topic = read(entry, 'topic')
+        for (const p of items(read(entry, 'partitions')) ?? []) {
+          hooks.dsm.trackKafkaCommit(groupId as string, topic as string, numberOf(read(p, 'partition')), read(p, 'offset') as number, hooks.clusterId())
         }
       }
     } catch (err) {

@@ -1,9 +1,10 @@
 /** Where the Kafka instrumentations report trouble: once per kind, and the user's call goes on. */
 import { createLogger } from '../export/logger.js'
+import { errorText } from '../instrument/user-input.js'
 
 export const log = createLogger(false)
 
 /** Reports a failed pathwise step once per step; the caller then carries on without it. */
 export function fail(step: string, err: unknown): void {
-  log.warnOnce(`kafka:${step}`, `kafka ${step} failed, continuing without it: ${(err as Error)?.message ?? err}`)
+  log.warnOnce(`kafka:${step}`, `kafka ${step} failed, continuing without it: ${errorText(err)}`)
 }

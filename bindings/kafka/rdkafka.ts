@@ -27,6 +27,7 @@ import { headerInjectionOn, headersRefused, isHeaderRejection, setHeaderInjectio
 import { isClaimed } from './kafkajs.js'
 import { fail, log } from './log.js'
 import { contextOf, rememberMessageContext } from '../received-messages.js'
+import { items, numberOf, read } from '../instrument/user-input.js'
 
 // Client objects are shapes of the binding: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any
@@ -82,8 +83,8 @@ function instrumentProducer(
   inject: boolean,
 ): () => void {
   const states = new WeakMap<object, ProducerState>()
-  const stateOf = (producer: object): ProducerState | null => {
-    if (!where.active() || where.standsAside(producer)) return null
+  const stateOf = (producer: unknown): ProducerState | null => {
+    if (!where.active() || !isClient(producer) || where.standsAside(producer)) return null
     let state = states.get(producer)
     if (state === undefined) {
       state = { nodes: new TopicNodes(dsm), confirmed: new Set() }
@@ -119,14 +120,16 @@ function instrumentProducer(
       try {
         const node = state.nodes.get(topic)
         if (node !== null) {
-          const injecting = headerInjectionOn(this)
+          // Headers that are no list are the caller's to send as they are: no pathway header then.
+          const injecting = headerInjectionOn(this) && (headers === undefined || headers === null || items(headers) !== undefined)
           const size = bytesOf(message) + bytesOf(key) + headerListSize(headers) + (injecting ? PATHWAY_HEADER_BYTES : 0)
           const ctx = dsm.setCheckpoint(node, undefined, size)
-          if (injecting && ctx !== null) {
+          const withPathway = injecting && ctx !== null ? headerListWithPathway(headers, encodePathwayContext(ctx)) : undefined
+          if (withPathway !== undefined) {
             // Only with delivery reports on does librdkafka hand an opaque back (and release it).
             const watch = !state.confirmed.has(topic) && deliveryReportsOn(this)
             const sentOpaque = watch ? new PendingDelivery(topic, partition, message, key, timestamp, opaque, headers) : opaque
-            args = [topic, partition, message, key, timestamp, sentOpaque, headerListWithPathway(headers, encodePathwayContext(ctx))]
+            args = [topic, partition, message, key, timestamp, sentOpaque, withPathway]
             if (watch) pending++
           }
         }
@@ -148,7 +151,7 @@ function instrumentProducer(
     function (this: any, event: unknown, err: unknown, report: any) {
       if (event === 'delivery-report' && report !== null && typeof report === 'object') {
         try {
-          const swapped = report.opaque
+          const swapped = read(report, 'opaque')
           if (swapped instanceof PendingDelivery) {
             report.opaque = swapped.opaque
             if (--pending === 0 && undoWhenIdle) undoEmit()
@@ -156,9 +159,10 @@ function instrumentProducer(
             if (err && isHeaderRejection(err) && resend(this, swapped)) return this.listenerCount('delivery-report') > 0
           }
           const state = err ? null : stateOf(this)
-          if (state !== null && typeof report.topic === 'string') {
-            state.confirmed.add(report.topic)
-            dsm.trackKafkaProduce(report.topic, Number(report.partition), report.offset)
+          const topic = read(report, 'topic')
+          if (state !== null && typeof topic === 'string') {
+            state.confirmed.add(topic)
+            dsm.trackKafkaProduce(topic, numberOf(read(report, 'partition')), read(report, 'offset') as number)
           }
         } catch (e) {
           fail('delivery report', e)
@@ -175,8 +179,13 @@ function instrumentProducer(
   }
 }
 
+/** Only an object is a client: a call on anything else is handed on, for the client to refuse. */
+function isClient(value: unknown): value is object {
+  return value !== null && typeof value === 'object'
+}
+
 function deliveryReportsOn(producer: any): boolean {
-  return typeof producer._cb_configs?.event?.delivery_cb === 'function'
+  return typeof read(read(read(producer, '_cb_configs'), 'event'), 'delivery_cb') === 'function'
 }
 
 interface ConsumerState {
@@ -187,33 +196,35 @@ interface ConsumerState {
 /** KafkaConsumer wrappers on `target` (KafkaConsumer.prototype, or one consumer). */
 function instrumentConsumer(target: Record<string, any>, dsm: DataStreams, where: Target): () => void {
   const states = new WeakMap<object, ConsumerState>()
-  const stateOf = (consumer: any): ConsumerState | null => {
-    if (!where.active() || where.standsAside(consumer)) return null
+  const stateOf = (consumer: unknown): ConsumerState | null => {
+    if (!where.active() || !isClient(consumer) || where.standsAside(consumer)) return null
     let state = states.get(consumer)
     if (state === undefined) {
-      const group = consumer.globalConfig?.['group.id']
+      const group = read(read(consumer, 'globalConfig'), 'group.id')
       state = { nodes: new TopicNodes(dsm, typeof group === 'string' ? group : ''), group: typeof group === 'string' ? group : '' }
       states.set(consumer, state)
     }
     return state
   }
 
-  const checkpoint = (state: ConsumerState, message: any): PathwayContext | null => {
-    if (message === null || typeof message !== 'object' || typeof message.topic !== 'string') return null
-    const node = state.nodes.get(message.topic)
+  const checkpoint = (state: ConsumerState, message: unknown): PathwayContext | null => {
+    const topic = read(message, 'topic')
+    if (typeof topic !== 'string') return null
+    const node = state.nodes.get(topic)
     if (node === null) return null
-    const size = bytesOf(message.value) + bytesOf(message.key) + headerListSize(message.headers)
+    const headers = read(message, 'headers')
+    const size = bytesOf(read(message, 'value')) + bytesOf(read(message, 'key')) + headerListSize(headers)
     // A missing or malformed header reads as no parent: the message starts a new pathway.
-    const ctx = dsm.setCheckpoint(node, pathwayFromHeaderList(message.headers), size)
-    if (ctx !== null) rememberMessageContext(message, ctx)
+    const ctx = dsm.setCheckpoint(node, pathwayFromHeaderList(headers), size)
+    if (ctx !== null) rememberMessageContext(message as object, ctx)
     return ctx
   }
 
   /** The consume callback, run with the context of its message (flowing) or first message (a batch). */
   const inMessageContext = (callback: AnyFn) =>
     function (this: unknown, _err: unknown, messages: unknown) {
-      const first = Array.isArray(messages) ? messages[0] : messages
-      const ctx = first !== null && typeof first === 'object' ? contextOf(first) : undefined
+      const list = items(messages)
+      const ctx = contextOf((list === undefined ? messages : read(list, '0')) as object)
       const args = arguments as unknown as unknown[]
       return ctx === undefined ? callback.apply(this, args) : dsm.runWithContext(ctx, () => callback.apply(this, args))
     }
@@ -271,7 +282,7 @@ function instrumentConsumer(target: Record<string, any>, dsm: DataStreams, where
  * application sees no 'offset.commit' event it did not ask for).
  */
 function addCommitCallback(consumer: any, group: string, dsm: DataStreams, where: Target): void {
-  const callbacks = consumer._cb_configs?.global
+  const callbacks = read(read(consumer, '_cb_configs'), 'global') as { offset_commit_cb?: unknown } | null | undefined
   if (callbacks === null || typeof callbacks !== 'object' || typeof callbacks.offset_commit_cb === 'function') return
   callbacks.offset_commit_cb = (err: unknown, offsets: unknown) => {
     if (!err && where.active()) trackCommitted(dsm, group, offsets)
@@ -281,10 +292,11 @@ function addCommitCallback(consumer: any, group: string, dsm: DataStreams, where
 /** `kafka_commit` backlogs from a commit report: the partitions that have an offset (the next one to read). */
 export function trackCommitted(dsm: DataStreams, group: string, offsets: unknown): void {
   try {
-    if (!Array.isArray(offsets)) return
-    for (const tp of offsets) {
-      if (tp === null || typeof tp !== 'object' || tp.error || typeof tp.topic !== 'string') continue
-      if (typeof tp.offset === 'number' && tp.offset >= 0) dsm.trackKafkaCommit(group, tp.topic, Number(tp.partition), tp.offset)
+    for (const tp of items(offsets) ?? []) {
+      const topic = read(tp, 'topic')
+      const offset = read(tp, 'offset')
+      if (read(tp, 'error') || typeof topic !== 'string') continue
+      if (typeof offset === 'number' && offset >= 0) dsm.trackKafkaCommit(group, topic, numberOf(read(tp, 'partition')), offset)
     }
   } catch (err) {
     fail('commit offsets', err)
@@ -304,13 +316,13 @@ export function patchRdKafka(exports: Record<string, any>, dsm: DataStreams, act
 export function instrumentRdProducer(producer: Record<string, any>, dsm: DataStreams, active: () => boolean, inject: boolean): () => void {
   if (!inject) setHeaderInjection(producer, false)
   const where: Target = { active, standsAside: (client) => internal.has(client) }
-  const produceName = typeof producer._oldProduce === 'function' ? '_oldProduce' : 'produce'
+  const produceName = typeof read(producer, '_oldProduce') === 'function' ? '_oldProduce' : 'produce'
   return instrumentProducer(producer, produceName, dsm, where, true)
 }
 
 /** One KafkaConsumer. Its commits are seen if it is instrumented before connect(), or if it reports them itself (offset_commit_cb). */
 export function instrumentRdConsumer(consumer: Record<string, any>, dsm: DataStreams, active: () => boolean): () => void {
-  if (consumer._isConnected === true && typeof consumer._cb_configs?.global?.offset_commit_cb !== 'function') {
+  if (read(consumer, '_isConnected') === true && typeof read(read(read(consumer, '_cb_configs'), 'global'), 'offset_commit_cb') !== 'function') {
     log.warnOnce('kafka:commits-unseen', 'a KafkaConsumer instrumented after connect() without offset_commit_cb: its commits are not recorded')
   }
   return instrumentConsumer(consumer, dsm, { active, standsAside: (client) => internal.has(client) })
