@@ -32,10 +32,14 @@ export class PathwayContext {
     readonly oppositeEdgeStartMs: number = edgeStartMs,
   ) {}
 
-  /** The pathway hash as an unsigned 64-bit integer (for display and tests; not for the hot path). */
+  /** The pathway hash as an unsigned 64-bit integer (for display and tests; not for the hot path). 0 for halves that are no numbers. */
   get hash(): bigint {
-    return (BigInt(this.hashHi) << 32n) | BigInt(this.hashLo)
+    return (BigInt(u32(this.hashHi)) << 32n) | BigInt(u32(this.hashLo))
   }
+}
+
+function u32(half: unknown): number {
+  return typeof half === 'number' ? half >>> 0 : 0
 }
 
 const MAX_VARINT_BYTES = 9

@@ -8,6 +8,7 @@
 import type { DataStreamsOptions, Env } from './config.js'
 import { createDataStreamsFor, type ContextStore, type DataStreams } from './data-streams.js'
 import { fetchTransport } from './export/fetch-transport.js'
+import { hold } from './export/unref.js'
 import { read } from './input.js'
 
 export interface EdgeDataStreamsOptions extends DataStreamsOptions {
@@ -40,7 +41,7 @@ export function createDataStreams(options: EdgeDataStreamsOptions = {}): DataStr
   const vars = read(options, 'vars')
   return createDataStreamsFor(
     options,
-    { env: (vars ?? {}) as Env, store: explicitContext, transport: fetchTransport, compiledWasm: compiledModule(read(options, 'wasmModule')) },
+    { env: (vars ?? {}) as Env, store: explicitContext, transport: fetchTransport, hold, compiledWasm: compiledModule(read(options, 'wasmModule')) },
     { flushIntervalMs: 0 },
   )
 }

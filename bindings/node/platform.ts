@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import type { PathwayContext } from '../context.js'
 import type { ContextStore, Platform } from '../data-streams.js'
 import { nodeTransport } from '../export/node-transport.js'
+import { hold } from '../export/unref.js'
 
 /**
  * One store for every instance and every copy of pathwise in the process (under pathwise/register
@@ -30,12 +31,6 @@ function onExit(fn: () => void): () => void {
     exitHooks.delete(fn)
     if (exitHooks.size === 0) process.off('beforeExit', onBeforeExit)
   }
-}
-
-/** A ref'd timer: the process lives until it fires or is released. Bun keeps the same contract. */
-function hold(ms: number): () => void {
-  const timer = setTimeout(() => {}, ms)
-  return () => clearTimeout(timer)
 }
 
 export function nodePlatform(): Platform {
