@@ -1,7 +1,7 @@
 /**
  * Hostile input, property-based: every public entry point of pathwise (the `pathwise` and
  * `pathwise/edge` exports, the DataStreams methods, the core, the Kafka wrappers, the AWS
- * middleware) called with what an adversarial user can hand over (throwing getters, Proxies that
+ * middleware, the automatic mode's patching of whatever module loads under a client's name) called with what an adversarial user can hand over (throwing getters, Proxies that
  * throw on every trap, revoked Proxies, objects whose toString/valueOf/Symbol.toPrimitive throw,
  * Symbols, null-prototype objects, NaN, ±Infinity, -0, huge numbers, strings and buffers of MBs,
  * length bombs, sparse arrays, cycles, random JSON and bytes, wrong types), mixed with valid input.

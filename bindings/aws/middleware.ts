@@ -6,7 +6,7 @@
  */
 import { createLogger } from '../export/logger.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
-import { errorText, read } from '../instrument/user-input.js'
+import { classPrototype, errorText, read } from '../instrument/user-input.js'
 
 export const log = createLogger(false)
 
@@ -104,12 +104,12 @@ export function instrumentClientClass(
   className: string,
   makePlugin: (active: () => boolean) => AwsPlugin,
 ): () => void {
-  const Client = (exports as Record<string, unknown> | null)?.[className]
-  if (typeof Client !== 'function' || typeof Client.prototype !== 'object') return () => {}
+  const prototype = classPrototype(exports, className)
+  if (prototype === undefined) return () => {}
   let active = true
   const plugin = makePlugin(() => active)
   const instrumented = new WeakSet<object>()
-  const restore = wrapMethod(Client.prototype as { send: (...args: unknown[]) => unknown }, 'send', (send) =>
+  const restore = wrapMethod(prototype as { send: (...args: unknown[]) => unknown }, 'send', (send) =>
     function (this: ClientLike, ...args: unknown[]) {
       try {
         if (!instrumented.has(this)) {

@@ -4,7 +4,9 @@ import { kafkajsInstrumentation } from '../kafka/kafkajs.js'
 import { confluentInstrumentation } from '../kafka/confluent.js'
 import { sqsInstrumentation } from '../aws/sqs.js'
 import { kinesisInstrumentation } from '../aws/kinesis.js'
+import type { DataStreams } from '../data-streams.js'
 import type { Instrumentation } from './instrumentation.js'
+import { errorText, read } from './user-input.js'
 import { autoInstrumentation, setAutoInstrumentation, type AutoInstrumentation } from './auto-global.js'
 
 export const instrumentations: readonly Instrumentation[] = [kafkajsInstrumentation, confluentInstrumentation, sqsInstrumentation, kinesisInstrumentation]
@@ -27,17 +29,7 @@ export function enableAutoInstrumentation(esmHook?: HookFactory): AutoInstrument
   const patched = new WeakSet<object>()
   const modules = instrumentations.map((i) => i.module)
   const onModule = <T>(exports: T, name: string): T => {
-    const target = unwrapNamespace(exports)
-    if (target === null || patched.has(target)) return exports
-    patched.add(target)
-    for (const instrumentation of instrumentations) {
-      if (instrumentation.module !== name) continue
-      try {
-        undos.push(instrumentation.patch(target, dsm))
-      } catch (err) {
-        console.warn(`[pathwise] could not instrument ${name}: ${(err as Error).message}`)
-      }
-    }
+    undos.push(...patchModule(exports, name, dsm, patched))
     return exports
   }
   const hooks: ModuleHook[] = [new RequireHook(modules, onModule)]
@@ -56,10 +48,31 @@ export function enableAutoInstrumentation(esmHook?: HookFactory): AutoInstrument
   return auto
 }
 
+/**
+ * Patches what the instrumentations of module `name` patch in its exports, once per exports
+ * object (`patched`); returns the undos. Never throws: the application's import goes on whatever
+ * the module turns out to be.
+ */
+export function patchModule(exports: unknown, name: string, dsm: DataStreams, patched: WeakSet<object>): (() => void)[] {
+  const target = unwrapNamespace(exports)
+  if (target === null || patched.has(target)) return []
+  patched.add(target)
+  const undos: (() => void)[] = []
+  for (const instrumentation of instrumentations) {
+    if (instrumentation.module !== name) continue
+    try {
+      undos.push(instrumentation.patch(target, dsm))
+    } catch (err) {
+      console.warn(`[pathwise] could not instrument ${name}: ${errorText(err)}`)
+    }
+  }
+  return undos
+}
+
 /** A CommonJS module imported from ESM arrives as a namespace whose `default` is module.exports. */
 function unwrapNamespace(exports: unknown): object | null {
   if (exports === null || typeof exports !== 'object') return null
-  const ns = exports as { default?: unknown; [Symbol.toStringTag]?: string }
-  if (ns[Symbol.toStringTag] === 'Module' && ns.default !== null && typeof ns.default === 'object') return ns.default
+  const inner = read(exports, 'default')
+  if (read(exports, Symbol.toStringTag) === 'Module' && inner !== null && typeof inner === 'object') return inner
   return exports
 }

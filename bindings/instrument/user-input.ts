@@ -27,6 +27,13 @@ export function items(value: unknown): readonly unknown[] | undefined {
   }
 }
 
+/** The prototype of a class a module exports (the automatic mode patches there); undefined when there is none to read. */
+export function classPrototype(exports: unknown, name: string): Record<string, any> | undefined {
+  const Class = read(exports, name)
+  const prototype = typeof Class === 'function' ? read(Class, 'prototype') : undefined
+  return prototype !== null && typeof prototype === 'object' ? (prototype as Record<string, any>) : undefined
+}
+
 /** Bytes of a typed array or DataView (`ArrayBuffer.isView` of it is true); 0 when its length cannot be read. */
 export function viewBytes(view: ArrayBufferView): number {
   const n = read(view, 'byteLength')

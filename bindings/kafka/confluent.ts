@@ -15,7 +15,7 @@ import { undoAll, wrapMethod, type Instrumentation } from '../instrument/instrum
 import { injectionDefault, injectionOption, setHeaderInjection } from './injection.js'
 import { claim, wrapProducer, wrapRun, type ConsumerHooks, type KafkaInstrumentOptions } from './kafkajs.js'
 import { fail, log } from './log.js'
-import { enabledDataStreams, read } from '../instrument/user-input.js'
+import { classPrototype, enabledDataStreams, read } from '../instrument/user-input.js'
 import { instrumentRdConsumer, instrumentRdProducer, markInternal, patchRdKafka, trackCommitted } from './rdkafka.js'
 
 // Client objects are shapes of the binding: `any` at this boundary, checked where read.
@@ -63,15 +63,14 @@ function notAClient(): () => void {
 export const confluentInstrumentation: Instrumentation = {
   module: '@confluentinc/kafka-javascript',
   patch(exports, dsm) {
-    if (!dsm.enabled) return () => {}
+    if (enabledDataStreams(dsm) === null) return () => {}
     let on = true
     const active = () => on
     const inject = injectionDefault()
-    const e = exports as Record<string, any>
     const undos: (() => void)[] = []
-    const Kafka = e.KafkaJS?.Kafka
-    if (typeof Kafka === 'function') undos.push(instrumentKafkaJsApi(Kafka.prototype, dsm, active, inject))
-    undos.push(patchRdKafka(e, dsm, active, inject))
+    const kafka = classPrototype(read(exports, 'KafkaJS'), 'Kafka')
+    if (kafka !== undefined) undos.push(instrumentKafkaJsApi(kafka, dsm, active, inject))
+    undos.push(patchRdKafka(exports, dsm, active, inject))
     const undo = undoAll(undos)
     return () => {
       on = false

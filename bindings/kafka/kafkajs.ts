@@ -23,7 +23,7 @@ import { headerInjectionOn, headersRefused, injectionOption, isHeaderRejection, 
 import { fail } from './log.js'
 import { followResolvedOffsets } from './message-context.js'
 import { rememberMessageContext } from '../received-messages.js'
-import { copyOf, copyWith, enabledDataStreams, isRecord, items, numberOf, read } from '../instrument/user-input.js'
+import { classPrototype, copyOf, copyWith, enabledDataStreams, isRecord, items, numberOf, read } from '../instrument/user-input.js'
 
 export interface KafkaInstrumentOptions {
   /**
@@ -410,9 +410,8 @@ export function instrumentKafkaJs(kafka: object, dsm: DataStreams, options: Kafk
 export const kafkajsInstrumentation: Instrumentation = {
   module: 'kafkajs',
   patch(exports, dsm) {
-    const Kafka = (exports as { Kafka?: unknown }).Kafka
-    if (typeof Kafka !== 'function') return () => {}
-    return instrumentKafkaJs(Kafka.prototype as object, dsm)
+    const kafka = classPrototype(exports, 'Kafka')
+    return kafka === undefined ? () => {} : instrumentKafkaJs(kafka, dsm)
   },
 }
 

@@ -27,7 +27,7 @@ import { headerInjectionOn, headersRefused, isHeaderRejection, setHeaderInjectio
 import { isClaimed } from './kafkajs.js'
 import { fail, log } from './log.js'
 import { contextOf, rememberMessageContext } from '../received-messages.js'
-import { items, numberOf, read } from '../instrument/user-input.js'
+import { classPrototype, items, numberOf, read } from '../instrument/user-input.js'
 
 // Client objects are shapes of the binding: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any
@@ -304,11 +304,13 @@ export function trackCommitted(dsm: DataStreams, group: string, offsets: unknown
 }
 
 /** The automatic mode: the prototypes of Producer (HighLevelProducer inherits it) and KafkaConsumer. */
-export function patchRdKafka(exports: Record<string, any>, dsm: DataStreams, active: () => boolean, inject: boolean): () => void {
+export function patchRdKafka(exports: unknown, dsm: DataStreams, active: () => boolean, inject: boolean): () => void {
   const where: Target = { active, standsAside: (client) => internal.has(client) || isClaimed(client) }
   const undos: (() => void)[] = []
-  if (typeof exports.Producer === 'function') undos.push(instrumentProducer(exports.Producer.prototype, 'produce', dsm, where, inject))
-  if (typeof exports.KafkaConsumer === 'function') undos.push(instrumentConsumer(exports.KafkaConsumer.prototype, dsm, where))
+  const producer = classPrototype(exports, 'Producer')
+  const consumer = classPrototype(exports, 'KafkaConsumer')
+  if (producer !== undefined) undos.push(instrumentProducer(producer, 'produce', dsm, where, inject))
+  if (consumer !== undefined) undos.push(instrumentConsumer(consumer, dsm, where))
   return undoAll(undos)
 }
 
