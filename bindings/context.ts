@@ -232,7 +232,7 @@ export function decodePathwayContext(value: unknown): PathwayContext | null {
   }
 }
 
-function saneTime(ms: number, now: number | undefined): boolean {
+function saneTime(ms: unknown, now: number | undefined): boolean {
   return now === undefined ? isSaneTimeNow(ms) : isSaneTime(ms, now)
 }
 

@@ -24,6 +24,7 @@ import { AgentExporter } from './export/exporter.js'
 import { createLogger, type OnceLogger } from './export/logger.js'
 import { encodeStatsPayload, type ExportBucket } from './export/payload.js'
 import { batchLength, byteCount, edgeTagList, isObject, offsetNumber, partitionNumber, read, tagPart } from './input.js'
+import { errorText } from './instrument/user-input.js'
 import { hangOff, hop } from './loop-detection.js'
 import { NodeCache, PreparedNode } from './nodes.js'
 import { isSaneTime } from './time-window.js'
@@ -121,7 +122,7 @@ export class DataStreamsProcessor implements DataStreams {
 
   /** A node or edge tags as handed over: this DataStreams' node (prepared again if forgotten), or valid tags. */
   private resolveNode(edgeTags: unknown): PreparedNode | null {
-    if (edgeTags instanceof PreparedNode && edgeTags.owner === this.nodes) return edgeTags.live ? edgeTags : this.nodeOf(edgeTags.edgeTags)
+    if (isNodeOf(edgeTags, this.nodes)) return edgeTags.live ? edgeTags : this.nodeOf(edgeTags.edgeTags)
     const tags = edgeTagList(edgeTags)
     if (tags === null) return this.invalid('edge tags: not an array of at most 64 strings of at most 1024 characters, nor a node of this DataStreams')
     return this.nodeOf(tags)
@@ -174,7 +175,7 @@ export class DataStreamsProcessor implements DataStreams {
       if (timing !== undefined) {
         pathwayStart = read(timing, 'pathwayStartMs')
         edgeStart = read(timing, 'edgeStartMs')
-        if ((pathwayStart !== undefined && !isSaneTime(pathwayStart as number, now)) || (edgeStart !== undefined && !isSaneTime(edgeStart as number, now))) {
+        if ((pathwayStart !== undefined && !isSaneTime(pathwayStart, now)) || (edgeStart !== undefined && !isSaneTime(edgeStart, now))) {
           this.invalid('timing: a time that is not a sane millisecond timestamp; a new pathway starts')
           from = null
           pathwayStart = edgeStart = undefined
@@ -380,6 +381,15 @@ export class DataStreamsProcessor implements DataStreams {
   }
 
   private fail(what: string, err: unknown): void {
-    this.log.warnOnce(`error:${what}`, `${what} failed, continuing without it: ${(err as Error)?.message ?? err}`)
+    this.log.warnOnce(`error:${what}`, `${what} failed, continuing without it: ${errorText(err)}`)
+  }
+}
+
+/** Whether `value` is a node of this cache; false for anything else, a Proxy whose traps throw included. */
+function isNodeOf(value: unknown, cache: NodeCache): value is PreparedNode {
+  try {
+    return value instanceof PreparedNode && value.owner === cache
+  } catch {
+    return false
   }
 }

@@ -13,9 +13,9 @@ export const MIN_TIME_MS = 946_684_800_000
 export const MAX_AHEAD_MS = 3_600_000
 
 /** Whether `ms` (milliseconds since the epoch) is a plausible time for a host whose clock reads `now`. */
-export function isSaneTime(ms: number, now: number): boolean {
-  // written so that NaN fails both comparisons
-  return ms >= MIN_TIME_MS && ms <= now + MAX_AHEAD_MS
+export function isSaneTime(ms: unknown, now: number): boolean {
+  // written so that NaN fails both comparisons; no conversion of anything but a number (it runs code)
+  return typeof ms === 'number' && ms >= MIN_TIME_MS && ms <= now + MAX_AHEAD_MS
 }
 
 /** A clock reading no later than now: the upper bound only grows with it, so a stale one is checked again. */
@@ -25,7 +25,8 @@ let lastNow = 0
  * `isSaneTime` against this host's clock, for codecs that have no `now` at hand: the clock is read
  * only when a time is later than the last reading allows.
  */
-export function isSaneTimeNow(ms: number): boolean {
+export function isSaneTimeNow(ms: unknown): boolean {
+  if (typeof ms !== 'number') return false
   if (ms >= MIN_TIME_MS && ms <= lastNow + MAX_AHEAD_MS) return true
   lastNow = nowMs()
   return isSaneTime(ms, lastNow)
