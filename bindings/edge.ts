@@ -7,6 +7,7 @@
  */
 import type { DataStreamsOptions, Env } from './config.js'
 import { createDataStreamsFor, type ContextStore, type DataStreams } from './data-streams.js'
+import { compiledModule } from './core/create.js'
 import { fetchTransport } from './export/fetch-transport.js'
 import { hold } from './export/unref.js'
 import { read } from './input.js'
@@ -44,15 +45,6 @@ export function createDataStreams(options: EdgeDataStreamsOptions = {}): DataStr
     { env: (vars ?? {}) as Env, store: explicitContext, transport: fetchTransport, hold, compiledWasm: compiledModule(read(options, 'wasmModule')) },
     { flushIntervalMs: 0 },
   )
-}
-
-/** A compiled module as handed over, or undefined for anything else (the embedded bytes are used then). */
-function compiledModule(value: unknown): WebAssembly.Module | undefined {
-  try {
-    return typeof WebAssembly === 'object' && value instanceof WebAssembly.Module ? value : undefined
-  } catch {
-    return undefined
-  }
 }
 
 export * from './shared-exports.js'

@@ -1,3 +1,4 @@
+import { read } from '../input.js'
 import type { Core, CoreOptions } from './types.js'
 import { TsCore } from '../ts/core.js'
 import { createWasmCore } from '../wasm/core.js'
@@ -12,19 +13,36 @@ export interface CreateCoreOptions extends CoreOptions {
   onFallback?: (reason: string) => void
 }
 
-/** The Wasm core by default; the pure-TS core where WebAssembly is unavailable or when asked for. */
+/**
+ * The Wasm core by default; the pure-TS core where WebAssembly is unavailable or when asked for.
+ * Options are read once, safely: one that cannot be read or has the wrong type counts as not given.
+ * (The core's own methods take numbers as documented: its callers validate, the hot path does not.)
+ */
 export function createCore(options: CreateCoreOptions = {}): Core {
-  if (options.backend === 'ts') return new TsCore(options)
-  if (typeof WebAssembly !== 'object' || WebAssembly === null) {
-    options.onFallback?.('WebAssembly is not available in this runtime')
-    return new TsCore(options)
+  const backend = read(options, 'backend')
+  const maxPoints = read(options, 'maxPoints')
+  const given: CoreOptions = { maxPoints: typeof maxPoints === 'number' ? maxPoints : undefined }
+  const onFallback = read(options, 'onFallback')
+  const fallback = (reason: string): Core => {
+    if (typeof onFallback === 'function') onFallback(reason)
+    return new TsCore(given)
   }
-  const compiled = options.wasmModule instanceof WebAssembly.Module ? options.wasmModule : undefined
+  if (backend === 'ts') return new TsCore(given)
+  if (typeof WebAssembly !== 'object' || WebAssembly === null) return fallback('WebAssembly is not available in this runtime')
+  const compiled = compiledModule(read(options, 'wasmModule'))
   try {
-    return createWasmCore(options, compiled)
+    return createWasmCore(given, compiled)
   } catch (err) {
-    if (options.backend === 'wasm' && compiled !== undefined) throw err
-    options.onFallback?.(`the Wasm core could not start: ${(err as Error).message}`)
-    return new TsCore(options)
+    if (backend === 'wasm' && compiled !== undefined) throw err
+    return fallback(`the Wasm core could not start: ${(err as Error).message}`)
+  }
+}
+
+/** A compiled module as handed over, or undefined for anything else (the embedded bytes are used then). */
+export function compiledModule(value: unknown): WebAssembly.Module | undefined {
+  try {
+    return typeof WebAssembly === 'object' && value instanceof WebAssembly.Module ? value : undefined
+  } catch {
+    return undefined
   }
 }
