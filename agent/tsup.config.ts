@@ -1,9 +1,10 @@
 import { cp } from 'node:fs/promises'
 import { defineConfig } from 'tsup'
 
-// The commands (cli, and the `pathwise-agent` bin) and the server; the page is served from ./ui beside the modules.
+// The commands (cli, and the `pathwise-agent` bin), the server and its decode worker (started from
+// ./decode-worker.js beside the modules); the page is served from ./ui beside the modules.
 export default defineConfig({
-  entry: { cli: 'src/cli.ts', server: 'src/server.ts', bin: 'src/bin.ts' },
+  entry: { cli: 'src/cli.ts', server: 'src/server.ts', bin: 'src/bin.ts', 'decode-worker': 'src/decode-worker.ts' },
   format: ['esm'],
   dts: { entry: { cli: 'src/cli.ts', server: 'src/server.ts' } },
   sourcemap: true,

@@ -23,6 +23,8 @@ Usage:
     --window DURATION         how long memory keeps history (default 1h)
     --max-body BYTES          largest payload accepted, compressed (default 10485760)
     --max-decompressed BYTES  largest payload accepted, decompressed (default 67108864)
+    --body-timeout DURATION   time for a request's whole body to arrive, else 408 (default 5s)
+    --max-connections N       connections open at once; more are closed at once (default 512)
   pathwise top [options]     the agent's pipeline in the terminal, refreshed every second
     --agent URL               the agent (default http://127.0.0.1:8126)
     --range SECONDS           how far back rates and quantiles look (default 60)
@@ -37,6 +39,12 @@ function duration(text: string, name: string): number {
   if (!m) fail(`--${name}: not a duration: ${text}`)
   const unit = { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as '' | 's' | 'm' | 'h' | 'd']
   return Number(m[1]) * unit
+}
+
+/** A timer's period: over 2^31 - 1 ms, Node would fire it every millisecond instead. */
+function period(ms: number, name: string): number {
+  if (!(ms > 0 && ms <= 2 ** 31 - 1)) fail(`--${name}: must be more than 0 and at most 24d`)
+  return ms
 }
 
 function integer(text: string | undefined, name: string): number | undefined {
@@ -64,6 +72,8 @@ async function agent(args: string[]): Promise<void> {
       window: { type: 'string' },
       'max-body': { type: 'string' },
       'max-decompressed': { type: 'string' },
+      'body-timeout': { type: 'string' },
+      'max-connections': { type: 'string' },
     },
   })
   const allowedHosts = values['allowed-hosts']?.split(',')
@@ -78,7 +88,9 @@ async function agent(args: string[]): Promise<void> {
     limits: {
       ...(values['max-body'] !== undefined && { maxBodyBytes: integer(values['max-body'], 'max-body') }),
       ...(values['max-decompressed'] !== undefined && { maxDecompressedBytes: integer(values['max-decompressed'], 'max-decompressed') }),
+      ...(values['body-timeout'] !== undefined && { bodyTimeoutMs: period(duration(values['body-timeout'], 'body-timeout'), 'body-timeout') }),
     },
+    maxConnections: integer(values['max-connections'], 'max-connections'),
   })
   process.stdout.write(`pathwise agent ${VERSION} listening on ${running.url}: the pipeline at ${running.url}/, JSON at ${running.url}/api/summary\n`)
   if (!/^(127\.|::1$|localhost$)/.test(running.host)) {

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http'
-import { gunzip } from 'node:zlib'
-import { decode } from '@msgpack/msgpack'
+import { gunzipSync } from 'node:zlib'
+import { Decoder, type DecoderOptions } from '@msgpack/msgpack'
 import { decodeSketch, emptySketch, SketchError, type Sketch } from './sketch.js'
+import { payloadSlices, WireTooLarge, WireWriter, type WirePayload } from './wire.js'
 
 /**
  * `POST /v0.1/pipeline_stats`: reading the body within limits, gunzip, msgpack and the schema of
@@ -10,6 +11,10 @@ import { decodeSketch, emptySketch, SketchError, type Sketch } from './sketch.js
  * nodes and Backlogs when it has none, writes no TimestampType, adds PrimaryTag; Go writes nil
  * for empty lists; Java may write a hash as a signed int64; dd-trace-js sends a produce backlog
  * with no offset as nil), strict on the types of everything the agent reads.
+ *
+ * Decoding (`decodeToWire`) runs in a worker thread (decode-pool.ts) and hands over a validated
+ * payload as flat typed arrays; `payloadSlices` turns those back into payloads for the store, a
+ * slice at a time.
  */
 
 export interface IntakeLimits {
@@ -17,9 +22,12 @@ export interface IntakeLimits {
   maxBodyBytes: number
   /** Largest body once gunzipped: a small gzip bomb stops here. */
   maxDecompressedBytes: number
+  /** Time for a whole body to arrive once its headers have: a trickling client is cut off with a 408. */
+  bodyTimeoutMs: number
 }
 
-export const DEFAULT_LIMITS: IntakeLimits = { maxBodyBytes: 10 * 1024 * 1024, maxDecompressedBytes: 64 * 1024 * 1024 }
+// 5 s is the Datadog Agent's own receiver timeout, for the whole request.
+export const DEFAULT_LIMITS: IntakeLimits = { maxBodyBytes: 10 * 1024 * 1024, maxDecompressedBytes: 64 * 1024 * 1024, bodyTimeoutMs: 5000 }
 
 export interface IntakePoint {
   hash: bigint
@@ -51,30 +59,68 @@ export interface IntakePayload {
   buckets: IntakeBucket[]
 }
 
-/** A rejected payload; the message is the one-line reason sent with the 400. */
-export class IntakeError extends Error {}
+/** A rejected payload; the message is the one-line reason sent with `status`. */
+export class IntakeError extends Error {
+  constructor(
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message)
+  }
+}
 
-/** Reads a request body, rejecting with IntakeError as soon as it passes `max` bytes. */
-export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+/** Bytes of request bodies held at once, all requests together, from their first byte until `give`. */
+export class BodyBudget {
+  private held = 0
+  constructor(readonly max: number) {}
+
+  take(bytes: number): boolean {
+    if (this.held + bytes > this.max) return false
+    this.held += bytes
+    return true
+  }
+
+  give(bytes: number): void {
+    this.held -= bytes
+  }
+}
+
+/**
+ * Reads a request body: rejects with a 413 as soon as it passes `max` bytes, and with a 408 unless
+ * all of it has arrived within `timeoutMs`, so that a client sending a byte a second cannot hold a
+ * connection for long. With a budget, the bytes received are taken from it (a 503 when it has no
+ * more); the caller gives back the body's length once done with it.
+ */
+export function readBody(req: IncomingMessage, max: number, timeoutMs: number, budget?: BodyBudget): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'])
-    if (declared > max) return reject(new IntakeError(`body too large: ${declared} bytes, over the limit of ${max}`))
+    if (declared > max) return reject(new IntakeError(`body too large: ${declared} bytes, over the limit of ${max}`, 413))
     const chunks: Buffer[] = []
     let size = 0
+    let ended = false
+    const end = (err: IntakeError | null): void => {
+      if (ended) return
+      ended = true
+      clearTimeout(timer)
+      req.off('data', onData)
+      if (!err) return resolve(Buffer.concat(chunks, size))
+      budget?.give(size)
+      reject(err)
+    }
     const onData = (chunk: Buffer): void => {
-      size += chunk.length
-      if (size > max) {
-        req.off('data', onData)
-        // Keep reading (and dropping) so that the client can read the 400.
+      if (size + chunk.length > max) {
+        // Keep reading (and dropping) so that the client can read the 413.
         req.resume()
-        reject(new IntakeError(`body too large: over the limit of ${max} bytes`))
-        return
+        return end(new IntakeError(`body too large: over the limit of ${max} bytes`, 413))
       }
+      if (budget && !budget.take(chunk.length)) return end(new IntakeError('busy: too many bodies being received, retry later', 503))
+      size += chunk.length
       chunks.push(chunk)
     }
+    const timer = setTimeout(() => end(new IntakeError(`body too slow: not all received within ${timeoutMs} ms`, 408)), timeoutMs)
     req.on('data', onData)
-    req.once('end', () => resolve(Buffer.concat(chunks, size)))
-    const aborted = (): void => reject(new IntakeError('request aborted before the end of its body'))
+    req.once('end', () => end(null))
+    const aborted = (): void => end(new IntakeError('request aborted before the end of its body'))
     req.once('error', aborted)
     req.once('close', () => {
       if (!req.complete) aborted()
@@ -82,34 +128,92 @@ export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   })
 }
 
-export async function decodePipelineStats(body: Uint8Array, limits: IntakeLimits): Promise<IntakePayload> {
+/** What a point takes at the least, rounded down to a power of two: see `decoderLimits`. */
+const MIN_POINT_BYTES = 32
+/** An array may hold this many elements whatever the payload's size (tags in a small payload). */
+const MIN_ARRAY_LIMIT = 64
+/** StatsPayload's maps are structs of a dozen fields or fewer. */
+const MAX_MAP_KEYS = 64
+/** Names, tags: no tracer sends longer strings. */
+const MAX_STRING_BYTES = 64 * 1024
+/** A sketch: a tracer's collapses at 2048 bins (about 20 KB); the sketch decoder accepts up to 65,536 (under 1 MB sparse). */
+const MAX_BIN_BYTES = 1024 * 1024
+/** A payload has no extension types; msgpack's timestamp, the one standard one, takes 12 bytes at most. */
+const MAX_EXT_BYTES = 16
+/**
+ * A decoded payload's wire form, per decompressed byte: a real one takes about 2 (a point of 38
+ * bytes or more takes 88, a sketch bin of 8 takes 16), one of empty tags up to 16.
+ */
+const MAX_WIRE_RATIO = 4
+const MIN_WIRE_BYTES = 1024 * 1024
+
+/**
+ * The msgpack decoder's limits for a payload of `size` bytes, decompressed. The decoder allocates an
+ * array's slots when it reads its length, before its elements: a header claiming 64M elements costs
+ * 512 MB of slots, and 64M one-byte elements (empty maps) as many objects. A real payload's longest
+ * arrays are a bucket's points, each a map of at least 38 bytes (Hash, PathwayLatency, EdgeLatency),
+ * so no real array is longer than `size / 32`: a declared length beyond that is refused before
+ * anything is allocated, and the slots of one that is not cost at most `size / 4` bytes, even when
+ * it claims more elements than the bytes left. Maps, strings, binaries and extensions have fixed
+ * limits from what tracers send. What else a payload under these limits can cost (many small
+ * containers) is bounded by the decode worker's heap limit (decode-pool.ts).
+ */
+export function decoderLimits(size: number): DecoderOptions {
+  return {
+    maxArrayLength: Math.max(MIN_ARRAY_LIMIT, Math.floor(size / MIN_POINT_BYTES)),
+    maxMapLength: MAX_MAP_KEYS,
+    maxStrLength: MAX_STRING_BYTES,
+    maxBinLength: MAX_BIN_BYTES,
+    maxExtLength: MAX_EXT_BYTES,
+  }
+}
+
+/** Gunzip, msgpack and schema of a body: what the decode worker runs. Throws IntakeError for a payload to refuse. */
+export function decodeToWire(body: Uint8Array, maxDecompressedBytes: number): WirePayload {
   if (body.length === 0) throw new IntakeError('empty body')
-  const raw = await gunzipLimited(body, limits.maxDecompressedBytes)
+  const raw = gunzipLimited(body, maxDecompressedBytes)
   let decoded: unknown
   try {
-    decoded = decode(raw, { useBigInt64: true })
+    decoded = new Decoder({ useBigInt64: true, ...decoderLimits(raw.length) }).decode(raw)
   } catch (err) {
     throw new IntakeError(`bad msgpack: ${oneLine((err as Error).message)}`)
   }
   try {
-    return payloadOf(decoded)
+    return wireOf(decoded, new WireWriter(Math.max(MIN_WIRE_BYTES, MAX_WIRE_RATIO * raw.length)))
   } catch (err) {
     if (err instanceof SketchError) throw new IntakeError(`wrong schema: ${err.message}`)
+    if (err instanceof WireTooLarge) throw new IntakeError(`payload too costly to decode: over ${MAX_WIRE_RATIO} times its decompressed size`, 413)
     throw err
   }
 }
 
-function gunzipLimited(body: Uint8Array, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    gunzip(body, { maxOutputLength: max }, (err, out) => {
-      if (!err) return resolve(out)
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
-        reject(new IntakeError(`decompressed body too large: over the limit of ${max} bytes`))
-      } else {
-        reject(new IntakeError(`bad gzip: ${oneLine(err.message)}`))
-      }
-    })
-  })
+/** Decodes a body in this thread, all at once: for tools and tests (the agent decodes in its worker). */
+export async function decodePipelineStats(body: Uint8Array, limits: IntakeLimits): Promise<IntakePayload> {
+  const [payload] = payloadSlices(decodeToWire(body, limits.maxDecompressedBytes), Infinity)
+  return payload
+}
+
+/** zlib's default output chunk. */
+const GUNZIP_CHUNK = 16 * 1024
+
+/**
+ * Gunzip into one buffer sized from the gzip trailer (the decompressed size, mod 2^32), within the
+ * limit: zlib's default 16 KB chunks, concatenated at the end, leave malloc's arenas holding about
+ * what a bomb decompressed to after it is gone. The trailer is only a hint: a wrong one costs more
+ * chunks, never more than the limit.
+ */
+function gunzipLimited(body: Uint8Array, max: number): Buffer {
+  const size = body.length >= 4 ? new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(body.byteLength - 4, true) : 0
+  // One byte over, so that zlib ends on a buffer not full, rather than allocating another to find it has no more.
+  const chunkSize = Math.min(max + 1, Math.max(size + 1, GUNZIP_CHUNK))
+  try {
+    return gunzipSync(body, { maxOutputLength: max, chunkSize })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new IntakeError(`decompressed body too large: over the limit of ${max} bytes`, 413)
+    }
+    throw new IntakeError(`bad gzip: ${oneLine((err as Error).message)}`)
+  }
 }
 
 function oneLine(text: string): string {
@@ -187,54 +291,50 @@ function sketchAt(o: Obj, key: string, path: string, required: boolean): Sketch 
   }
 }
 
-function payloadOf(v: unknown): IntakePayload {
+function wireOf(v: unknown, out: WireWriter): WirePayload {
   const o = mapAt(v, 'payload')
-  const buckets = listAt(o, 'Stats', '', true).map((b, i) => bucketOf(b, `Stats[${i}].`))
+  listAt(o, 'Stats', '', true).forEach((b, i) => bucketOf(b, `Stats[${i}].`, out))
   return {
     service: stringAt(o, 'Service', '', true),
     env: stringAt(o, 'Env', '', false),
     version: stringAt(o, 'Version', '', false),
     lang: stringAt(o, 'Lang', '', false),
     tracerVersion: stringAt(o, 'TracerVersion', '', false),
-    buckets,
+    ...out.finish(),
   }
 }
 
-function bucketOf(v: unknown, path: string): IntakeBucket {
+function bucketOf(v: unknown, path: string, out: WireWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const start = o.Start
   let startNs: bigint
   if (typeof start === 'bigint' && start >= 0n) startNs = start
   else if (typeof start === 'number' && Number.isSafeInteger(start) && start >= 0) startNs = BigInt(start)
   else throw schemaError(`${path}Start`, start === undefined ? 'is missing' : 'is not a non-negative integer (ns)')
-  return {
-    startMs: Number(startNs / 1_000_000n),
-    points: listAt(o, 'Stats', path, false).map((p, i) => pointOf(p, `${path}Stats[${i}].`)),
-    backlogs: listAt(o, 'Backlogs', path, false).flatMap((b, i) => backlogOf(b, `${path}Backlogs[${i}].`)),
-  }
+  out.bucket(Number(startNs / 1_000_000n))
+  listAt(o, 'Stats', path, false).forEach((p, i) => pointOf(p, `${path}Stats[${i}].`, out))
+  out.backlogs()
+  listAt(o, 'Backlogs', path, false).forEach((b, i) => backlogOf(b, `${path}Backlogs[${i}].`, out))
 }
 
-function pointOf(v: unknown, path: string): IntakePoint {
+function pointOf(v: unknown, path: string, out: WireWriter): void {
   const o = mapAt(v, path.slice(0, -1))
-  return {
-    hash: hashAt(o, 'Hash', path, true),
-    parent: hashAt(o, 'ParentHash', path, false),
-    edgeTags: stringsAt(o, 'EdgeTags', path),
-    pathway: sketchAt(o, 'PathwayLatency', path, true),
-    edge: sketchAt(o, 'EdgeLatency', path, true),
-    size: sketchAt(o, 'PayloadSize', path, false),
-  }
+  const hash = hashAt(o, 'Hash', path, true)
+  const parent = hashAt(o, 'ParentHash', path, false)
+  const edgeTags = stringsAt(o, 'EdgeTags', path)
+  const sketches = [sketchAt(o, 'PathwayLatency', path, true), sketchAt(o, 'EdgeLatency', path, true), sketchAt(o, 'PayloadSize', path, false)]
+  out.point(hash, parent, edgeTags, sketches)
 }
 
-/** A backlog, or none when its offset is nil or negative (Kafka's "no offset"). */
-function backlogOf(v: unknown, path: string): IntakeBacklog[] {
+/** A backlog, skipped when its offset is nil or negative (Kafka's "no offset"). */
+function backlogOf(v: unknown, path: string, out: WireWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const tags = stringsAt(o, 'Tags', path)
   const raw = o.Value
-  if (raw === undefined || raw === null) return []
+  if (raw === undefined || raw === null) return
   let value: number
   if (typeof raw === 'bigint') value = Number(raw)
   else if (typeof raw === 'number' && Number.isFinite(raw)) value = raw
   else throw schemaError(`${path}Value`, 'is not a number')
-  return value >= 0 ? [{ tags, value }] : []
+  if (value >= 0) out.backlog(tags, value)
 }

@@ -4,11 +4,13 @@ import { VERSION } from 'pathwise'
 import { handleApi, summary, type ApiContext, type Status } from './api.js'
 import { Forwarder } from './forward.js'
 import { RequestGuard } from './guard.js'
-import { decodePipelineStats, DEFAULT_LIMITS, IntakeError, readBody, type IntakeLimits } from './intake.js'
+import { DecodePool, DEFAULT_DECODE_HEAP_MB, DEFAULT_DECODE_WORKERS } from './decode-pool.js'
+import { BodyBudget, DEFAULT_LIMITS, IntakeError, readBody, type IntakeLimits } from './intake.js'
 import { Metrics } from './metrics.js'
 import { Persistence } from './persistence.js'
 import { staticFile } from './static.js'
 import { BUCKET_MS, Store } from './store.js'
+import { ingestInSlices } from './wire.js'
 
 /**
  * The pathwise agent: an HTTP intake for DSM payloads from pathwise and Datadog's tracers, the
@@ -34,6 +36,8 @@ export interface AgentOptions {
   maxSeries?: number
   maxCells?: number
   limits?: Partial<IntakeLimits>
+  /** Connections open at once; past them new ones are closed at once. Default 512. */
+  maxConnections?: number
   /** Clock (ms since the epoch); tests set it. */
   now?: () => number
   /** Where the agent reports what it does (rejections, failures); default stderr. */
@@ -53,8 +57,12 @@ export interface RunningAgent {
 const TRACE_PATHS = new Set(['/v0.3/traces', '/v0.4/traces', '/v0.5/traces', '/v0.7/traces'])
 /** Trace and telemetry bodies are only counted and forwarded, never decoded; the Datadog Agent takes up to 50 MB. */
 const MAX_OTHER_BODY = 50 * 1024 * 1024
-/** Pipeline payloads read and decoded at once: each may take its limits in memory, so their number is bounded too. */
+/**
+ * Pipeline payloads decoding or waiting to, bodies read: past this, 503. Bodies still arriving do
+ * not count (a client trickling one holds only its connection, for at most the body timeout).
+ */
 const MAX_INTAKE_IN_FLIGHT = 16
+const DEFAULT_MAX_CONNECTIONS = 512
 /** At most one rejection line per this many ms in the log, so that a misbehaving sender cannot flood it. */
 const REJECTION_LOG_MS = 5000
 
@@ -80,6 +88,9 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
   let lastRejectionLog = 0
   let unloggedRejections = 0
   let intakeInFlight = 0
+  const decoder = new DecodePool({ size: DEFAULT_DECODE_WORKERS, heapMb: DEFAULT_DECODE_HEAP_MB })
+  // Pipeline bodies held at once, arriving or decoding, take no more than the in-flight limit's worth of full-size ones.
+  const bodies = new BodyBudget(MAX_INTAKE_IN_FLIGHT * limits.maxBodyBytes)
   let port = 0
 
   const ctx: ApiContext = {
@@ -100,11 +111,13 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     }),
   }
 
-  function rejectPayload(req: http.IncomingMessage, res: http.ServerResponse, reason: string): void {
+  function rejectPayload(req: http.IncomingMessage, res: http.ServerResponse, { status, message: reason }: IntakeError): void {
     counts.rejected++
     lastRejection = { at: Date.now(), reason }
+    // Tracers retry a 503 later.
+    if (status === 503) res.setHeader('Retry-After', '1')
     // A body not read to its end is left unread: close the connection rather than read it.
-    send(res, 400, `${reason}\n`, 'text/plain; charset=utf-8', !req.complete)
+    send(res, status, `${reason}\n`, 'text/plain; charset=utf-8', !req.complete)
     const now = Date.now()
     if (now - lastRejectionLog >= REJECTION_LOG_MS) {
       log(`rejected a payload: ${reason}${unloggedRejections > 0 ? ` (and ${unloggedRejections} more since the last line)` : ''}`)
@@ -115,38 +128,44 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     }
   }
 
-  async function pipelineStats(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    if (intakeInFlight >= MAX_INTAKE_IN_FLIGHT) {
-      // Tracers retry a 503 later; the body is left unread.
-      res.setHeader('Retry-After', '1')
-      return send(res, 503, 'busy: too many payloads in progress, retry later\n', 'text/plain; charset=utf-8', true)
-    }
+  /** Decodes a body and merges it into the store, counted toward the in-flight limit. */
+  async function ingest(body: Buffer): Promise<void> {
+    if (intakeInFlight >= MAX_INTAKE_IN_FLIGHT) throw new IntakeError('busy: too many payloads in progress, retry later', 503)
     intakeInFlight++
     try {
-      const body = await readBody(req, limits.maxBodyBytes)
-      const payload = await decodePipelineStats(body, limits)
-      store.ingest(payload)
+      await decoder.decode(body, limits.maxDecompressedBytes, (wire) => ingestInSlices(store, wire))
+    } finally {
+      intakeInFlight--
+    }
+  }
+
+  async function pipelineStats(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    try {
+      const body = await readBody(req, limits.maxBodyBytes, limits.bodyTimeoutMs, bodies)
+      try {
+        await ingest(body)
+      } finally {
+        bodies.give(body.length)
+      }
       counts.accepted++
       forwarder?.send(req.method ?? 'POST', req.url ?? '/v0.1/pipeline_stats', req.headers, body)
       send(res, 200, 'OK\n')
     } catch (err) {
       if (!(err instanceof IntakeError)) throw err
-      rejectPayload(req, res, err.message)
-    } finally {
-      intakeInFlight--
+      rejectPayload(req, res, err)
     }
   }
 
   /** Traces, stats and telemetry: read, forwarded if asked, answered as the Agent does, never stored. */
   async function passThrough(req: http.IncomingMessage, res: http.ServerResponse, status: number, answer: string, type: string): Promise<void> {
     try {
-      const body = await readBody(req, MAX_OTHER_BODY)
+      const body = await readBody(req, MAX_OTHER_BODY, limits.bodyTimeoutMs)
       counts.other++
       forwarder?.send(req.method ?? 'POST', req.url ?? '/', req.headers, body)
       send(res, status, answer, type)
     } catch (err) {
       if (!(err instanceof IntakeError)) throw err
-      send(res, 413, `${err.message}\n`, 'text/plain; charset=utf-8', true)
+      send(res, err.status, `${err.message}\n`, 'text/plain; charset=utf-8', true)
     }
   }
 
@@ -180,7 +199,9 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     send(res, 404, 'not found\n')
   }
 
-  const server = http.createServer((req, res) => {
+  // Headers get the body's time limit too; Node checks it every second rather than every 30.
+  const timeouts = { headersTimeout: limits.bodyTimeoutMs, requestTimeout: 2 * limits.bodyTimeoutMs, connectionsCheckingInterval: 1000 }
+  const server = http.createServer(timeouts, (req, res) => {
     handle(req, res).catch((err: Error) => {
       log(`error answering ${req.method} ${req.url}: ${err.message}`)
       if (!res.headersSent) send(res, 500, 'internal error\n', 'text/plain; charset=utf-8', true)
@@ -188,6 +209,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     })
   })
   server.on('clientError', (_err, socket) => socket.destroy())
+  server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -215,6 +237,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
       new Promise<void>((resolve) => {
         clearInterval(evictTimer)
         forwarder?.close()
+        void decoder.close()
         server.close(() => {
           persistence?.close()
           resolve()

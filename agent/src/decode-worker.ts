@@ -1,0 +1,39 @@
+import { getHeapStatistics } from 'node:v8'
+import { parentPort } from 'node:worker_threads'
+import { decodeToWire, IntakeError } from './intake.js'
+import type { WirePayload } from './wire.js'
+
+/** The decode worker's side of decode-pool.ts: one payload at a time, under the heap limit the pool gave it. */
+
+export interface DecodeRequest {
+  body: Uint8Array
+  maxDecompressedBytes: number
+}
+
+export type DecodeReply = ({ wire: WirePayload } | { refused: string; status: number }) & {
+  /** Whether this worker should be replaced rather than kept: see RETIRE_BYTES. */
+  retire: boolean
+}
+
+/**
+ * A worker holding more than this once its reply is out (a big payload's garbage, or a heap grown
+ * for it) is replaced, so that an idle agent does not keep an attack's memory.
+ */
+const RETIRE_BYTES = 64 * 1024 * 1024
+
+const port = parentPort!
+port.on('message', ({ body, maxDecompressedBytes }: DecodeRequest) => {
+  let result: { wire: WirePayload } | { refused: string; status: number }
+  try {
+    result = { wire: decodeToWire(body, maxDecompressedBytes) }
+  } catch (err) {
+    // Anything else is a bug: thrown, it ends the worker and reaches the pool as an error.
+    if (!(err instanceof IntakeError)) throw err
+    result = { refused: err.message, status: err.status }
+  }
+  // The wire's arrays are the worker's own, made by WireWriter: moved, not copied, so not counted as held.
+  const moved = 'wire' in result ? [result.wire.numbers.buffer as ArrayBuffer, result.wire.text.buffer as ArrayBuffer] : []
+  const heap = getHeapStatistics()
+  const held = heap.total_heap_size + heap.external_memory - moved.reduce((sum, b) => sum + b.byteLength, 0)
+  port.postMessage({ ...result, retire: held > RETIRE_BYTES } satisfies DecodeReply, moved)
+})

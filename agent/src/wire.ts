@@ -1,0 +1,218 @@
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import type { IntakeBacklog, IntakeBucket, IntakePayload, IntakePoint } from './intake.js'
+import { emptySketch, type Sketch } from './sketch.js'
+import type { Store } from './store.js'
+
+/**
+ * How a validated payload crosses from the decode worker to the main thread: two typed arrays,
+ * transferred rather than copied, so that neither the structured clone nor the main thread's heap
+ * grows with the number of buckets, points, backlogs or tags; the main thread rebuilds them a slice
+ * at a time while merging them into the store.
+ *
+ * `numbers`, in order: the number of buckets; per bucket its start (ms), its number of points, the
+ * points, its number of backlogs, the backlogs. A point: its hash and parent hash as 32-bit halves,
+ * its tags, its three sketches (pathway, edge, size). A backlog: its tags, its value. Tags: their
+ * number, then each one's offset and length in `text`. A sketch: its zero count, its number of
+ * bins, then each bin's value and count, the values the sketch decoder gave them, so that the
+ * rebuilt sketch is the decoded one.
+ */
+export interface WirePayload {
+  service: string
+  env: string
+  version: string
+  lang: string
+  tracerVersion: string
+  numbers: Float64Array
+  /** The distinct tags, UTF-8, one after the other: tracers repeat the same few on every point. */
+  text: Uint8Array
+}
+
+/** A payload whose wire form would be larger than WireWriter's limit. */
+export class WireTooLarge extends Error {}
+
+/** A typed array that doubles as it fills, up to `maxLength`: its memory is outside the worker's heap limit. */
+class Growing<A extends Float64Array | Uint8Array> {
+  length = 0
+  constructor(
+    private array: A,
+    private readonly make: (size: number) => A,
+    private readonly maxLength: number,
+  ) {}
+
+  /** The array, with room for `n` more. */
+  room(n: number): A {
+    if (this.length + n > this.maxLength) throw new WireTooLarge()
+    let size = this.array.length
+    while (this.length + n > size) size = Math.min(size * 2, this.maxLength)
+    if (size !== this.array.length) {
+      const bigger = this.make(size)
+      bigger.set(this.array)
+      this.array = bigger
+    }
+    return this.array
+  }
+
+  push(n: number): void {
+    this.room(1)[this.length++] = n
+  }
+
+  add(at: number, n: number): void {
+    this.array[at] += n
+  }
+
+  /** What was written: a view whose ArrayBuffer is the one to transfer. */
+  view(): A {
+    return this.array.subarray(0, this.length) as A
+  }
+}
+
+/**
+ * Writes a WirePayload's numbers and text, in the order of the comment above, each in at most
+ * `maxBytes`: the worker's heap limit bounds the decoded payload, not these.
+ */
+export class WireWriter {
+  private readonly numbers: Growing<Float64Array>
+  private readonly text: Growing<Uint8Array>
+  /** Where each distinct tag is in the text, and its UTF-8 length. */
+  private readonly tagSpans = new Map<string, [number, number]>()
+  private readonly encoder = new TextEncoder()
+  /** Where the count of the list being written (buckets, points or backlogs) is. */
+  private countAt = 0
+
+  constructor(maxBytes: number) {
+    this.numbers = new Growing(new Float64Array(1024), (n) => new Float64Array(n), Math.floor(maxBytes / 8))
+    this.text = new Growing(new Uint8Array(1024), (n) => new Uint8Array(n), maxBytes)
+    this.numbers.push(0)
+  }
+
+  bucket(startMs: number): void {
+    this.numbers.add(0, 1)
+    this.numbers.push(startMs)
+    this.startList()
+  }
+
+  point(hash: bigint, parent: bigint, tags: readonly string[], sketches: readonly Sketch[]): void {
+    this.numbers.add(this.countAt, 1)
+    this.numbers.push(Number(hash >> 32n))
+    this.numbers.push(Number(hash & 0xffffffffn))
+    this.numbers.push(Number(parent >> 32n))
+    this.numbers.push(Number(parent & 0xffffffffn))
+    this.tags(tags)
+    for (const sketch of sketches) this.sketch(sketch)
+  }
+
+  /** After a bucket's points. */
+  backlogs(): void {
+    this.startList()
+  }
+
+  backlog(tags: readonly string[], value: number): void {
+    this.numbers.add(this.countAt, 1)
+    this.tags(tags)
+    this.numbers.push(value)
+  }
+
+  finish(): { numbers: Float64Array; text: Uint8Array } {
+    return { numbers: this.numbers.view(), text: this.text.view() }
+  }
+
+  private startList(): void {
+    this.countAt = this.numbers.length
+    this.numbers.push(0)
+  }
+
+  private tags(tags: readonly string[]): void {
+    this.numbers.push(tags.length)
+    for (const tag of tags) {
+      let span = this.tagSpans.get(tag)
+      if (span === undefined) {
+        const at = this.text.length
+        // At most 3 bytes of UTF-8 per UTF-16 unit.
+        const { written } = this.encoder.encodeInto(tag, this.text.room(tag.length * 3).subarray(at))
+        this.text.length += written
+        span = [at, written]
+        this.tagSpans.set(tag, span)
+      }
+      this.numbers.push(span[0])
+      this.numbers.push(span[1])
+    }
+  }
+
+  /** The sketch decoder keeps nothing in the negative store (negative values count as zeros). */
+  private sketch(sketch: Sketch): void {
+    const { store, mapping } = sketch
+    this.numbers.push(sketch.zeroCount)
+    const binsAt = this.numbers.length
+    this.numbers.push(0)
+    for (let key = store.minKey; key <= store.maxKey; key++) {
+      const count = store.bins[key - store.offset]
+      if (count > 0) {
+        this.numbers.push(mapping.value(key))
+        this.numbers.push(count)
+      }
+    }
+    this.numbers.add(binsAt, (this.numbers.length - binsAt - 1) / 2)
+  }
+}
+
+/**
+ * The payload a slice at a time, each slice holding what was rebuilt within `budgetMs` (the
+ * caller's work on a slice, done while the generator is suspended, does not count).
+ */
+export function* payloadSlices(wire: WirePayload, budgetMs: number): Generator<IntakePayload> {
+  const { numbers, text } = wire
+  const decoder = new TextDecoder()
+  let at = 0
+  const next = (): number => numbers[at++]
+  const hash = (): bigint => (BigInt(next()) << 32n) | BigInt(next())
+  const tags = (): string[] => {
+    const out: string[] = []
+    for (let n = next(); n > 0; n--) {
+      const start = next()
+      out.push(decoder.decode(text.subarray(start, start + next())))
+    }
+    return out
+  }
+  const sketch = (): Sketch => {
+    const s = emptySketch()
+    const zeros = next()
+    for (let bins = next(); bins > 0; bins--) s.accept(next(), next())
+    if (zeros > 0) s.accept(0, zeros)
+    return s
+  }
+  const point = (): IntakePoint => ({ hash: hash(), parent: hash(), edgeTags: tags(), pathway: sketch(), edge: sketch(), size: sketch() })
+  const backlog = (): IntakeBacklog => ({ tags: tags(), value: next() })
+
+  const header = { service: wire.service, env: wire.env, version: wire.version, lang: wire.lang, tracerVersion: wire.tracerVersion }
+  let slice: IntakePayload = { ...header, buckets: [] }
+  let started = performance.now()
+  for (let buckets = next(); buckets > 0; buckets--) {
+    let bucket: IntakeBucket = { startMs: next(), points: [], backlogs: [] }
+    slice.buckets.push(bucket)
+    for (const part of ['points', 'backlogs'] as const) {
+      for (let n = next(); n > 0; n--) {
+        if (part === 'points') bucket.points.push(point())
+        else bucket.backlogs.push(backlog())
+        if (performance.now() - started >= budgetMs) {
+          yield slice
+          // The next slice goes on with the same bucket.
+          bucket = { startMs: bucket.startMs, points: [], backlogs: [] }
+          slice = { ...header, buckets: [bucket] }
+          started = performance.now()
+        }
+      }
+    }
+  }
+  yield slice
+}
+
+/** A slice is rebuilt in about this long, and merged in less: about the longest a payload holds up the event loop. */
+const SLICE_MS = 5
+
+/** Merges a payload into the store a slice at a time, letting the event loop run between slices. */
+export async function ingestInSlices(store: Store, wire: WirePayload): Promise<void> {
+  for (const slice of payloadSlices(wire, SLICE_MS)) {
+    store.ingest(slice)
+    await nextTurn()
+  }
+}
