@@ -3,6 +3,7 @@ import { mergeCells, rangeOf, type Range } from './range.js'
 import { quantilesOf, type Quantiles } from './sketch.js'
 import type { Store } from './store.js'
 import type { ForwardStats } from './forward.js'
+import type { PersistenceStatus } from './persistence.js'
 import { collectEdges, pathways, topology, type EdgeView, type NodeView, type PathwayView } from './topology.js'
 
 /**
@@ -31,6 +32,8 @@ export interface Status {
   lastRejection: { at: number; reason: string } | null
   forward: ForwardStats | null
   db: string | null
+  /** With `--db`: pending and failed writes. */
+  dbWrites: PersistenceStatus | null
 }
 
 export interface ApiContext {

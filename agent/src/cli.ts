@@ -20,6 +20,8 @@ Usage:
     --forward URL             also pass every payload on, unchanged, to this Agent
     --db FILE                 keep history in this SQLite file across restarts
     --db-retention DURATION   how long the database keeps history (default 7d)
+    --db-flush-interval DURATION
+                              how often changes are written: what a kill -9 can lose (default 2s)
     --window DURATION         how long memory keeps history (default 1h)
     --max-body BYTES          largest payload accepted, compressed (default 10485760)
     --max-decompressed BYTES  largest payload accepted, decompressed (default 67108864)
@@ -69,6 +71,7 @@ async function agent(args: string[]): Promise<void> {
       forward: { type: 'string' },
       db: { type: 'string' },
       'db-retention': { type: 'string' },
+      'db-flush-interval': { type: 'string' },
       window: { type: 'string' },
       'max-body': { type: 'string' },
       'max-decompressed': { type: 'string' },
@@ -84,6 +87,7 @@ async function agent(args: string[]): Promise<void> {
     forward: values.forward,
     db: values.db,
     dbRetentionMs: values['db-retention'] === undefined ? undefined : duration(values['db-retention'], 'db-retention'),
+    dbFlushMs: values['db-flush-interval'] === undefined ? undefined : period(duration(values['db-flush-interval'], 'db-flush-interval'), 'db-flush-interval'),
     windowMs: values.window === undefined ? undefined : duration(values.window, 'window'),
     limits: {
       ...(values['max-body'] !== undefined && { maxBodyBytes: integer(values['max-body'], 'max-body') }),

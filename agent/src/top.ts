@@ -1,10 +1,12 @@
 import type { Summary } from './api.js'
 import type { Quantiles } from './sketch.js'
+import { printable } from './terminal.js'
 
 /**
  * `pathwise top`: the agent's `/api/summary` as a compact table in the terminal, redrawn every
  * interval: edges with throughput and latency, pathways with end-to-end latency, Kafka lag.
- * Quits on `q`, Ctrl-C or SIGINT, restoring the terminal.
+ * Quits on `q`, Ctrl-C or SIGINT, restoring the terminal. Whatever the agent sends goes through
+ * `printable` first: names come from tracers, and a name must not drive the terminal.
  */
 
 export interface TopOptions {
@@ -31,7 +33,7 @@ export async function runTop(options: TopOptions): Promise<number> {
       out.write(render(await fetchSummary(options.agent, options.rangeSeconds), options.agent, out.columns || 120))
       return 0
     } catch (err) {
-      process.stderr.write(`pathwise top: cannot read ${options.agent}: ${(err as Error).message}\n`)
+      process.stderr.write(`pathwise top: cannot read ${options.agent}: ${printable((err as Error).message)}\n`)
       return 1
     }
   }
@@ -66,7 +68,7 @@ export async function runTop(options: TopOptions): Promise<number> {
       try {
         frame = render(await fetchSummary(options.agent, options.rangeSeconds), options.agent, out.columns || 120)
       } catch (err) {
-        frame = `pathwise top · ${options.agent}\n\ncannot read the agent: ${(err as Error).message}\nretrying every ${options.intervalMs / 1000} s; q to quit\n`
+        frame = `pathwise top · ${options.agent}\n\ncannot read the agent: ${printable((err as Error).message)}\nretrying every ${options.intervalMs / 1000} s; q to quit\n`
       }
       if (stopped) return
       out.write(`\x1b[H\x1b[2J${frame}`)
@@ -133,9 +135,10 @@ export function render(s: Summary, agent: string, width: number): string {
   return lines.map((l) => (l.length > width ? `${l.slice(0, width - 1)}…` : l)).join('\n') + '\n'
 }
 
-/** Columns padded to their widest cell; the first left-aligned, the others right-aligned. */
-function table(header: string[], rows: string[][], empty: string): string[] {
-  if (rows.length === 0) return [header[0], `  ${empty}`]
+/** Columns padded to their widest cell (printable only); the first left-aligned, the others right-aligned. */
+function table(header: string[], data: string[][], empty: string): string[] {
+  if (data.length === 0) return [header[0], `  ${empty}`]
+  const rows = data.map((r) => r.map(printable))
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
   const line = (cells: string[]): string =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd()

@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, afterEach, before, describe, test } from 'node:test'
+import Database from 'better-sqlite3'
+import type { Status } from '../src/api.js'
+import type { EdgeView } from '../src/topology.js'
+import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
+import { killAgentProcesses, runBin, startAgentProcess, waitFor, type AgentProcess } from './helpers/agent-process.js'
+
+/**
+ * `--db` when the database misbehaves, with a real agent process, a real SQLite file and real
+ * signals: locked by another process, read-only, the agent killed with SIGKILL.
+ */
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)))
+const bucketNow = (): number => Date.now() - (Date.now() % 10_000)
+
+/** Payload i: service svc-i with i + 1 messages, its own series, so its own cell and row: each one written or lost on its own. */
+function payload(i: number): Uint8Array {
+  return pathwisePayload(`svc-${i}`, [
+    { startMs: bucketNow(), points: [{ tags: ['direction:out', 'topic:orders', 'type:kafka'], hash: BigInt(i + 1), edge: Array<number>(i + 1).fill(0.01) }] },
+  ])
+}
+
+/** Messages per service, as the agent shows them. */
+async function counts(url: string): Promise<Map<string, number>> {
+  const { edges } = await getJson<{ edges: EdgeView[] }>(url, '/api/topology?range=600')
+  return new Map(edges.map((e) => [e.from.replace(/^service:/, ''), e.count]))
+}
+
+async function status(url: string): Promise<Status> {
+  return getJson<Status>(url, '/api/status')
+}
+
+const dbLines = (text: string): string[] => text.split('\n').filter((l) => l.includes('database'))
+
+async function stop(agent: AgentProcess, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  agent.child.kill(signal)
+  return agent.exited
+}
+
+/**
+ * Makes SQLite refuse writes to `file`. chmod does not stop root, and the tests may run as root:
+ * then the file is made immutable (chattr +i), which root's writes fail on too.
+ */
+function makeReadOnly(file: string): () => void {
+  if (process.getuid?.() !== 0) {
+    chmodSync(file, 0o444)
+    return () => chmodSync(file, 0o644)
+  }
+  try {
+    execFileSync('chattr', ['+i', file], { stdio: 'pipe' })
+  } catch (err) {
+    throw new Error(`cannot make a file read-only for root here (chattr +i: ${(err as Error).message.trim()}); run the tests as another user`)
+  }
+  return () => execFileSync('chattr', ['-i', file])
+}
+
+describe('persistence: a database that fails', () => {
+  let dir: string
+  let db: string
+  let n = 0
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pathwise-persistence-'))
+  })
+  afterEach(killAgentProcesses)
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const freshDb = (): string => (db = join(dir, `history-${n++}.sqlite`))
+
+  test('locked by another process for 9 s: 20 payloads kept and written once it is free, intake never held up, one line each way', async () => {
+    const agent = await startAgentProcess('--db', freshDb())
+    const lock = new Database(db)
+    try {
+      lock.exec('BEGIN EXCLUSIVE')
+      const lockedAt = Date.now()
+      for (let i = 0; i < 20; i++) {
+        const t = performance.now()
+        assert.equal((await postStats(agent.url, payload(i))).status, 200)
+        // Each attempt waits 100 ms at most for the lock; better-sqlite3's default would hold the event loop 5 s.
+        assert.ok(performance.now() - t < 1000, `payload ${i} took ${(performance.now() - t).toFixed(0)} ms while the database was locked`)
+        await sleep(lockedAt + (i + 1) * 440 - Date.now())
+      }
+      const locked = (await waitFor('all 20 pending', () => status(agent.url), (s) => s.dbWrites?.unwritten === 20, 5000)).dbWrites!
+      assert.equal(locked.failing?.error, 'database is locked')
+      assert.ok(locked.failing.attempts >= 3, `${locked.failing.attempts} attempts`)
+      assert.equal(locked.dropped, 0)
+      await sleep(lockedAt + 9000 - Date.now())
+      lock.exec('COMMIT')
+    } finally {
+      lock.close()
+    }
+    await waitFor('the retried write', () => status(agent.url), (s) => s.dbWrites?.failing === null && s.dbWrites.unwritten === 0, 5000)
+    const lines = dbLines(agent.stderr())
+    assert.equal(lines.length, 2, agent.stderr())
+    assert.match(lines[0], /write failed \(database is locked\); changes are kept in memory and retried every 2 s$/)
+    assert.match(lines[1], /writes resumed after \d+ failed attempts$/)
+    // SIGKILL: what the restarted agent finds was written by the retries, not at a clean exit.
+    await stop(agent, 'SIGKILL')
+    const again = await startAgentProcess('--db', db)
+    try {
+      const found = await counts(again.url)
+      for (let i = 0; i < 20; i++) assert.equal(found.get(`svc-${i}`), i + 1, `svc-${i}`)
+    } finally {
+      await stop(again, 'SIGTERM')
+    }
+  })
+
+  test('SIGTERM while another process holds the lock: the last write waits for it, then the agent exits 0', async () => {
+    // A flush interval longer than the test: only the write at exit can save these.
+    const agent = await startAgentProcess('--db', freshDb(), '--db-flush-interval', '10m')
+    for (let i = 0; i < 3; i++) assert.equal((await postStats(agent.url, payload(i))).status, 200)
+    const lock = new Database(db)
+    try {
+      lock.exec('BEGIN EXCLUSIVE')
+      agent.child.kill('SIGTERM')
+      await sleep(300)
+      lock.exec('COMMIT')
+    } finally {
+      lock.close()
+    }
+    assert.deepEqual(await agent.exited, { code: 0, signal: null })
+    assert.deepEqual(dbLines(agent.stderr()), [])
+    const again = await startAgentProcess('--db', db)
+    try {
+      const found = await counts(again.url)
+      assert.deepEqual([0, 1, 2].map((i) => found.get(`svc-${i}`)), [1, 2, 3])
+    } finally {
+      await stop(again, 'SIGTERM')
+    }
+  })
+
+  test('SIGTERM with the lock held throughout: exits 0 after one more try, with one line saying what was not written', async () => {
+    const agent = await startAgentProcess('--db', freshDb(), '--db-flush-interval', '10m')
+    for (let i = 0; i < 3; i++) assert.equal((await postStats(agent.url, payload(i))).status, 200)
+    const lock = new Database(db)
+    try {
+      lock.exec('BEGIN EXCLUSIVE')
+      assert.deepEqual(await stop(agent, 'SIGTERM'), { code: 0, signal: null })
+    } finally {
+      lock.exec('ROLLBACK')
+      lock.close()
+    }
+    assert.deepEqual(dbLines(agent.stderr()).map((l) => l.replace(/^.*: stopped/, 'stopped')), ['stopped with 3 changes not written (database is locked)'])
+    assert.doesNotMatch(agent.stderr(), /SqliteError|\n\s+at /)
+  })
+
+  test('a read-only database file: read, one line for the failing writes, SIGTERM exits 0 after one more try', async () => {
+    const first = await startAgentProcess('--db', freshDb())
+    assert.equal((await postStats(first.url, payload(0))).status, 200)
+    assert.deepEqual(await stop(first, 'SIGTERM'), { code: 0, signal: null })
+    const undo = makeReadOnly(db)
+    try {
+      const agent = await startAgentProcess('--db', db, '--db-flush-interval', '0.2s')
+      assert.equal((await counts(agent.url)).get('svc-0'), 1, 'history is still read')
+      for (let i = 1; i <= 2; i++) assert.equal((await postStats(agent.url, payload(i))).status, 200)
+      const failing = (await waitFor('five failed attempts', () => status(agent.url), (s) => (s.dbWrites?.failing?.attempts ?? 0) >= 5)).dbWrites!
+      assert.equal(failing.failing?.error, 'attempt to write a readonly database')
+      assert.equal(failing.unwritten, 2)
+      const lines = dbLines(agent.stderr())
+      assert.equal(lines.length, 1, agent.stderr())
+      assert.match(lines[0], /write failed \(attempt to write a readonly database\); changes are kept in memory and retried every 0\.2 s$/)
+      const logged = agent.stderr().length
+      assert.deepEqual(await stop(agent, 'SIGTERM'), { code: 0, signal: null })
+      const atExit = agent.stderr().slice(logged)
+      assert.deepEqual(dbLines(atExit).map((l) => l.replace(/^.*: stopped/, 'stopped')), ['stopped with 2 changes not written (attempt to write a readonly database)'])
+      assert.doesNotMatch(agent.stderr(), /SqliteError|\n\s+at /)
+    } finally {
+      undo()
+    }
+  })
+
+  test('SIGKILL while payloads arrive: the restarted agent has everything older than the flush interval', async () => {
+    const flushMs = 1000
+    const agent = await startAgentProcess('--db', freshDb(), '--db-flush-interval', '1s')
+    const acked: number[] = []
+    const end = Date.now() + 4500
+    for (let i = 0; Date.now() < end; i++) {
+      assert.equal((await postStats(agent.url, payload(i))).status, 200)
+      acked.push(Date.now())
+      await sleep(100)
+    }
+    const killedAt = Date.now()
+    await stop(agent, 'SIGKILL')
+    const again = await startAgentProcess('--db', db)
+    try {
+      const found = await counts(again.url)
+      // Timers fire a little late, and a commit takes a few ms: a margin of 300 ms.
+      const old = acked.flatMap((at, i) => (at < killedAt - flushMs - 300 ? [i] : []))
+      assert.ok(old.length >= 25, `${old.length} payloads old enough`)
+      for (const i of old) assert.equal(found.get(`svc-${i}`), i + 1, `svc-${i}, acked ${killedAt - acked[i]} ms before the kill`)
+    } finally {
+      await stop(again, 'SIGTERM')
+    }
+  })
+
+  test('--db-flush-interval must be a positive duration', async () => {
+    const child = runBin('agent', '--db', join(dir, 'unused.sqlite'), '--db-flush-interval', '0')
+    let stderr = ''
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    const code = await new Promise((resolve) => child.on('close', resolve))
+    assert.equal(code, 2)
+    assert.match(stderr, /^pathwise: --db-flush-interval: must be more than 0 and at most 24d/)
+  })
+})
