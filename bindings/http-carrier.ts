@@ -6,7 +6,7 @@
  */
 import { PATHWAY_KEY, decodePathwayContext, encodePathwayContext, type PathwayContext } from './context.js'
 import { createLogger } from './export/logger.js'
-import { errorText, read } from './instrument/user-input.js'
+import { errorText, read } from './input.js'
 
 const log = createLogger(false)
 

@@ -32,7 +32,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { PathwayContext } from './context.js'
 import type { DataStreams } from './data-streams.js'
-import { read } from './instrument/user-input.js'
+import { read } from './input.js'
 
 /** A receive's context, and the context that was current when the receive began. */
 interface Received {

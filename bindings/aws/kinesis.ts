@@ -21,7 +21,7 @@ import { planJsonInjection, readJsonContext } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, read } from '../instrument/user-input.js'
+import { copyWith, enabledDataStreams, items, read } from '../input.js'
 
 export interface PathwiseKinesisOptions {
   /**

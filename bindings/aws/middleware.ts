@@ -6,7 +6,7 @@
  */
 import { createLogger } from '../export/logger.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
-import { classPrototype, errorText, read } from '../instrument/user-input.js'
+import { classPrototype, errorText, read } from '../input.js'
 
 export const log = createLogger(false)
 

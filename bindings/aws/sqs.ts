@@ -13,7 +13,7 @@ import { DATADOG_KEY, carrierBytes, carrierPrefix, closeCarrier, parseCarrier, r
 import { fail, instrumentClientClass, interceptPlugin, log, type AwsPlugin, type Interception } from './middleware.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, keysOf, read } from '../instrument/user-input.js'
+import { copyWith, enabledDataStreams, items, keysOf, read } from '../input.js'
 import { md5OfMessageAttributes, type SqsAttribute } from './sqs-md5.js'
 
 /** SQS refuses a message with more message attributes than this. */

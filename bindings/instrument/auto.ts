@@ -6,7 +6,7 @@ import { sqsInstrumentation } from '../aws/sqs.js'
 import { kinesisInstrumentation } from '../aws/kinesis.js'
 import type { DataStreams } from '../data-streams.js'
 import type { Instrumentation } from './instrumentation.js'
-import { errorText, read } from './user-input.js'
+import { errorText, read } from '../input.js'
 import { autoInstrumentation, setAutoInstrumentation, type AutoInstrumentation } from './auto-global.js'
 
 export const instrumentations: readonly Instrumentation[] = [kafkajsInstrumentation, confluentInstrumentation, sqsInstrumentation, kinesisInstrumentation]

@@ -1,5 +1,5 @@
 import type { DataStreams } from '../data-streams.js'
-import { read } from './user-input.js'
+import { read } from '../input.js'
 
 /**
  * Automatic instrumentation of one npm module: `patch` changes the module's exports in place

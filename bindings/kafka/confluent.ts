@@ -15,7 +15,7 @@ import { undoAll, wrapMethod, type Instrumentation } from '../instrument/instrum
 import { injectionDefault, injectionOption, setHeaderInjection } from './injection.js'
 import { claim, wrapProducer, wrapRun, type ConsumerHooks, type KafkaInstrumentOptions } from './kafkajs.js'
 import { fail, log } from './log.js'
-import { classPrototype, enabledDataStreams, read } from '../instrument/user-input.js'
+import { classPrototype, enabledDataStreams, read } from '../input.js'
 import { instrumentRdConsumer, instrumentRdProducer, markInternal, patchRdKafka, trackCommitted } from './rdkafka.js'
 
 // Client objects are shapes of the binding: `any` at this boundary, checked where read.

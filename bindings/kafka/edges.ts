@@ -6,7 +6,7 @@ import { Buffer } from 'node:buffer'
 import { PATHWAY_KEY } from '../context.js'
 import type { CheckpointNode, DataStreams } from '../data-streams.js'
 import { TransportNodes, isLive } from '../node-cache.js'
-import { items, viewBytes } from '../instrument/user-input.js'
+import { items, viewBytes } from '../input.js'
 
 /** The header pathwise adds: its key and a 28-character value (20 context bytes) for any time between 2004 and 2112. */
 export const PATHWAY_HEADER_BYTES = Buffer.byteLength(PATHWAY_KEY) + 28

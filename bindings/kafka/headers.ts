@@ -6,7 +6,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { LEGACY_PATHWAY_KEY, PATHWAY_KEY, decodePathwayContext, decodePathwayContextBytes, type PathwayContext } from '../context.js'
-import { copyWith, hasOwn, isRecord, items, read } from '../instrument/user-input.js'
+import { copyWith, hasOwn, isRecord, items, read } from '../input.js'
 
 /**
  * A copy of the caller's header object with the pathway header set (replacing one forwarded from

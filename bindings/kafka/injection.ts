@@ -6,7 +6,7 @@
  * The switch is process-wide (a global symbol), so that the automatic mode's copy of pathwise
  * and the application's see the same one.
  */
-import { read } from '../instrument/user-input.js'
+import { read } from '../input.js'
 import { log } from './log.js'
 
 const OFF = Symbol.for('pathwise.kafka.headerInjectionOff')

@@ -23,7 +23,7 @@ import { headerInjectionOn, headersRefused, injectionOption, isHeaderRejection, 
 import { fail } from './log.js'
 import { followResolvedOffsets } from './message-context.js'
 import { rememberMessageContext } from '../received-messages.js'
-import { classPrototype, copyOf, copyWith, enabledDataStreams, isRecord, items, numberOf, read } from '../instrument/user-input.js'
+import { classPrototype, copyOf, copyWith, enabledDataStreams, isRecord, items, numberOf, read } from '../input.js'
 
 export interface KafkaInstrumentOptions {
   /**

@@ -1,6 +1,6 @@
 /** Where the Kafka instrumentations report trouble: once per kind, and the user's call goes on. */
 import { createLogger } from '../export/logger.js'
-import { errorText } from '../instrument/user-input.js'
+import { errorText } from '../input.js'
 
 export const log = createLogger(false)
 

@@ -21,7 +21,7 @@
  */
 import type { PathwayContext } from '../context.js'
 import { asyncLocalStore } from '../node/platform.js'
-import { numberOf, read } from '../instrument/user-input.js'
+import { numberOf, read } from '../input.js'
 
 /**
  * The eachBatch rule: what a `resolveOffset(offset)` call does after the client's own. Messages

@@ -27,7 +27,7 @@ import { headerInjectionOn, headersRefused, isHeaderRejection, setHeaderInjectio
 import { isClaimed } from './kafkajs.js'
 import { fail, log } from './log.js'
 import { contextOf, rememberMessageContext } from '../received-messages.js'
-import { classPrototype, items, numberOf, read } from '../instrument/user-input.js'
+import { classPrototype, items, numberOf, read } from '../input.js'
 
 // Client objects are shapes of the binding: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any
