@@ -64,8 +64,21 @@ export function offsetNumber(value: unknown): number | undefined {
   if (typeof value === 'number') n = value
   else if (typeof value === 'bigint') n = Number(value)
   else if (typeof value === 'string' && /^\d{1,20}$/.test(value)) n = Number(value)
+  else if (value !== null && typeof value === 'object') return offsetNumber(longText(value))
   else return undefined
   return Number.isFinite(n) && n >= 0 ? Math.floor(n) : undefined
+}
+
+/**
+ * The text of an offset object (kafkajs reports commits with Long offsets), or undefined. Arrays are
+ * never converted: the join of a sparse one of 2^32 - 1 holes alone takes minutes.
+ */
+function longText(value: object): string | undefined {
+  try {
+    return Array.isArray(value) ? undefined : String(value)
+  } catch {
+    return undefined
+  }
 }
 
 /** The length of an array-like batch argument, or -1 if it is not an array (or typed array) of at most MAX_BATCH entries. Never throws. */
