@@ -29,7 +29,21 @@ export interface DataStreamsOptions {
   maxNodes?: number
 }
 
-export interface ResolvedConfig {
+/**
+ * What the instrumentations take from the configuration. An enabled DataStreams hands it over as
+ * its `settings` (read with `settingsOf`), so that the explicit instrument functions and the
+ * automatic mode get the environment's defaults without reading it themselves.
+ */
+export interface InstrumentationSettings {
+  /** DD_TRACE_DEBUG */
+  readonly debug: boolean
+  /** The Kafka instrumentations' `injectHeaders` default: off with DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false (or 0). */
+  readonly kafkaHeaderInjection: boolean
+  /** The automatic mode's Kinesis `jsonContext`: PATHWISE_KINESIS_JSON_CONTEXT=true (or 1). */
+  readonly kinesisJsonContext: boolean
+}
+
+export interface ResolvedConfig extends InstrumentationSettings {
   enabled: boolean
   service: string
   env: string
@@ -39,7 +53,6 @@ export interface ResolvedConfig {
   flushIntervalMs: number
   core: Backend | undefined
   maxPoints: number | undefined
-  debug: boolean
   timeoutMs: number
   maxNodes: number
 }
@@ -83,6 +96,8 @@ export function resolveConfig(options: unknown, env: unknown, defaults: { flushI
     debug: flag('debug') ?? isTrue(envText('DD_TRACE_DEBUG')),
     timeoutMs: Math.min(MAX_TIMER_MS, positive(opt('timeoutMs')) ?? 2_000),
     maxNodes: Math.max(1, Math.floor(Math.min(1e7, positive(opt('maxNodes')) ?? 10_000))),
+    kafkaHeaderInjection: !isFalse(envText('DD_KAFKA_CLIENT_PROPAGATION_ENABLED')),
+    kinesisJsonContext: isTrue(envText('PATHWISE_KINESIS_JSON_CONTEXT')),
   }
 }
 
@@ -116,6 +131,10 @@ function httpUrl(value: string | undefined): string | undefined {
 
 function isTrue(value: string | undefined): boolean {
   return value !== undefined && (value.toLowerCase() === 'true' || value === '1')
+}
+
+function isFalse(value: string | undefined): boolean {
+  return value !== undefined && (value.toLowerCase() === 'false' || value === '0')
 }
 
 function stripSlash(url: string): string {

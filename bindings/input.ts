@@ -6,6 +6,7 @@
  * caller of these functions: the API counts it and returns its contract's "nothing", a wrapper
  * hands the call on as it came. Runtime-neutral (the edge build uses it too).
  */
+import type { InstrumentationSettings } from './config.js'
 import type { DataStreams } from './data-streams.js'
 
 /** Longest edge tag, in UTF-16 units: longer ones make the checkpoint refused (names are short in practice; this bounds memory and hashing). */
@@ -196,4 +197,17 @@ export function errorText(err: unknown): string {
  */
 export function enabledDataStreams(dsm: unknown): DataStreams | null {
   return read(dsm, 'enabled') === true && typeof read(dsm, 'runWithContext') === 'function' ? (dsm as DataStreams) : null
+}
+
+/**
+ * The settings of a DataStreams an instrumentation was handed (its `settings`); the defaults for
+ * one that has none (a copy of pathwise from before them, another implementation).
+ */
+export function settingsOf(dsm: unknown): InstrumentationSettings {
+  const settings = read(dsm, 'settings')
+  return {
+    debug: read(settings, 'debug') === true,
+    kafkaHeaderInjection: read(settings, 'kafkaHeaderInjection') !== false,
+    kinesisJsonContext: read(settings, 'kinesisJsonContext') === true,
+  }
 }

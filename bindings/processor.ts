@@ -1,6 +1,6 @@
 import { Backlogs } from './backlogs.js'
 import { nowMs } from './clock.js'
-import type { ResolvedConfig } from './config.js'
+import type { InstrumentationSettings, ResolvedConfig } from './config.js'
 import { BUCKET_MS } from './core/constants.js'
 import { createCore } from './core/create.js'
 import {
@@ -44,6 +44,8 @@ export class DataStreamsProcessor implements DataStreams {
   readonly enabled = true
   readonly service: string
   readonly env: string
+  /** What the instrumentations handed this DataStreams take from its configuration (`settingsOf`). */
+  readonly settings: InstrumentationSettings
   private readonly core: Core
   private readonly log: OnceLogger
   private readonly exporter: AgentExporter
@@ -64,6 +66,7 @@ export class DataStreamsProcessor implements DataStreams {
   ) {
     this.service = config.service
     this.env = config.env
+    this.settings = Object.freeze({ debug: config.debug, kafkaHeaderInjection: config.kafkaHeaderInjection, kinesisJsonContext: config.kinesisJsonContext })
     this.log = createLogger(config.debug)
     this.core = createCore({
       backend: config.core,

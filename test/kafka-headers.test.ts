@@ -177,8 +177,12 @@ describe('the pathway header', () => {
         const optionOff = await producerOf(api, dsmP, { injectHeaders: false })
         const switchedOff = await producerOf(api, dsmP, {})
         setHeaderInjection(switchedOff.client, false)
+        // The variable is read with the rest of the configuration, when a DataStreams is created.
         process.env.DD_KAFKA_CLIENT_PROPAGATION_ENABLED = 'false'
-        const envOff = await producerOf(api, dsmP, {}).finally(() => delete process.env.DD_KAFKA_CLIENT_PROPAGATION_ENABLED)
+        const dsmEnvOff = makeDataStreams(agent, producerService)
+        delete process.env.DD_KAFKA_CLIENT_PROPAGATION_ENABLED
+        dsms.push(dsmEnvOff)
+        const envOff = await producerOf(api, dsmEnvOff, {})
         const on = await producerOf(api, dsmP, {})
         const refused = await producerOf(api, dsmP, {}, true)
         producers.push(optionOff, switchedOff, envOff, on, refused)
@@ -247,11 +251,12 @@ describe('the pathway header', () => {
         // Checkpoints are recorded with or without the header: m2..m7, m6 once. All commits are seen.
         const committed = ['type:kafka_commit', `consumer_group:${group}`, `topic:${topic}`, 'partition:0', ...(cid ? [`kafka_cluster_id:${cid}`] : [])]
         await flushUntil(
-          [dsmP, dsmC],
+          [dsmP, dsmEnvOff, dsmC],
           () => pointsOf(agent, producerService).some((p) => p.Hash === produced) && backlogsOf(agent, consumerService).get(backlogKey(committed)) === 8,
         )
-        const point = pointsOf(agent, producerService).find((p) => p.Hash === produced)!
-        assert.equal(decodeSketch(point.PayloadSize).count, 6)
+        // m4's checkpoint is dsmEnvOff's: a point of its own payload.
+        const points = pointsOf(agent, producerService).filter((p) => p.Hash === produced)
+        assert.equal(points.reduce((n, point) => n + decodeSketch(point.PayloadSize).count, 0), 6)
       } finally {
         console.warn = warn
         await Promise.all(producers.map((p) => p.close()))

@@ -21,14 +21,14 @@ import { planJsonInjection, readJsonContext } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, read } from '../input.js'
+import { copyWith, enabledDataStreams, items, read, settingsOf } from '../input.js'
 
 export interface PathwiseKinesisOptions {
   /**
    * Writes the pathway context under `_datadog` into records whose data is a JSON object, and reads
    * it back on GetRecords (where it stays in the data handed back). Changes the records' data (by
    * about 70 bytes); other data is untouched.
-   * Default false; in the automatic mode, PATHWISE_KINESIS_JSON_CONTEXT=true.
+   * Default false; in the automatic mode, true when its DataStreams was created with PATHWISE_KINESIS_JSON_CONTEXT=true.
    */
   jsonContext?: boolean
 }
@@ -43,7 +43,7 @@ export const kinesisInstrumentation: Instrumentation = {
   module: '@aws-sdk/client-kinesis',
   patch: (exports, dsm) =>
     instrumentClientClass(exports, 'KinesisClient', (active) =>
-      kinesisPlugin(dsm, 'pathwiseKinesisAuto', { jsonContext: isTrue(process.env.PATHWISE_KINESIS_JSON_CONTEXT) }, active),
+      kinesisPlugin(dsm, 'pathwiseKinesisAuto', { jsonContext: settingsOf(dsm).kinesisJsonContext }, active),
     ),
 }
 
@@ -170,8 +170,4 @@ function timeOf(value: unknown): number {
 
 function stringOr(value: unknown): string | undefined {
   return typeof value === 'string' && value.length > 0 ? value : undefined
-}
-
-function isTrue(value: string | undefined): boolean {
-  return value !== undefined && (value.toLowerCase() === 'true' || value === '1')
 }

@@ -16,8 +16,9 @@ type HookFactory = (modules: string[], onModule: <T>(exports: T, name: string) =
 
 /**
  * Patches the clients when the application loads them: require-in-the-middle for require(),
- * and, under --import, import-in-the-middle (passed in by the ESM entry) for import.
- * Returns undefined, and hooks nothing, when DSM is off.
+ * and, under --import, import-in-the-middle (passed in by the ESM entry) for import. The
+ * configuration is resolved once, by the DataStreams created here: the instrumentations take
+ * their settings from it. Returns undefined, and hooks nothing (esmHook is not called), when DSM is off.
  */
 export function enableAutoInstrumentation(esmHook?: HookFactory): AutoInstrumentation | undefined {
   const existing = autoInstrumentation()

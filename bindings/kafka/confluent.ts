@@ -12,7 +12,7 @@
  */
 import type { DataStreams } from '../data-streams.js'
 import { undoAll, wrapMethod, type Instrumentation } from '../instrument/instrumentation.js'
-import { injectionDefault, injectionOption, setHeaderInjection } from './injection.js'
+import { injectionOption, setHeaderInjection } from './injection.js'
 import { claim, wrapProducer, wrapRun, type ConsumerHooks, type KafkaInstrumentOptions } from './kafkajs.js'
 import { fail, log } from './log.js'
 import { classPrototype, enabledDataStreams, read } from '../input.js'
@@ -31,7 +31,7 @@ export function instrumentConfluent(client: object, dsm: DataStreams, options: K
   if (enabledDataStreams(dsm) === null) return () => {}
   let on = true
   const active = () => on
-  const inject = injectionOption(options)
+  const inject = injectionOption(options, dsm)
   const c = client as Record<string, any>
   const has = (method: string) => typeof read(c, method) === 'function'
   let undo: () => void
@@ -66,7 +66,7 @@ export const confluentInstrumentation: Instrumentation = {
     if (enabledDataStreams(dsm) === null) return () => {}
     let on = true
     const active = () => on
-    const inject = injectionDefault()
+    const inject = injectionOption(undefined, dsm)
     const undos: (() => void)[] = []
     const kafka = classPrototype(read(exports, 'KafkaJS'), 'Kafka')
     if (kafka !== undefined) undos.push(instrumentKafkaJsApi(kafka, dsm, active, inject))

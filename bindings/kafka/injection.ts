@@ -1,12 +1,12 @@
 /**
  * Whether pathwise adds its header to a producer's messages. On by default; off per producer
  * (`setHeaderInjection(producer, false)`, or the instrument functions' `injectHeaders: false`),
- * for every producer with DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false (dd-trace-java's name for
- * it), and automatically for a producer whose broker refused a record because of its headers.
+ * for every producer of a DataStreams configured with DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false
+ * (dd-trace-java's name for it; config.ts reads it), and automatically for a producer whose broker refused a record because of its headers.
  * The switch is process-wide (a global symbol), so that the automatic mode's copy of pathwise
  * and the application's see the same one.
  */
-import { read } from '../input.js'
+import { read, settingsOf } from '../input.js'
 import { log } from './log.js'
 
 const OFF = Symbol.for('pathwise.kafka.headerInjectionOff')
@@ -24,16 +24,10 @@ export function headerInjectionOn(producer: object): boolean {
   return !off.has(producer)
 }
 
-/** The instrument functions' `injectHeaders` option: a boolean, else the default. */
-export function injectionOption(options: unknown): boolean {
+/** The instrument functions' `injectHeaders` option: a boolean, else the default of the DataStreams' configuration (the automatic mode's, given no options). */
+export function injectionOption(options: unknown, dsm: unknown): boolean {
   const value = read(options, 'injectHeaders')
-  return typeof value === 'boolean' ? value : injectionDefault()
-}
-
-/** The default of the instrument functions and of the automatic mode. */
-export function injectionDefault(env: Record<string, string | undefined> = process.env): boolean {
-  const value = env.DD_KAFKA_CLIENT_PROPAGATION_ENABLED?.toLowerCase()
-  return value !== 'false' && value !== '0'
+  return typeof value === 'boolean' ? value : settingsOf(dsm).kafkaHeaderInjection
 }
 
 /**

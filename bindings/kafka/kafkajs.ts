@@ -27,8 +27,8 @@ import { classPrototype, copyOf, copyWith, enabledDataStreams, isRecord, items, 
 
 export interface KafkaInstrumentOptions {
   /**
-   * Add the pathway header to produced messages. Default: true, unless
-   * DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false. Checkpoints are recorded either way.
+   * Add the pathway header to produced messages. Default: true, unless the DataStreams was
+   * created with DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false. Checkpoints are recorded either way.
    */
   injectHeaders?: boolean
 }
@@ -355,7 +355,7 @@ export function instrumentKafkaJs(kafka: object, dsm: DataStreams, options: Kafk
   if (enabledDataStreams(dsm) === null) return () => {}
   let on = true
   const active = () => on
-  const inject = injectionOption(options)
+  const inject = injectionOption(options, dsm)
   const target = kafka as Record<string, any>
   const undo = undoAll([
     wrapMethod(target, 'producer', (create: AnyFn) =>

@@ -4,13 +4,16 @@
  */
 import { register } from 'node:module'
 import { Hook as ImportHook, createAddHookMessageChannel } from 'import-in-the-middle'
-import { resolveConfig } from '../config.js'
 import { enableAutoInstrumentation } from '../instrument/auto.js'
 
-if (resolveConfig({}, process.env).enabled) {
-  // The loader then wraps only the modules hooked below, not every module of the app.
+let hooked: Promise<void> | undefined
+// Called only when the automatic mode's configuration turns DSM on.
+enableAutoInstrumentation((modules, onModule) => {
+  // The loader then wraps only the modules hooked here, not every module of the app.
   const { registerOptions, waitForAllMessagesAcknowledged } = createAddHookMessageChannel()
   register('import-in-the-middle/hook.mjs', import.meta.url, registerOptions)
-  enableAutoInstrumentation((modules, onModule) => new ImportHook(modules, onModule))
-  await waitForAllMessagesAcknowledged()
-}
+  const hook = new ImportHook(modules, onModule)
+  hooked = waitForAllMessagesAcknowledged()
+  return hook
+})
+await hooked
