@@ -89,6 +89,8 @@ export interface DataStreams {
   currentContext(): PathwayContext | undefined
   /** Runs fn with ctx as the current context. */
   runWithContext<T>(ctx: PathwayContext | null | undefined, fn: () => T): T
+  /** Makes ctx current for the rest of the caller's async flow (a consumer moving on to the next message of a batch). */
+  enterContext(ctx: PathwayContext): void
   /** Sends everything recorded so far. Never rejects. */
   flush(): Promise<void>
   /** Stops the timer, sends everything and releases the core. Never rejects. */

@@ -45,6 +45,7 @@ export class DisabledDataStreams implements DataStreams {
   runWithContext<T>(_ctx: PathwayContext | null | undefined, fn: () => T): T {
     return typeof fn === 'function' ? fn() : (undefined as T)
   }
+  enterContext(): void {}
   flush(): Promise<void> {
     return Promise.resolve()
   }

@@ -336,6 +336,12 @@ export class DataStreamsProcessor implements DataStreams {
     return this.platform.store.run(valid, fn)
   }
 
+  enterContext(ctx: PathwayContext): void {
+    const valid = asPathwayContext(ctx)
+    if (valid === null) this.invalid('enterContext: not a pathway context')
+    else this.platform.store.enter(valid)
+  }
+
   flush(): Promise<void> {
     return this.send(Infinity, 'caller')
   }

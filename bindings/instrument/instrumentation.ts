@@ -1,5 +1,5 @@
 import type { DataStreams } from '../data-streams.js'
-import { read } from '../input.js'
+import { enabledDataStreams, read } from '../input.js'
 
 /**
  * Automatic instrumentation of one npm module: `patch` changes the module's exports in place
@@ -47,5 +47,22 @@ export function undoAll(undos: (() => void)[]): () => void {
   return () => {
     for (let i = undos.length - 1; i >= 0; i--) undos[i]()
     undos.length = 0
+  }
+}
+
+/**
+ * Instruments with an off switch: `install(dsm, active)` installs its wrappers and returns their
+ * undo; the undo returned here first turns `active` off, so that the wrappers still in use (by
+ * clients made while instrumented, or under someone's later wrapper) pass everything through.
+ * With a DataStreams that is not an enabled one, nothing is installed.
+ */
+export function withOffSwitch(dsm: unknown, install: (dsm: DataStreams, active: () => boolean) => () => void): () => void {
+  const enabled = enabledDataStreams(dsm)
+  if (enabled === null) return () => {}
+  let on = true
+  const undo = install(enabled, () => on)
+  return () => {
+    on = false
+    undo()
   }
 }

@@ -1,6 +1,6 @@
 /**
  * @confluentinc/kafka-javascript. Its KafkaJS-compatible API (`KafkaJS.Kafka`) has kafkajs's
- * surface, and its producers and consumers get the wrappers of kafkajs.ts; its
+ * surface, and its producers and consumers get the wrappers of kafkajs-api.ts; its
  * node-rdkafka-style API (Producer, HighLevelProducer, KafkaConsumer) is in rdkafka.ts.
  * What differs from kafkajs:
  * - A KafkaJS producer or consumer drives an internal node-rdkafka-style client that `connect()`
@@ -11,11 +11,12 @@
  * - The binding does not expose the cluster id: no `kafka_cluster_id` tag.
  */
 import type { DataStreams } from '../data-streams.js'
-import { undoAll, wrapMethod, type Instrumentation } from '../instrument/instrumentation.js'
-import { injectionOption, setHeaderInjection } from './injection.js'
-import { claim, wrapProducer, wrapRun, type ConsumerHooks, type KafkaInstrumentOptions } from './kafkajs.js'
+import { undoAll, withOffSwitch, wrapMethod, type Instrumentation } from '../instrument/instrumentation.js'
+import { claim } from './claims.js'
+import { injectionOption, setHeaderInjection, type KafkaInstrumentOptions } from './injection.js'
+import { wrapProducer, wrapRun, type ConsumerHooks } from './kafkajs-api.js'
 import { fail, log } from './log.js'
-import { classPrototype, enabledDataStreams, read } from '../input.js'
+import { classPrototype, read } from '../input.js'
 import { instrumentRdConsumer, instrumentRdProducer, markInternal, patchRdKafka, trackCommitted } from './rdkafka.js'
 
 // Client objects are shapes of the binding: `any` at this boundary, checked where read.
@@ -28,30 +29,16 @@ type AnyFn = (...args: any[]) => any
  * is changed.
  */
 export function instrumentConfluent(client: object, dsm: DataStreams, options: KafkaInstrumentOptions = {}): () => void {
-  if (enabledDataStreams(dsm) === null) return () => {}
-  let on = true
-  const active = () => on
-  const inject = injectionOption(options, dsm)
-  const c = client as Record<string, any>
-  const has = (method: string) => typeof read(c, method) === 'function'
-  let undo: () => void
-  if (c === null || typeof c !== 'object') {
-    undo = notAClient()
-  } else if (has('producer') && has('consumer')) {
-    undo = instrumentKafkaJsApi(c, dsm, active, inject)
-  } else if (has('produce')) {
-    if (!claim(c)) return () => {}
-    undo = instrumentRdProducer(c, dsm, active, inject)
-  } else if (has('consume') && has('subscribe')) {
-    if (!claim(c)) return () => {}
-    undo = instrumentRdConsumer(c, dsm, active)
-  } else {
-    undo = notAClient()
-  }
-  return () => {
-    on = false
-    undo()
-  }
+  return withOffSwitch(dsm, (dsm, active) => {
+    const inject = injectionOption(options, dsm)
+    const c = client as Record<string, any>
+    const has = (method: string) => typeof read(c, method) === 'function'
+    if (c === null || typeof c !== 'object') return notAClient()
+    if (has('producer') && has('consumer')) return instrumentKafkaJsApi(c, dsm, active, inject)
+    if (has('produce')) return claim(c) ? instrumentRdProducer(c, dsm, active, inject) : () => {}
+    if (has('consume') && has('subscribe')) return claim(c) ? instrumentRdConsumer(c, dsm, active) : () => {}
+    return notAClient()
+  })
 }
 
 function notAClient(): () => void {
@@ -62,21 +49,15 @@ function notAClient(): () => void {
 /** The automatic mode: `KafkaJS.Kafka.prototype.producer`/`consumer` and the Producer and KafkaConsumer prototypes. */
 export const confluentInstrumentation: Instrumentation = {
   module: '@confluentinc/kafka-javascript',
-  patch(exports, dsm) {
-    if (enabledDataStreams(dsm) === null) return () => {}
-    let on = true
-    const active = () => on
-    const inject = injectionOption(undefined, dsm)
-    const undos: (() => void)[] = []
-    const kafka = classPrototype(read(exports, 'KafkaJS'), 'Kafka')
-    if (kafka !== undefined) undos.push(instrumentKafkaJsApi(kafka, dsm, active, inject))
-    undos.push(patchRdKafka(exports, dsm, active, inject))
-    const undo = undoAll(undos)
-    return () => {
-      on = false
-      undo()
-    }
-  },
+  patch: (exports, dsm) =>
+    withOffSwitch(dsm, (dsm, active) => {
+      const inject = injectionOption(undefined, dsm)
+      const undos: (() => void)[] = []
+      const kafka = classPrototype(read(exports, 'KafkaJS'), 'Kafka')
+      if (kafka !== undefined) undos.push(instrumentKafkaJsApi(kafka, dsm, active, inject))
+      undos.push(patchRdKafka(exports, dsm, active, inject))
+      return undoAll(undos)
+    }),
 }
 
 /** `producer()` and `consumer()` of a KafkaJS.Kafka (one, or its prototype). */

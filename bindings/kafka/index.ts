@@ -1,4 +1,4 @@
 /** Data Streams Monitoring for Kafka: kafkajs 2.x and @confluentinc/kafka-javascript (both of its APIs). */
-export { instrumentKafkaJs, kafkajsInstrumentation, type KafkaInstrumentOptions } from './kafkajs.js'
+export { instrumentKafkaJs, kafkajsInstrumentation } from './kafkajs.js'
 export { instrumentConfluent, confluentInstrumentation } from './confluent.js'
-export { setHeaderInjection } from './injection.js'
+export { setHeaderInjection, type KafkaInstrumentOptions } from './injection.js'

@@ -24,6 +24,14 @@ export function headerInjectionOn(producer: object): boolean {
   return !off.has(producer)
 }
 
+export interface KafkaInstrumentOptions {
+  /**
+   * Add the pathway header to produced messages. Default: true, unless the DataStreams was
+   * created with DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false. Checkpoints are recorded either way.
+   */
+  injectHeaders?: boolean
+}
+
 /** The instrument functions' `injectHeaders` option: a boolean, else the default of the DataStreams' configuration (the automatic mode's, given no options). */
 export function injectionOption(options: unknown, dsm: unknown): boolean {
   const value = read(options, 'injectHeaders')

@@ -20,14 +20,14 @@
  *
  */
 import type { PathwayContext } from '../context.js'
-import { asyncLocalStore } from '../node/platform.js'
+import type { DataStreams } from '../data-streams.js'
 import { numberOf, read } from '../input.js'
 
 /**
  * The eachBatch rule: what a `resolveOffset(offset)` call does after the client's own. Messages
  * are in offset order; the cursor only moves forward, so a whole batch costs one pass.
  */
-export function followResolvedOffsets(messages: readonly unknown[], ctxs: readonly (PathwayContext | null)[]): (offset: unknown) => void {
+export function followResolvedOffsets(dsm: DataStreams, messages: readonly unknown[], ctxs: readonly (PathwayContext | null)[]): (offset: unknown) => void {
   let cursor = 0
   const last = messages.length - 1
   return (offset) => {
@@ -36,6 +36,6 @@ export function followResolvedOffsets(messages: readonly unknown[], ctxs: readon
     while (cursor < last && numberOf(read(messages[cursor], 'offset')) <= resolved) cursor++
     const ctx = ctxs[cursor]
     // Makes it current for the rest of the caller's flow: the handler's code after resolveOffset.
-    if (ctx !== null) asyncLocalStore.enter(ctx)
+    if (ctx !== null) dsm.enterContext(ctx)
   }
 }
