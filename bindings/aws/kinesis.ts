@@ -41,6 +41,7 @@ export function pathwiseKinesis(dsm: DataStreams, options: PathwiseKinesisOption
 /** The automatic mode: every KinesisClient, created before or after, on its first call. */
 export const kinesisInstrumentation: Instrumentation = {
   module: '@aws-sdk/client-kinesis',
+  supportedVersions: '>=3.0.0 <4',
   patch: (exports, dsm) =>
     instrumentClientClass(exports, 'KinesisClient', (active) =>
       kinesisPlugin(dsm, 'pathwiseKinesisAuto', { jsonContext: settingsOf(dsm).kinesisJsonContext }, active),

@@ -38,6 +38,7 @@ export function pathwiseSqs(dsm: DataStreams): AwsPlugin {
 /** The automatic mode: every SQSClient, created before or after, on its first call. */
 export const sqsInstrumentation: Instrumentation = {
   module: '@aws-sdk/client-sqs',
+  supportedVersions: '>=3.0.0 <4',
   patch: (exports, dsm) => instrumentClientClass(exports, 'SQSClient', (active) => sqsPlugin(dsm, 'pathwiseSqsAuto', active)),
 }
 

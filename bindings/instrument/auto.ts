@@ -6,13 +6,17 @@ import { sqsInstrumentation } from '../aws/sqs.js'
 import { kinesisInstrumentation } from '../aws/kinesis.js'
 import type { DataStreams } from '../data-streams.js'
 import type { Instrumentation } from './instrumentation.js'
-import { errorText, read } from '../input.js'
+import { createLogger } from '../export/logger.js'
+import { errorText, read, settingsOf } from '../input.js'
+import { excludedVersion } from './supported-versions.js'
 import { autoInstrumentation, setAutoInstrumentation, type AutoInstrumentation } from './auto-global.js'
 
 export const instrumentations: readonly Instrumentation[] = [kafkajsInstrumentation, confluentInstrumentation, sqsInstrumentation, kinesisInstrumentation]
 
 type ModuleHook = { unhook(): void }
-type HookFactory = (modules: string[], onModule: <T>(exports: T, name: string) => T) => ModuleHook
+/** A module hook's callback: require-in-the-middle and import-in-the-middle both pass the module's package directory. */
+type OnModule = <T>(exports: T, name: string, baseDir?: string | void) => T
+type HookFactory = (modules: string[], onModule: OnModule) => ModuleHook
 
 /**
  * Patches the clients when the application loads them: require-in-the-middle for require(),
@@ -29,8 +33,8 @@ export function enableAutoInstrumentation(esmHook?: HookFactory): AutoInstrument
   const undos: (() => void)[] = []
   const patched = new WeakSet<object>()
   const modules = instrumentations.map((i) => i.module)
-  const onModule = <T>(exports: T, name: string): T => {
-    undos.push(...patchModule(exports, name, dsm, patched))
+  const onModule: OnModule = (exports, name, baseDir) => {
+    undos.push(...patchModule(exports, name, dsm, patched, baseDir))
     return exports
   }
   const hooks: ModuleHook[] = [new RequireHook(modules, onModule)]
@@ -51,16 +55,22 @@ export function enableAutoInstrumentation(esmHook?: HookFactory): AutoInstrument
 
 /**
  * Patches what the instrumentations of module `name` patch in its exports, once per exports
- * object (`patched`); returns the undos. Never throws: the application's import goes on whatever
- * the module turns out to be.
+ * object (`patched`), if the version in `${baseDir}/package.json` is one they support; returns
+ * the undos. Never throws: the application's import goes on whatever the module turns out to be.
  */
-export function patchModule(exports: unknown, name: string, dsm: DataStreams, patched: WeakSet<object>): (() => void)[] {
+export function patchModule(exports: unknown, name: string, dsm: DataStreams, patched: WeakSet<object>, baseDir?: unknown): (() => void)[] {
   const target = unwrapNamespace(exports)
   if (target === null || patched.has(target)) return []
   patched.add(target)
   const undos: (() => void)[] = []
   for (const instrumentation of instrumentations) {
     if (instrumentation.module !== name) continue
+    const excluded = excludedVersion(baseDir, instrumentation.supportedVersions)
+    if (excluded !== undefined) {
+      const log = createLogger(settingsOf(dsm).debug)
+      log.debug(`${name} version ${excluded} is outside the versions pathwise instruments (${instrumentation.supportedVersions}): left as it is`)
+      continue
+    }
     try {
       undos.push(instrumentation.patch(target, dsm))
     } catch (err) {

@@ -7,6 +7,8 @@ import { enabledDataStreams, read } from '../input.js'
  */
 export interface Instrumentation {
   readonly module: string
+  /** The versions it patches (`>=a <b`, the optional peer dependency's range): others are left alone (supported-versions.ts). */
+  readonly supportedVersions: string
   patch(exports: unknown, dsm: DataStreams): () => void
 }
 

@@ -49,6 +49,7 @@ function notAClient(): () => void {
 /** The automatic mode: `KafkaJS.Kafka.prototype.producer`/`consumer` and the Producer and KafkaConsumer prototypes. */
 export const confluentInstrumentation: Instrumentation = {
   module: '@confluentinc/kafka-javascript',
+  supportedVersions: '>=1.0.0 <2',
   patch: (exports, dsm) =>
     withOffSwitch(dsm, (dsm, active) => {
       const inject = injectionOption(undefined, dsm)

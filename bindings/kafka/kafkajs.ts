@@ -72,6 +72,7 @@ function onCreate(
 /** The automatic mode: `Kafka.prototype.producer` and `consumer`, for every client of the module. */
 export const kafkajsInstrumentation: Instrumentation = {
   module: 'kafkajs',
+  supportedVersions: '>=2.0.0 <3',
   patch(exports, dsm) {
     const kafka = classPrototype(exports, 'Kafka')
     return kafka === undefined ? () => {} : instrumentKafkaJs(kafka, dsm)
