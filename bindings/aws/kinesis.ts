@@ -43,7 +43,7 @@ export const kinesisInstrumentation: Instrumentation = {
   module: '@aws-sdk/client-kinesis',
   supportedVersions: '>=3.0.0 <4',
   patch: (exports, dsm) =>
-    instrumentClientClass(exports, 'KinesisClient', (active) =>
+    instrumentClientClass(exports, 'KinesisClient', dsm, (dsm, active) =>
       kinesisPlugin(dsm, 'pathwiseKinesisAuto', { jsonContext: settingsOf(dsm).kinesisJsonContext }, active),
     ),
 }

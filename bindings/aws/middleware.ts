@@ -5,7 +5,8 @@
  * time and its plugins fit any client's `middlewareStack.use(...)`.
  */
 import { createLogger } from '../export/logger.js'
-import { wrapMethod } from '../instrument/instrumentation.js'
+import type { DataStreams } from '../data-streams.js'
+import { withOffSwitch, wrapMethod } from '../instrument/instrumentation.js'
 import { classPrototype, errorText, read } from '../input.js'
 
 export const log = createLogger(false)
@@ -102,28 +103,26 @@ interface ClientLike {
 export function instrumentClientClass(
   exports: unknown,
   className: string,
-  makePlugin: (active: () => boolean) => AwsPlugin,
+  dsm: DataStreams,
+  makePlugin: (dsm: DataStreams, active: () => boolean) => AwsPlugin,
 ): () => void {
   const prototype = classPrototype(exports, className)
   if (prototype === undefined) return () => {}
-  let active = true
-  const plugin = makePlugin(() => active)
-  const instrumented = new WeakSet<object>()
-  const restore = wrapMethod(prototype as { send: (...args: unknown[]) => unknown }, 'send', (send) =>
-    function (this: ClientLike, ...args: unknown[]) {
-      try {
-        if (!instrumented.has(this)) {
-          instrumented.add(this)
-          this.middlewareStack.use(plugin)
+  return withOffSwitch(dsm, (dsm, active) => {
+    const plugin = makePlugin(dsm, active)
+    const instrumented = new WeakSet<object>()
+    return wrapMethod(prototype as { send: (...args: unknown[]) => unknown }, 'send', (send) =>
+      function (this: ClientLike, ...args: unknown[]) {
+        try {
+          if (!instrumented.has(this)) {
+            instrumented.add(this)
+            this.middlewareStack.use(plugin)
+          }
+        } catch (err) {
+          fail(`instrumenting a ${className}`, err)
         }
-      } catch (err) {
-        fail(`instrumenting a ${className}`, err)
-      }
-      return send.apply(this, args)
-    },
-  )
-  return () => {
-    active = false
-    restore()
-  }
+        return send.apply(this, args)
+      },
+    )
+  })
 }

@@ -39,7 +39,7 @@ export function pathwiseSqs(dsm: DataStreams): AwsPlugin {
 export const sqsInstrumentation: Instrumentation = {
   module: '@aws-sdk/client-sqs',
   supportedVersions: '>=3.0.0 <4',
-  patch: (exports, dsm) => instrumentClientClass(exports, 'SQSClient', (active) => sqsPlugin(dsm, 'pathwiseSqsAuto', active)),
+  patch: (exports, dsm) => instrumentClientClass(exports, 'SQSClient', dsm, (dsm, active) => sqsPlugin(dsm, 'pathwiseSqsAuto', active)),
 }
 
 interface QueueNodes {
