@@ -10,6 +10,7 @@ import { createDataStreams } from 'pathwise'
 import type { Summary } from '../src/api.js'
 import { startAgent as startStandInAgent } from '../../test/helpers/agent-server.js'
 import { getJson, pathwisePayload, postStats, sketchOf, STATS_HEADERS } from './helpers/agent-fixtures.js'
+import { waitFor } from './helpers/agent-process.js'
 
 const require = createRequire(import.meta.url)
 const quiet = (): void => {}
@@ -19,16 +20,6 @@ function produce(service: string, hash: bigint, startMs = bucketNow()): Uint8Arr
   return pathwisePayload(service, [
     { startMs, points: [{ tags: ['direction:out', 'topic:orders', 'type:kafka'], hash, edge: [0.001, 0.002] }] },
   ])
-}
-
-async function waitFor<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await read()
-    if (ok(value)) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value).slice(0, 500)}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 describe('intake: payloads from pathwise and from Datadog tracers', () => {
