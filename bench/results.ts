@@ -1,3 +1,4 @@
+import type { AgentLoadResults } from './agent-load.js'
 import { ratio, type Figure } from './harness.js'
 
 /** The columns of the table: the two pathwise cores, dd-trace's processor, and (case 7) DSM off. */
@@ -36,4 +37,6 @@ export interface Results {
   seconds: number
   rows: Row[]
   targets: Target[]
+  /** Case 9, the agent under load (bench/agent-load.ts), when it ran. */
+  agentLoad?: AgentLoadResults
 }

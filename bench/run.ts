@@ -1,11 +1,12 @@
 /**
  * `npm run bench` (every case, the full sizes; writes bench/results.json) and `npm run bench:quick`
  * (small sizes, well under a minute; writes bench/results.local.json, which git ignores).
- * Options: --quick, --only=1,2 (case numbers), --out=FILE.
+ * Options: --quick, --only=1,2 (case numbers; 9 is the agent under load, bench/agent-load.ts), --out=FILE.
  * Prints one Markdown table and the targets; progress goes to stderr.
  */
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { agentLoadNotes, agentLoadTable } from './agent-load.js'
 import { runSuite } from './suite.js'
 import { machineLine, table, targetList } from './table.js'
 
@@ -23,4 +24,8 @@ writeFileSync(out, JSON.stringify(results, null, 2) + '\n')
 process.stdout.write(`${machineLine(results)}\n\n${table(results)}\n\n`)
 for (const row of results.rows) for (const note of row.notes ?? []) process.stdout.write(`- case ${row.case}, ${row.name}: ${note}\n`)
 if (results.targets.length > 0) process.stdout.write(`\nTargets:\n${targetList(results)}\n`)
+if (results.agentLoad !== undefined) {
+  const notes = agentLoadNotes(results.agentLoad).map((l) => `- ${l}`)
+  process.stdout.write(`\nCase 9, the agent under load:\n\n${agentLoadTable(results.agentLoad)}\n\n${notes.join('\n')}\n`)
+}
 process.stdout.write(`\nwritten to ${out}\n`)

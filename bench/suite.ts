@@ -1,6 +1,7 @@
-/** The eight cases of the suite, run in order, and the targets read from their figures. */
+/** The eight cases of the suite, run in order, the targets read from their figures, then the agent under load (9). */
 import { createRequire } from 'node:module'
 import os from 'node:os'
+import { runAgentLoad } from './agent-load.js'
 import { batchConsume } from './cases/batch-consume.js'
 import { cardinality } from './cases/cardinality.js'
 import { consume } from './cases/consume.js'
@@ -24,6 +25,9 @@ export const CASES: { n: number; name: string; run: (s: Settings) => Row[] | Pro
   { n: 8, name: 'memory', run: memory },
 ]
 
+/** Not a row of the table (one implementation, other units): its own runs and table, after the cases. */
+export const AGENT_LOAD_CASE = 9
+
 export interface SuiteOptions {
   quick: boolean
   /** Case numbers to run; all when absent. */
@@ -43,6 +47,13 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
     options.log(`case ${c.n}: ${c.name}…`)
     rows.push(...(await c.run(settings)))
     options.log(`case ${c.n}: ${c.name} done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+  }
+  let agentLoad: Results['agentLoad']
+  if (options.only === undefined || options.only.includes(AGENT_LOAD_CASE)) {
+    const t = Date.now()
+    options.log(`case ${AGENT_LOAD_CASE}: agent under load…`)
+    agentLoad = await runAgentLoad({ quick: options.quick, log: options.log })
+    options.log(`case ${AGENT_LOAD_CASE}: agent under load done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
   }
   const require = createRequire(import.meta.url)
   return {
@@ -64,6 +75,7 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
     seconds: (Date.now() - started) / 1000,
     rows,
     targets: targets(rows),
+    ...(agentLoad !== undefined && { agentLoad }),
   }
 }
 

@@ -16,7 +16,7 @@ import type { Column, Results } from '../bench/results.js'
 
 const RUN = fileURLToPath(new URL('../bench/run.ts', import.meta.url))
 
-test('bench:quick runs all eight cases, each implementation giving a finite positive figure', { timeout: 240_000 }, async () => {
+test('bench:quick runs all eight cases, each implementation giving a finite positive figure, and the agent load', { timeout: 240_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pathwise-bench-'))
   try {
     const out = join(dir, 'results.json')
@@ -40,6 +40,13 @@ test('bench:quick runs all eight cases, each implementation giving a finite posi
       results.targets.map((t) => t.goal),
       ['≥ 20×', '≥ 20×', '≥ 2×', '≤ 1%', '≤ +10%'],
     )
+    // Case 9, the agent under load: its quick runs took payloads and measured the agent process.
+    const load = results.agentLoad
+    assert.ok(load !== undefined && load.runs.length > 0, 'case 9 (agent under load) did not run')
+    for (const r of load.runs) {
+      const figures = { accepted: r.acceptedPayloadsPerSecond, p99: r.intakeMs.p99, summary: r.summaryMs.p50, rss: r.rssMiB.peak, cpu: r.agentCpuPercent }
+      for (const [name, v] of Object.entries(figures)) assert.ok(Number.isFinite(v) && v > 0, `case 9 "${r.spec.name}", ${name}: ${v}`)
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
