@@ -24,6 +24,8 @@ Usage:
                               how often changes are written: what a kill -9 can lose (default 2s)
     --window DURATION         how long memory keeps history (default 1h)
     --max-body BYTES          largest payload accepted, compressed (default 10485760)
+    --max-series N            most series (service, pathway, edge) kept (default 10000)
+    --max-cells N             most series-buckets kept (default 100000; a series takes one per 10 s of --window)
     --max-decompressed BYTES  largest payload accepted, decompressed (default 67108864)
     --body-timeout DURATION   time for a request's whole body to arrive, else 408 (default 5s)
     --max-connections N       connections open at once; more are closed at once (default 512)
@@ -74,6 +76,8 @@ async function agent(args: string[]): Promise<void> {
       'db-flush-interval': { type: 'string' },
       window: { type: 'string' },
       'max-body': { type: 'string' },
+      'max-series': { type: 'string' },
+      'max-cells': { type: 'string' },
       'max-decompressed': { type: 'string' },
       'body-timeout': { type: 'string' },
       'max-connections': { type: 'string' },
@@ -81,6 +85,8 @@ async function agent(args: string[]): Promise<void> {
   })
   const allowedHosts = values['allowed-hosts']?.split(',')
   const running = await startAgent({
+    maxSeries: integer(values['max-series'], 'max-series'),
+    maxCells: integer(values['max-cells'], 'max-cells'),
     host: values.host,
     port: integer(values.port, 'port'),
     allowedHosts,

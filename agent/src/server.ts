@@ -68,6 +68,7 @@ const MAX_INTAKE_IN_FLIGHT = 16
 const DEFAULT_MAX_CONNECTIONS = 512
 /** At most one rejection line per this many ms in the log, so that a misbehaving sender cannot flood it. */
 const REJECTION_LOG_MS = 5000
+const DROP_LOG_MS = 60_000
 
 export async function startAgent(options: AgentOptions = {}): Promise<RunningAgent> {
   const host = options.host ?? '127.0.0.1'
@@ -76,10 +77,12 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
   // Lines carry what tracers sent (names, reasons): never raw to the terminal.
   const log = (line: string): void => sink(printable(line))
   const guard = new RequestGuard({ host, allowedHosts: options.allowedHosts, log })
+  const maxSeries = options.maxSeries ?? 10_000
+  const maxCells = options.maxCells ?? 100_000
   const store = new Store({
     windowMs: options.windowMs ?? 3_600_000,
-    maxSeries: options.maxSeries ?? 10_000,
-    maxCells: options.maxCells ?? 100_000,
+    maxSeries,
+    maxCells,
     now: options.now ?? Date.now,
   })
   const forwarder = options.forward ? new Forwarder(options.forward) : null
@@ -143,6 +146,22 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     } finally {
       intakeInFlight--
     }
+    reportDrops()
+  }
+
+  /** Points dropped past the caps are answered 200 (the tracer could do nothing else): say so in the log, at most once a minute. */
+  let droppedReported = 0
+  let lastDropLog = 0
+  function reportDrops(): void {
+    const dropped = store.counters.dropped
+    const now = Date.now()
+    if (dropped === droppedReported || now - lastDropLog < DROP_LOG_MS) return
+    log(
+      `dropped ${dropped - droppedReported} points past the caps (${store.seriesCount} series of --max-series ${maxSeries}, ` +
+        `${store.cells} cells of --max-cells ${maxCells}); /api/status counts them`,
+    )
+    droppedReported = dropped
+    lastDropLog = now
   }
 
   async function pipelineStats(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
