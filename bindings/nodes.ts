@@ -1,4 +1,6 @@
+import { nowMs } from './clock.js'
 import { Direction } from './context.js'
+import { BUCKET_MS } from './core/constants.js'
 import type { Core } from './core/types.js'
 import type { CheckpointNode } from './data-streams.js'
 
@@ -47,8 +49,8 @@ export class NodeCache {
     private readonly maxNodes: number,
   ) {}
 
-  /** The node of valid edge tags, prepared on first use. `bucket` is now's, in case the cache must start over. */
-  get(edgeTags: readonly string[], bucket: number): PreparedNode {
+  /** The node of valid edge tags, prepared on first use. */
+  get(edgeTags: readonly string[]): PreparedNode {
     let level = this.trie
     for (let i = 0; i < edgeTags.length; i++) {
       let next = level.next.get(edgeTags[i])
@@ -57,8 +59,8 @@ export class NodeCache {
     }
     if (level.node !== undefined) return level.node
     if (this.live.length >= this.maxNodes) {
-      this.forgetAll(bucket)
-      return this.get(edgeTags, bucket)
+      this.forgetAll()
+      return this.get(edgeTags)
     }
     const tags = [...edgeTags].sort()
     const id = this.core.node(this.service, this.env, tags)
@@ -71,22 +73,17 @@ export class NodeCache {
   }
 
   /** The node of a manual checkpoint (type and topic valid tag parts), prepared on first use. */
-  manualNode(direction: typeof Direction.In | typeof Direction.Out, type: string, topic: string, bucket: number): PreparedNode {
+  manualNode(direction: typeof Direction.In | typeof Direction.Out, type: string, topic: string): PreparedNode {
     const byType = this.manual[direction === Direction.In ? 0 : 1]
     let byTopic = byType.get(type)
     if (byTopic === undefined) byType.set(type, (byTopic = new Map()))
     let node = byTopic.get(topic)
     if (node === undefined || !node.live) {
-      node = this.get([direction === Direction.In ? 'direction:in' : 'direction:out', `topic:${topic}`, `type:${type}`, 'manual_checkpoint:true'], bucket)
+      node = this.get([direction === Direction.In ? 'direction:in' : 'direction:out', `topic:${topic}`, `type:${type}`, 'manual_checkpoint:true'])
       // (had the cache started over meanwhile, this map is no longer looked up: harmless)
       byTopic.set(topic, node)
     }
     return node
-  }
-
-  /** This cache's node as handed back by a caller: itself, or prepared again if it was forgotten. */
-  own(node: PreparedNode, bucket: number): PreparedNode {
-    return node.live ? node : this.get(node.edgeTags, bucket)
   }
 
   /** The edge tags of a node id, as the core drains its points. */
@@ -104,8 +101,9 @@ export class NodeCache {
     this.retired = kept
   }
 
-  private forgetAll(bucket: number): void {
-    const batch = { bucket, ids: [] as number[], tags: [] as (readonly string[])[] }
+  /** Reads the clock only here, when the cache is full: a lookup never does. */
+  private forgetAll(): void {
+    const batch = { bucket: Math.floor(nowMs() / BUCKET_MS), ids: [] as number[], tags: [] as (readonly string[])[] }
     for (const node of this.live) {
       node.live = false
       this.core.releaseNode(node.id)

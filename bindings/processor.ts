@@ -115,7 +115,7 @@ export class DataStreamsProcessor implements DataStreams {
 
   private nodeOf(tags: readonly string[]): PreparedNode | null {
     try {
-      return this.nodes.get(tags, currentBucket())
+      return this.nodes.get(tags)
     } catch (err) {
       this.fail('node', err)
       return null
@@ -289,7 +289,7 @@ export class DataStreamsProcessor implements DataStreams {
     const name = tagPart(topic)
     if (t === undefined || name === undefined) return this.invalid('type or topic: not a string of at most 1024 characters')
     try {
-      return this.nodes.manualNode(direction, t, name, currentBucket())
+      return this.nodes.manualNode(direction, t, name)
     } catch (err) {
       this.fail('node', err)
       return null
