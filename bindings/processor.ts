@@ -14,9 +14,8 @@ import {
   BATCH_PATHWAY_LATENCY,
   BATCH_PAYLOAD,
   BATCH_STRIDE,
-  type Backend,
-  type Core,
-} from './core/types.js'
+} from './core/layout.js'
+import type { Backend, Core } from './core/types.js'
 import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from './context.js'
 import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from './data-streams.js'
 import { collectBuckets } from './export/collect.js'

@@ -18,10 +18,8 @@ import {
   BATCH_PATHWAY_LATENCY,
   BATCH_PAYLOAD,
   BATCH_STRIDE,
-  type Core,
-  type CoreOptions,
-  type Sketch,
-} from '../bindings/core/types.js'
+} from '../bindings/core/layout.js'
+import { type Core, type CoreOptions, type Sketch } from '../bindings/core/types.js'
 import { TsCore } from '../bindings/ts/core.js'
 import { createWasmCore } from '../bindings/wasm/core.js'
 import { moduleBytes } from '../bindings/wasm/module-bytes.js'

@@ -15,7 +15,7 @@
  */
 import { encodePathwayContext, type PathwayContext } from '../context.js'
 import type { CheckpointNode, CheckpointTiming, DataStreams } from '../data-streams.js'
-import { TransportNodes, isLive } from '../node-cache.js'
+import { TransportNodes, isLive } from '../transport-nodes.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { planJsonInjection, readJsonContext } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'

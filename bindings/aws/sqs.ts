@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer'
 import { encodePathwayContext, type PathwayContext } from '../context.js'
 import type { CheckpointNode, DataStreams } from '../data-streams.js'
-import { TransportNodes, isLive } from '../node-cache.js'
+import { TransportNodes, isLive } from '../transport-nodes.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { DATADOG_KEY, carrierBytes, carrierPrefix, closeCarrier, parseCarrier, readCarrier } from './carrier.js'
 import { fail, instrumentClientClass, interceptPlugin, log, type AwsPlugin, type Interception } from './middleware.js'

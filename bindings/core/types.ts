@@ -120,18 +120,4 @@ export interface Core {
   newSketch(): Sketch
 }
 
-/** The batch record layout, defined with the rest of the shared memory in `layout.ts`. */
-export {
-  BATCH_CAPACITY,
-  BATCH_EDGE_LATENCY,
-  BATCH_NODE,
-  BATCH_OUT_HI,
-  BATCH_OUT_LO,
-  BATCH_PARENT_HI,
-  BATCH_PARENT_LO,
-  BATCH_PATHWAY_LATENCY,
-  BATCH_PAYLOAD,
-  BATCH_STRIDE,
-} from './layout.js'
-
 export const DEFAULT_MAX_POINTS = 50_000

@@ -5,7 +5,7 @@
 import { Buffer } from 'node:buffer'
 import { PATHWAY_KEY } from '../context.js'
 import type { CheckpointNode, DataStreams } from '../data-streams.js'
-import { TransportNodes, isLive } from '../node-cache.js'
+import { TransportNodes, isLive } from '../transport-nodes.js'
 import { items, viewBytes } from '../input.js'
 
 /** The header pathwise adds: its key and a 28-character value (20 context bytes) for any time between 2004 and 2112. */
