@@ -154,10 +154,13 @@ describe('pathwise/edge in workerd, Deno and Bun', { concurrency: true }, () => 
           { Env: worker.Env, Version: worker.Version, Lang: worker.Lang, TracerVersion: worker.TracerVersion, Tags: worker.Tags },
           { Env: 'edge', Version: '2.0.0', Lang: 'javascript', TracerVersion: VERSION, Tags: [`runtime:${c.label}`] },
         )
-        assert.equal(worker.Stats.length, 1)
-        assert.equal(worker.Stats[0].Duration, 10_000_000_000n)
-        assert.equal(worker.Stats[0].Start % 10_000_000_000n, 0n)
-        assert.deepEqual(worker.Stats[0].Backlogs, [])
+        // the consume and the produce checkpoints fall in one bucket, or in two when a 10 s boundary passes between them
+        assert.ok(worker.Stats.length >= 1 && worker.Stats.length <= 2, `buckets: ${worker.Stats.length}`)
+        for (const bucket of worker.Stats) {
+          assert.equal(bucket.Duration, 10_000_000_000n)
+          assert.equal(bucket.Start % 10_000_000_000n, 0n)
+          assert.deepEqual(bucket.Backlogs, [])
+        }
         assert.equal(pointsOf(worker).length, 2)
         const consumed = assertPoint(worker, manualTags('in', 'orders'), h2, h1)
         assertPoint(worker, manualTags('out', 'billing'), h3, h2)
