@@ -55,6 +55,10 @@ export interface ResolvedConfig extends InstrumentationSettings {
   maxPoints: number | undefined
   timeoutMs: number
   maxNodes: number
+  /** Whether `service` was given (option or DD_SERVICE) rather than the default: `svc.user` or `svc.auto` in the process tags. */
+  serviceGiven: boolean
+  /** ProcessTags in the payload: on unless DD_EXPERIMENTAL_PROPAGATE_PROCESS_TAGS_ENABLED=false (dd-trace-go's default). */
+  processTags: boolean
 }
 
 export type Env = Record<string, string | undefined>
@@ -83,9 +87,12 @@ export function resolveConfig(options: unknown, env: unknown, defaults: { flushI
   const core = opt('core')
   const host = envText('DD_AGENT_HOST') ?? 'localhost'
   const port = envText('DD_TRACE_AGENT_PORT') ?? '8126'
+  const service = nonEmpty(text('service')) ?? nonEmpty(envText('DD_SERVICE'))
   return {
     enabled: flag('enabled') ?? isTrue(envText('DD_DATA_STREAMS_ENABLED')),
-    service: nonEmpty(text('service')) ?? nonEmpty(envText('DD_SERVICE')) ?? 'unnamed-javascript-service',
+    service: service ?? 'unnamed-javascript-service',
+    serviceGiven: service !== undefined,
+    processTags: !isFalse(envText('DD_EXPERIMENTAL_PROPAGATE_PROCESS_TAGS_ENABLED')),
     env: nonEmpty(text('env')) ?? nonEmpty(envText('DD_ENV')) ?? 'none',
     version: text('version') ?? envText('DD_VERSION') ?? '',
     agentUrl: stripSlash(httpUrl(text('agentUrl')) ?? httpUrl(envText('DD_TRACE_AGENT_URL')) ?? httpUrl(`http://${host}:${port}`) ?? 'http://localhost:8126'),

@@ -28,6 +28,8 @@ export interface Platform {
   /** Keeps the process alive for at most ms, until the returned function is called; absent on the edge. */
   hold?(ms: number): () => void
   compiledWasm?: WebAssembly.Module
+  /** The process's tags (ProcessTags) for a DataStreams of this service, where the runtime can state them (Node). */
+  processTags?(service: string, serviceGiven: boolean): readonly string[]
 }
 
 /** A node of the pathway graph (service, env, edge tags) prepared once; transports cache these. */
@@ -85,6 +87,11 @@ export interface DataStreams {
   node(edgeTags: readonly string[]): CheckpointNode | null
   trackKafkaProduce(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void
   trackKafkaCommit(group: string, topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void
+  /**
+   * Records that the transaction `transactionId` reached the checkpoint `checkpointName` now, as
+   * dd-trace-js's `trackTransaction`: the agent shows the latency between checkpoints of the same ids.
+   */
+  trackTransaction(transactionId: string, checkpointName: string): void
   /** The context of the message being handled, where the runtime tracks one. */
   currentContext(): PathwayContext | undefined
   /** Runs fn with ctx as the current context. */
@@ -111,6 +118,8 @@ export interface DataStreamsStats {
   readonly unconfirmedPayloads: number
   /** Kafka offsets dropped because a bucket already held MAX_BACKLOGS_PER_BUCKET backlog keys. */
   readonly droppedBacklogs: number
+  /** trackTransaction calls dropped: a 255th checkpoint name, or a bucket's records past their cap (bindings/transactions.ts). */
+  readonly droppedTransactions: number
 }
 
 /** Never throws, whatever `options` is: what cannot be used falls back to the environment, then the defaults. */

@@ -17,6 +17,7 @@ export class DisabledDataStreams implements DataStreams {
     invalidInputs: 0,
     evictedNodes: 0,
     droppedBacklogs: 0,
+    droppedTransactions: 0,
   }
   constructor(config: ResolvedConfig) {
     this.service = config.service
@@ -39,6 +40,7 @@ export class DisabledDataStreams implements DataStreams {
   }
   trackKafkaProduce(): void {}
   trackKafkaCommit(): void {}
+  trackTransaction(): void {}
   currentContext(): undefined {
     return undefined
   }

@@ -49,6 +49,11 @@ export function edgeTagList(value: unknown): string[] | null {
   }
 }
 
+/** A non-empty string of any length (a transaction id, a checkpoint name: what pathwise keeps of it is its to cut), or undefined. */
+export function nonEmptyText(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined
+}
+
 /** A byte count: a number from 0 to 2^53 (larger ones would make sketch keys whose values overflow), or undefined. */
 export function byteCount(value: unknown): number | undefined {
   return typeof value === 'number' && value >= 0 && value <= Number.MAX_SAFE_INTEGER ? value : undefined

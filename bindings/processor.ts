@@ -21,11 +21,12 @@ import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, Data
 import { collectBuckets } from './export/collect.js'
 import { AgentExporter } from './export/exporter.js'
 import { createLogger, type OnceLogger } from './export/logger.js'
-import { encodeStatsPayload, type ExportBucket } from './export/payload.js'
-import { batchLength, byteCount, edgeTagList, errorText, isObject, offsetNumber, partitionNumber, read, tagPart } from './input.js'
+import { encodeStatsPayload, PRODUCT_DSM, type ExportBucket } from './export/payload.js'
+import { batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from './input.js'
 import { hangOff, hop } from './loop-detection.js'
 import { NodeCache, PreparedNode } from './nodes.js'
 import { isSaneTime } from './time-window.js'
+import { TransactionLog, withTransactions } from './transactions.js'
 import { VERSION } from './version.js'
 
 /** Slots per record of `batchRest`: pathway start, the opposite hash's halves, the opposite edge start. */
@@ -49,6 +50,10 @@ export class DataStreamsProcessor implements DataStreams {
   private readonly log: OnceLogger
   private readonly exporter: AgentExporter
   private readonly backlogs = new Backlogs()
+  private readonly transactions = new TransactionLog()
+  private droppedTransactions = 0
+  /** ProcessTags of every payload, empty where the runtime cannot state them or they are switched off. */
+  private readonly processTags: readonly string[]
   private readonly nodes: NodeCache
   private invalidInputs = 0
   /** Kinds of bad input already logged. */
@@ -67,6 +72,7 @@ export class DataStreamsProcessor implements DataStreams {
     this.env = config.env
     this.settings = Object.freeze({ debug: config.debug, kafkaHeaderInjection: config.kafkaHeaderInjection, kinesisJsonContext: config.kinesisJsonContext })
     this.log = createLogger(config.debug)
+    this.processTags = (config.processTags && platform.processTags?.(config.service, config.serviceGiven)) || []
     this.core = createCore({
       backend: config.core,
       maxPoints: config.maxPoints,
@@ -103,6 +109,7 @@ export class DataStreamsProcessor implements DataStreams {
       invalidInputs: this.invalidInputs,
       evictedNodes: this.nodes.evicted,
       droppedBacklogs: this.backlogs.dropped,
+      droppedTransactions: this.droppedTransactions,
     }
   }
 
@@ -322,6 +329,22 @@ export class DataStreamsProcessor implements DataStreams {
     }
   }
 
+  trackTransaction(transactionId: string, checkpointName: string): void {
+    const id = nonEmptyText(transactionId)
+    const name = nonEmptyText(checkpointName)
+    if (id === undefined || name === undefined) return void this.invalid('transaction: id or checkpoint name not a non-empty string')
+    try {
+      const now = nowMs()
+      const outcome = this.transactions.track(id, name, now, Math.floor(now / BUCKET_MS))
+      if (outcome === 'recorded') return
+      this.droppedTransactions++
+      if (outcome === 'names-full') this.log.warnOnce('transactions:names', 'trackTransaction: 254 checkpoint names already registered; calls with a new name are dropped (counted in stats.droppedTransactions)')
+      else this.log.warnOnce('transactions:bucket', 'trackTransaction: a bucket holds 2.3 MB of transaction records already; more are dropped (counted in stats.droppedTransactions)')
+    } catch (err) {
+      this.fail('transaction', err)
+    }
+  }
+
   currentContext(): PathwayContext | undefined {
     return this.platform.store.get()
   }
@@ -361,7 +384,7 @@ export class DataStreamsProcessor implements DataStreams {
       const buckets = this.collect(beforeBucket)
       if (buckets.length > 0) {
         const payload = encodeStatsPayload(
-          { env: this.env, service: this.service, version: this.config.version, tracerVersion: VERSION, tags: this.config.tags },
+          { env: this.env, service: this.service, version: this.config.version, tracerVersion: VERSION, tags: this.config.tags, processTags: this.processTags, productMask: PRODUCT_DSM },
           buckets,
         )
         await this.exporter.send(payload, {}, delivery)
@@ -376,7 +399,7 @@ export class DataStreamsProcessor implements DataStreams {
   private collect(beforeBucket: number): ExportBucket[] {
     const buckets = collectBuckets(this.core.drain(beforeBucket), this.backlogs.drain(beforeBucket), (id) => this.nodes.tagsOf(id))
     this.nodes.drained(beforeBucket)
-    return buckets
+    return withTransactions(buckets, this.transactions.drain(beforeBucket), this.transactions.checkpointIds())
   }
 
   async shutdown(): Promise<void> {

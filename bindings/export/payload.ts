@@ -29,6 +29,8 @@ export interface ExportBucket {
   bucket: number
   points: ExportPoint[]
   backlogs: ExportBacklog[]
+  /** Transaction records and the checkpoint names registered so far, in their wire form (bindings/transactions.ts). */
+  transactions?: { records: Uint8Array; checkpointIds: Uint8Array }
 }
 
 export interface PayloadMeta {
@@ -38,7 +40,14 @@ export interface PayloadMeta {
   tracerVersion: string
   hostname?: string
   tags?: readonly string[]
+  /** `key:value` tags of the process (bindings/node/process-tags.ts), as dd-trace-go sends them. */
+  processTags?: readonly string[]
+  /** The Datadog products at work, a bitmask (PRODUCT_DSM). */
+  productMask?: number
 }
+
+/** ProductMask's bit for Data Streams Monitoring (dd-trace-go's `productDSM`; 1 is APM, which pathwise is not). */
+export const PRODUCT_DSM = 2
 
 const BUCKET_NS = 10_000_000_000n
 
@@ -54,17 +63,25 @@ export function encodeStatsPayload(meta: PayloadMeta, buckets: ExportBucket[]): 
   }
   if (meta.hostname !== undefined) payload.Hostname = meta.hostname
   if (meta.tags !== undefined) payload.Tags = meta.tags
+  if (meta.processTags !== undefined && meta.processTags.length > 0) payload.ProcessTags = meta.processTags
+  if (meta.productMask !== undefined) payload.ProductMask = meta.productMask
   // useBigInt64: a non-negative BigInt is always written as uint64 (0xcf), whatever its size
   return encode(payload, { useBigInt64: true })
 }
 
 function encodeBucket(b: ExportBucket): Record<string, unknown> {
-  return {
+  const bucket: Record<string, unknown> = {
     Start: BigInt(b.bucket) * BUCKET_NS,
     Duration: BUCKET_NS,
     Stats: b.points.map(encodePoint),
     Backlogs: b.backlogs.map((backlog) => ({ Tags: backlog.tags, Value: int64(backlog.value) })),
   }
+  // As dd-trace-js: both fields only in a bucket that holds records.
+  if (b.transactions !== undefined) {
+    bucket.Transactions = b.transactions.records
+    bucket.TransactionCheckpointIds = b.transactions.checkpointIds
+  }
+  return bucket
 }
 
 function encodePoint(p: ExportPoint): Record<string, unknown> {

@@ -3,6 +3,7 @@ import type { PathwayContext } from '../context.js'
 import type { ContextStore, Platform } from '../data-streams.js'
 import { nodeTransport } from '../export/node-transport.js'
 import { hold } from '../export/unref.js'
+import { processTags } from './process-tags.js'
 
 /**
  * One store for every instance and every copy of pathwise in the process (under pathwise/register
@@ -34,5 +35,5 @@ function onExit(fn: () => void): () => void {
 }
 
 export function nodePlatform(): Platform {
-  return { env: process.env, store: asyncLocalStore, transport: nodeTransport, onExit, hold }
+  return { env: process.env, store: asyncLocalStore, transport: nodeTransport, onExit, hold, processTags }
 }
