@@ -33,6 +33,7 @@ port.on('message', ({ body, maxDecompressedBytes }: DecodeRequest) => {
   }
   // The wire's arrays are the worker's own, made by WireWriter: moved, not copied, so not counted as held.
   const moved = 'wire' in result ? [result.wire.numbers.buffer as ArrayBuffer, result.wire.text.buffer as ArrayBuffer] : []
+  if ('wire' in result && result.wire.transactions) moved.push(result.wire.transactions.bytes.buffer as ArrayBuffer, result.wire.transactions.spans.buffer as ArrayBuffer)
   const heap = getHeapStatistics()
   const held = heap.total_heap_size + heap.external_memory - moved.reduce((sum, b) => sum + b.byteLength, 0)
   port.postMessage({ ...result, retire: held > RETIRE_BYTES } satisfies DecodeReply, moved)

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { gunzipSync } from 'node:zlib'
 import { Decoder, type DecoderOptions } from '@msgpack/msgpack'
 import { decodeSketch, emptySketch, SketchError, type Sketch } from './sketch.js'
+import { TransactionsWireWriter } from './transaction-wire.js'
 import { payloadSlices, WireTooLarge, WireWriter, type WirePayload } from './wire.js'
 
 /**
@@ -138,6 +139,11 @@ const MAX_MAP_KEYS = 64
 const MAX_STRING_BYTES = 64 * 1024
 /** A sketch: a tracer's collapses at 2048 bins (about 20 KB); the sketch decoder accepts up to 65,536 (under 1 MB sparse). */
 const MAX_BIN_BYTES = 1024 * 1024
+/**
+ * Any binary: a bucket's Transactions is the longest (dd-trace-go and pathwise cap it at 2.3 MB a
+ * bucket; dd-trace-js has no cap). The decoder hands binaries over as views of the body, not copies.
+ */
+const MAX_BINARY_BYTES = 8 * 1024 * 1024
 /** A payload has no extension types; msgpack's timestamp, the one standard one, takes 12 bytes at most. */
 const MAX_EXT_BYTES = 16
 /**
@@ -163,7 +169,7 @@ export function decoderLimits(size: number): DecoderOptions {
     maxArrayLength: Math.max(MIN_ARRAY_LIMIT, Math.floor(size / MIN_POINT_BYTES)),
     maxMapLength: MAX_MAP_KEYS,
     maxStrLength: MAX_STRING_BYTES,
-    maxBinLength: MAX_BIN_BYTES,
+    maxBinLength: MAX_BINARY_BYTES,
     maxExtLength: MAX_EXT_BYTES,
   }
 }
@@ -283,6 +289,7 @@ function sketchAt(o: Obj, key: string, path: string, required: boolean): Sketch 
     return emptySketch()
   }
   if (!(v instanceof Uint8Array)) throw schemaError(`${path}${key}`, 'is not binary')
+  if (v.length > MAX_BIN_BYTES) throw schemaError(`${path}${key}`, `is over ${MAX_BIN_BYTES} bytes`)
   try {
     return decodeSketch(v)
   } catch (err) {
@@ -293,7 +300,8 @@ function sketchAt(o: Obj, key: string, path: string, required: boolean): Sketch 
 
 function wireOf(v: unknown, out: WireWriter): WirePayload {
   const o = mapAt(v, 'payload')
-  listAt(o, 'Stats', '', true).forEach((b, i) => bucketOf(b, `Stats[${i}].`, out))
+  const transactions = new TransactionsWireWriter()
+  listAt(o, 'Stats', '', true).forEach((b, i) => bucketOf(b, `Stats[${i}].`, out, transactions))
   return {
     service: stringAt(o, 'Service', '', true),
     env: stringAt(o, 'Env', '', false),
@@ -301,10 +309,11 @@ function wireOf(v: unknown, out: WireWriter): WirePayload {
     lang: stringAt(o, 'Lang', '', false),
     tracerVersion: stringAt(o, 'TracerVersion', '', false),
     ...out.finish(),
+    transactions: transactions.finish(),
   }
 }
 
-function bucketOf(v: unknown, path: string, out: WireWriter): void {
+function bucketOf(v: unknown, path: string, out: WireWriter, transactions: TransactionsWireWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const start = o.Start
   let startNs: bigint
@@ -315,6 +324,8 @@ function bucketOf(v: unknown, path: string, out: WireWriter): void {
   listAt(o, 'Stats', path, false).forEach((p, i) => pointOf(p, `${path}Stats[${i}].`, out))
   out.backlogs()
   listAt(o, 'Backlogs', path, false).forEach((b, i) => backlogOf(b, `${path}Backlogs[${i}].`, out))
+  // Read on the main thread (transaction-wire.ts), where malformed bytes cost only themselves.
+  transactions.bucket(o.Transactions, o.TransactionCheckpointIds)
 }
 
 function pointOf(v: unknown, path: string, out: WireWriter): void {

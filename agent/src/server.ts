@@ -7,6 +7,8 @@ import { RequestGuard } from './guard.js'
 import { DecodePool, DEFAULT_DECODE_HEAP_MB, DEFAULT_DECODE_WORKERS } from './decode-pool.js'
 import { BodyBudget, DEFAULT_LIMITS, IntakeError, readBody, type IntakeLimits } from './intake.js'
 import { Metrics } from './metrics.js'
+import { TransactionMetrics } from './transaction-metrics.js'
+import { TransactionTracker, transactionsAnswer, type TransactionLimits } from './transactions.js'
 import { Persistence } from './persistence.js'
 import { staticFile } from './static.js'
 import { BUCKET_MS, Store } from './store.js'
@@ -47,6 +49,8 @@ export interface AgentOptions {
   log?: (line: string) => void
   /** Host names, besides localhost and the listening address, that requests may name (see guard.ts). */
   allowedHosts?: string[]
+  /** Caps of transaction tracking (ids remembered, pairs, cells): see transactions.ts. */
+  transactionLimits?: Partial<TransactionLimits>
 }
 
 export interface RunningAgent {
@@ -90,6 +94,8 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     ? await Persistence.open(store, { path: options.db, retentionMs: options.dbRetentionMs ?? 7 * 86_400_000, flushMs: options.dbFlushMs, log })
     : null
   const metrics = new Metrics()
+  const transactions = new TransactionTracker(store.windowMs, options.now ?? Date.now, options.transactionLimits)
+  const transactionMetrics = new TransactionMetrics(transactions)
   const startedAt = Date.now()
   const counts = { accepted: 0, rejected: 0, other: 0 }
   let lastRejection: Status['lastRejection'] = null
@@ -142,7 +148,10 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     if (intakeInFlight >= MAX_INTAKE_IN_FLIGHT) throw new IntakeError('busy: too many payloads in progress, retry later', 503)
     intakeInFlight++
     try {
-      await decoder.decode(body, limits.maxDecompressedBytes, (wire) => ingestInSlices(store, wire))
+      await decoder.decode(body, limits.maxDecompressedBytes, async (wire) => {
+        await ingestInSlices(store, wire)
+        await transactions.ingest(wire.transactions)
+      })
     } finally {
       intakeInFlight--
     }
@@ -213,7 +222,11 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
       return send(res, 404, 'not found\n')
     }
     if (path === '/info') return send(res, 200, JSON.stringify(info(port)), 'application/json')
-    if (path === '/metrics') return send(res, 200, await metrics.render(summary(ctx)), metrics.contentType)
+    if (path === '/metrics') return send(res, 200, (await metrics.render(summary(ctx))) + (await transactionMetrics.render()), metrics.contentType)
+    if (path === '/api/transactions') {
+      const answer = transactionsAnswer(transactions, url)
+      return send(res, answer.status, JSON.stringify(answer.body), 'application/json')
+    }
     if (path.startsWith('/api/')) {
       const answer = handleApi(ctx, url)
       if (answer) return send(res, answer.status, JSON.stringify(answer.body), 'application/json')

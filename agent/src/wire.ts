@@ -2,6 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { IntakeBacklog, IntakeBucket, IntakePayload, IntakePoint } from './intake.js'
 import { emptySketch, type Sketch } from './sketch.js'
 import type { Store } from './store.js'
+import type { TransactionsWire } from './transaction-wire.js'
 
 /**
  * How a validated payload crosses from the decode worker to the main thread: two typed arrays,
@@ -25,6 +26,8 @@ export interface WirePayload {
   numbers: Float64Array
   /** The distinct tags, UTF-8, one after the other: tracers repeat the same few on every point. */
   text: Uint8Array
+  /** The buckets' transaction records, where the payload has some. */
+  transactions?: TransactionsWire
 }
 
 /** A payload whose wire form would be larger than WireWriter's limit. */
