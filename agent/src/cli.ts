@@ -29,6 +29,10 @@ Usage:
     --max-decompressed BYTES  largest payload accepted, decompressed (default 67108864)
     --body-timeout DURATION   time for a request's whole body to arrive, else 408 (default 5s)
     --max-connections N       connections open at once; more are closed at once (default 512)
+    --max-metric-series N     stats point series counted in /metrics' histograms (default 1000;
+                              each is about 560 Prometheus series)
+    --prometheus URL          draw the page and /api/* from this Prometheus, over every agent it
+                              scrapes, instead of from this agent's memory (README "Many hosts")
   pathwise top [options]     the agent's pipeline in the terminal, refreshed every second
     --agent URL               the agent (default http://127.0.0.1:8126)
     --range SECONDS           how far back rates and quantiles look (default 60)
@@ -81,6 +85,8 @@ async function agent(args: string[]): Promise<void> {
       'max-decompressed': { type: 'string' },
       'body-timeout': { type: 'string' },
       'max-connections': { type: 'string' },
+      'max-metric-series': { type: 'string' },
+      prometheus: { type: 'string' },
     },
   })
   const allowedHosts = values['allowed-hosts']?.split(',')
@@ -101,6 +107,8 @@ async function agent(args: string[]): Promise<void> {
       ...(values['body-timeout'] !== undefined && { bodyTimeoutMs: period(duration(values['body-timeout'], 'body-timeout'), 'body-timeout') }),
     },
     maxConnections: integer(values['max-connections'], 'max-connections'),
+    maxMetricSeries: integer(values['max-metric-series'], 'max-metric-series'),
+    prometheus: values.prometheus,
   })
   process.stdout.write(`pathwise agent ${VERSION} listening on ${running.url}: the pipeline at ${running.url}/, JSON at ${running.url}/api/summary\n`)
   if (!/^(127\.|::1$|localhost$)/.test(running.host)) {
@@ -110,6 +118,7 @@ async function agent(args: string[]): Promise<void> {
     )
   }
   if (values.forward) process.stdout.write(`pathwise agent: forwarding every payload to ${values.forward}\n`)
+  if (values.prometheus) process.stdout.write(`pathwise agent: the page and /api/* show the fleet that ${values.prometheus} scrapes\n`)
   const stop = (): void => {
     running.close().then(
       () => process.exit(0),

@@ -1,73 +1,229 @@
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { Summary } from './api.js'
-import type { Quantiles } from './sketch.js'
+import type { Status } from './api.js'
+import type { IntakePayload } from './intake.js'
+import { lagRows } from './lag.js'
+import { rangeOf } from './range.js'
+import type { Sketch } from './sketch.js'
+import type { Store } from './store.js'
+import { edgeInfo } from './tags.js'
 
 /**
- * `GET /metrics` in the Prometheus exposition format, written by prom-client. Every scrape
- * reflects one summary of the store (the same numbers as `/api/summary`): per edge its
- * throughput and latency quantiles, per pathway its end-to-end quantiles, per partition the lag.
+ * `GET /metrics` in the Prometheus exposition format, written by prom-client: what Prometheus
+ * scrapes so that one view can draw the map of a fleet of agents (prometheus-source.ts).
+ *
+ * Per stats point series (a service's pathway hash and parent hash with its edge tags), three
+ * histograms count everything the agent received since it started: edge latency, end-to-end
+ * (pathway) latency and payload size; their `_count` is the messages, their `_sum` the seconds or
+ * bytes. Counters of several agents add up, so the fleet's quantiles come from the summed buckets.
+ * The buckets are log-spaced, 8 an octave (each bound 2^(1/8) = 1.0905 times the one below), so a
+ * bucket's geometric middle is within 4.4% of any value in it: see README "Many hosts".
+ * Kafka offsets are gauges (the latest produce and commit offsets), from which lag is computed.
  */
 
-const EDGE_LABELS = ['from', 'to', 'kind', 'type', 'topic', 'group'] as const
+/** Bounds are 2^(k / BUCKETS_PER_OCTAVE). */
+export const BUCKETS_PER_OCTAVE = 8
+/** Latency bounds: 2^-13 s (122 µs) to 2^12 s (68 min). */
+const LATENCY_OCTAVES = [-13, 12] as const
+/** Size bounds: 2^5 (32 B) to 2^24 (16 MiB). */
+const SIZE_OCTAVES = [5, 24] as const
+
+function bounds([lo, hi]: readonly [number, number]): Float64Array {
+  const out = new Float64Array((hi - lo) * BUCKETS_PER_OCTAVE + 1)
+  for (let i = 0; i < out.length; i++) out[i] = 2 ** (lo + i / BUCKETS_PER_OCTAVE)
+  return out
+}
+
+export const LATENCY_BOUNDS = bounds(LATENCY_OCTAVES)
+export const SIZE_BOUNDS = bounds(SIZE_OCTAVES)
+
+/** The labels of a stats point series, in order. */
+export const POINT_LABELS = ['service', 'env', 'pathway_hash', 'parent_hash', 'direction', 'type', 'topic', 'group'] as const
+export type PointLabels = Record<(typeof POINT_LABELS)[number], string>
+
+/** Label sets (stats point series) counted by default; each is 3 histograms, about 560 Prometheus series. */
+export const DEFAULT_MAX_METRIC_SERIES = 1000
+
+/** Counts per bucket (not cumulative; the last one is +Inf), their sum and total. */
+class Buckets {
+  readonly counts: Float64Array
+  sum = 0
+  count = 0
+  constructor(private readonly bounds: Float64Array) {
+    this.counts = new Float64Array(bounds.length + 1)
+  }
+
+  /** Adds every bin of a sketch at its value (the value the intake gave it). */
+  add(sketch: Sketch): void {
+    if (sketch.zeroCount > 0) {
+      this.counts[0] += sketch.zeroCount
+      this.count += sketch.zeroCount
+    }
+    const { store, mapping } = sketch
+    for (let key = store.minKey; key <= store.maxKey; key++) {
+      const n = store.bins[key - store.offset]
+      if (!(n > 0)) continue
+      const value = mapping.value(key)
+      this.counts[bucketOf(this.bounds, value)] += n
+      this.sum += value * n
+      this.count += n
+    }
+  }
+}
+
+/** The index of the first bound at or above `value`, or bounds.length (+Inf). */
+export function bucketOf(b: Float64Array, value: number): number {
+  if (!(value > b[0])) return 0
+  let i = Math.ceil((Math.log2(value) - Math.log2(b[0])) * BUCKETS_PER_OCTAVE)
+  // Rounding of the logarithm near a bound.
+  if (i > 0 && value <= b[i - 1]) i--
+  else if (i < b.length && value > b[i]) i++
+  return Math.min(Math.max(i, 0), b.length)
+}
+
+interface Counted {
+  labels: PointLabels
+  edge: Buckets
+  pathway: Buckets
+  size: Buckets
+  lastSeen: number
+}
+
+interface Sample {
+  labels: Record<string, string | number>
+  value: number
+  metricName: string
+}
+
+/** A histogram family whose buckets are kept by `Metrics`, registered with prom-client to be written with the rest. */
+class HistogramFamily {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: Float64Array,
+    private readonly pick: (c: Counted) => Buckets,
+    private readonly counted: () => Iterable<Counted>,
+  ) {}
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: Sample[] } {
+    const values: Sample[] = []
+    const le = [...this.bounds].map(String)
+    for (const c of this.counted()) {
+      const b = this.pick(c)
+      let cumulative = 0
+      for (let i = 0; i < le.length; i++) {
+        cumulative += b.counts[i]
+        values.push({ labels: { ...c.labels, le: le[i] }, value: cumulative, metricName: `${this.name}_bucket` })
+      }
+      values.push({ labels: { ...c.labels, le: '+Inf' }, value: b.count, metricName: `${this.name}_bucket` })
+      values.push({ labels: c.labels, value: b.sum, metricName: `${this.name}_sum` })
+      values.push({ labels: c.labels, value: b.count, metricName: `${this.name}_count` })
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+}
+
+const hex = (hash: bigint): string => hash.toString(16).padStart(16, '0')
 
 export class Metrics {
   private readonly registry = new Registry()
-  private readonly edgeRate = this.gauge('pathwise_edge_messages_per_second', 'Messages per second on an edge of the pipeline.', [...EDGE_LABELS])
-  private readonly edgeLatency = this.gauge('pathwise_edge_latency_seconds', 'Edge latency quantiles.', [...EDGE_LABELS, 'quantile'])
-  private readonly edgeSize = this.gauge('pathwise_edge_payload_size_bytes', 'Payload size quantiles.', [...EDGE_LABELS, 'quantile'])
-  private readonly pathwayLatency = this.gauge('pathwise_pathway_latency_seconds', 'End-to-end latency quantiles of a pathway, from its first producer to a consumer.', [
-    'pathway',
-    'service',
-    'approximate',
-    'quantile',
-  ])
-  private readonly lagMessages = this.gauge('pathwise_kafka_lag_messages', 'Kafka consumer lag in messages.', ['consumer_group', 'topic', 'partition'])
-  private readonly lagSeconds = this.gauge('pathwise_kafka_lag_seconds', 'Kafka consumer lag in seconds, estimated from the produce rate.', [
-    'consumer_group',
-    'topic',
-    'partition',
-  ])
+  private readonly counted = new Map<string, Counted>()
+  private readonly offsets = new Gauge({
+    name: 'pathwise_kafka_offset',
+    help: 'Latest Kafka offset seen: kind="produce" (per topic and partition) or kind="commit" (per consumer group, topic and partition).',
+    labelNames: ['kind', 'consumer_group', 'topic', 'partition', 'kafka_cluster_id'],
+    registers: [this.registry],
+  })
+  private readonly lagMessages = this.gauge('pathwise_kafka_lag_messages', 'Kafka consumer lag in messages, as this agent sees it.')
+  private readonly lagSeconds = this.gauge('pathwise_kafka_lag_seconds', 'Kafka consumer lag in seconds, estimated from the produce rate, as this agent sees it.')
   private readonly payloads = new Counter({
     name: 'pathwise_intake_payloads_total',
     help: 'Pipeline stats payloads received.',
     labelNames: ['result'],
     registers: [this.registry],
   })
+  private readonly dropped = new Counter({
+    name: 'pathwise_metrics_points_dropped_total',
+    help: 'Stats points not counted in the histograms because --max-metric-series label sets were already counted.',
+    registers: [this.registry],
+  })
+
+  constructor(
+    private readonly store: Store,
+    private readonly maxSeries = DEFAULT_MAX_METRIC_SERIES,
+  ) {
+    const all = (): Iterable<Counted> => this.counted.values()
+    const family = (name: string, help: string, b: Float64Array, pick: (c: Counted) => Buckets): void =>
+      this.registry.registerMetric(new HistogramFamily(name, help, b, pick, all) as never)
+    family('pathwise_edge_latency_seconds', 'Edge latency of the messages of a stats point series (its _count: messages).', LATENCY_BOUNDS, (c) => c.edge)
+    family('pathwise_pathway_latency_seconds', 'End-to-end latency from the first producer of the pathway.', LATENCY_BOUNDS, (c) => c.pathway)
+    family('pathwise_payload_size_bytes', 'Payload size of the messages (its _sum: payload bytes).', SIZE_BOUNDS, (c) => c.size)
+  }
 
   get contentType(): string {
     return this.registry.contentType
   }
 
-  render(s: Summary): Promise<string> {
-    for (const g of [this.edgeRate, this.edgeLatency, this.edgeSize, this.pathwayLatency, this.lagMessages, this.lagSeconds]) g.reset()
-    for (const e of s.edges) {
-      const labels = { from: e.from, to: e.to, kind: e.kind, type: e.type, topic: e.topic ?? '', group: e.group ?? '' }
-      this.edgeRate.set(labels, e.rate)
-      setQuantiles(this.edgeLatency, labels, e.latency)
-      setQuantiles(this.edgeSize, labels, e.payloadSize)
+  /** Counts a payload's points (called with each slice the store takes). */
+  observe(payload: IntakePayload): void {
+    const now = this.store.now()
+    for (const bucket of payload.buckets) {
+      for (const p of bucket.points) {
+        const info = edgeInfo(p.edgeTags)
+        const labels: PointLabels = {
+          service: payload.service,
+          env: payload.env,
+          pathway_hash: hex(p.hash),
+          parent_hash: hex(p.parent),
+          direction: info.direction ?? '',
+          type: info.type ?? '',
+          topic: info.topic ?? '',
+          group: info.group ?? '',
+        }
+        const key = POINT_LABELS.map((l) => labels[l]).join('\u0000')
+        let c = this.counted.get(key)
+        if (!c) {
+          if (this.counted.size >= this.maxSeries) {
+            this.dropped.inc()
+            continue
+          }
+          c = { labels, edge: new Buckets(LATENCY_BOUNDS), pathway: new Buckets(LATENCY_BOUNDS), size: new Buckets(SIZE_BOUNDS), lastSeen: now }
+          this.counted.set(key, c)
+        }
+        c.edge.add(p.edge)
+        c.pathway.add(p.pathway)
+        c.size.add(p.size)
+        c.lastSeen = now
+      }
     }
-    for (const p of s.pathways) {
-      setQuantiles(this.pathwayLatency, { pathway: p.nodes.join(' > '), service: p.service, approximate: String(p.approximate) }, p.latency)
+  }
+
+  async render(status: Status): Promise<string> {
+    const now = this.store.now()
+    // A label set quiet for the whole window goes, as the store's series do; Prometheus marks it stale.
+    for (const [key, c] of this.counted) if (c.lastSeen <= now - this.store.windowMs) this.counted.delete(key)
+    this.offsets.reset()
+    for (const b of this.store.backlogs()) {
+      let latest = -Infinity
+      let value = 0
+      for (const [start, v] of b.values) if (start > latest) [latest, value] = [start, v]
+      this.offsets.set({ kind: b.kind, consumer_group: b.group, topic: b.topic, partition: b.partition, kafka_cluster_id: b.cluster }, value)
     }
-    for (const r of s.lag) {
+    this.lagMessages.reset()
+    this.lagSeconds.reset()
+    for (const r of lagRows(this.store, rangeOf(now, 60_000))) {
       const labels = { consumer_group: r.group, topic: r.topic, partition: r.partition }
       if (r.lagMessages !== null) this.lagMessages.set(labels, r.lagMessages)
       if (r.lagSeconds !== null) this.lagSeconds.set(labels, r.lagSeconds)
     }
     this.payloads.reset()
-    this.payloads.inc({ result: 'accepted' }, s.status.payloads.accepted)
-    this.payloads.inc({ result: 'rejected' }, s.status.payloads.rejected)
+    this.payloads.inc({ result: 'accepted' }, status.payloads.accepted)
+    this.payloads.inc({ result: 'rejected' }, status.payloads.rejected)
     return this.registry.metrics()
   }
 
-  private gauge(name: string, help: string, labelNames: string[]): Gauge {
-    return new Gauge({ name, help, labelNames, registers: [this.registry] })
+  private gauge(name: string, help: string): Gauge {
+    return new Gauge({ name, help, labelNames: ['consumer_group', 'topic', 'partition'], registers: [this.registry] })
   }
-}
-
-function setQuantiles(g: Gauge, labels: Record<string, string>, q: Quantiles | null): void {
-  if (!q) return
-  g.set({ ...labels, quantile: '0.5' }, q.p50)
-  g.set({ ...labels, quantile: '0.95' }, q.p95)
-  g.set({ ...labels, quantile: '0.99' }, q.p99)
 }

@@ -1,7 +1,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { VERSION } from 'pathwise'
-import { handleApi, summary, type ApiContext, type Status } from './api.js'
+import { handleApi, type ApiContext, type Status } from './api.js'
 import { Forwarder } from './forward.js'
 import { RequestGuard } from './guard.js'
 import { DecodePool, DEFAULT_DECODE_HEAP_MB, DEFAULT_DECODE_WORKERS } from './decode-pool.js'
@@ -9,6 +9,8 @@ import { BodyBudget, DEFAULT_LIMITS, IntakeError, readBody, type IntakeLimits } 
 import { Metrics } from './metrics.js'
 import { TransactionMetrics } from './transaction-metrics.js'
 import { TransactionTracker, transactionsAnswer, type TransactionLimits } from './transactions.js'
+import { PrometheusSource } from './prometheus-source.js'
+import { PromqlError } from './promql.js'
 import { Persistence } from './persistence.js'
 import { staticFile } from './static.js'
 import { BUCKET_MS, Store } from './store.js'
@@ -51,6 +53,10 @@ export interface AgentOptions {
   allowedHosts?: string[]
   /** Caps of transaction tracking (ids remembered, pairs, cells): see transactions.ts. */
   transactionLimits?: Partial<TransactionLimits>
+  /** Draw the page and /api/* from this Prometheus (the fleet of agents it scrapes) instead of from memory. */
+  prometheus?: string
+  /** Label sets (stats point series) counted in /metrics' histograms. Default 1000. */
+  maxMetricSeries?: number
 }
 
 export interface RunningAgent {
@@ -93,7 +99,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
   const persistence = options.db
     ? await Persistence.open(store, { path: options.db, retentionMs: options.dbRetentionMs ?? 7 * 86_400_000, flushMs: options.dbFlushMs, log })
     : null
-  const metrics = new Metrics()
+  const metrics = new Metrics(store, options.maxMetricSeries)
   const transactions = new TransactionTracker(store.windowMs, options.now ?? Date.now, options.transactionLimits)
   const transactionMetrics = new TransactionMetrics(transactions)
   const startedAt = Date.now()
@@ -123,8 +129,10 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
       forward: forwarder ? { ...forwarder.stats } : null,
       db: options.db ?? null,
       dbWrites: persistence?.status() ?? null,
+      prometheus: null,
     }),
   }
+  const fleet = options.prometheus ? new PrometheusSource({ url: options.prometheus, windowMs: store.windowMs, maxSeries, status: ctx.status }) : null
 
   function rejectPayload(req: http.IncomingMessage, res: http.ServerResponse, { status, message: reason }: IntakeError): void {
     counts.rejected++
@@ -149,7 +157,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     intakeInFlight++
     try {
       await decoder.decode(body, limits.maxDecompressedBytes, async (wire) => {
-        await ingestInSlices(store, wire)
+        await ingestInSlices(store, wire, (slice) => metrics.observe(slice))
         await transactions.ingest(wire.transactions)
       })
     } finally {
@@ -222,13 +230,20 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
       return send(res, 404, 'not found\n')
     }
     if (path === '/info') return send(res, 200, JSON.stringify(info(port)), 'application/json')
-    if (path === '/metrics') return send(res, 200, (await metrics.render(summary(ctx))) + (await transactionMetrics.render()), metrics.contentType)
+    if (path === '/metrics') return send(res, 200, (await metrics.render(ctx.status())) + (await transactionMetrics.render()), metrics.contentType)
     if (path === '/api/transactions') {
       const answer = transactionsAnswer(transactions, url)
       return send(res, answer.status, JSON.stringify(answer.body), 'application/json')
     }
     if (path.startsWith('/api/')) {
-      const answer = handleApi(ctx, url)
+      let view = ctx
+      try {
+        if (fleet) view = await fleet.context(url)
+      } catch (err) {
+        if (!(err instanceof PromqlError)) throw err
+        return send(res, 502, JSON.stringify({ error: err.message }), 'application/json')
+      }
+      const answer = handleApi(view, url)
       if (answer) return send(res, answer.status, JSON.stringify(answer.body), 'application/json')
       return send(res, 404, JSON.stringify({ error: `no route ${path}` }), 'application/json')
     }

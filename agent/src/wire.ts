@@ -212,10 +212,11 @@ export function* payloadSlices(wire: WirePayload, budgetMs: number): Generator<I
 /** A slice is rebuilt in about this long, and merged in less: about the longest a payload holds up the event loop. */
 const SLICE_MS = 5
 
-/** Merges a payload into the store a slice at a time, letting the event loop run between slices. */
-export async function ingestInSlices(store: Store, wire: WirePayload): Promise<void> {
+/** Merges a payload into the store a slice at a time, letting the event loop run between slices; `also` sees each slice too. */
+export async function ingestInSlices(store: Store, wire: WirePayload, also?: (slice: IntakePayload) => void): Promise<void> {
   for (const slice of payloadSlices(wire, SLICE_MS)) {
     store.ingest(slice)
+    also?.(slice)
     await nextTurn()
   }
 }

@@ -1,0 +1,353 @@
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import fc from 'fast-check'
+import { edgeDetail, summary, type EdgeDetail, type Summary } from '../src/api.js'
+import { BUCKETS_PER_OCTAVE, POINT_LABELS } from '../src/metrics.js'
+import { PrometheusSource } from '../src/prometheus-source.js'
+import { PromqlClient, PromqlError } from '../src/promql.js'
+import { rangeOf } from '../src/range.js'
+import { startAgent, type RunningAgent } from '../src/server.js'
+import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
+import { pipelineBucket, type ServicePayload } from './helpers/agent-pipeline.js'
+import { killAgentProcesses, startAgentProcess, waitFor, type AgentProcess } from './helpers/agent-process.js'
+
+/**
+ * Agents as collectors, Prometheus as the store: Debian's Prometheus (/usr/bin/prometheus) scrapes
+ * two agents every second, each fed half of the pipeline's services; a third agent is fed all of
+ * them and is not scraped. The fleet view (`pathwise agent --prometheus URL`) must show the same
+ * nodes, edges and pathways as the single agent, with the same counts, rates within 5%, quantiles
+ * within the error the README states, and the same Kafka lag. Then the PromQL client against a
+ * Prometheus that is slow, trickles, answers without end, or answers garbage.
+ */
+
+const PROMETHEUS = '/usr/bin/prometheus'
+/** README "Many hosts": a bucket's geometric middle is within 2^(1/16) of its values, and re-binning it adds the sketch's 1%. */
+const QUANTILE_ERROR = 2 ** (1 / (2 * BUCKETS_PER_OCTAVE)) * 1.01 - 1
+const RANGE_S = 60
+const N = 120
+
+const HALF_A = new Set(['orders-api', 'mailer', 'aggregator'])
+
+async function freePort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+async function promQuery(base: string, query: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
+  const res = await fetch(`${base}/api/v1/query?${new URLSearchParams({ query })}`)
+  const body = (await res.json()) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } }
+  return body.data.result
+}
+
+/** The same bucket of a pipeline as each service would send it, over six 10 s buckets, with Kafka offsets. */
+function pipeline(from: number): ServicePayload[] {
+  const byService = new Map<string, ServicePayload>()
+  for (let i = 0; i < RANGE_S / 10; i++) {
+    const startMs = from + i * 10_000
+    for (const p of pipelineBucket(startMs, N, i + 1).payloads) {
+      const mine = byService.get(p.service) ?? { service: p.service, buckets: [] }
+      byService.set(p.service, mine)
+      mine.buckets.push(...p.buckets)
+    }
+    const produced = 1000 + 400 * i
+    byService.get('orders-api')!.buckets.push({ startMs, backlogs: [{ tags: ['type:kafka_produce', 'topic:orders', 'partition:0'], value: produced }] })
+    byService.get('billing')!.buckets.push({
+      startMs,
+      backlogs: [{ tags: ['type:kafka_commit', 'consumer_group:billing', 'topic:orders', 'partition:0'], value: produced - 50 - 10 * i }],
+    })
+  }
+  return [...byService.values()]
+}
+
+/** Whether two answers have the same keys and value types, recursively; null stands for any value (a latency or rate not known yet). */
+function sameShape(a: unknown, b: unknown, path = 'answer'): void {
+  if (a === null || b === null) return
+  if (Array.isArray(a) || Array.isArray(b)) {
+    assert.ok(Array.isArray(a) && Array.isArray(b), `${path}: an array in one answer only`)
+    for (let i = 0; i < Math.min(a.length, b.length); i++) sameShape(a[i], b[i], `${path}[${i}]`)
+    return
+  }
+  assert.equal(typeof a, typeof b, `${path}: types differ`)
+  if (typeof a !== 'object') return
+  const x = a as Record<string, unknown>
+  const y = b as Record<string, unknown>
+  assert.deepEqual(Object.keys(x).sort(), Object.keys(y).sort(), `${path}: keys differ`)
+  for (const k of Object.keys(x)) sameShape(x[k], y[k], `${path}.${k}`)
+}
+
+function within(actual: number, expected: number, relative: number, what: string): void {
+  assert.ok(Math.abs(actual - expected) <= relative * Math.abs(expected), `${what}: ${actual} is not within ${(relative * 100).toFixed(1)}% of ${expected}`)
+}
+
+function sameQuantiles(fleet: { p50: number; p99: number } | null, single: { p50: number; p99: number } | null, what: string): void {
+  assert.equal(fleet === null, single === null, `${what}: latency present in one view only`)
+  if (!fleet || !single) return
+  within(fleet.p50, single.p50, QUANTILE_ERROR, `${what} p50`)
+  within(fleet.p99, single.p99, QUANTILE_ERROR, `${what} p99`)
+}
+
+describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
+  let dir: string
+  let prometheus: ChildProcess
+  let promUrl: string
+  let promLog = ''
+  const agents: RunningAgent[] = []
+  let view: AgentProcess
+  let single: Summary
+  let fleet: Summary
+  let sent: ServicePayload[]
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pathwise-prometheus-'))
+    const [a, b, whole] = await Promise.all([startAgent({ port: 0, log: () => {} }), startAgent({ port: 0, log: () => {} }), startAgent({ port: 0, log: () => {} })])
+    agents.push(a, b, whole)
+    const port = await freePort()
+    promUrl = `http://127.0.0.1:${port}`
+    writeFileSync(
+      join(dir, 'prometheus.yml'),
+      [
+        'global:',
+        '  scrape_interval: 1s',
+        '  scrape_timeout: 1s',
+        'scrape_configs:',
+        '  - job_name: pathwise',
+        '    static_configs:',
+        `      - targets: ['127.0.0.1:${a.port}', '127.0.0.1:${b.port}']`,
+        '',
+      ].join('\n'),
+    )
+    prometheus = spawn(
+      PROMETHEUS,
+      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    )
+    prometheus.stderr!.on('data', (c: Buffer) => (promLog = (promLog + c.toString()).slice(-4000)))
+    const viewStarted = startAgentProcess('--prometheus', promUrl)
+    await waitFor(
+      'Prometheus to be ready',
+      () => fetch(`${promUrl}/-/ready`).then((r) => r.status, () => 0),
+      (s) => s === 200,
+      30_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${promLog}`)
+    })
+    view = await viewStarted
+
+    // Six whole buckets ending where the single agent's range ends, fed well before that end moves.
+    let range = rangeOf(Date.now(), RANGE_S * 1000)
+    while (rangeOf(Date.now() + 8000, RANGE_S * 1000).from !== range.from) {
+      await new Promise((r) => setTimeout(r, 250))
+      range = rangeOf(Date.now(), RANGE_S * 1000)
+    }
+    sent = pipeline(range.from)
+    for (const p of sent) {
+      const body = pathwisePayload(p.service, p.buckets)
+      for (const agent of [HALF_A.has(p.service) ? a : b, whole]) assert.equal((await postStats(agent.url, body)).status, 200)
+    }
+    single = await getJson<Summary>(whole.url, `/api/summary?range=${RANGE_S}`)
+    assert.equal(rangeOf(single.now, RANGE_S * 1000).from, range.from, 'the single agent read the range the payloads fill')
+
+    const messages = single.edges.reduce((sum, e) => sum + e.count, 0)
+    await waitFor(
+      'Prometheus to scrape every message and offset',
+      async () => [await promQuery(promUrl, 'sum(pathwise_edge_latency_seconds_count)'), await promQuery(promUrl, 'count(pathwise_kafka_offset)')],
+      ([m, o]) => Number(m[0]?.value[1]) === messages && Number(o[0]?.value[1]) === 2,
+      30_000,
+    )
+    fleet = await getJson<Summary>(view.url, `/api/summary?range=${RANGE_S}`)
+  })
+
+  after(async () => {
+    killAgentProcesses()
+    prometheus?.kill('SIGKILL')
+    await Promise.all(agents.map((a) => a.close()))
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('the same nodes, edges and pathways, with the same counts', () => {
+    assert.ok(single.edges.length >= 7 && single.pathways.length >= 3, 'the single agent sees the pipeline')
+    assert.deepEqual(
+      fleet.edges.map((e) => [e.id, e.from, e.to, e.kind, e.type, e.topic, e.group, e.count]),
+      single.edges.map((e) => [e.id, e.from, e.to, e.kind, e.type, e.topic, e.group, e.count]),
+    )
+    assert.deepEqual(
+      fleet.pathways.map((p) => [p.id, p.nodes, p.service, p.approximate, p.complete, p.count]),
+      single.pathways.map((p) => [p.id, p.nodes, p.service, p.approximate, p.complete, p.count]),
+    )
+    assert.deepEqual(
+      fleet.nodes.map((n) => n.id),
+      single.nodes.map((n) => n.id),
+    )
+    // Neither half alone can chain a pathway from orders-api to mailer: the hops are on different agents.
+    assert.ok(fleet.pathways.some((p) => p.nodes[0] === 'service:orders-api' && p.service === 'mailer' && p.complete))
+  })
+
+  test('rates within 5%, p50 and p99 within the stated error', () => {
+    assert.ok(QUANTILE_ERROR < 0.055)
+    for (const [i, e] of single.edges.entries()) {
+      within(fleet.edges[i].rate, e.rate, 0.05, `${e.id} rate`)
+      sameQuantiles(fleet.edges[i].latency, e.latency, `${e.id} latency`)
+      sameQuantiles(fleet.edges[i].payloadSize, e.payloadSize, `${e.id} payload size`)
+    }
+    for (const [i, p] of single.pathways.entries()) {
+      within(fleet.pathways[i].rate, p.rate, 0.05, `pathway to ${p.service} rate`)
+      sameQuantiles(fleet.pathways[i].latency, p.latency, `pathway ${p.nodes.join(' > ')}`)
+    }
+    for (const [i, n] of single.nodes.entries()) {
+      within(fleet.nodes[i].inRate, n.inRate, 0.05, `${n.id} in`)
+      within(fleet.nodes[i].outRate, n.outRate, 0.05, `${n.id} out`)
+      if (n.p99 !== null) within(fleet.nodes[i].p99 ?? NaN, n.p99, QUANTILE_ERROR, `${n.id} p99`)
+    }
+  })
+
+  test('the same Kafka lag, and the same shapes in /api/*', () => {
+    assert.deepEqual(
+      fleet.lag.map((r) => [r.group, r.topic, r.partition, r.produceOffset, r.commitOffset, r.lagMessages]),
+      single.lag.map((r) => [r.group, r.topic, r.partition, r.produceOffset, r.commitOffset, r.lagMessages]),
+    )
+    assert.equal(single.lag[0]?.lagMessages, 100)
+    const { status: fleetStatus, ...fleetRest } = fleet
+    const { status: singleStatus, ...singleRest } = single
+    sameShape(fleetRest, singleRest)
+    assert.deepEqual(Object.keys(fleetStatus).sort(), Object.keys(singleStatus).sort())
+    assert.equal(fleetStatus.prometheus, promUrl)
+    assert.equal(singleStatus.prometheus, null)
+    assert.equal(fleetStatus.payloads.accepted, sent.length, 'the payloads both halves took')
+  })
+
+  test("an edge's chart and lag history from Prometheus", async () => {
+    const id = 'kafka:orders>service:billing#billing'
+    const detail = await waitFor(
+      'the chart to hold every message',
+      () => getJson<EdgeDetail>(view.url, `/api/edge?id=${encodeURIComponent(id)}&range=${RANGE_S}`),
+      (d) => d.buckets.reduce((sum, b) => sum + b.count, 0) === d.edge.count,
+      20_000,
+    )
+    const mine = single.edges.find((e) => e.id === id)!
+    assert.equal(detail.edge.count, mine.count)
+    assert.ok(detail.buckets.every((b) => b.count === 0 || b.latency !== null))
+    assert.ok(detail.lagHistory.length === 1 && detail.lagHistory[0].points.length > 0)
+    const missing = await fetch(`${view.url}/api/edge?id=nothing`)
+    assert.equal(missing.status, 404)
+  })
+
+  test("the page is served, and /metrics names follow Prometheus's conventions", async () => {
+    assert.equal((await fetch(`${view.url}/`)).status, 200)
+    const text = await (await fetch(`${agents[0].url}/metrics`)).text()
+    for (const family of ['pathwise_edge_latency_seconds', 'pathwise_pathway_latency_seconds', 'pathwise_payload_size_bytes']) {
+      assert.match(text, new RegExp(`# TYPE ${family} histogram`))
+      assert.match(text, new RegExp(`${family}_bucket\\{[^}]*le="\\+Inf"\\}`))
+    }
+    assert.match(text, /# TYPE pathwise_kafka_offset gauge/)
+    assert.match(text, /# TYPE pathwise_intake_payloads_total counter/)
+    const labels = /pathwise_edge_latency_seconds_count\{([^}]*)\}/.exec(text)![1]
+    assert.deepEqual(
+      [...labels.matchAll(/(\w+)="/g)].map((m) => m[1]),
+      [...POINT_LABELS],
+    )
+  })
+})
+
+describe('the PromQL client against a hostile Prometheus', { timeout: 60_000 }, () => {
+  let server: http.Server
+  let base: string
+  let answer: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => res.end()
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      req.resume()
+      answer(req, res)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+  })
+
+  after(async () => {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+
+  const client = (): PromqlClient => new PromqlClient({ url: base, timeoutMs: 500, maxBytes: 1024 * 1024 })
+
+  test('no answer, a trickled answer and an endless answer end in a PromqlError', async () => {
+    const timers = new Set<NodeJS.Timeout>()
+    answer = () => {}
+    await assert.rejects(client().instant('up', 0), PromqlError)
+    answer = (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' })
+      const t = setInterval(() => res.write(' '), 50)
+      timers.add(t)
+      res.on('close', () => clearInterval(t))
+    }
+    await assert.rejects(client().instant('up', 0), /did not answer within 500 ms/)
+    answer = (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' })
+      const chunk = Buffer.alloc(64 * 1024, 0x20)
+      const pump = (): void => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump)
+      }
+      pump()
+    }
+    await assert.rejects(client().instant('up', 0), /larger than 1048576 bytes/)
+    answer = (_req, res) => res.writeHead(200, { 'Content-Length': String(2 ** 40) }).end()
+    await assert.rejects(client().instant('up', 0), /larger than/)
+    for (const t of timers) clearInterval(t)
+  })
+
+  test('any answer: a result or a PromqlError, and the view built from it still answers', async () => {
+    const labelName = fc.constantFrom(...POINT_LABELS, 'le', 'kind', 'topic', 'partition', 'consumer_group', 'result', '__name__')
+    const labelValue = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('+Inf', '1e308', '0', '-1', 'NaN', '0.5', 'produce', 'commit', 'out', 'in', 'kafka', '00000000000000ff'))
+    const number = fc.oneof(fc.double(), fc.constantFrom('NaN', '+Inf', '-Inf', '1e308', '-5', '3', 'x'))
+    const series = fc.record({
+      metric: fc.dictionary(labelName, labelValue, { maxKeys: 10 }),
+      value: fc.tuple(fc.double(), number.map(String)),
+      values: fc.array(fc.tuple(fc.double({ min: 0, max: 2e9 }), number.map(String)), { maxLength: 5 }),
+    })
+    const body = fc.oneof(
+      fc.record({ status: fc.constant('success'), data: fc.record({ resultType: fc.constantFrom('vector', 'matrix', 'scalar'), result: fc.array(series, { maxLength: 30 }) }) }),
+      fc.jsonValue().map((v) => ({ status: 'success', data: v })),
+      fc.jsonValue(),
+    )
+    await fc.assert(
+      fc.asyncProperty(body, fc.boolean(), async (answerBody, asRange) => {
+        answer = (req, res) => {
+          // A well-shaped answer names the result type the endpoint gives.
+          const b = answerBody as { data?: { resultType?: string } }
+          const text = JSON.stringify(
+            asRange && b.data && typeof b.data === 'object' && 'resultType' in b.data ? { ...b, data: { ...b.data, resultType: req.url?.includes('range') ? 'matrix' : 'vector' } } : answerBody,
+          )
+          res.writeHead(200, { 'Content-Type': 'application/json' }).end(text)
+        }
+        for (const ask of [() => client().instant('up', 0), () => client().range('up', 0, 60, 10)]) {
+          try {
+            assert.ok(Array.isArray(await ask()))
+          } catch (err) {
+            assert.ok(err instanceof PromqlError, String(err))
+          }
+        }
+        const source = new PrometheusSource({ url: base, timeoutMs: 500, maxBytes: 1024 * 1024, windowMs: 3_600_000, maxSeries: 1000, status: () => ({}) as never })
+        for (const path of ['/api/summary', '/api/edge?id=service:x>kafka:y']) {
+          try {
+            const ctx = await source.context(new URL(path, 'http://view'))
+            const s = summary(ctx, 60)
+            assert.ok(Array.isArray(s.edges))
+            edgeDetail(ctx, 'service:x>kafka:y', 60)
+          } catch (err) {
+            assert.ok(err instanceof PromqlError, String(err))
+          }
+        }
+      }),
+      { numRuns: 60 },
+    )
+  })
+})
