@@ -6,35 +6,42 @@ import { transactionRecords, type RecordCounts, type TransactionsWire } from './
 /**
  * Transaction tracking: for each pair of checkpoint names seen on the same transaction id (from any
  * tracer's `trackTransaction`), the latency from the earlier to the later, as sketches per 10 s
- * bucket of the later one. Memory is bounded by three caps, each counted when it binds: the ids
- * remembered (least recently seen forgotten first), the pairs, and the (pair, bucket) cells; ids
- * and cells older than the window go too. Kept in memory only (not in `--db`).
+ * bucket of the later one. Memory is bounded by caps, each counted when it binds: the ids
+ * remembered (least recently seen forgotten first), the checkpoints kept per id, the names, the
+ * pairs and the (pair, bucket) cells; ids and cells older than the window go too. Kept in memory
+ * only (not in `--db`).
  */
 
 export interface TransactionLimits {
-  /** Transaction ids remembered at once; past it the least recently seen is forgotten. Default 50,000 (about 20 MB at most). */
+  /**
+   * Transaction ids remembered at once; past it the least recently seen is forgotten. Default
+   * 50,000: measured, about 25 MB for UUID ids of three checkpoints, 40 MB at most (255-byte ids of
+   * MAX_CHECKPOINTS_PER_ID checkpoints).
+   */
   maxIds: number
+  /** Distinct checkpoint names (255 bytes at most each); past it records of new names are dropped. Default 10,000. */
+  maxNames: number
   /** Checkpoint pairs; past it records that would start a new pair are not paired. Default 1,000. */
   maxPairs: number
   /** (pair, bucket) cells, each a sketch; past it new cells are dropped. Default 20,000. */
   maxCells: number
 }
 
-export const DEFAULT_TRANSACTION_LIMITS: TransactionLimits = { maxIds: 50_000, maxPairs: 1_000, maxCells: 20_000 }
+export const DEFAULT_TRANSACTION_LIMITS: TransactionLimits = { maxIds: 50_000, maxNames: 10_000, maxPairs: 1_000, maxCells: 20_000 }
 
 /** Checkpoints kept per id: pairs per id grow as their square. */
-const MAX_CHECKPOINTS_PER_ID = 16
+const MAX_CHECKPOINTS_PER_ID = 8
 /** How far ahead of the agent's clock a record may be (tracer clock skew), as for stats buckets. */
 const MAX_FUTURE_MS = 10 * 60_000
 /** A payload's records are paired this long at a time before the event loop runs again. */
 const SLICE_MS = 5
 
-interface Seen {
-  checkpoints: string[]
-  times: number[]
-  /** The latest time among them: an id last seen before the window is forgotten. */
-  last: number
-}
+/**
+ * What an id reached: `[latest time, checkpoint, time, checkpoint, time, ...]`, checkpoints as
+ * indexes in the tracker's names (each name held once, however many ids and payloads bring it). A
+ * flat array of exactly its length, replaced as it grows: about 100 bytes for three checkpoints.
+ */
+type Seen = number[]
 
 interface Pair {
   from: string
@@ -54,6 +61,8 @@ export interface TransactionCounters extends RecordCounts {
   evictedIds: number
   /** Latencies not kept: their pair or cell was past `maxPairs` or `maxCells`. */
   droppedLatencies: number
+  /** Records of a new checkpoint name once `maxNames` were known. */
+  droppedNames: number
 }
 
 export interface PairView {
@@ -75,9 +84,21 @@ export interface TransactionsView {
 }
 
 export class TransactionTracker {
-  readonly counters: TransactionCounters = { records: 0, malformed: 0, unknownCheckpoint: 0, duplicates: 0, outOfWindow: 0, evictedIds: 0, droppedLatencies: 0 }
+  readonly counters: TransactionCounters = {
+    records: 0,
+    malformed: 0,
+    unknownCheckpoint: 0,
+    duplicates: 0,
+    outOfWindow: 0,
+    evictedIds: 0,
+    droppedLatencies: 0,
+    droppedNames: 0,
+  }
   private readonly ids = new Map<string, Seen>()
-  private readonly pairs = new Map<string, Pair>()
+  private readonly nameIndex = new Map<string, number>()
+  private readonly names: string[] = []
+  /** By `from * maxNames + to`. */
+  private readonly pairs = new Map<number, Pair>()
   private cellCount = 0
   private readonly limits: TransactionLimits
 
@@ -104,10 +125,15 @@ export class TransactionTracker {
   }
 
   /** One record: paired with each checkpoint its id reached before. */
-  observe(id: string, checkpoint: string, ms: number): void {
+  observe(id: string, name: string, ms: number): void {
     this.counters.records++
     const now = this.now()
     if (!(ms >= now - this.windowMs && ms <= now + MAX_FUTURE_MS)) return void this.counters.outOfWindow++
+    let checkpoint = this.nameIndex.get(name)
+    if (checkpoint === undefined) {
+      if (this.names.length >= this.limits.maxNames) return void this.counters.droppedNames++
+      this.nameIndex.set(name, (checkpoint = this.names.push(name) - 1))
+    }
     const seen = this.ids.get(id)
     if (seen === undefined) {
       this.forgetOld(now)
@@ -115,30 +141,29 @@ export class TransactionTracker {
         this.ids.delete(this.ids.keys().next().value as string)
         this.counters.evictedIds++
       }
-      this.ids.set(id, { checkpoints: [checkpoint], times: [ms], last: ms })
+      this.ids.set(id, [ms, checkpoint, ms])
       return
     }
-    if (seen.checkpoints.includes(checkpoint)) return void this.counters.duplicates++
-    for (let i = 0; i < seen.checkpoints.length; i++) {
-      const earlier = seen.times[i] <= ms
-      this.add(earlier ? seen.checkpoints[i] : checkpoint, earlier ? checkpoint : seen.checkpoints[i], Math.abs(ms - seen.times[i]) / 1000, Math.max(ms, seen.times[i]))
+    for (let i = 1; i < seen.length; i += 2) if (seen[i] === checkpoint) return void this.counters.duplicates++
+    for (let i = 1; i < seen.length; i += 2) {
+      const other = seen[i]
+      const at = seen[i + 1]
+      const earlier = at <= ms
+      this.add(earlier ? other : checkpoint, earlier ? checkpoint : other, Math.abs(ms - at) / 1000, Math.max(ms, at))
     }
+    const next = seen.length < 1 + 2 * MAX_CHECKPOINTS_PER_ID ? [...seen, checkpoint, ms] : seen
+    next[0] = Math.max(seen[0], ms)
     // Most recently seen last: the Map's order is the forgetting order.
     this.ids.delete(id)
-    if (seen.checkpoints.length < MAX_CHECKPOINTS_PER_ID) {
-      seen.checkpoints.push(checkpoint)
-      seen.times.push(ms)
-    }
-    seen.last = Math.max(seen.last, ms)
-    this.ids.set(id, seen)
+    this.ids.set(id, next)
   }
 
-  private add(from: string, to: string, seconds: number, at: number): void {
-    const key = `${from}\u0000${to}`
+  private add(from: number, to: number, seconds: number, at: number): void {
+    const key = from * this.limits.maxNames + to
     let pair = this.pairs.get(key)
     if (pair === undefined) {
       if (this.pairs.size >= this.limits.maxPairs) return void this.counters.droppedLatencies++
-      this.pairs.set(key, (pair = { from, to, cells: new Map() }))
+      this.pairs.set(key, (pair = { from: this.names[from], to: this.names[to], cells: new Map() }))
     }
     const start = at - (at % BUCKET_MS)
     let cell = pair.cells.get(start)
@@ -153,7 +178,7 @@ export class TransactionTracker {
   /** Forgets ids last seen before the window, oldest first (the Map's order is close to it). */
   private forgetOld(now: number): void {
     for (const [id, seen] of this.ids) {
-      if (seen.last >= now - this.windowMs) return
+      if (seen[0] >= now - this.windowMs) return
       this.ids.delete(id)
     }
   }

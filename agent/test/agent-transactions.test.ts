@@ -213,6 +213,17 @@ describe('the tracker alone', () => {
     assert.equal(view.counters.droppedLatencies, 4)
   })
 
+  test('at most maxNames checkpoint names, and MAX_CHECKPOINTS_PER_ID (8) checkpoints an id', () => {
+    const now = 1_800_000_000_000
+    const tracker = new TransactionTracker(3_600_000, () => now, { maxNames: 10 })
+    for (let c = 0; c < 12; c++) tracker.observe('one', `c${c}`, now - 1000 + c)
+    const view = tracker.view(60)
+    assert.equal(view.counters.droppedNames, 2)
+    // The ninth and tenth checkpoints pair with the eight kept, and are not kept themselves.
+    assert.equal(view.pairs.length, 28 + 8 + 8)
+    assert.ok(!view.pairs.some((p) => p.from === 'c8'))
+  })
+
   test('any bytes: reading never throws, ids stay within 255 bytes, and the records are what the bytes say', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 300 })), { maxLength: 5 }), (buckets) => {
