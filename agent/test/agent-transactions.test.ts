@@ -151,6 +151,33 @@ describe('transactions through the agent', () => {
     assert.equal(view.counters.unknownCheckpoint - before.counters.unknownCheckpoint, 2, 'a name lost to the cut, an id no name has')
   })
 
+  test('payloads with and without ProductMask, ProcessTags and transactions are all accepted (dd-trace-go writes empty binaries)', async () => {
+    const bucketMs = Date.now() - (Date.now() % 10_000)
+    const point = {
+      EdgeTags: ['direction:out', 'topic:go-orders', 'type:kafka'],
+      Hash: 77n,
+      ParentHash: 0n,
+      PathwayLatency: sketchOf([0.1]),
+      EdgeLatency: sketchOf([0.1]),
+      PayloadSize: sketchOf([1]),
+      TimestampType: 'current',
+    }
+    const base = { Start: BigInt(bucketMs) * 1_000_000n, Duration: 10_000_000_000n, Stats: [point], Backlogs: [] }
+    const header = { Env: 'test', Service: 'go-svc', TracerVersion: 'v2', Lang: 'go', Version: '' }
+    const empty = new Uint8Array(0)
+    const shapes = [
+      { ...header, Stats: [{ ...base, Transactions: empty, TransactionCheckpointIds: empty }], ProcessTags: ['entrypoint.name:svc', 'entrypoint.type:executable'], ProductMask: 3 },
+      { ...header, Stats: [{ ...base, Transactions: null, TransactionCheckpointIds: null }], ProcessTags: null, ProductMask: 3n },
+      { ...header, Stats: [base] },
+    ]
+    for (const shape of shapes) {
+      const res = await postStats(agent.url, new Uint8Array(gzipSync(encode(shape, { useBigInt64: true }))))
+      assert.equal(res.status, 200, res.text)
+    }
+    const summary = await getJson<Summary>(agent.url, '/api/summary')
+    assert.equal(summary.edges.find((e) => e.topic === 'go-orders')?.count, 3)
+  })
+
   test('the page shows the pairs in its Transactions panel, names as text', async () => {
     const t0 = Date.now() - 5_000
     const name = '<img src=x onerror=alert(1)>'
