@@ -1,11 +1,12 @@
 import type { AgentLoadResults } from './agent-load.js'
+import type { PipelineResults } from './cases/pipeline.js'
 import { ratio, type Figure } from './harness.js'
 
-/** The columns of the table: the two pathwise cores, dd-trace's processor, and (case 7) DSM off. */
-export type Column = 'wasm' | 'ts' | 'dd-trace' | 'off'
+/** The columns of the table: the two pathwise cores and dd-trace's processor. */
+export type Column = 'wasm' | 'ts' | 'dd-trace'
 
 export interface Row {
-  /** The case number of the issue (1 to 8). */
+  /** The case number of the issue (1 to 8; 7 has its own tables). */
   case: number
   name: string
   unit: string
@@ -37,6 +38,8 @@ export interface Results {
   seconds: number
   rows: Row[]
   targets: Target[]
+  /** Case 7, the pipeline (bench/cases/pipeline.ts), when it ran. */
+  pipeline?: PipelineResults
   /** Case 9, the agent under load (bench/agent-load.ts), when it ran. */
   agentLoad?: AgentLoadResults
 }

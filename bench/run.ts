@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { agentLoadNotes, agentLoadTable } from './agent-load.js'
+import { pipelineCpuTable, pipelineDerivedTable, pipelineNotes, pipelineThroughputTable } from './cases/pipeline-report.js'
 import { runSuite } from './suite.js'
 import { machineLine, table, targetList } from './table.js'
 
@@ -21,7 +22,15 @@ const out = option('out') ?? fileURLToPath(new URL(quick ? './results.local.json
 
 const results = await runSuite({ quick, only, log: (line) => process.stderr.write(`${line}\n`) })
 writeFileSync(out, JSON.stringify(results, null, 2) + '\n')
-process.stdout.write(`${machineLine(results)}\n\n${table(results)}\n\n`)
+process.stdout.write(`${machineLine(results)}\n\n`)
+if (results.pipeline !== undefined) {
+  const p = results.pipeline
+  process.stdout.write(`Case 7, the pipeline: CPU µs per message of the client process (median, IQR over rounds):\n\n${pipelineCpuTable(p)}\n\n`)
+  process.stdout.write(`Derived within each round, µs per message:\n\n${pipelineDerivedTable(p)}\n\n`)
+  process.stdout.write(`Throughput, thousand messages per second:\n\n${pipelineThroughputTable(p)}\n\n`)
+  process.stdout.write(`${pipelineNotes(p).map((n) => `- ${n}`).join('\n')}\n\n`)
+}
+if (results.rows.length > 0) process.stdout.write(`${table(results)}\n\n`)
 for (const row of results.rows) for (const note of row.notes ?? []) process.stdout.write(`- case ${row.case}, ${row.name}: ${note}\n`)
 if (results.targets.length > 0) process.stdout.write(`\nTargets:\n${targetList(results)}\n`)
 if (results.agentLoad !== undefined) {

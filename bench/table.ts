@@ -2,10 +2,10 @@
 import type { Figure } from './harness.js'
 import type { Column, Results, Row } from './results.js'
 
-const COLUMNS: Column[] = ['wasm', 'ts', 'dd-trace', 'off']
-const HEADINGS: Record<Column, string> = { wasm: 'pathwise Wasm', ts: 'pathwise TS', 'dd-trace': 'dd-trace', off: 'DSM off' }
+const COLUMNS: Column[] = ['wasm', 'ts', 'dd-trace']
+const HEADINGS: Record<Column, string> = { wasm: 'pathwise Wasm', ts: 'pathwise TS', 'dd-trace': 'dd-trace' }
 
-function number(v: number): string {
+export function number(v: number): string {
   if (!Number.isFinite(v)) return String(v)
   const a = Math.abs(v)
   if (a >= 10_000) return Math.round(v).toLocaleString('en-US')

@@ -1,8 +1,10 @@
 /**
  * The benchmark suite as a smoke check: `bench/run.ts --quick` (what `npm run bench:quick` runs
  * once the Wasm core is built) must run every case and give a finite, positive figure for each
- * implementation of each row. No time is asserted: the machine is shared, and speed is the
- * suite's business, not this test's.
+ * implementation of each row; case 7 (the pipeline) must have run every configuration, each
+ * Node, client and consume mode, and each configuration must have done what it claims (the
+ * case itself refuses one that did not: dd-trace inactive, pathwise sending no header). No time
+ * is asserted: the machine is shared, and speed is the suite's business, not this test's.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -12,33 +14,54 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { CLIENTS, CONFIGS, MODES } from '../bench/cases/pipeline.js'
+import type { Figure } from '../bench/harness.js'
 import type { Column, Results } from '../bench/results.js'
 
 const RUN = fileURLToPath(new URL('../bench/run.ts', import.meta.url))
 
-test('bench:quick runs all eight cases, each implementation giving a finite positive figure, and the agent load', { timeout: 240_000 }, async () => {
+const positive = (f: Figure | undefined, what: string) => {
+  assert.ok(f !== undefined, `${what}: no figure`)
+  for (const v of [f.median, ...f.rounds]) assert.ok(Number.isFinite(v) && v > 0, `${what}: ${v}`)
+}
+
+// Case 7 installs Node 24 and builds the confluent client for it on a fresh clone (a minute or two, once).
+test('bench:quick runs every case, each implementation and configuration giving a finite positive figure, and the agent load', { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pathwise-bench-'))
   try {
     const out = join(dir, 'results.json')
     const args = ['--import', 'tsx', RUN, '--quick', `--out=${out}`]
-    await promisify(execFile)(process.execPath, args, { timeout: 220_000, maxBuffer: 16 * 2 ** 20 })
+    await promisify(execFile)(process.execPath, args, { timeout: 580_000, maxBuffer: 16 * 2 ** 20 })
     const results = JSON.parse(readFileSync(out, 'utf8')) as Results
 
-    assert.deepEqual([...new Set(results.rows.map((r) => r.case))], [1, 2, 3, 4, 5, 6, 7, 8])
+    assert.deepEqual([...new Set(results.rows.map((r) => r.case))], [1, 2, 3, 4, 5, 6, 8])
     for (const row of results.rows) {
-      const columns: Column[] = row.case === 7 ? ['off', 'wasm', 'ts'] : ['wasm', 'ts', 'dd-trace']
-      for (const column of columns) {
-        const f = row.figures[column]
-        assert.ok(f !== undefined, `case ${row.case} "${row.name}": no figure for ${column}`)
-        for (const v of [f.median, ...f.rounds]) assert.ok(Number.isFinite(v) && v > 0, `case ${row.case} "${row.name}", ${column}: ${v}`)
-      }
+      const columns: Column[] = ['wasm', 'ts', 'dd-trace']
+      for (const column of columns) positive(row.figures[column], `case ${row.case} "${row.name}", ${column}`)
       for (const [name, f] of Object.entries(row.ratios)) {
         for (const v of [f.median, ...f.rounds]) assert.ok(Number.isFinite(v), `case ${row.case} "${row.name}", ${name}: ${v}`)
       }
     }
+
+    // Case 7: each Node, client and mode, every configuration in each cell.
+    const cells = results.pipeline?.cells ?? []
+    const majors = new Set(cells.map((c) => c.node.split('.')[0]))
+    assert.deepEqual([...majors].sort(), ['v20', 'v24'])
+    assert.deepEqual([...new Set(cells.map((c) => c.client))].sort(), [...CLIENTS].sort())
+    assert.deepEqual([...new Set(cells.map((c) => c.mode))].sort(), [...MODES].sort())
+    for (const cell of cells) {
+      const where = `case 7, ${cell.node} ${cell.client} ${cell.mode}`
+      for (const config of CONFIGS) {
+        positive(cell.cpu[config], `${where}, ${config}, CPU per message`)
+        positive(cell.throughput[config], `${where}, ${config}, throughput`)
+      }
+      for (const [name, f] of Object.entries(cell.derived)) assert.ok(Number.isFinite(f.median), `${where}, ${name}: ${f.median}`)
+      assert.ok(cell.seen['dd-trace'].includes('span') && cell.seen['dd-trace-dsm'].includes('dd-pathway-ctx-base64'), `${where}: dd-trace was not active`)
+    }
+    const node24 = cells.filter((c) => c.node.startsWith('v24'))
     assert.deepEqual(
       results.targets.map((t) => t.goal),
-      ['≥ 20×', '≥ 20×', '≥ 2×', '≤ 1%', '≤ +10%'],
+      ['≥ 20×', '≥ 20×', '≥ 2×', ...node24.map(() => '≤ 0.25×'), ...node24.map((c) => (c.mode === 'eachMessage' ? '≤ 1 µs' : '≤ 0.3 µs')), '≤ +10%'],
     )
     // Case 9, the agent under load: its quick runs took payloads and measured the agent process.
     const load = results.agentLoad

@@ -1,108 +1,165 @@
 /**
- * One configuration of case 7 in a process of its own (see pipeline.ts for why): a kafkajs
- * producer and consumer on the mock cluster, joined once, then running rounds on request.
- * argv: the configuration, the brokers (comma-separated), the topic and group suffix.
+ * One configuration of case 7 in a process of its own (see pipeline.ts for why): a producer and a
+ * consumer of one client on the mock cluster, joined once, then running rounds on request.
+ * argv: the client, the consume mode, the configuration, the brokers (comma-separated), the
+ * topic and group suffix. BENCH_CONFLUENT, when set, is the folder whose node_modules holds the
+ * confluent package to load (a copy built for the Node this runs on).
  *
- * Configurations: `off` (no DSM), `wasm` and `ts` (instrumentKafkaJs with that core), and three
- * that take the overhead apart: `header-only` (no DSM, the application adds a header of the
- * pathway header's size: what kafkajs itself spends on one), `wasm-no-header` (checkpoints and
- * context, no header) and `context-only` (no DSM, each handler run in an AsyncLocalStorage
- * context, as pathwise's instrumentation does).
+ * What each configuration adds is set up outside this file, as a user does it (pipeline.ts gives
+ * the process its flags and environment): `wasm` and `wasm-no-header` run under
+ * `-r pathwise/register`, `dd-trace` and `dd-trace-dsm` under `-r dd-trace/init`. Here only:
+ * `ts` (pathwise's TS core has no automatic mode: createDataStreams({ core: 'ts' }) and the
+ * instrument function) and `header` (no DSM: the application adds a 28-character
+ * dd-pathway-ctx-base64 header itself, what the client spends on carrying one).
  */
-import { AsyncLocalStorage } from 'node:async_hooks'
 import { createRequire } from 'node:module'
-import { instrumentKafkaJs } from '../../bindings/kafka/index.js'
+import { join } from 'node:path'
 import { FAST_CONSUMER } from '../../test/peers/kafka.js'
-import { pathwise } from '../subjects.js'
 
-export type PipelineConfig = 'off' | 'wasm' | 'ts' | 'header-only' | 'wasm-no-header' | 'context-only'
+export type PipelineClient = 'kafkajs' | 'confluent'
+export type PipelineMode = 'eachMessage' | 'eachBatch'
+export type PipelineConfig = 'off' | 'wasm' | 'ts' | 'dd-trace' | 'dd-trace-dsm' | 'header' | 'wasm-no-header'
 
 /** Parent to child: run a round of `messages`, or stop. Child to parent: ready, or a round's figures. */
 export type ToChild = { type: 'run'; messages: number } | { type: 'stop' }
 export type FromChild = { type: 'ready'; node: string } | ({ type: 'round' } & RoundFigures) | { type: 'error'; message: string }
 
-/** One round: the produce phase, then the consume phase; wall-clock seconds and CPU microseconds of this process. */
+/** One round: produce, then consume; wall-clock seconds and CPU microseconds of this whole process. */
 export interface RoundFigures {
-  produceSeconds: number
-  produceCpuMicros: number
-  consumeSeconds: number
-  consumeCpuMicros: number
+  seconds: number
+  cpuMicros: number
+  /** The header names of the round's first consumed message, sorted. */
+  headers: string[]
+  /** dd-trace only: whether a span was active in the handler of the round's first message. */
+  span?: boolean
 }
 
 const require = createRequire(import.meta.url)
-const { Kafka, Partitioners, logLevel } = require('kafkajs')
 
 const MESSAGE_BYTES = 100
-const PER_SEND = 1000
-const WARM_UP = 3000
+const PER_SEND = 500
+// a header value as pathwise writes one: 28 base64 characters
+const HEADER = { 'dd-pathway-ctx-base64': 'EjXKdO8OqMfmjty4wWjmjty4wWg=' }
+
+interface Clients {
+  producer: { connect(): Promise<void>; send(r: { topic: string; messages: object[] }): Promise<unknown>; disconnect(): Promise<void> }
+  consumer: {
+    connect(): Promise<void>
+    subscribe(s: object): Promise<void>
+    run(r: object): Promise<void>
+    pause(t: { topic: string }[]): void
+    resume(t: { topic: string }[]): void
+    disconnect(): Promise<void>
+  }
+}
+
+type Seen = Pick<RoundFigures, 'headers' | 'span'>
+type Kafka = { producer(o: object): Clients['producer']; consumer(o: object): Clients['consumer'] }
+
+/** The configuration's DataStreams for the TS core, instrumenting this client's Kafka object. */
+async function instrumentTs(client: PipelineClient, kafka: Kafka): Promise<void> {
+  const { createDataStreams, instrumentKafkaJs, instrumentConfluent } = await import('pathwise')
+  const dsm = createDataStreams({ core: 'ts' })
+  if (client === 'kafkajs') instrumentKafkaJs(kafka, dsm)
+  else instrumentConfluent(kafka, dsm)
+}
+
+async function clients(client: PipelineClient, config: PipelineConfig, brokers: string[], group: string): Promise<Clients> {
+  if (client === 'kafkajs') {
+    const { Kafka, Partitioners, logLevel } = require('kafkajs')
+    const kafka: Kafka = new Kafka({ clientId: group, brokers, logLevel: logLevel.NOTHING })
+    if (config === 'ts') await instrumentTs(client, kafka)
+    return {
+      producer: kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner }),
+      consumer: kafka.consumer({ groupId: group, ...FAST_CONSUMER }),
+    }
+  }
+  const from = process.env.BENCH_CONFLUENT === undefined ? require : createRequire(join(process.env.BENCH_CONFLUENT, 'bench.js'))
+  const { KafkaJS } = from('@confluentinc/kafka-javascript')
+  const kafka: Kafka = new KafkaJS.Kafka({ kafkaJS: { brokers, logLevel: KafkaJS.logLevel.NOTHING } })
+  if (config === 'ts') await instrumentTs(client, kafka)
+  return {
+    producer: kafka.producer({}),
+    consumer: kafka.consumer({ kafkaJS: { groupId: group, fromBeginning: true, ...FAST_CONSUMER }, 'topic.metadata.refresh.interval.ms': 1000 }),
+  }
+}
 
 const send = (m: FromChild) => process.send!(m)
 
 async function main(): Promise<void> {
-  const [config, brokers, suffix] = process.argv.slice(2) as [PipelineConfig, string, string]
-  const kafka = new Kafka({ clientId: `bench-${config}`, brokers: brokers.split(','), logLevel: logLevel.NOTHING })
-  if (config === 'wasm' || config === 'ts' || config === 'wasm-no-header') {
-    // the default flush interval: flushes (drain, msgpack, gzip) are part of the cost
-    const dsm = pathwise(config === 'ts' ? 'ts' : 'wasm', 10_000)
-    instrumentKafkaJs(kafka, dsm, { injectHeaders: config !== 'wasm-no-header' })
+  const [client, mode, config, brokers, suffix] = process.argv.slice(2) as [PipelineClient, PipelineMode, PipelineConfig, string, string]
+  const warmUp = Number(process.env.BENCH_PIPELINE_WARM_UP ?? 2000)
+  const name = `bench-pipeline-${client}-${mode}-${config}-${suffix}`
+  const topic = name
+  const { producer, consumer } = await clients(client, config, brokers.split(','), name)
+  const tracer = config.startsWith('dd-trace') ? (require('dd-trace') as { scope(): { active(): unknown } }) : undefined
+
+  const value = Buffer.alloc(MESSAGE_BYTES, 'x')
+  const message = config === 'header' ? () => ({ value, headers: HEADER }) : () => ({ value })
+  const produce = async (messages: number) => {
+    for (let sent = 0; sent < messages; sent += PER_SEND) {
+      await producer.send({ topic, messages: Array.from({ length: Math.min(PER_SEND, messages - sent) }, message) })
+    }
   }
-  const topic = `bench-pipeline-${config}-${suffix}`
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
-  await producer.connect()
-  await producer.send({ topic, messages: [] }) // creates the topic (the mock cluster has no createTopics)
 
   let received = 0
   let target = Infinity
   let reached: (() => void) | undefined
-  const count = async () => {
-    if (++received >= target) reached?.()
+  let first: Seen | undefined
+  // read through a function: TypeScript would keep `first` narrowed to the undefined set before the awaits
+  const firstSeen = (): Seen | undefined => first
+  const look = (m: { headers?: Record<string, unknown> }) => {
+    first = { headers: Object.keys(m.headers ?? {}).sort(), ...(tracer !== undefined && { span: tracer.scope().active() != null }) }
   }
-  const storage = new AsyncLocalStorage<object>()
-  const store = {}
-  const consumer = kafka.consumer({ groupId: `bench-pipeline-${config}-${suffix}`, ...FAST_CONSUMER })
-  await consumer.connect()
-  await consumer.subscribe({ topic, fromBeginning: true })
-  await consumer.run({ eachMessage: config === 'context-only' ? () => storage.run(store, count) : count })
+  const arrived = (n: number) => {
+    received += n
+    if (received >= target) reached?.()
+  }
+  const handlers =
+    mode === 'eachMessage'
+      ? {
+          eachMessage: async ({ message: m }: { message: { headers?: Record<string, unknown> } }) => {
+            if (first === undefined) look(m)
+            arrived(1)
+          },
+        }
+      : {
+          eachBatch: async ({ batch }: { batch: { messages: { headers?: Record<string, unknown> }[] } }) => {
+            if (first === undefined && batch.messages.length > 0) look(batch.messages[0])
+            arrived(batch.messages.length)
+          },
+        }
+  const allReceived = (total: number) =>
+    new Promise<void>((resolve) => {
+      target = total
+      reached = resolve
+      if (received >= total) resolve()
+    })
 
-  const value = Buffer.alloc(MESSAGE_BYTES, 'x')
-  // a header value as pathwise writes one: 28 base64 characters
-  const header = { 'dd-pathway-ctx-base64': 'EjXKdO8OqMfmjty4wWjmjty4wWg=' }
-  const message = config === 'header-only' ? () => ({ value, headers: header }) : () => ({ value })
-  const timed = async (phase: () => Promise<void>) => {
-    const cpu = process.cpuUsage()
-    const start = process.hrtime.bigint()
-    await phase()
-    const seconds = Number(process.hrtime.bigint() - start) / 1e9
-    const used = process.cpuUsage(cpu)
-    return { seconds, cpuMicros: used.user + used.system }
-  }
+  await producer.connect()
+  await produce(warmUp) // creates the topic (the mock cluster creates topics on first produce), then warms up
+  await consumer.connect()
+  await consumer.subscribe(client === 'kafkajs' ? { topic, fromBeginning: true } : { topics: [topic] })
+  await consumer.run(handlers)
+  await allReceived(warmUp)
+
   // The consumer is paused while the producer sends, then reads everything: each phase keeps
   // this process busy on its own, rather than both trading the two cores with the broker.
   const round = async (messages: number): Promise<RoundFigures> => {
     consumer.pause([{ topic }])
-    const produced = await timed(async () => {
-      for (let sent = 0; sent < messages; sent += PER_SEND) {
-        const batch = Array.from({ length: Math.min(PER_SEND, messages - sent) }, message)
-        await producer.send({ topic, messages: batch })
-      }
-    })
-    const consumed = await timed(() => {
-      const done = new Promise<void>((resolve) => {
-        target = received + messages
-        reached = resolve
-      })
-      consumer.resume([{ topic }])
-      return done
-    })
-    return {
-      produceSeconds: produced.seconds,
-      produceCpuMicros: produced.cpuMicros,
-      consumeSeconds: consumed.seconds,
-      consumeCpuMicros: consumed.cpuMicros,
-    }
+    first = undefined
+    const cpu = process.cpuUsage()
+    const start = process.hrtime.bigint()
+    await produce(messages)
+    const done = allReceived(received + messages)
+    consumer.resume([{ topic }])
+    await done
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9
+    const used = process.cpuUsage(cpu)
+    const seen = firstSeen()
+    return { seconds, cpuMicros: used.user + used.system, headers: seen?.headers ?? [], ...(seen?.span !== undefined && { span: seen.span }) }
   }
 
-  await round(WARM_UP)
   process.on('message', (m: ToChild) => {
     if (m.type === 'run') {
       round(m.messages).then(

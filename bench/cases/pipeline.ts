@@ -1,50 +1,170 @@
 /**
- * Case 7, pipeline overhead: kafkajs producing and consuming 100,000 messages of 100 bytes on
- * the librdkafka mock cluster, DSM off, on with the Wasm core, on with the TS core.
+ * Case 7, what DSM costs a real pipeline: kafkajs 2.2.4 and the confluent client's KafkaJS API
+ * producing and consuming messages of 100 B on the librdkafka mock cluster, with eachMessage and
+ * with eachBatch, on Node 24 and on Node 20, in seven configurations: off; pathwise with the Wasm
+ * core (`-r pathwise/register`, the automatic mode); pathwise with the TS core (createDataStreams
+ * and the instrument function); dd-trace tracing only (`-r dd-trace/init`); dd-trace tracing and
+ * DSM (DD_DATA_STREAMS_ENABLED=true); the 28-character header alone (no DSM, the application
+ * adds it); pathwise Wasm without the header (DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false, which is
+ * the automatic mode's injectHeaders: false).
  *
- * Each configuration lives in its own process, joined to its own topic and group once, and the
- * rounds alternate between them (the order rotating). Separate processes because pathwise's
- * context store is an AsyncLocalStorage: once used, Node 20 runs its promise hooks on every
- * promise of the process, so a DSM-off client sharing a process with a DSM-on one would pay for
- * it too. A round: the producer sends 1,000 messages at a time, awaiting each send, while the
- * consumer (eachMessage) is paused; then it is resumed and reads them all.
- * Per round and configuration: messages per second (wall clock, 100,000 over the time of both
- * phases), and the client's CPU time per message (the broker is another process). The overhead
- * is taken within each round against DSM off; rounds go on until the 95% interval of the mean
- * throughput loss is narrower than the loss itself (for both cores), or the round or time limit
- * is reached.
- * BENCH_PIPELINE_NODE=/path/to/node runs the clients on another Node (the broker stays on this
- * one, whose native addon it needs): Node 24's AsyncLocalStorage has no promise hooks.
+ * A cell (a Node, a client, a mode) starts its own broker and one process per configuration
+ * (pathwise-child.ts), each joined to its own topic and group once, then runs rounds in which
+ * every configuration takes its turn, the order rotating. Separate processes because each
+ * configuration changes the whole process (an AsyncLocalStorage makes Node 20 pay promise hooks
+ * on every promise; dd-trace patches the client). A round: the producer sends 500 messages at a
+ * time, awaiting each send, while the consumer is paused; then it is resumed and reads them all.
+ * Per round and configuration: the CPU time of the whole client process per message (connecting
+ * and the group join left out; the broker is another process) and messages per second over both
+ * phases. The derived figures (pathwise's DSM cost, dd-trace's, their ratio, the header's,
+ * pathwise's own beyond the header) are taken within each round, then their median.
+ *
+ * Every process tells what its first message of each round carried (header names, and for
+ * dd-trace whether a span was active in the handler): a configuration that did not do what it
+ * claims (dd-trace inactive, pathwise sending no header) fails the case instead of giving a figure.
+ *
+ * dd-trace 6 turns itself off below Node 22; on Node 20 its processes get DD_INJECT_FORCE=true,
+ * its own switch to run on an unsupported runtime, so that the Node 20 figures compare the same
+ * work. Both tracers send to an Agent stand-in of this process (every request answered 200 `{}`).
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { startKafka } from '../../test/peers/kafka.js'
-import { figure, meanInterval, type Figure, type Settings } from '../harness.js'
-import type { Row } from '../results.js'
-import type { FromChild, PipelineConfig, RoundFigures, ToChild } from './pipeline-child.js'
+import { figure, type Figure, type Settings } from '../harness.js'
+import { node24 } from '../node24.js'
+import type { FromChild, PipelineClient, PipelineConfig, PipelineMode, RoundFigures, ToChild } from './pipeline-child.js'
 
 const CHILD = fileURLToPath(new URL('./pipeline-child.ts', import.meta.url))
-const READY_TIMEOUT_MS = 60_000
-const ROUND_TIMEOUT_MS = 120_000
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const READY_TIMEOUT_MS = 120_000
+const ROUND_TIMEOUT_MS = 180_000
 const STOP_GRACE_MS = 10_000
 
+export const CONFIGS: PipelineConfig[] = ['off', 'wasm', 'ts', 'dd-trace', 'dd-trace-dsm', 'header', 'wasm-no-header']
+export const CLIENTS: PipelineClient[] = ['kafkajs', 'confluent']
+export const MODES: PipelineMode[] = ['eachMessage', 'eachBatch']
+
+/** The figures derived within each round, in µs per message (the ratio has no unit). */
+export const DERIVED = {
+  'pathwise DSM': 'pathwise Wasm − off',
+  'pathwise TS DSM': 'pathwise TS − off',
+  'dd-trace tracing': 'dd-trace tracing − off',
+  'dd-trace DSM': 'dd-trace tracing and DSM − dd-trace tracing',
+  ratio: 'pathwise DSM ÷ dd-trace DSM',
+  header: 'the header alone − off',
+  'beyond header': '(pathwise − off) − (header − off)',
+  'without header': 'pathwise without the header − off',
+} as const
+export type Derived = keyof typeof DERIVED
+
 interface Plan {
+  /** Which cells run: every one, or (the quick suite) a Latin square: each Node, client and mode twice, every configuration in each. */
+  cells: 'all' | 'square'
   messages: number
-  configs: PipelineConfig[]
+  warmUp: number
   minRounds: number
   maxRounds: number
-  budgetMs: number
+  /** Rounds go on past minRounds while the spread is not smaller than the effect, within this time per cell. */
+  cellBudgetMs: number
 }
 
-const FULL_PLAN: Plan = {
-  messages: 100_000,
-  configs: ['off', 'wasm', 'ts', 'header-only', 'wasm-no-header', 'context-only'],
-  minRounds: 6,
-  maxRounds: 12,
-  budgetMs: 200_000,
+const FULL_PLAN: Plan = { cells: 'all', messages: 10_000, warmUp: 2_000, minRounds: 7, maxRounds: 15, cellBudgetMs: 150_000 }
+const QUICK_PLAN: Plan = { cells: 'square', messages: 1_000, warmUp: 500, minRounds: 1, maxRounds: 1, cellBudgetMs: 0 }
+
+export interface PipelineCell {
+  node: string
+  client: PipelineClient
+  mode: PipelineMode
+  messages: number
+  rounds: number
+  /** CPU µs per message of the client process, per configuration. */
+  cpu: Record<PipelineConfig, Figure>
+  /** Messages per second over both phases, per configuration. */
+  throughput: Record<PipelineConfig, Figure>
+  derived: Record<Derived, Figure>
+  /** Whether, for pathwise's and dd-trace's DSM costs, the interquartile range over rounds is narrower than the median. */
+  settled: boolean
+  /** What each configuration's messages carried (header names of the rounds' first messages; `span` when dd-trace had one active). */
+  seen: Record<PipelineConfig, string[]>
 }
-const QUICK_PLAN: Plan = { messages: 5_000, configs: ['off', 'wasm', 'ts'], minRounds: 2, maxRounds: 2, budgetMs: 0 }
+
+export interface PipelineResults {
+  plan: Plan
+  cells: PipelineCell[]
+}
+
+const LABELS: Record<PipelineConfig, string> = {
+  off: 'off',
+  wasm: 'pathwise Wasm',
+  ts: 'pathwise TS',
+  'dd-trace': 'dd-trace tracing',
+  'dd-trace-dsm': 'dd-trace tracing + DSM',
+  header: 'header alone',
+  'wasm-no-header': 'pathwise without the header',
+}
+export const configLabel = (c: PipelineConfig) => LABELS[c]
+
+const PATHWAY = 'dd-pathway-ctx-base64'
+const TRACE = 'x-datadog-trace-id'
+
+/** What a configuration's first message of a round must show, else its figures measure something else. */
+function expectation(config: PipelineConfig, r: RoundFigures): string | undefined {
+  const has = (h: string) => r.headers.includes(h)
+  switch (config) {
+    case 'off':
+    case 'wasm-no-header':
+      return r.headers.length === 0 ? undefined : `expected no header, got ${r.headers.join(', ')}`
+    case 'header':
+    case 'wasm':
+    case 'ts':
+      return has(PATHWAY) && !has(TRACE) ? undefined : `expected ${PATHWAY} (and no tracing header), got [${r.headers.join(', ')}]`
+    case 'dd-trace':
+      return has(TRACE) && !has(PATHWAY) && r.span === true ? undefined : `expected dd-trace's ${TRACE}, no ${PATHWAY}, a span; got [${r.headers.join(', ')}], span ${r.span}`
+    case 'dd-trace-dsm':
+      return has(TRACE) && has(PATHWAY) && r.span === true ? undefined : `expected ${TRACE}, ${PATHWAY} and a span; got [${r.headers.join(', ')}], span ${r.span}`
+  }
+}
+
+/** The Agent stand-in both tracers send to: every request read and answered 200 `{}`. */
+async function startAgentSink(): Promise<{ url: string; requests: Map<string, number>; server: Server }> {
+  const requests = new Map<string, number>()
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0]
+    requests.set(path, (requests.get(path) ?? 0) + 1)
+    req.resume()
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, server }
+}
+
+interface Runtime {
+  execPath: string
+  /** The folder whose node_modules holds the confluent package built for this runtime (absent: the project's own). */
+  confluent?: string
+  /** dd-trace runs here only when forced. */
+  forceDdTrace: boolean
+}
+
+/** The child's environment: the machine's without any Datadog or pathwise setting, then the configuration's. */
+function environment(config: PipelineConfig, runtime: Runtime, agentUrl: string, warmUp: number): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DD_') && !k.startsWith('PATHWISE_')))
+  Object.assign(env, { DD_TRACE_AGENT_URL: agentUrl, DD_SERVICE: 'bench-pipeline', DD_ENV: 'bench', BENCH_PIPELINE_WARM_UP: String(warmUp) })
+  if (runtime.confluent !== undefined) env.BENCH_CONFLUENT = runtime.confluent
+  if (config === 'wasm' || config === 'ts' || config === 'wasm-no-header' || config === 'dd-trace-dsm') env.DD_DATA_STREAMS_ENABLED = 'true'
+  if (config === 'wasm-no-header') env.DD_KAFKA_CLIENT_PROPAGATION_ENABLED = 'false'
+  if (config.startsWith('dd-trace') && runtime.forceDdTrace) env.DD_INJECT_FORCE = 'true'
+  return env
+}
+
+function preload(config: PipelineConfig): string[] {
+  if (config === 'wasm' || config === 'wasm-no-header') return ['-r', 'pathwise/register']
+  if (config === 'dd-trace' || config === 'dd-trace-dsm') return ['-r', 'dd-trace/init']
+  return []
+}
 
 interface Child {
   config: PipelineConfig
@@ -52,12 +172,29 @@ interface Child {
   next(timeoutMs: number): Promise<FromChild>
 }
 
-function startChild(config: PipelineConfig, brokers: string[], suffix: string): Child {
-  const child = fork(CHILD, [config, brokers.join(','), suffix], {
-    execPath: process.env.BENCH_PIPELINE_NODE ?? process.execPath,
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+function startChild(cell: { client: PipelineClient; mode: PipelineMode }, config: PipelineConfig, runtime: Runtime, brokers: string[], agentUrl: string, plan: Plan): Child {
+  const suffix = randomUUID().slice(0, 8)
+  const profile = process.env.BENCH_PIPELINE_CPU_PROF
+  const profiling = profile !== undefined && (config === 'wasm' || config === 'header')
+  const child = fork(CHILD, [cell.client, cell.mode, config, brokers.join(','), suffix], {
+    cwd: ROOT,
+    execPath: runtime.execPath,
+    execArgv: [
+      '--import',
+      'tsx',
+      ...preload(config),
+      ...(profiling ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${cell.client}-${cell.mode}-${config}-${suffix}.cpuprofile`] : []),
+    ],
+    env: environment(config, runtime, agentUrl, plan.warmUp),
+    // dd-trace's start-up lines and kafkajs's warnings on Node 24 (TimeoutNegativeWarning): kept, told only when the process fails
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   })
+  let output = ''
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-4000)
+  }
+  child.stdout!.on('data', keep)
+  child.stderr!.on('data', keep)
   const inbox: FromChild[] = []
   let waiting: ((m: FromChild) => void) | undefined
   const deliver = (m: FromChild) => {
@@ -68,7 +205,7 @@ function startChild(config: PipelineConfig, brokers: string[], suffix: string): 
     } else inbox.push(m)
   }
   child.on('message', (m: FromChild) => deliver(m))
-  child.on('exit', (code) => deliver({ type: 'error', message: `the ${config} client exited (code ${code})` }))
+  child.on('exit', (code) => deliver({ type: 'error', message: `the ${config} client exited (code ${code}):\n${output}` }))
   return {
     config,
     process: child,
@@ -104,90 +241,126 @@ async function expect<T extends FromChild['type']>(child: Child, type: T, timeou
   return m as Extract<FromChild, { type: T }>
 }
 
-const LABELS: Record<PipelineConfig, string> = {
-  off: 'DSM off',
-  wasm: 'Wasm',
-  ts: 'TS',
-  'header-only': 'the header alone (no DSM)',
-  'wasm-no-header': 'Wasm without the header',
-  'context-only': 'AsyncLocalStorage alone (no DSM)',
+/** The first and third quartiles (linear interpolation). */
+export function quartiles(f: Figure): [number, number] {
+  const s = [...f.rounds].sort((a, b) => a - b)
+  const at = (q: number) => {
+    const i = q * (s.length - 1)
+    const lo = Math.floor(i)
+    return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (i - lo)
+  }
+  return [at(0.25), at(0.75)]
 }
 
-export async function pipeline(s: Settings): Promise<Row[]> {
-  const plan = s.quick ? QUICK_PLAN : FULL_PLAN
+/** Spread smaller than the effect: the interquartile range narrower than the median's distance from 0. */
+export function settled(f: Figure): boolean {
+  const [q1, q3] = quartiles(f)
+  return q3 - q1 < Math.abs(f.median)
+}
+
+function derive(perRound: Map<PipelineConfig, RoundFigures[]>, messages: number): Record<Derived, Figure> {
+  const cpu = (c: PipelineConfig) => perRound.get(c)!.map((r) => r.cpuMicros / messages)
+  const [off, wasm, ts, dd, ddDsm, header, noHeader] = CONFIGS.map(cpu)
+  const each = (f: (i: number) => number) => figure(off.map((_, i) => f(i)))
+  return {
+    'pathwise DSM': each((i) => wasm[i] - off[i]),
+    'pathwise TS DSM': each((i) => ts[i] - off[i]),
+    'dd-trace tracing': each((i) => dd[i] - off[i]),
+    'dd-trace DSM': each((i) => ddDsm[i] - dd[i]),
+    ratio: each((i) => (wasm[i] - off[i]) / (ddDsm[i] - dd[i])),
+    header: each((i) => header[i] - off[i]),
+    'beyond header': each((i) => wasm[i] - off[i] - (header[i] - off[i])),
+    'without header': each((i) => noHeader[i] - off[i]),
+  }
+}
+
+async function runCell(client: PipelineClient, mode: PipelineMode, runtime: Runtime, plan: Plan, agentUrl: string, log: (line: string) => void): Promise<PipelineCell> {
   const peer = await startKafka()
-  const suffix = randomUUID().slice(0, 8)
-  const children = plan.configs.map((c) => startChild(c, peer.brokers, suffix))
+  const children = CONFIGS.map((c) => startChild({ client, mode }, c, runtime, peer.brokers, agentUrl, plan))
   try {
     const [{ node }] = await Promise.all(children.map((c) => expect(c, 'ready', READY_TIMEOUT_MS)))
-    const figures = new Map<PipelineConfig, RoundFigures[]>(plan.configs.map((c) => [c, []]))
+    const perRound = new Map<PipelineConfig, RoundFigures[]>(CONFIGS.map((c) => [c, []]))
+    const seen = new Map<PipelineConfig, Set<string>>(CONFIGS.map((c) => [c, new Set()]))
     const started = Date.now()
     let rounds = 0
-    const settled = () =>
-      (['wasm', 'ts'] as const).every((c) => {
-        const { mean, halfWidth } = meanInterval(losses(figures, c, pipelineRate))
-        return halfWidth < Math.abs(mean)
-      })
-    while (rounds < plan.maxRounds && (rounds < plan.minRounds || (!settled() && Date.now() - started < plan.budgetMs))) {
+    const steady = () => {
+      const d = derive(perRound, plan.messages)
+      return settled(d['pathwise DSM']) && settled(d['dd-trace DSM'])
+    }
+    while (rounds < plan.maxRounds && (rounds < plan.minRounds || (!steady() && Date.now() - started < plan.cellBudgetMs))) {
       for (let k = 0; k < children.length; k++) {
         const child = children[(rounds + k) % children.length]
         child.process.send({ type: 'run', messages: plan.messages } satisfies ToChild)
         const { type: _, ...r } = await expect(child, 'round', ROUND_TIMEOUT_MS)
-        figures.get(child.config)!.push(r)
+        const wrong = expectation(child.config, r)
+        if (wrong !== undefined) throw new Error(`case 7, ${node} ${client} ${mode}, ${LABELS[child.config]}: ${wrong}`)
+        for (const h of r.headers) seen.get(child.config)!.add(h)
+        if (r.span === true) seen.get(child.config)!.add('span')
+        perRound.get(child.config)!.push(r)
       }
       rounds++
     }
-    return rows(plan, rounds, node, figures)
+    const perConfig = (f: (r: RoundFigures) => number) =>
+      Object.fromEntries(CONFIGS.map((c) => [c, figure(perRound.get(c)!.map(f))])) as Record<PipelineConfig, Figure>
+    const derived = derive(perRound, plan.messages)
+    const cell: PipelineCell = {
+      node,
+      client,
+      mode,
+      messages: plan.messages,
+      rounds,
+      cpu: perConfig((r) => r.cpuMicros / plan.messages),
+      throughput: perConfig((r) => plan.messages / r.seconds),
+      derived,
+      settled: settled(derived['pathwise DSM']) && settled(derived['dd-trace DSM']),
+      seen: Object.fromEntries(CONFIGS.map((c) => [c, [...seen.get(c)!].sort()])) as Record<PipelineConfig, string[]>,
+    }
+    log(
+      `case 7: ${node} ${client} ${mode}, ${rounds} rounds: ` +
+        CONFIGS.map((c) => `${c} ${cell.cpu[c].median.toFixed(1)}`).join(', ') +
+        ` µs/message; ratio ${derived.ratio.median.toFixed(2)}, beyond the header ${derived['beyond header'].median.toFixed(1)} µs`,
+    )
+    return cell
   } finally {
     await Promise.all(children.map(stopChild))
     await peer.stop()
   }
 }
 
-const pipelineRate = (r: RoundFigures) => 1 / (r.produceSeconds + r.consumeSeconds)
-const produceRate = (r: RoundFigures) => 1 / r.produceSeconds
-const consumeRate = (r: RoundFigures) => 1 / r.consumeSeconds
-const cpu = (r: RoundFigures) => r.produceCpuMicros + r.consumeCpuMicros
-
-/** Per round, the throughput lost against DSM off, in percent. */
-function losses(figures: Map<PipelineConfig, RoundFigures[]>, c: PipelineConfig, rate: (r: RoundFigures) => number): number[] {
-  const off = figures.get('off')!
-  return figures.get(c)!.map((r, i) => 100 * (1 - rate(r) / rate(off[i])))
-}
-
-function rows(plan: Plan, rounds: number, node: string, figures: Map<PipelineConfig, RoundFigures[]>): Row[] {
-  const off = figures.get('off')!
-  const others = plan.configs.filter((c) => c !== 'off')
-  const cpuOverheads = (c: PipelineConfig) => figures.get(c)!.map((r, i) => 100 * (cpu(r) / cpu(off[i]) - 1))
-  const interval = (name: string, values: number[]) => {
-    const { mean, halfWidth } = meanInterval(values)
-    const verdict = halfWidth < Math.abs(mean) ? 'spread smaller than the effect' : 'spread NOT smaller than the effect'
-    return `${name}: mean ${mean.toFixed(1)}% ± ${halfWidth.toFixed(1)}% (95% interval, ${values.length} rounds; ${verdict})`
+/**
+ * Runs every cell, Node 24 first (dd-trace's own platform: the targets are read there).
+ * For profiling and building: BENCH_PIPELINE_CELLS=24,20 / kafkajs / eachMessage (comma-separated,
+ * from any of the three lists) narrows the cells; BENCH_PIPELINE_MESSAGES and BENCH_PIPELINE_ROUNDS
+ * (a fixed number) change the plan.
+ */
+export async function runPipeline(s: Settings, log: (line: string) => void = () => {}): Promise<PipelineResults> {
+  const plan = { ...(s.quick ? QUICK_PLAN : FULL_PLAN) }
+  const messages = Number(process.env.BENCH_PIPELINE_MESSAGES)
+  const rounds = Number(process.env.BENCH_PIPELINE_ROUNDS)
+  if (Number.isInteger(messages) && messages > 0) plan.messages = messages
+  if (Number.isInteger(rounds) && rounds > 0) Object.assign(plan, { minRounds: rounds, maxRounds: rounds })
+  const pick = process.env.BENCH_PIPELINE_CELLS?.split(',')
+  const wanted = <T extends string>(all: T[]) => (pick === undefined || !all.some((v) => pick.includes(v)) ? all : all.filter((v) => pick.includes(v)))
+  const runtimes: Runtime[] = []
+  for (const major of wanted(['24', '20'])) {
+    if (major === '24') {
+      const n = await node24(log)
+      runtimes.push({ execPath: n.execPath, confluent: n.confluent, forceDdTrace: false })
+    } else runtimes.push({ execPath: process.execPath, forceDdTrace: true })
   }
-  const columns = (f: (r: RoundFigures) => number): Partial<Record<'off' | 'wasm' | 'ts', Figure>> =>
-    Object.fromEntries((['off', 'wasm', 'ts'] as const).map((c) => [c, figure(figures.get(c)!.map(f))]))
-  const runtime = node === process.version ? '' : `, clients on Node ${node}`
-  const name = `${plan.messages.toLocaleString('en-US')} messages of 100 B, ${rounds} rounds${runtime}`
-  return [
-    {
-      case: 7,
-      name: `Pipeline throughput (produce, then consume): ${name}`,
-      unit: 'messages/s',
-      figures: columns((r) => plan.messages * pipelineRate(r)),
-      ratios: Object.fromEntries(others.map((c) => [`throughput loss, ${LABELS[c]} %`, figure(losses(figures, c, pipelineRate))])),
-      notes: others.flatMap((c) => [
-        interval(`throughput loss, ${LABELS[c]}`, losses(figures, c, pipelineRate)),
-        interval(`  of which produce phase, ${LABELS[c]}`, losses(figures, c, produceRate)),
-        interval(`  of which consume phase, ${LABELS[c]}`, losses(figures, c, consumeRate)),
-      ]),
-    },
-    {
-      case: 7,
-      name: `Pipeline client CPU: ${name}`,
-      unit: 'µs CPU/message',
-      figures: columns((r) => cpu(r) / plan.messages),
-      ratios: Object.fromEntries(others.map((c) => [`CPU overhead, ${LABELS[c]} %`, figure(cpuOverheads(c))])),
-      notes: others.map((c) => interval(`CPU overhead, ${LABELS[c]}`, cpuOverheads(c))),
-    },
-  ]
+  const sink = await startAgentSink()
+  try {
+    const cells: PipelineCell[] = []
+    for (const [r, runtime] of runtimes.entries()) {
+      for (const [c, client] of wanted(CLIENTS).entries()) {
+        for (const [m, mode] of wanted(MODES).entries()) {
+          if (plan.cells === 'square' && pick === undefined && (r + c + m) % 2 === 1) continue
+          cells.push(await runCell(client, mode, runtime, plan, sink.url, log))
+        }
+      }
+    }
+    return { plan, cells }
+  } finally {
+    sink.server.close()
+  }
 }
