@@ -9,6 +9,6 @@ export function createDataStreams(options: DataStreamsOptions = {}): DataStreams
 
 export * from './shared-exports.js'
 export { autoInstrumentation, type AutoInstrumentation } from './instrument/auto-global.js'
-export { pathwiseSqs, pathwiseKinesis, type PathwiseKinesisOptions, type AwsPlugin } from './aws/index.js'
+export { pathwiseSqs, pathwiseSns, pathwiseEventBridge, pathwiseKinesis, type PathwiseKinesisOptions, type AwsPlugin } from './aws/index.js'
 export { instrumentKafkaJs, instrumentConfluent, setHeaderInjection, type KafkaInstrumentOptions } from './kafka/index.js'
 export { contextOf, withMessageContext } from './received-messages.js'

@@ -2,25 +2,25 @@
  * The journey of an SQS message (`@aws-sdk/client-sqs`): SendMessage and SendMessageBatch record a
  * produce checkpoint per message and write its context into the `_datadog` String attribute;
  * ReceiveMessage asks for that attribute, records a consume checkpoint per message, and hands back
- * only the attributes the caller asked for.
+ * only the attributes the caller asked for. A message that carries no `_datadog` attribute may
+ * still carry a context in its body: an SNS notification (raw delivery off) or an EventBridge event.
  */
-import { Buffer } from 'node:buffer'
-import { encodePathwayContext, type PathwayContext } from '../context.js'
+import type { PathwayContext } from '../context.js'
 import type { CheckpointNode, DataStreams } from '../data-streams.js'
 import { TransportNodes, isLive } from '../transport-nodes.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
-import { DATADOG_KEY, carrierBytes, carrierPrefix, closeCarrier, parseCarrier, readCarrier } from './carrier.js'
-import { fail, instrumentClientClass, interceptPlugin, log, type AwsPlugin, type Interception } from './middleware.js'
+import { DATADOG_KEY, parseCarrier, readCarrier } from './carrier.js'
+import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, keysOf, read } from '../input.js'
+import { copyWith, enabledDataStreams, items, read } from '../input.js'
 import { md5OfMessageAttributes, type SqsAttribute } from './sqs-md5.js'
+import { attributesBytes, carrierText, planAttributeCarrier, sendWithContext, type AttributeService } from './message-attributes.js'
+import { notificationContext } from './sns.js'
+import { eventContext } from './eventbridge.js'
 
-/** SQS refuses a message with more message attributes than this. */
-const MAX_ATTRIBUTES = 10
-/** The largest message SQS takes (body and attributes): a context that would push a message past it is not written. */
-const MAX_MESSAGE_BYTES = 1_048_576
-const DATADOG_ATTRIBUTE_BYTES = DATADOG_KEY.length + 'String'.length
+/** The largest message SQS takes (body and attributes). */
+const SQS: AttributeService = { destination: 'SQS queue', bodyKey: 'MessageBody', maxBytes: 1_048_576, binary: false }
 
 interface ReceivedMessage {
   MessageAttributes?: Record<string, SqsAttribute>
@@ -82,54 +82,15 @@ function queueName(queueUrl: string): string {
   return url.slice(url.lastIndexOf('/') + 1)
 }
 
-/**
- * Records the produce checkpoint of one message and returns the entry to send: a copy carrying
- * the context, or the entry itself when it cannot carry one (its throughput still counts).
- */
+/** The produce checkpoint of one message, and the entry to send. */
 function produce(dsm: DataStreams, nodes: QueueNodes, entry: unknown, parent: PathwayContext | null): unknown {
   if (nodes.out === null || entry === null || typeof entry !== 'object') return entry
   try {
-    const attributes = read(entry, 'MessageAttributes')
-    const existing = read(attributes, DATADOG_KEY)
-    let size = bytesOf(read(entry, 'MessageBody')) + attributesBytes(attributes)
-    let prefix: string | null = null
-    // Attributes that are no object cannot take the carrier: the message goes as it came.
-    const canCarry = attributes === undefined || attributes === null || typeof attributes === 'object'
-    if (canCarry && existing === undefined && keysOf(attributes).length >= MAX_ATTRIBUTES) {
-      log.warnOnce(
-        `sqs-attributes:${nodes.queue}`,
-        `a message sent to SQS queue ${nodes.queue} already has ${MAX_ATTRIBUTES} message attributes, the most SQS allows: ` +
-          `it is sent without the pathway context (its consumers start a new pathway). Leave one attribute free for ${DATADOG_KEY}.`,
-      )
-    } else if (canCarry) {
-      // An existing `_datadog` that holds no JSON object is someone else's: left as it is.
-      const carrier = existing === undefined ? undefined : parseCarrier(carrierText(existing) ?? '')
-      prefix = carrier === null ? null : carrierPrefix(carrier)
-      if (prefix !== null) {
-        const withCarrier = size - attributeBytes(DATADOG_KEY, existing) + DATADOG_ATTRIBUTE_BYTES + carrierBytes(Buffer.byteLength(prefix))
-        if (withCarrier > MAX_MESSAGE_BYTES) prefix = null
-        else size = withCarrier
-      }
-    }
-    const ctx = dsm.setCheckpoint(nodes.out, parent, size)
-    if (ctx === null || prefix === null) return entry
-    const carrier: SqsAttribute = { DataType: 'String', StringValue: closeCarrier(prefix, encodePathwayContext(ctx)) }
-    // A copy: the caller's command keeps its input as written.
-    const withCarrier = attributes === undefined || attributes === null ? { [DATADOG_KEY]: carrier } : copyWith(attributes, DATADOG_KEY, carrier)
-    return (withCarrier === undefined ? undefined : copyWith(entry, 'MessageAttributes', withCarrier)) ?? entry
+    return sendWithContext(dsm, nodes.out, entry, planAttributeCarrier(entry, SQS, nodes.queue), parent)
   } catch (err) {
     fail('sqs produce', err)
     return entry
   }
-}
-
-/** The JSON text of an existing `_datadog` attribute (String, or Binary as dd-trace's SNS writes it). */
-function carrierText(attribute: unknown): string | undefined {
-  const text = read(attribute, 'StringValue')
-  if (typeof text === 'string') return text
-  const bytes = read(attribute, 'BinaryValue')
-  if (ArrayBuffer.isView(bytes) && bytes instanceof Uint8Array) return Buffer.from(bytes).toString('utf8')
-  return undefined
 }
 
 function receive(dsm: DataStreams, nodes: QueueNodes, input: unknown): Interception {
@@ -168,7 +129,7 @@ function consume(dsm: DataStreams, nodes: QueueNodes, message: object): PathwayC
   try {
     const attributes = read(message, 'MessageAttributes')
     const text = carrierText(read(attributes, DATADOG_KEY))
-    const parent = text === undefined ? null : readCarrier(text)
+    const parent = text === undefined ? bodyContext(read(message, 'Body')) : readCarrier(text)
     const ctx = dsm.setCheckpoint(nodes.in, parent, bytesOf(read(message, 'Body')) + attributesBytes(attributes))
     if (ctx !== null) rememberMessageContext(message, ctx)
     return ctx
@@ -196,17 +157,15 @@ function trim(message: ReceivedMessage): void {
   }
 }
 
-/** Bytes of the attributes as SQS counts them toward the message size: names, data types and values. */
-function attributesBytes(attributes: unknown): number {
-  let size = 0
-  for (const name of keysOf(attributes)) size += attributeBytes(name, read(attributes, name))
-  return size
-}
-
-function attributeBytes(name: string, attribute: unknown): number {
-  if (attribute === undefined || attribute === null) return 0
-  const value = (key: string) => bytesOf(read(attribute, key))
-  let size = Buffer.byteLength(name) + value('DataType') + value('StringValue') + value('BinaryValue')
-  for (const key of ['StringListValues', 'BinaryListValues']) for (const v of items(read(attribute, key)) ?? []) size += bytesOf(v)
-  return size
+/**
+ * The context in the body of a message without a `_datadog` attribute: an SNS notification (raw
+ * delivery off), whose own attributes carry it, or whose message is an EventBridge event; or an
+ * EventBridge event (a rule's SQS target). Other bodies cost a scan for the marker words, not a parse.
+ */
+function bodyContext(body: unknown): PathwayContext | null {
+  if (typeof body !== 'string' || !body.startsWith('{') || !(body.includes('"Notification"') || body.includes('"detail-type"'))) return null
+  const value = parseCarrier(body)
+  if (value === null) return null
+  if (value.Type === 'Notification') return notificationContext(value) ?? eventContext(typeof value.Message === 'string' ? parseCarrier(value.Message) : null)
+  return eventContext(value)
 }

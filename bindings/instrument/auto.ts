@@ -4,6 +4,8 @@ import { kafkajsInstrumentation } from '../kafka/kafkajs.js'
 import { confluentInstrumentation } from '../kafka/confluent.js'
 import { sqsInstrumentation } from '../aws/sqs.js'
 import { kinesisInstrumentation } from '../aws/kinesis.js'
+import { snsInstrumentation } from '../aws/sns.js'
+import { eventBridgeInstrumentation } from '../aws/eventbridge.js'
 import type { DataStreams } from '../data-streams.js'
 import type { Instrumentation } from './instrumentation.js'
 import { createLogger } from '../export/logger.js'
@@ -11,7 +13,14 @@ import { errorText, read, settingsOf } from '../input.js'
 import { excludedVersion } from './supported-versions.js'
 import { autoInstrumentation, setAutoInstrumentation, type AutoInstrumentation } from './auto-global.js'
 
-export const instrumentations: readonly Instrumentation[] = [kafkajsInstrumentation, confluentInstrumentation, sqsInstrumentation, kinesisInstrumentation]
+export const instrumentations: readonly Instrumentation[] = [
+  kafkajsInstrumentation,
+  confluentInstrumentation,
+  sqsInstrumentation,
+  kinesisInstrumentation,
+  snsInstrumentation,
+  eventBridgeInstrumentation,
+]
 
 type ModuleHook = { unhook(): void }
 /** A module hook's callback: require-in-the-middle and import-in-the-middle both pass the module's package directory. */

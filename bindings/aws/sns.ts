@@ -1,0 +1,113 @@
+/**
+ * The journey of an SNS message (`@aws-sdk/client-sns`) up to its SQS subscribers. Publish and
+ * PublishBatch record a produce checkpoint per message (edge tags `topic:<topic ARN>`, `type:sns`,
+ * as dd-trace-js writes them) and write its context into a `_datadog` Binary message attribute.
+ * SNS hands that attribute to an SQS subscription: with raw delivery, as a message attribute
+ * (read like any SQS `_datadog`); without, inside the notification the SQS body holds, as
+ * `MessageAttributes._datadog` `{ Type: 'Binary', Value: <base64> }`, read here for the SQS receive
+ * (bindings/aws/sqs.ts), whose consume checkpoint then follows the publish.
+ * Publishes to a phone number or a mobile endpoint (no TopicArn) are left alone.
+ */
+import { Buffer } from 'node:buffer'
+import type { PathwayContext } from '../context.js'
+import type { CheckpointNode, DataStreams } from '../data-streams.js'
+import { TransportNodes, isLive } from '../transport-nodes.js'
+import type { Instrumentation } from '../instrument/instrumentation.js'
+import { DATADOG_KEY, isPlainObject, readCarrier } from './carrier.js'
+import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
+import { planAttributeCarrier, sendWithContext, withoutCarrier, type AttributePlan, type AttributeService } from './message-attributes.js'
+import { parentForSend } from '../received-messages.js'
+import { copyWith, enabledDataStreams, items, read } from '../input.js'
+
+/**
+ * The largest SNS message (body and attributes), which is also the most a PublishBatch may carry
+ * in all: a context that would push a message or a batch past it is not written.
+ */
+const MAX_MESSAGE_BYTES = 262_144
+const SNS: AttributeService = { destination: 'SNS topic', bodyKey: 'Message', maxBytes: MAX_MESSAGE_BYTES, binary: true }
+
+/**
+ * `snsClient.middlewareStack.use(pathwiseSns(dsm))`: Data Streams Monitoring for this client.
+ * Each message published must leave one of its 10 attributes free for `_datadog`.
+ */
+export function pathwiseSns(dsm: DataStreams): AwsPlugin {
+  return snsPlugin(dsm, 'pathwiseSns')
+}
+
+/** The automatic mode: every SNSClient, created before or after, on its first call. */
+export const snsInstrumentation: Instrumentation = {
+  module: '@aws-sdk/client-sns',
+  supportedVersions: '>=3.0.0 <4',
+  patch: (exports, dsm) => instrumentClientClass(exports, 'SNSClient', dsm, (dsm, active) => snsPlugin(dsm, 'pathwiseSnsAuto', active)),
+}
+
+interface TopicNode {
+  topic: string
+  out: CheckpointNode | null
+}
+
+function snsPlugin(dsm: DataStreams, name: string, active?: () => boolean): AwsPlugin {
+  if (enabledDataStreams(dsm) === null) return { applyToStack() {} }
+  const topics = new TransportNodes<TopicNode>(
+    (topicArn) => ({ topic: topicArn, out: dsm.node(['direction:out', `topic:${topicArn}`, 'type:sns']) }),
+    (nodes) => isLive(nodes.out),
+  )
+
+  return interceptPlugin(
+    name,
+    (command, input): Interception | undefined => {
+      if (command !== 'PublishCommand' && command !== 'PublishBatchCommand') return undefined
+      const topicArn = read(input, 'TopicArn')
+      if (typeof topicArn !== 'string' || topicArn.length === 0) return { input }
+      const nodes = topics.get(topicArn)
+      const parent = parentForSend(dsm)
+      if (command === 'PublishCommand') {
+        const plan = planOf(nodes, input)
+        return { input: publish(dsm, nodes, input, plan, parent) }
+      }
+      const entries = items(read(input, 'PublishBatchRequestEntries'))
+      if (entries === undefined) return { input }
+      const plans = entries.map((entry) => planOf(nodes, entry))
+      let total = 0
+      for (const plan of plans) total += plan?.size ?? 0
+      if (total > MAX_MESSAGE_BYTES) for (const plan of plans) if (plan !== null) withoutCarrier(plan)
+      const sent = entries.map((entry, i) => publish(dsm, nodes, entry, plans[i], parent))
+      return { input: copyWith(input, 'PublishBatchRequestEntries', sent) ?? input }
+    },
+    active,
+  )
+}
+
+/** How a message to publish carries the context; null when it is no message (then it goes as it came, uncounted). */
+function planOf(nodes: TopicNode, entry: unknown): AttributePlan | null {
+  if (nodes.out === null || entry === null || typeof entry !== 'object') return null
+  try {
+    return planAttributeCarrier(entry, SNS, nodes.topic)
+  } catch (err) {
+    fail('sns produce', err)
+    return null
+  }
+}
+
+function publish(dsm: DataStreams, nodes: TopicNode, entry: unknown, plan: AttributePlan | null, parent: PathwayContext | null): unknown {
+  if (nodes.out === null || plan === null) return entry
+  try {
+    return sendWithContext(dsm, nodes.out, entry, plan, parent)
+  } catch (err) {
+    fail('sns produce', err)
+    return entry
+  }
+}
+
+/**
+ * The context in the attributes of an SNS notification (parsed JSON, as an SQS subscription
+ * without raw delivery receives it): `_datadog` as `{ Type: 'Binary', Value: <base64 of the JSON> }`,
+ * or a String one, as other tracers may write it. Null when there is none.
+ */
+export function notificationContext(notification: Record<string, unknown>): PathwayContext | null {
+  const attributes = notification.MessageAttributes
+  const attribute = isPlainObject(attributes) ? attributes[DATADOG_KEY] : undefined
+  if (!isPlainObject(attribute) || typeof attribute.Value !== 'string') return null
+  if (attribute.Type === 'Binary') return readCarrier(Buffer.from(attribute.Value, 'base64').toString('utf8'))
+  return attribute.Type === 'String' ? readCarrier(attribute.Value) : null
+}
