@@ -35,6 +35,19 @@ function tracked(calls: Array<[id: string, checkpoint: string, ms: number]>): Ex
   return [...log.drain(Infinity)].map(([bucket, records]) => ({ bucket, points: [], backlogs: [], transactions: { records, checkpointIds: ids } }))
 }
 
+/** A stats point as a tracer's msgpack map (for payloads encoded by hand). */
+function rawPoint(topic: string, hash: bigint): Record<string, unknown> {
+  return {
+    EdgeTags: ['direction:out', `topic:${topic}`, 'type:kafka'],
+    Hash: hash,
+    ParentHash: 0n,
+    PathwayLatency: sketchOf([0.1]),
+    EdgeLatency: sketchOf([0.1]),
+    PayloadSize: sketchOf([10]),
+    TimestampType: 'current',
+  }
+}
+
 const near = (actual: number, expected: number) => assert.ok(Math.abs(actual - expected) <= expected * 0.02, `${actual} is not within 2% of ${expected}`)
 
 describe('transactions through the agent', () => {
@@ -102,15 +115,7 @@ describe('transactions through the agent', () => {
     ])
     const records = good.transactions!.records
     const ids = good.transactions!.checkpointIds
-    const point = {
-      EdgeTags: ['direction:out', 'topic:malformed', 'type:kafka'],
-      Hash: 0x1234n,
-      ParentHash: 0n,
-      PathwayLatency: sketchOf([0.1]),
-      EdgeLatency: sketchOf([0.1]),
-      PayloadSize: sketchOf([10]),
-      TimestampType: 'current',
-    }
+    const point = rawPoint('malformed', 0x1234n)
     const bucket = (Transactions: unknown, TransactionCheckpointIds: unknown) => ({
       Start: BigInt(bucketMs) * 1_000_000n,
       Duration: 10_000_000_000n,
@@ -153,15 +158,7 @@ describe('transactions through the agent', () => {
 
   test('payloads with and without ProductMask, ProcessTags and transactions are all accepted (dd-trace-go writes empty binaries)', async () => {
     const bucketMs = Date.now() - (Date.now() % 10_000)
-    const point = {
-      EdgeTags: ['direction:out', 'topic:go-orders', 'type:kafka'],
-      Hash: 77n,
-      ParentHash: 0n,
-      PathwayLatency: sketchOf([0.1]),
-      EdgeLatency: sketchOf([0.1]),
-      PayloadSize: sketchOf([1]),
-      TimestampType: 'current',
-    }
+    const point = rawPoint('go-orders', 77n)
     const base = { Start: BigInt(bucketMs) * 1_000_000n, Duration: 10_000_000_000n, Stats: [point], Backlogs: [] }
     const header = { Env: 'test', Service: 'go-svc', TracerVersion: 'v2', Lang: 'go', Version: '' }
     const empty = new Uint8Array(0)
