@@ -1,11 +1,16 @@
 import type { Range } from './range.js'
-import type { BacklogSeries, Store } from './store.js'
+import type { BacklogKind, BacklogSeries, Store } from './store.js'
 
 /**
- * Kafka consumer lag from the backlogs: per consumer group, topic and partition, the latest
- * produce offset minus the latest committed offset, in messages; in seconds, that many messages
- * divided by the partition's produce rate (how fast its produce offset grew over the range, or
- * over the whole window when the range holds a single bucket).
+ * Kafka consumer lag from the backlogs: per consumer group, topic and partition, the partition's
+ * end minus the latest committed offset, in messages; in seconds, that many messages divided by
+ * the partition's produce rate (how fast its end grew over the range, or over the whole window
+ * when the range holds a single bucket). The end is the larger of the latest produce offset
+ * (`kafka_produce`, from instrumented producers) and the latest high watermark (`kafka_high_watermark`,
+ * which consumers report from their fetches, as dd-trace-go and pathwise do): so the lag shows
+ * when no producer reports (another language, no tracer), and where both arrive the fresher one
+ * counts. (A produce offset is the last message's, a watermark the next one's: a consumer k
+ * messages behind is k - 1 from the first, k from the second.)
  */
 
 export interface LagRow {
@@ -14,8 +19,10 @@ export interface LagRow {
   partition: string
   cluster: string
   produceOffset: number | null
+  /** The latest high watermark a consumer of the partition reported; null while none is known. */
+  highWatermark: number | null
   commitOffset: number
-  /** Null while no produce offset of the partition is known. */
+  /** Null while neither a produce offset nor a high watermark of the partition is known. */
   lagMessages: number | null
   /** Null while the produce rate is unknown (fewer than two produce offsets) and the lag is not 0. */
   lagSeconds: number | null
@@ -33,7 +40,7 @@ function latest(s: BacklogSeries): [number, number] {
   return all[all.length - 1]
 }
 
-/** The produce series of a commit series' partition: same cluster, or either cluster unknown. */
+/** The produce (or high watermark) series of a commit series' partition: same cluster, or either cluster unknown. */
 function producerOf(commit: BacklogSeries, produces: BacklogSeries[]): BacklogSeries | undefined {
   const candidates = produces.filter(
     (p) => p.topic === commit.topic && p.partition === commit.partition && (p.cluster === commit.cluster || !p.cluster || !commit.cluster),
@@ -50,23 +57,44 @@ function produceRate(s: BacklogSeries, range: Range): number | null {
   return v1 >= v0 ? (v1 - v0) / ((t1 - t0) / 1000) : null
 }
 
-function split(store: Store): { produces: BacklogSeries[]; commits: BacklogSeries[] } {
-  const produces: BacklogSeries[] = []
-  const commits: BacklogSeries[] = []
-  for (const s of store.backlogs()) (s.kind === 'produce' ? produces : commits).push(s)
-  return { produces, commits }
+function split(store: Store): Record<BacklogKind, BacklogSeries[]> {
+  const kinds: Record<BacklogKind, BacklogSeries[]> = { produce: [], commit: [], high_watermark: [] }
+  for (const s of store.backlogs()) kinds[s.kind].push(s)
+  return kinds
+}
+
+/** The end of a partition: the larger of the latest produce offset and the latest high watermark, and the series it came from. */
+function endOf(p: BacklogSeries | undefined, w: BacklogSeries | undefined): { end: number | null; from: BacklogSeries | undefined } {
+  const produced = p ? latest(p)[1] : null
+  const watermark = w ? latest(w)[1] : null
+  if (watermark === null || (produced !== null && produced >= watermark)) return { end: produced, from: p }
+  return { end: watermark, from: w }
 }
 
 export function lagRows(store: Store, range: Range): LagRow[] {
-  const { produces, commits } = split(store)
-  const rows = commits.map((c): LagRow => {
+  const { produce, commit, high_watermark: watermark } = split(store)
+  const rows = commit.map((c): LagRow => {
     const commitOffset = latest(c)[1]
-    const p = producerOf(c, produces)
-    const produceOffset = p ? latest(p)[1] : null
-    const lagMessages = produceOffset === null ? null : Math.max(0, produceOffset - commitOffset)
-    const rate = p ? produceRate(p, range) : null
+    const p = producerOf(c, produce)
+    const w = producerOf(c, watermark)
+    const { end, from } = endOf(p, w)
+    const lagMessages = end === null ? null : Math.max(0, end - commitOffset)
+    // The growth of the series that gave the end; of the other if that one has a single sample.
+    const other = from === p ? w : p
+    const rate = (from ? produceRate(from, range) : null) ?? (other ? produceRate(other, range) : null)
     const lagSeconds = lagMessages === null ? null : lagMessages === 0 ? 0 : rate ? lagMessages / rate : null
-    return { group: c.group, topic: c.topic, partition: c.partition, cluster: c.cluster, produceOffset, commitOffset, lagMessages, lagSeconds, produceRate: rate }
+    return {
+      group: c.group,
+      topic: c.topic,
+      partition: c.partition,
+      cluster: c.cluster,
+      produceOffset: p ? latest(p)[1] : null,
+      highWatermark: w ? latest(w)[1] : null,
+      commitOffset,
+      lagMessages,
+      lagSeconds,
+      produceRate: rate,
+    }
   })
   return rows.sort(
     (a, b) => a.group.localeCompare(b.group) || a.topic.localeCompare(b.topic) || Number(a.partition) - Number(b.partition) || a.partition.localeCompare(b.partition),
@@ -81,21 +109,29 @@ export interface LagHistory {
 
 /** Lag per partition of a group on a topic, bucket by bucket: the latest offsets known at each bucket. */
 export function lagHistory(store: Store, group: string, topic: string): LagHistory[] {
-  const { produces, commits } = split(store)
-  return commits
+  const { produce, commit, high_watermark: watermark } = split(store)
+  return commit
     .filter((c) => c.group === group && c.topic === topic)
     .map((c) => {
-      const p = producerOf(c, produces)
-      const events = [...samples(c).map(([t, v]) => [t, v, 0] as const), ...(p ? samples(p) : []).map(([t, v]) => [t, v, 1] as const)]
+      const p = producerOf(c, produce)
+      const w = producerOf(c, watermark)
+      const events = [
+        ...samples(c).map(([t, v]) => [t, v, 0] as const),
+        ...(p ? samples(p) : []).map(([t, v]) => [t, v, 1] as const),
+        ...(w ? samples(w) : []).map(([t, v]) => [t, v, 2] as const),
+      ]
       events.sort((a, b) => a[0] - b[0] || a[2] - b[2])
-      let commit: number | null = null
-      let produce: number | null = null
+      let committed: number | null = null
+      let produced: number | null = null
+      let fetched: number | null = null
       const points: Array<[number, number]> = []
       for (const [t, v, kind] of events) {
-        if (kind === 0) commit = v
-        else produce = v
-        if (commit === null || produce === null) continue
-        const lag = Math.max(0, produce - commit)
+        if (kind === 0) committed = v
+        else if (kind === 1) produced = v
+        else fetched = v
+        const end = produced === null ? fetched : fetched === null ? produced : Math.max(produced, fetched)
+        if (committed === null || end === null) continue
+        const lag = Math.max(0, end - committed)
         if (points.length > 0 && points[points.length - 1][0] === t) points[points.length - 1][1] = lag
         else points.push([t, lag])
       }

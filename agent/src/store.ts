@@ -31,7 +31,8 @@ export interface Series {
   cells: Map<number, Cell>
 }
 
-export type BacklogKind = 'produce' | 'commit'
+/** The backlog types kafka_produce, kafka_commit and kafka_high_watermark, without their `kafka_`. */
+export type BacklogKind = 'produce' | 'commit' | 'high_watermark'
 
 export interface BacklogSeries {
   key: string
@@ -161,11 +162,11 @@ export class Store {
     return cell
   }
 
-  /** Keeps the highest offset per key and bucket. Only Kafka produce and commit offsets are read; other types are ignored. */
+  /** Keeps the highest offset per key and bucket. Only Kafka produce, commit and high watermark offsets are read; other types are ignored. */
   recordBacklog(tags: string[], start: number, value: number, dirty = true): void {
     const map = tagMap(tags)
     const type = map.get('type')
-    const kind: BacklogKind | null = type === 'kafka_produce' ? 'produce' : type === 'kafka_commit' ? 'commit' : null
+    const kind: BacklogKind | null = type === 'kafka_produce' ? 'produce' : type === 'kafka_commit' ? 'commit' : type === 'kafka_high_watermark' ? 'high_watermark' : null
     const topic = map.get('topic')
     const partition = map.get('partition')
     if (!kind || !topic || partition === undefined) return
