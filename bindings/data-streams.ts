@@ -92,6 +92,8 @@ export interface DataStreams {
    * dd-trace-js's `trackTransaction`: the agent shows the latency between checkpoints of the same ids.
    */
   trackTransaction(transactionId: string, checkpointName: string): void
+  /** A partition's high watermark (the offset its next message will get) as a consumer last fetched it: the lag without produce offsets. */
+  trackKafkaHighWatermark(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void
   /** The context of the message being handled, where the runtime tracks one. */
   currentContext(): PathwayContext | undefined
   /** Runs fn with ctx as the current context. */

@@ -41,6 +41,7 @@ export class DisabledDataStreams implements DataStreams {
   trackKafkaProduce(): void {}
   trackKafkaCommit(): void {}
   trackTransaction(): void {}
+  trackKafkaHighWatermark(): void {}
   currentContext(): undefined {
     return undefined
   }

@@ -315,12 +315,21 @@ export class DataStreamsProcessor implements DataStreams {
     this.track(['type:kafka_commit', `consumer_group:${g}`, `topic:${t}`], partition, offset, clusterId)
   }
 
-  private track(tags: string[], partition: unknown, offset: unknown, clusterId: unknown): void {
+  trackKafkaHighWatermark(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void {
+    const t = tagPart(topic)
+    if (t === undefined) return void this.invalid('backlog: topic not a string of at most 1024 characters')
+    // The partition first, as dd-trace-go (the other tracer that sends this type) writes it.
+    this.track([`topic:${t}`, 'type:kafka_high_watermark'], partition, offset, clusterId, true)
+  }
+
+  /** The partition tag goes after `tags`, or before them (`partitionFirst`); the cluster id always last. */
+  private track(tags: string[], partition: unknown, offset: unknown, clusterId: unknown, partitionFirst = false): void {
     const p = partitionNumber(partition)
     const value = offsetNumber(offset)
     const cluster = clusterId === undefined || clusterId === null || clusterId === '' ? '' : tagPart(clusterId)
     if (p === undefined || value === undefined || cluster === undefined) return void this.invalid('backlog: partition, offset or cluster id unusable')
-    tags.push(`partition:${p}`)
+    if (partitionFirst) tags.unshift(`partition:${p}`)
+    else tags.push(`partition:${p}`)
     if (cluster !== '') tags.push(`kafka_cluster_id:${cluster}`)
     try {
       this.backlogs.track(currentBucket(), tags, value)

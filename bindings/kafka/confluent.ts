@@ -6,7 +6,8 @@
  * - A KafkaJS producer or consumer drives an internal node-rdkafka-style client that `connect()`
  *   creates: pathwise marks it, so that the node-rdkafka-level wrappers leave it alone.
  * - Commits: the KafkaJS consumer has no events, but its internal client reports every commit
- *   (automatic or not) as an 'offset.commit' event, which that API always turns on.
+ *   (automatic or not) as an 'offset.commit' event, which that API always turns on; the high
+ *   watermarks of the committed partitions are read then (watermarks.ts).
  * - The group is the internal client's 'group.id' (the API maps `kafkaJS.groupId` to it).
  * - The binding does not expose the cluster id: no `kafka_cluster_id` tag.
  */
@@ -18,6 +19,7 @@ import { wrapProducer, wrapRun, type ConsumerHooks } from './kafkajs-api.js'
 import { fail, log } from './log.js'
 import { classPrototype, read } from '../input.js'
 import { instrumentRdConsumer, instrumentRdProducer, markInternal, patchRdKafka, trackCommitted } from './rdkafka.js'
+import { trackCommittedWatermarks } from './watermarks.js'
 
 // Client objects are shapes of the binding: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any
@@ -101,7 +103,9 @@ function instrumentKafkaJsApi(kafka: Record<string, any>, dsm: DataStreams, acti
             onConnect(consumer, (internal) => {
               rd = internal
               internal.on('offset.commit', (err: unknown, offsets: unknown) => {
-                if (!err && active()) trackCommitted(dsm, hooks.group() ?? '', offsets)
+                if (err || !active()) return
+                trackCommitted(dsm, hooks.group() ?? '', offsets)
+                trackCommittedWatermarks(dsm, internal, offsets)
               })
             })
           }

@@ -10,6 +10,7 @@ import { injectionOption, setHeaderInjection, type KafkaInstrumentOptions } from
 import { trackCommits, wrapProducer, wrapRun, wrapTransactions, type ConsumerHooks } from './kafkajs-api.js'
 import { clusterIdOf, createCatchingCluster, producerHooks } from './kafkajs-cluster.js'
 import { fail } from './log.js'
+import { trackFetchedWatermarks } from './watermarks.js'
 import { classPrototype, read } from '../input.js'
 
 // Client objects are kafkajs's shapes: `any` at this boundary, checked where read.
@@ -43,6 +44,7 @@ export function instrumentKafkaJs(kafka: object, dsm: DataStreams, options: Kafk
         }
         wrapRun(consumer, hooks)
         trackCommits(consumer, hooks)
+        trackFetchedWatermarks(consumer, hooks)
       }),
     ])
   })

@@ -12,7 +12,8 @@
  *   context of its (first) message (see message-context.ts).
  * - Commit: librdkafka reports every commit, automatic or not, to an `offset_commit_cb`. When the
  *   application set none, pathwise adds its own at `connect()` (it emits nothing); otherwise it
- *   reads the 'offset.commit' events. Either way: `kafka_commit` backlogs.
+ *   reads the 'offset.commit' events. Either way: `kafka_commit` backlogs, and the committed
+ *   partitions' high watermarks (watermarks.ts).
  * - The binding does not expose the cluster id: no `kafka_cluster_id` tag.
  *
  * The KafkaJS-compatible API drives internal clients of these same classes; confluent.ts marks
@@ -25,6 +26,7 @@ import { PATHWAY_HEADER_BYTES, TopicNodes, bytesOf, headerListSize } from './edg
 import { headerListWithPathway, pathwayFromHeaderList } from './headers.js'
 import { headerInjectionOn, headersRefused, isHeaderRejection, setHeaderInjection } from './injection.js'
 import { isClaimed } from './claims.js'
+import { trackCommittedWatermarks } from './watermarks.js'
 import { fail, log } from './log.js'
 import { contextOf, rememberMessageContext } from '../received-messages.js'
 import { classPrototype, items, numberOf, read } from '../input.js'
@@ -248,7 +250,10 @@ function instrumentConsumer(target: Record<string, any>, dsm: DataStreams, where
           }
         } else if (event === 'offset.commit' && !a) {
           const state = stateOf(this)
-          if (state !== null) trackCommitted(dsm, state.group, b)
+          if (state !== null) {
+            trackCommitted(dsm, state.group, b)
+            trackCommittedWatermarks(dsm, this, b)
+          }
         }
         return emit.apply(this, arguments as unknown as unknown[])
       },
@@ -285,7 +290,9 @@ function addCommitCallback(consumer: any, group: string, dsm: DataStreams, where
   const callbacks = read(read(consumer, '_cb_configs'), 'global') as { offset_commit_cb?: unknown } | null | undefined
   if (callbacks === null || typeof callbacks !== 'object' || typeof callbacks.offset_commit_cb === 'function') return
   callbacks.offset_commit_cb = (err: unknown, offsets: unknown) => {
-    if (!err && where.active()) trackCommitted(dsm, group, offsets)
+    if (err || !where.active()) return
+    trackCommitted(dsm, group, offsets)
+    trackCommittedWatermarks(dsm, consumer, offsets)
   }
 }
 
