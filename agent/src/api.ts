@@ -1,7 +1,7 @@
 import { lagHistory, lagRows, type LagHistory, type LagRow } from './lag.js'
 import { mergeCells, rangeOf, type Range } from './range.js'
 import { quantilesOf, type Quantiles } from './sketch.js'
-import type { Store } from './store.js'
+import { BUCKET_MS, type Store } from './store.js'
 import type { ForwardStats } from './forward.js'
 import type { PersistenceStatus } from './persistence.js'
 import { collectEdges, pathways, topology, type EdgeView, type NodeView, type PathwayView } from './topology.js'
@@ -58,8 +58,8 @@ export interface Summary {
 export interface EdgeDetail {
   now: number
   edge: EdgeView
-  /** One entry per bucket of the window that holds data for the edge, oldest first. */
-  buckets: Array<{ start: number; count: number; rate: number; latency: Quantiles | null }>
+  /** One entry per bucket of the window that holds data for the edge, oldest first; `filling`: not settled yet (see range.ts). */
+  buckets: Array<{ start: number; count: number; rate: number; latency: Quantiles | null; filling: boolean }>
   lag: LagRow[]
   lagHistory: LagHistory[]
 }
@@ -86,11 +86,12 @@ export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summar
 
 function rangeFor(store: Store, rangeSeconds: number): Range {
   const seconds = Number.isFinite(rangeSeconds) ? Math.min(Math.max(rangeSeconds, 10), store.windowMs / 1000) : DEFAULT_RANGE_S
-  return rangeOf(store.now(), seconds * 1000)
+  return rangeOf(store.now(), seconds * 1000, [...store.series()].map((s) => s.cells))
 }
 
 export function edgeDetail(ctx: ApiContext, id: string, rangeSeconds = DEFAULT_RANGE_S): EdgeDetail | null {
   const s = summary(ctx, rangeSeconds)
+  const range = rangeFor(ctx.store, rangeSeconds)
   const edge = s.edges.find((e) => e.id === id)
   const history = ctx.history ?? ctx.store
   const acc = collectEdges(history).get(id)
@@ -104,9 +105,10 @@ export function edgeDetail(ctx: ApiContext, id: string, rangeSeconds = DEFAULT_R
         const cell = series.cells.get(start)
         return cell ? [new Map([[start, cell]])] : []
       })
-      // A range of exactly this bucket: its count over its 10 s (or, for the current bucket, its elapsed time).
-      const m = mergeCells(cells, { now: s.now, rangeMs: 10_000, from: start, current: Math.min(start + 10_000, s.now - (s.now % 10_000)) })
-      return { start, count: m.count, rate: m.rate, latency: quantilesOf(m.edge) }
+      // A range of exactly this bucket: its count over its 10 s (or, still filling, over the time it has covered).
+      const filling = start >= range.settled
+      const m = mergeCells(cells, { now: s.now, rangeMs: BUCKET_MS, from: start, settled: filling ? start : start + BUCKET_MS, rateFrom: start })
+      return { start, count: m.count, rate: m.rate, latency: quantilesOf(m.edge), filling }
     })
   const kafka = edge.kind === 'consume' && edge.type === 'kafka' && edge.group && edge.topic
   return {

@@ -40,6 +40,8 @@ export interface EdgeView {
   group?: string
   /** Messages over the range. */
   count: number
+  /** Of `count`, the messages in buckets still filling: not in `rate` and `latency`, unless they are all of them (range.ts). */
+  filling: number
   /** Messages per second. */
   rate: number
   /** Edge latency (s). */
@@ -58,6 +60,8 @@ export interface PathwayView {
   /** The consuming service the pathway reaches. */
   service: string
   count: number
+  /** As an edge's. */
+  filling: number
   rate: number
   /** End-to-end latency (s). */
   latency: Quantiles | null
@@ -76,7 +80,7 @@ const serviceId = (name: string): string => `service:${name}`
 const queueId = (type: string, topic: string): string => `${type}:${topic}`
 
 export interface EdgeAcc {
-  view: Omit<EdgeView, 'count' | 'rate' | 'latency' | 'payloadSize' | 'lag'>
+  view: Omit<EdgeView, 'count' | 'filling' | 'rate' | 'latency' | 'payloadSize' | 'lag'>
   series: Series[]
 }
 
@@ -129,7 +133,9 @@ export function topology(store: Store, range: Range): Topology {
   const queueOut = new Map<string, Series[]>()
   for (const { view, series } of edges.values()) {
     const m = mergeCells(series.map((s) => s.cells), range)
-    edgeViews.push({ ...view, count: m.count, rate: m.rate, latency: quantilesOf(m.edge), payloadSize: quantilesOf(m.size) })
+    // A first producer's points time no hop before them (their edge latency is 0): such an edge has no latency.
+    const latency = view.kind === 'produce' && m.edge.zeroCount === m.edge.count ? null : quantilesOf(m.edge)
+    edgeViews.push({ ...view, count: m.count, filling: m.filling, rate: m.rate, latency, payloadSize: quantilesOf(m.size) })
     if (view.kind === 'consume') push(queueOut, view.from, ...series)
   }
   edgeViews.sort((a, b) => a.id.localeCompare(b.id))
@@ -259,6 +265,7 @@ function view(chain: Chain, end: Series, range: Range): PathwayView {
     nodes,
     service: end.service,
     count: merged.count,
+    filling: merged.filling,
     rate: merged.rate,
     latency,
     approximate: chain.segments.length > 1,

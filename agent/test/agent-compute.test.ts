@@ -79,7 +79,8 @@ describe('computation: a known set of payloads', () => {
   let values: Record<Hop, { edge: number[]; pathway: number[] }>
   let s: Summary
   before(async () => {
-    agent = await agentAt(() => B + 15_000)
+    // Both buckets settled (range.ts): they ended more than SETTLE_MS ago.
+    agent = await agentAt(() => B + 25_000)
     values = await sendPipeline(agent.url)
     s = await getJson<Summary>(agent.url, '/api/summary')
   })

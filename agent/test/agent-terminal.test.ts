@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict'
-import { afterEach, describe, test } from 'node:test'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { after, afterEach, before, describe, test } from 'node:test'
+import type { Summary } from '../src/api.js'
+import { startAgent, type RunningAgent } from '../src/server.js'
 import { printable } from '../src/terminal.js'
-import { pathwisePayload, postStats } from './helpers/agent-fixtures.js'
+import { frameWidth } from '../src/top.js'
+import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { killAgentProcesses, runBin, startAgentProcess } from './helpers/agent-process.js'
+import { pipelineBucket } from './helpers/agent-pipeline.js'
 
-/** What tracers name things reaches the terminal without driving it. */
+/** What tracers name things reaches the terminal without driving it, and fits it. */
 
 describe('terminal output', () => {
   afterEach(killAgentProcesses)
@@ -40,3 +46,101 @@ describe('terminal output', () => {
     assert.match(stdout, /^evil-svc → kafka:orders\s/m)
   })
 })
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+/** `pathwise-agent top …args` with exactly `env` (plus PATH), its output piped; resolves with what it printed. */
+function top(env: Record<string, string>, ...args: string[]): Promise<{ code: number | null; stdout: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'agent/src/bin.ts', 'top', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'pipe' })
+  let stdout = ''
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout })))
+}
+
+const width = (line: string): number => [...line].length
+/** The rows of the table under the header starting with `title`, up to the blank line after it. */
+function rows(frame: string, title: string): string[] {
+  const lines = frame.split('\n')
+  const start = lines.findIndex((l) => l.startsWith(title))
+  assert.ok(start >= 0, `no ${title} table in:\n${frame}`)
+  const end = lines.indexOf('', start)
+  return lines.slice(start + 1, end)
+}
+const LATENCY = String.raw`(?:[\d.]+ m?s|—)`
+/** A pathway row ends with its rate and three latencies. */
+const PATHWAY_ROW = new RegExp(String.raw`\s\d+(?:\.\d)?\s+${LATENCY}\s+${LATENCY}\s+${LATENCY}$`)
+
+describe('pathwise top: the frame fits the terminal', () => {
+  let agent: RunningAgent
+  let summary: Summary
+  before(async () => {
+    const start = Date.UTC(2026, 0, 1, 12, 0, 0)
+    agent = await startAgent({ port: 0, log: () => {}, now: () => start + 25_000 })
+    const { payloads } = pipelineBucket(start, 20)
+    // A service with a long name, so that names must be cut.
+    for (const p of payloads) if (p.service === 'mailer') p.service = 'transactional-email-notification-dispatcher'
+    for (const p of payloads) assert.equal((await postStats(agent.url, pathwisePayload(p.service, p.buckets))).status, 200)
+    summary = await getJson<Summary>(agent.url, '/api/summary')
+  })
+  after(() => agent.close())
+
+  test('--once at 80 columns: every pathway row keeps its rate and latencies, names cut with an ellipsis', async () => {
+    const { code, stdout } = await top({ COLUMNS: '80' }, '--once', '--agent', agent.url)
+    assert.equal(code, 0)
+    for (const line of stdout.split('\n')) assert.ok(width(line) <= 80, `${width(line)} columns: ${line}`)
+    const pathways = rows(stdout, 'PATHWAY')
+    assert.equal(pathways.length, summary.pathways.length)
+    for (const row of pathways) assert.match(row, PATHWAY_ROW)
+    const mailer = pathways.find((r) => r.includes('dispatcher'))
+    assert.ok(mailer, stdout)
+    // Cut in the middle: the first producer and the consumer both show.
+    assert.match(mailer, /^orders-api → .*….*-dispatcher\s/)
+    const expected = summary.pathways.find((p) => p.service.startsWith('transactional'))!
+    assert.ok(mailer.includes(` ${expected.rate.toFixed(1)} `), mailer)
+    // Edges keep their rate and p99 too.
+    for (const row of rows(stdout, 'EDGE')) assert.match(row, new RegExp(String.raw`\s\d+\.\d\s.*${LATENCY}`))
+    assert.doesNotMatch(stdout, /q quits/)
+  })
+
+  test('piped with COLUMNS unset: 120 columns, and no "q quits"', async () => {
+    const { code, stdout } = await top({}, '--once', '--agent', agent.url)
+    assert.equal(code, 0)
+    const widest = Math.max(...stdout.split('\n').map(width))
+    assert.equal(widest, 120, stdout)
+    assert.doesNotMatch(stdout, /q quits/)
+    assert.equal(frameWidth({ isTTY: false, columns: 0 } as never, {}), 120)
+    assert.equal(frameWidth({ isTTY: false, columns: 0 } as never, { COLUMNS: 'wide' }), 120)
+    assert.equal(frameWidth({ isTTY: true, columns: 100 } as never, { COLUMNS: '80' }), 100)
+  })
+
+  test('live and piped: frames without "q quits"; in a terminal (a pseudo-terminal 80 columns wide): "q quits", and q quits', async () => {
+    const piped = spawn(process.execPath, ['--import', 'tsx', 'agent/src/bin.ts', 'top', '--agent', agent.url, '--interval', '0.2'], { cwd: ROOT, stdio: 'pipe' })
+    let frames = ''
+    piped.stdout.on('data', (c: Buffer) => (frames += c.toString()))
+    await until(() => (frames.match(/PATHWAY/g) ?? []).length >= 2, () => frames)
+    piped.kill('SIGINT')
+    await new Promise((resolve) => piped.on('close', resolve))
+    assert.doesNotMatch(frames, /q quits/)
+
+    // util-linux's script runs top on a pseudo-terminal: stdin and stdout are a TTY there.
+    const command = `stty cols 80 rows 50; exec '${process.execPath}' --import tsx agent/src/bin.ts top --agent '${agent.url}' --interval 0.2`
+    const tty = spawn('script', ['-qfec', command, '/dev/null'], { cwd: ROOT, stdio: 'pipe' })
+    let screen = ''
+    tty.stdout.on('data', (c: Buffer) => (screen += c.toString()))
+    await until(() => /q quits[\s\S]*PATHWAY[\s\S]*\n\s*\n/.test(screen), () => screen)
+    tty.stdin.write('q')
+    const code = await new Promise((resolve) => tty.on('close', resolve))
+    assert.equal(code, 0)
+    const frame = screen.slice(screen.lastIndexOf('\x1b[H\x1b[2J') + 7).replace(/\x1b\[[\d;?]*[a-zA-Z]/g, '')
+    for (const line of frame.split(/\r?\n/)) assert.ok(width(line) <= 80, `${width(line)} columns: ${line}`)
+    for (const row of rows(frame.replace(/\r/g, ''), 'PATHWAY')) assert.match(row, PATHWAY_ROW)
+  })
+})
+
+async function until(ok: () => boolean, what: () => string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!ok()) {
+    assert.ok(Date.now() < deadline, `timed out; got:\n${what()}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

@@ -1,17 +1,16 @@
-// The pipeline page: polls /api/summary, lays the graph out with dagre and draws it as SVG,
-// charts the selected edge with uPlot. Plain ES modules served by the agent, no build step.
-import dagre from '/vendor/dagre.js'
+// The pipeline page: polls /api/summary, draws the map (map.js), the tables, and charts the
+// selected edge with uPlot. Plain ES modules served by the agent, no build step.
 import uPlot from '/vendor/uplot.js'
+import { createMap } from '/map.js'
 
 const POLL_MS = 2000
-const SVG_NS = 'http://www.w3.org/2000/svg'
 const $ = (id) => document.getElementById(id)
 
-const state = { range: 60, selected: null, edgeChart: null, edgeChartId: null, lagChart: null, lagKey: null }
+const state = { range: 60, selected: null, edgeChart: null, edgeChartId: null, fillingFrom: null, lagChart: null, lagKey: null }
 
 // ---- formatting ----
 function ms(seconds) {
-  if (seconds == null) return '–'
+  if (seconds == null) return '—'
   if (seconds >= 1) return `${seconds.toFixed(2)} s`
   const v = seconds * 1000
   return `${v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)} ms`
@@ -20,18 +19,12 @@ function rate(r) {
   return r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)
 }
 function bytes(n) {
-  if (n == null) return '–'
+  if (n == null) return '—'
   if (n >= 1048576) return `${(n / 1048576).toFixed(1)} MB`
   if (n >= 1024) return `${(n / 1024).toFixed(1)} KB`
   return `${Math.round(n)} B`
 }
 const short = (id) => id.replace(/^service:/, '')
-function el(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVG_NS, tag)
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v)
-  if (text !== undefined) node.textContent = text
-  return node
-}
 function cell(text, cls) {
   const td = document.createElement('td')
   td.textContent = text
@@ -39,97 +32,25 @@ function cell(text, cls) {
   return td
 }
 
-const measure = document.createElement('canvas').getContext('2d')
-function textWidth(text, font) {
-  measure.font = font
-  return measure.measureText(text).width
-}
-
 // ---- the map ----
+// Short lines: the map is laid out left to right, so narrow labels let more of it fit across.
 function nodeLines(n) {
   const kind = n.kind === 'service' ? 'service' : `${n.type} ${n.role}`
-  const throughput = Math.max(n.inRate, n.outRate)
-  return [n.name, kind, `${rate(throughput)} msg/s${n.p99 == null ? '' : ` · p99 ${ms(n.p99)}`}`]
-}
-function edgeLines(e) {
-  const lines = [`${rate(e.rate)} msg/s · p99 ${ms(e.latency?.p99)}`]
-  if (e.group) lines.push(`group ${e.group}${e.lag && e.lag.messages != null ? ` · lag ${e.lag.messages}` : ''}`)
+  const lines = [n.name, kind, `${rate(Math.max(n.inRate, n.outRate))} msg/s`]
+  if (n.p99 != null) lines.push(`p99 ${ms(n.p99)}`)
   return lines
 }
-
-// A B-spline through dagre's bend points, as d3's curveBasis draws it.
-function basis(points) {
-  const p = points.map((q) => [q.x, q.y])
-  if (p.length < 3) return `M${p.map((q) => q.join(',')).join('L')}`
-  let [x0, y0] = p[0]
-  let [x1, y1] = p[1]
-  let d = `M${x0},${y0}L${(5 * x0 + x1) / 6},${(5 * y0 + y1) / 6}`
-  const bezier = (x, y) => {
-    d += `C${(2 * x0 + x1) / 3},${(2 * y0 + y1) / 3} ${(x0 + 2 * x1) / 3},${(y0 + 2 * y1) / 3} ${(x0 + 4 * x1 + x) / 6},${(y0 + 4 * y1 + y) / 6}`
-    ;[x0, y0, x1, y1] = [x1, y1, x, y]
-  }
-  for (let i = 2; i < p.length; i++) bezier(p[i][0], p[i][1])
-  bezier(x1, y1)
-  return `${d}L${x1},${y1}`
+function edgeLines(e) {
+  const lines = [`${rate(e.rate)} msg/s${e.count > 0 && e.filling === e.count ? ' (filling)' : ''}`, `p99 ${ms(e.latency?.p99)}`]
+  if (e.group) lines.push(`group ${e.group}`)
+  if (e.lag && e.lag.messages != null) lines.push(`lag ${e.lag.messages}`)
+  return lines
 }
+const map = createMap($('map'), { nodeLines, edgeLines, onSelect: select })
 
 function renderMap(s) {
-  const svg = $('map')
-  svg.replaceChildren()
   $('empty').hidden = s.nodes.length > 0
-  if (s.nodes.length === 0) return
-  const g = new dagre.graphlib.Graph({ multigraph: true })
-  g.setGraph({ rankdir: 'LR', nodesep: 28, ranksep: 56, edgesep: 24, marginx: 8, marginy: 8 })
-  g.setDefaultEdgeLabel(() => ({}))
-  for (const n of s.nodes) {
-    const lines = nodeLines(n)
-    const width = Math.max(textWidth(lines[0], '600 13px system-ui'), textWidth(lines[2], '11px system-ui')) + 28
-    g.setNode(n.id, { width: Math.max(130, width), height: 62, data: n, lines })
-  }
-  for (const e of s.edges) {
-    const lines = edgeLines(e)
-    const width = Math.max(...lines.map((l) => textWidth(l, '11px system-ui'))) + 14
-    g.setEdge(e.from, e.to, { width, height: lines.length * 14 + 6, labelpos: 'c', data: e, lines }, e.id)
-  }
-  dagre.layout(g)
-  const { width, height } = g.graph()
-  // Natural size when it fits; scaled down to the panel's width when it does not.
-  const scale = Math.min(1, (svg.clientWidth || width) / width)
-  svg.setAttribute('viewBox', `0 0 ${width} ${height}`)
-  svg.style.height = `${Math.ceil(height * scale)}px`
-
-  const defs = el('defs')
-  for (const id of ['arrow', 'arrow-selected']) {
-    const marker = el('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' })
-    marker.append(el('path', { d: 'M0,0L10,5L0,10z' }))
-    defs.append(marker)
-  }
-  svg.append(defs)
-
-  for (const ref of g.edges()) {
-    const { points, x, y, width: w, height: h, data: e, lines } = g.edge(ref)
-    const selected = e.id === state.selected
-    const group = el('g', { class: `edge ${e.kind}${selected ? ' selected' : ''}${e.count === 0 ? ' idle' : ''}`, 'data-edge-id': e.id })
-    const d = basis(points)
-    group.append(el('path', { class: 'line', d, 'marker-end': `url(#${selected ? 'arrow-selected' : 'arrow'})` }))
-    group.append(el('path', { class: 'hit', d }))
-    const label = el('g', { class: 'label', transform: `translate(${x - w / 2},${y - h / 2})` })
-    label.append(el('rect', { width: w, height: h, rx: 4 }))
-    lines.forEach((line, i) => label.append(el('text', { x: 7, y: 14 + i * 14 }, line)))
-    group.append(label)
-    group.append(el('title', {}, `${short(e.from)} → ${short(e.to)}`))
-    group.addEventListener('click', () => select(e.id))
-    svg.append(group)
-  }
-  for (const id of g.nodes()) {
-    const { x, y, width: w, height: h, data: n, lines } = g.node(id)
-    const group = el('g', { class: `node ${n.kind} ${n.type ?? ''}`, 'data-node-id': n.id, transform: `translate(${x - w / 2},${y - h / 2})` })
-    group.append(el('rect', { width: w, height: h, rx: n.kind === 'service' ? 6 : 18 }))
-    group.append(el('text', { class: 'name', x: 12, y: 18 }, lines[0]))
-    group.append(el('text', { class: 'kind', x: 12, y: 34 }, lines[1]))
-    group.append(el('text', { class: 'stats', x: 12, y: 51 }, lines[2]))
-    svg.append(group)
-  }
+  map.render(s.nodes, s.edges, state.selected)
 }
 
 // ---- tables ----
@@ -206,6 +127,8 @@ function latencyChart(detail) {
   const q = (k) => detail.buckets.map((b) => (b.latency ? b.latency[k] * 1000 : null))
   const data = [xs, q('p50'), q('p95'), q('p99'), detail.buckets.map((b) => b.rate)]
   const container = $('edge-chart')
+  const filling = detail.buckets.find((b) => b.filling)
+  state.fillingFrom = filling ? filling.start / 1000 : null
   if (state.edgeChart && state.edgeChartId === detail.edge.id) {
     state.edgeChart.setData(data)
     return
@@ -226,10 +149,27 @@ function latencyChart(detail) {
         { label: 'msg/s', scale: 'rate', stroke: '#8c959f', width: 1, dash: [4, 4], spanGaps: true },
       ],
       axes: [timeAxis, { scale: 'ms', label: 'ms', size: 50 }, { scale: 'rate', side: 1, label: 'msg/s', grid: { show: false }, size: 50 }],
+      hooks: { draw: [shadeFilling] },
     },
     data,
     container,
   )
+}
+
+// Buckets still filling (not in the numbers beside the chart) are shaded.
+function shadeFilling(u) {
+  if (state.fillingFrom == null) return
+  const left = Math.max(u.bbox.left, u.valToPos(state.fillingFrom, 'x', true))
+  const right = u.bbox.left + u.bbox.width
+  if (left >= right) return
+  const ctx = u.ctx
+  ctx.save()
+  ctx.fillStyle = 'rgba(140, 149, 159, 0.18)'
+  ctx.fillRect(left, u.bbox.top, right - left, u.bbox.height)
+  ctx.fillStyle = '#57606a'
+  ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`
+  ctx.fillText('filling', left + 4 * devicePixelRatio, u.bbox.top + 14 * devicePixelRatio)
+  ctx.restore()
 }
 
 const PARTITION_COLOURS = ['#2f6feb', '#d9730d', '#1a7f37', '#8250df', '#cf222e', '#0598bc', '#bf8700', '#57606a']
@@ -271,6 +211,7 @@ function renderDetail(detail) {
     ['kind', `${e.kind} (${e.type})`],
     ...(e.group ? [['consumer group', e.group]] : []),
     ['throughput', `${rate(e.rate)} msg/s (${e.count} in range)`],
+    ...(e.filling > 0 ? [['still filling', `${e.filling} msgs (shaded): ${e.filling === e.count ? 'the only ones yet' : 'not in the rate and latency yet'}`]] : []),
     ['latency p50 / p95 / p99', `${ms(e.latency?.p50)} / ${ms(e.latency?.p95)} / ${ms(e.latency?.p99)}`],
     ['payload p50 / p99', `${bytes(e.payloadSize?.p50)} / ${bytes(e.payloadSize?.p99)}`],
   ]
