@@ -20,8 +20,10 @@ run() {
 }
 
 # Headers that @confluentinc/kafka-javascript (whose librdkafka runs the mock Kafka cluster of the
-# tests and the demo) builds against, and Chromium for the agent page's browser test.
-debs=(zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev libcurl4-openssl-dev chromium)
+# tests and the demo) builds against, Chromium for the agent page's browser test, and Prometheus
+# (2.42 on Debian 12) for the fleet view's test, which starts its own /usr/bin/prometheus on a free
+# loopback port (the package's own service, where an init system starts it, is left alone).
+debs=(zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev libcurl4-openssl-dev chromium prometheus)
 if dpkg -s "${debs[@]}" >/dev/null 2>&1; then
   echo "Debian packages: already installed"
 else

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -112,19 +112,12 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
     agents.push(a, b, whole)
     const port = await freePort()
     promUrl = `http://127.0.0.1:${port}`
-    writeFileSync(
-      join(dir, 'prometheus.yml'),
-      [
-        'global:',
-        '  scrape_interval: 1s',
-        '  scrape_timeout: 1s',
-        'scrape_configs:',
-        '  - job_name: pathwise',
-        '    static_configs:',
-        `      - targets: ['127.0.0.1:${a.port}', '127.0.0.1:${b.port}']`,
-        '',
-      ].join('\n'),
-    )
+    // The README's configuration, scraping every second, with the two halves as targets.
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const config = /```yaml\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('### Many hosts')))?.[1] ?? ''
+    assert.match(config, /targets: \[.*\]/)
+    const targets = `targets: ['127.0.0.1:${a.port}', '127.0.0.1:${b.port}']`
+    writeFileSync(join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n${config.replace(/targets: \[.*\]/, targets)}`)
     prometheus = spawn(
       PROMETHEUS,
       [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
@@ -322,10 +315,9 @@ describe('the PromQL client against a hostile Prometheus', { timeout: 60_000 }, 
       fc.asyncProperty(body, fc.boolean(), async (answerBody, asRange) => {
         answer = (req, res) => {
           // A well-shaped answer names the result type the endpoint gives.
-          const b = answerBody as { data?: { resultType?: string } }
-          const text = JSON.stringify(
-            asRange && b.data && typeof b.data === 'object' && 'resultType' in b.data ? { ...b, data: { ...b.data, resultType: req.url?.includes('range') ? 'matrix' : 'vector' } } : answerBody,
-          )
+          const b = answerBody as { data?: { resultType?: string } } | null
+          const named = asRange && typeof b === 'object' && b !== null && typeof b.data === 'object' && b.data !== null && 'resultType' in b.data
+          const text = JSON.stringify(named ? { ...b, data: { ...b.data, resultType: req.url?.includes('range') ? 'matrix' : 'vector' } } : answerBody)
           res.writeHead(200, { 'Content-Type': 'application/json' }).end(text)
         }
         for (const ask of [() => client().instant('up', 0), () => client().range('up', 0, 60, 10)]) {
