@@ -199,7 +199,26 @@ const trap = new Proxy(
   },
 )
 
-describe('high watermarks that are not offsets: refused and counted, never thrown', () => {
+/** A real kafkajs consumer (no broker needed) made by an instrumented client: its START_BATCH_PROCESS listener, caught on its way to the consumer's emitter. */
+function instrumentedConsumer(dsm: DataStreams): { listener: ((e: unknown) => void) | undefined; undo: () => void } {
+  const kafka = newKafka('kafkajs', ['127.0.0.1:9'])
+  const listeners = new Map<string, (e: unknown) => void>()
+  const create = kafka.consumer
+  kafka.consumer = function (this: unknown, ...args: unknown[]) {
+    const consumer = create.apply(this, args)
+    const on = consumer.on
+    consumer.on = function (event: string, listener: (e: unknown) => void) {
+      listeners.set(event, listener)
+      return on.call(this, event, listener)
+    }
+    return consumer
+  }
+  const undo = instrumentKafkaJs(kafka, dsm)
+  const consumer = kafka.consumer({ groupId: 'g' })
+  return { listener: listeners.get(consumer.events.START_BATCH_PROCESS), undo }
+}
+
+describe('high watermarks that are not offsets: refused and counted, never thrown; off means off', () => {
   let testAgent: TestAgent
 
   before(async () => {
@@ -213,22 +232,7 @@ describe('high watermarks that are not offsets: refused and counted, never throw
   test('kafkajs: START_BATCH_PROCESS with a garbage highWatermark, a throwing getter, a Proxy', async () => {
     const service = 'wm-garbage-kafkajs'
     const dsm = createDataStreams({ enabled: true, service, env: ENV, agentUrl: testAgent.url, flushIntervalMs: 0 })
-    // A real kafkajs consumer (no broker needed): its listeners are caught on their way to its emitter.
-    const kafka = newKafka('kafkajs', ['127.0.0.1:9'])
-    const listeners = new Map<string, (e: unknown) => void>()
-    const create = kafka.consumer
-    kafka.consumer = function (this: unknown, ...args: unknown[]) {
-      const consumer = create.apply(this, args)
-      const on = consumer.on
-      consumer.on = function (event: string, listener: (e: unknown) => void) {
-        listeners.set(event, listener)
-        return on.call(this, event, listener)
-      }
-      return consumer
-    }
-    instrumentKafkaJs(kafka, dsm)
-    const consumer = kafka.consumer({ groupId: 'g' })
-    const listener = listeners.get(consumer.events.START_BATCH_PROCESS)!
+    const listener = instrumentedConsumer(dsm).listener!
     assert.equal(typeof listener, 'function')
 
     const events: unknown[] = [
@@ -260,6 +264,21 @@ describe('high watermarks that are not offsets: refused and counted, never throw
     )
     // Whatever else fast-check found acceptable went out as an int64 offset.
     for (const b of watermarksOf(service)) assert.ok(typeof b.Value === 'bigint' || (Number.isSafeInteger(b.Value) && b.Value >= 0), `${b.Tags} = ${b.Value}`)
+    await dsm.shutdown()
+  })
+
+  test('off means off: no listener with DSM disabled, and none recording once undone', async () => {
+    assert.equal(instrumentedConsumer(createDataStreams({ enabled: false })).listener, undefined)
+    const service = 'wm-undone'
+    const dsm = createDataStreams({ enabled: true, service, env: ENV, agentUrl: testAgent.url, flushIntervalMs: 0 })
+    const { listener, undo } = instrumentedConsumer(dsm)
+    listener!({ payload: { topic: 'before', partition: 0, highWatermark: '7' } })
+    undo()
+    listener!({ payload: { topic: 'after', partition: 0, highWatermark: '8' } })
+    listener!({ payload: { topic: 'after', partition: 0, highWatermark: 'garbage' } })
+    assert.equal(dsm.stats.invalidInputs, 0)
+    await dsm.flush()
+    assert.deepEqual(watermarksOf(service).map((b) => [b.Tags[1], b.Value]), [['topic:before', 7]])
     await dsm.shutdown()
   })
 
