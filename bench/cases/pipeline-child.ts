@@ -2,7 +2,10 @@
  * One configuration of case 7 in a process of its own (see pipeline.ts for why): a producer and a
  * consumer of one client on the mock cluster, joined once, then running rounds on request.
  * argv: the client, the consume mode, the configuration, the brokers (comma-separated), the
- * topic and group suffix. BENCH_CONFLUENT, when set, is the folder whose node_modules holds the
+ * topic and group suffix, the consumer settings of the tests' peers (JSON). It runs as plain
+ * JavaScript (pipeline.ts strips its types), as an application does: under tsx, every `require`
+ * that kafkajs makes while fetching would go through tsx's resolver once the automatic mode's
+ * require hook is in place, and dominate pathwise's figures. BENCH_CONFLUENT, when set, is the folder whose node_modules holds the
  * confluent package to load (a copy built for the Node this runs on).
  *
  * What each configuration adds is set up outside this file, as a user does it (pipeline.ts gives
@@ -12,9 +15,9 @@
  * instrument function) and `header` (no DSM: the application adds a 28-character
  * dd-pathway-ctx-base64 header itself, what the client spends on carrying one).
  */
+import { writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import { FAST_CONSUMER } from '../../test/peers/kafka.js'
 
 export type PipelineClient = 'kafkajs' | 'confluent'
 export type PipelineMode = 'eachMessage' | 'eachBatch'
@@ -64,14 +67,14 @@ async function instrumentTs(client: PipelineClient, kafka: Kafka): Promise<void>
   else instrumentConfluent(kafka, dsm)
 }
 
-async function clients(client: PipelineClient, config: PipelineConfig, brokers: string[], group: string): Promise<Clients> {
+async function clients(client: PipelineClient, config: PipelineConfig, brokers: string[], group: string, fast: object): Promise<Clients> {
   if (client === 'kafkajs') {
     const { Kafka, Partitioners, logLevel } = require('kafkajs')
     const kafka: Kafka = new Kafka({ clientId: group, brokers, logLevel: logLevel.NOTHING })
     if (config === 'ts') await instrumentTs(client, kafka)
     return {
       producer: kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner }),
-      consumer: kafka.consumer({ groupId: group, ...FAST_CONSUMER }),
+      consumer: kafka.consumer({ groupId: group, ...fast }),
     }
   }
   const from = process.env.BENCH_CONFLUENT === undefined ? require : createRequire(join(process.env.BENCH_CONFLUENT, 'bench.js'))
@@ -80,18 +83,36 @@ async function clients(client: PipelineClient, config: PipelineConfig, brokers: 
   if (config === 'ts') await instrumentTs(client, kafka)
   return {
     producer: kafka.producer({}),
-    consumer: kafka.consumer({ kafkaJS: { groupId: group, fromBeginning: true, ...FAST_CONSUMER }, 'topic.metadata.refresh.interval.ms': 1000 }),
+    consumer: kafka.consumer({ kafkaJS: { groupId: group, fromBeginning: true, ...fast }, 'topic.metadata.refresh.interval.ms': 1000 }),
   }
 }
 
 const send = (m: FromChild) => process.send!(m)
 
+/**
+ * BENCH_PIPELINE_PROFILE=FILE: V8's CPU profiler (what `--cpu-prof` runs) from the end of the
+ * warm-up to the stop, written to FILE: the rounds without the start-up, connecting and the join.
+ */
+async function profiler(): Promise<() => Promise<void>> {
+  const file = process.env.BENCH_PIPELINE_PROFILE
+  if (file === undefined) return async () => {}
+  const { Session } = await import('node:inspector/promises')
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  return async () => {
+    const { profile } = await session.post('Profiler.stop')
+    writeFileSync(file, JSON.stringify(profile))
+  }
+}
+
 async function main(): Promise<void> {
-  const [client, mode, config, brokers, suffix] = process.argv.slice(2) as [PipelineClient, PipelineMode, PipelineConfig, string, string]
+  const [client, mode, config, brokers, suffix, fast] = process.argv.slice(2) as [PipelineClient, PipelineMode, PipelineConfig, string, string, string]
   const warmUp = Number(process.env.BENCH_PIPELINE_WARM_UP ?? 2000)
   const name = `bench-pipeline-${client}-${mode}-${config}-${suffix}`
   const topic = name
-  const { producer, consumer } = await clients(client, config, brokers.split(','), name)
+  const { producer, consumer } = await clients(client, config, brokers.split(','), name, JSON.parse(fast) as object)
   const tracer = config.startsWith('dd-trace') ? (require('dd-trace') as { scope(): { active(): unknown } }) : undefined
 
   const value = Buffer.alloc(MESSAGE_BYTES, 'x')
@@ -142,6 +163,7 @@ async function main(): Promise<void> {
   await consumer.subscribe(client === 'kafkajs' ? { topic, fromBeginning: true } : { topics: [topic] })
   await consumer.run(handlers)
   await allReceived(warmUp)
+  const stopProfiler = await profiler()
 
   // The consumer is paused while the producer sends, then reads everything: each phase keeps
   // this process busy on its own, rather than both trading the two cores with the broker.
@@ -167,7 +189,9 @@ async function main(): Promise<void> {
         (err: Error) => send({ type: 'error', message: err.stack ?? String(err) }),
       )
     } else {
-      void Promise.allSettled([consumer.disconnect(), producer.disconnect()]).then(() => process.exit(0))
+      void stopProfiler()
+        .then(() => Promise.allSettled([consumer.disconnect(), producer.disconnect()]))
+        .then(() => process.exit(0))
     }
   })
   send({ type: 'ready', node: process.version })

@@ -9,7 +9,7 @@
  * the automatic mode's injectHeaders: false).
  *
  * A cell (a Node, a client, a mode) starts its own broker and one process per configuration
- * (pathwise-child.ts), each joined to its own topic and group once, then runs rounds in which
+ * (pipeline-child.ts), each joined to its own topic and group once, then runs rounds in which
  * every configuration takes its turn, the order rotating. Separate processes because each
  * configuration changes the whole process (an AsyncLocalStorage makes Node 20 pay promise hooks
  * on every promise; dd-trace patches the client). A round: the producer sends 500 messages at a
@@ -31,14 +31,19 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { dirname, join } from 'node:path'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import ts from 'typescript'
 import { fileURLToPath } from 'node:url'
-import { startKafka } from '../../test/peers/kafka.js'
+import { FAST_CONSUMER, startKafka } from '../../test/peers/kafka.js'
 import { figure, type Figure, type Settings } from '../harness.js'
 import { node24 } from '../node24.js'
 import type { FromChild, PipelineClient, PipelineConfig, PipelineMode, RoundFigures, ToChild } from './pipeline-child.js'
 
-const CHILD = fileURLToPath(new URL('./pipeline-child.ts', import.meta.url))
+const CHILD_SOURCE = fileURLToPath(new URL('./pipeline-child.ts', import.meta.url))
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+// inside node_modules: packages resolve from there as from the project
+const CHILD = join(ROOT, 'node_modules', '.cache', 'pathwise-bench', 'pipeline-child.mjs')
 const READY_TIMEOUT_MS = 120_000
 const ROUND_TIMEOUT_MS = 180_000
 const STOP_GRACE_MS = 10_000
@@ -128,6 +133,15 @@ function expectation(config: PipelineConfig, r: RoundFigures): string | undefine
   }
 }
 
+/** pipeline-child.ts as JavaScript (see there why), written where the children run it from. */
+function writeChild(): void {
+  const { outputText } = ts.transpileModule(readFileSync(CHILD_SOURCE, 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  })
+  mkdirSync(dirname(CHILD), { recursive: true })
+  writeFileSync(CHILD, outputText)
+}
+
 /** The Agent stand-in both tracers send to: every request read and answered 200 `{}`. */
 async function startAgentSink(): Promise<{ url: string; requests: Map<string, number>; server: Server }> {
   const requests = new Map<string, number>()
@@ -142,6 +156,7 @@ async function startAgentSink(): Promise<{ url: string; requests: Map<string, nu
 }
 
 interface Runtime {
+  name: string
   execPath: string
   /** The folder whose node_modules holds the confluent package built for this runtime (absent: the project's own). */
   confluent?: string
@@ -166,26 +181,26 @@ function preload(config: PipelineConfig): string[] {
   return []
 }
 
+/** BENCH_PIPELINE_CPU_PROF=DIR: the pathwise Wasm and header-alone processes write their CPU profiles there (see pipeline-child.ts, and bench/profile.ts to compare them). */
+function profiled(cell: { node: string; client: PipelineClient; mode: PipelineMode }, config: PipelineConfig): NodeJS.ProcessEnv {
+  const dir = process.env.BENCH_PIPELINE_CPU_PROF
+  if (dir === undefined || (config !== 'wasm' && config !== 'header')) return {}
+  return { BENCH_PIPELINE_PROFILE: join(dir, `${cell.node}-${cell.client}-${cell.mode}-${config}.cpuprofile`) }
+}
+
 interface Child {
   config: PipelineConfig
   process: ChildProcess
   next(timeoutMs: number): Promise<FromChild>
 }
 
-function startChild(cell: { client: PipelineClient; mode: PipelineMode }, config: PipelineConfig, runtime: Runtime, brokers: string[], agentUrl: string, plan: Plan): Child {
+function startChild(cell: { node: string; client: PipelineClient; mode: PipelineMode }, config: PipelineConfig, runtime: Runtime, brokers: string[], agentUrl: string, plan: Plan): Child {
   const suffix = randomUUID().slice(0, 8)
-  const profile = process.env.BENCH_PIPELINE_CPU_PROF
-  const profiling = profile !== undefined && (config === 'wasm' || config === 'header')
-  const child = fork(CHILD, [cell.client, cell.mode, config, brokers.join(','), suffix], {
+  const child = fork(CHILD, [cell.client, cell.mode, config, brokers.join(','), suffix, JSON.stringify(FAST_CONSUMER)], {
     cwd: ROOT,
     execPath: runtime.execPath,
-    execArgv: [
-      '--import',
-      'tsx',
-      ...preload(config),
-      ...(profiling ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, `--cpu-prof-name=${cell.client}-${cell.mode}-${config}-${suffix}.cpuprofile`] : []),
-    ],
-    env: environment(config, runtime, agentUrl, plan.warmUp),
+    execArgv: preload(config),
+    env: { ...environment(config, runtime, agentUrl, plan.warmUp), ...profiled(cell, config) },
     // dd-trace's start-up lines and kafkajs's warnings on Node 24 (TimeoutNegativeWarning): kept, told only when the process fails
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   })
@@ -276,7 +291,7 @@ function derive(perRound: Map<PipelineConfig, RoundFigures[]>, messages: number)
 
 async function runCell(client: PipelineClient, mode: PipelineMode, runtime: Runtime, plan: Plan, agentUrl: string, log: (line: string) => void): Promise<PipelineCell> {
   const peer = await startKafka()
-  const children = CONFIGS.map((c) => startChild({ client, mode }, c, runtime, peer.brokers, agentUrl, plan))
+  const children = CONFIGS.map((c) => startChild({ node: runtime.name, client, mode }, c, runtime, peer.brokers, agentUrl, plan))
   try {
     const [{ node }] = await Promise.all(children.map((c) => expect(c, 'ready', READY_TIMEOUT_MS)))
     const perRound = new Map<PipelineConfig, RoundFigures[]>(CONFIGS.map((c) => [c, []]))
@@ -345,9 +360,10 @@ export async function runPipeline(s: Settings, log: (line: string) => void = () 
   for (const major of wanted(['24', '20'])) {
     if (major === '24') {
       const n = await node24(log)
-      runtimes.push({ execPath: n.execPath, confluent: n.confluent, forceDdTrace: false })
-    } else runtimes.push({ execPath: process.execPath, forceDdTrace: true })
+      runtimes.push({ name: 'node24', execPath: n.execPath, confluent: n.confluent, forceDdTrace: false })
+    } else runtimes.push({ name: `node${major}`, execPath: process.execPath, forceDdTrace: true })
   }
+  writeChild()
   const sink = await startAgentSink()
   try {
     const cells: PipelineCell[] = []
