@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import fc from 'fast-check'
 import { fileURLToPath } from 'node:url'
 import { after, afterEach, before, describe, test } from 'node:test'
 import type { Summary } from '../src/api.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { printable } from '../src/terminal.js'
-import { frameWidth } from '../src/top.js'
+import { frameWidth, render } from '../src/top.js'
 import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { killAgentProcesses, runBin, startAgentProcess } from './helpers/agent-process.js'
 import { pipelineBucket } from './helpers/agent-pipeline.js'
@@ -134,6 +135,39 @@ describe('pathwise top: the frame fits the terminal', () => {
     const frame = screen.slice(screen.lastIndexOf('\x1b[H\x1b[2J') + 7).replace(/\x1b\[[\d;?]*[a-zA-Z]/g, '')
     for (const line of frame.split(/\r?\n/)) assert.ok(width(line) <= 80, `${width(line)} columns: ${line}`)
     for (const row of rows(frame.replace(/\r/g, ''), 'PATHWAY')) assert.match(row, PATHWAY_ROW)
+  })
+})
+
+describe('pathwise top: hostile input', () => {
+  test('any width and any names: a frame of at most that many columns, never a throw', () => {
+    const name = fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 300 }), fc.constant('x'.repeat(20_000)))
+    const quantiles = fc.option(fc.record({ p50: fc.double(), p95: fc.double(), p99: fc.double() }))
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 400 }), fc.array(fc.tuple(name, name, fc.double(), quantiles), { maxLength: 6 }), fc.boolean(), (columns, hops, interactive) => {
+        const summary = {
+          now: 0,
+          rangeSeconds: 60,
+          nodes: [],
+          edges: hops.map(([from, to, rate, latency]) => ({ id: from, from, to, kind: 'produce', type: 'kafka', count: 1, filling: 0, rate, latency, payloadSize: latency })),
+          pathways: hops.map(([from, to, rate, latency]) => ({ id: from, nodes: [from, to], service: to, count: 1, filling: 0, rate, latency, approximate: false, complete: true })),
+          lag: [],
+          status: { payloads: { accepted: 0, rejected: 0 } },
+        } as unknown as Summary
+        const frame = render(summary, 'http://127.0.0.1:8126', columns, interactive)
+        for (const line of frame.split('\n')) assert.ok(width(line) <= columns, `${width(line)} > ${columns}`)
+        assert.doesNotMatch(frame.split('\n').slice(1).join('\n'), /[\x00-\x09\x0b-\x1f\x7f-\x9f]/)
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  test('any COLUMNS: a width from 1 to 1000', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.integer().map(String), fc.double().map(String)), fc.boolean(), fc.integer({ min: -5, max: 5000 }), (columns, isTTY, ttyColumns) => {
+        const w = frameWidth({ isTTY, columns: ttyColumns } as never, { COLUMNS: columns })
+        assert.ok(Number.isInteger(w) && w >= 1 && (isTTY || w <= 1000), String(w))
+      }),
+    )
   })
 })
 
