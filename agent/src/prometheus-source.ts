@@ -1,6 +1,6 @@
 import { DEFAULT_RANGE_S, type ApiContext, type Status } from './api.js'
-import { BUCKETS_PER_OCTAVE, LATENCY_BOUNDS, POINT_LABELS, SIZE_BOUNDS } from './metrics.js'
-import { PromqlClient, PromqlError, type PromqlOptions } from './promql.js'
+import { BUCKETS_PER_OCTAVE, bucketOf, LATENCY_BOUNDS, POINT_LABELS, SIZE_BOUNDS } from './metrics.js'
+import { PromqlClient, PromqlError, type InstantSample, type PromqlOptions } from './promql.js'
 import { rangeOf, type Range } from './range.js'
 import type { Sketch } from './sketch.js'
 import { collectEdges } from './topology.js'
@@ -98,18 +98,17 @@ export class PrometheusSource {
   private async build(nowMs: number, rangeMs: number): Promise<Snapshot> {
     const range = rangeOf(nowMs, rangeMs)
     const t = nowMs / 1000
-    const buckets = (metric: string): string => `sum by (${LABELS}, le) (${increase(metric, rangeMs)}) > 0`
-    const [counts, edge, pathway, size, offsets, payloads] = await Promise.all([
-      this.client.instant(`sum by (${LABELS}) (${increase('pathwise_edge_latency_seconds_count', rangeMs)})`, t),
-      this.client.instant(buckets('pathwise_edge_latency_seconds_bucket'), t),
-      this.client.instant(buckets('pathwise_pathway_latency_seconds_bucket'), t),
-      this.client.instant(buckets('pathwise_payload_size_bytes_bucket'), t),
+    const instant = (name: string): Promise<FamilyAnswer> => this.family(familyQueries(name, rangeMs), (q) => this.client.instant(q, t))
+    const [edge, pathway, size, offsets, payloads] = await Promise.all([
+      instant('pathwise_edge_latency_seconds'),
+      instant('pathwise_pathway_latency_seconds'),
+      instant('pathwise_payload_size_bytes'),
       this.client.range('max by (kind, consumer_group, topic, partition, kafka_cluster_id) (pathwise_kafka_offset)', t - rangeMs / 1000, t, BUCKET_MS / 1000),
       this.client.instant('sum by (result) (pathwise_intake_payloads_total)', t),
     ])
     const store = this.emptyStore(nowMs)
     const cells = new Map<string, Cell>()
-    for (const { metric, value } of counts) {
+    for (const { metric, value } of edge.totals) {
       const key = seriesKey(metric)
       const ids = key === null ? null : idsOf(metric)
       if (key === null || !ids) continue
@@ -129,6 +128,11 @@ export class PrometheusSource {
     return { store, range, payloads: { accepted: total('accepted'), rejected: total('rejected') } }
   }
 
+  private async family(queries: string[], ask: (query: string) => Promise<Sample[]>): Promise<FamilyAnswer> {
+    const [totals, sums, buckets] = await Promise.all(queries.map(ask))
+    return { totals, sums, buckets }
+  }
+
   /** The snapshot with one cell per 10 s for the series of one edge, for its chart. */
   private async history(snap: Snapshot, id: string): Promise<Store> {
     const history = this.emptyStore(snap.range.now)
@@ -140,37 +144,38 @@ export class PrometheusSource {
     }
     for (const b of snap.store.backlogs()) for (const [start, value] of b.values) history.recordBacklog(b.tags, start, value, false)
     if (mine.size === 0) return history
-    const hashes = [...new Set([...mine].map((s) => hex(s.hash)))].join('|')
-    const metric = `pathwise_edge_latency_seconds_bucket{pathway_hash=~"${hashes}"}`
+    const matcher = `{pathway_hash=~"${[...new Set([...mine].map((s) => hex(s.hash)))].join('|')}"}`
     const step = BUCKET_MS / 1000
-    // Evaluated at the end of each bucket of the range that has ended: what arrived within it.
+    // Evaluated at the end of each bucket of the range that has ended (what arrived within it), and now for the bucket still going.
     const current = snap.range.now - (snap.range.now % BUCKET_MS)
     const first = current - snap.range.rangeMs + BUCKET_MS
     const partial = snap.range.now - current
-    const [ended, filling] = await Promise.all([
-      this.client.range(`sum by (${LABELS}, le) (${increase(metric, BUCKET_MS)}) > 0`, first / 1000, current / 1000, step),
-      // The bucket still going: what arrived since it started.
-      partial > 0 ? this.client.instant(`sum by (${LABELS}, le) (${increase(metric, partial)}) > 0`, snap.range.now / 1000) : [],
-    ])
-    const byStep = new Map<number, Sample[]>()
-    const add = (at: number, sample: Sample): void => {
-      let list = byStep.get(at)
-      if (!list) byStep.set(at, (list = []))
-      list.push(sample)
+    const byStep = new Map<number, FamilyAnswer>()
+    const at = (time: number): FamilyAnswer => {
+      let answer = byStep.get(time)
+      if (!answer) byStep.set(time, (answer = { totals: [], sums: [], buckets: [] }))
+      return answer
     }
-    for (const s of ended) for (const [at, value] of s.values) add(at, { metric: s.metric, value })
-    for (const sample of filling) add((current + BUCKET_MS) / 1000, sample)
+    const kinds = ['totals', 'sums', 'buckets'] as const
+    const [ended, filling] = await Promise.all([
+      Promise.all(familyQueries('pathwise_edge_latency_seconds', BUCKET_MS, matcher).map((q) => this.client.range(q, first / 1000, current / 1000, step))),
+      partial > 0 ? this.family(familyQueries('pathwise_edge_latency_seconds', partial, matcher), (q) => this.client.instant(q, snap.range.now / 1000)) : null,
+    ])
+    ended.forEach((series, i) => {
+      for (const s of series) for (const [time, value] of s.values) at(time)[kinds[i]].push({ metric: s.metric, value })
+    })
+    if (filling) for (const kind of kinds) at((current + BUCKET_MS) / 1000)[kind].push(...filling[kind])
     const wanted = new Set([...mine].map(keyOfSeries))
-    for (const [at, samples] of byStep) {
+    for (const [time, answer] of byStep) {
       const cells = new Map<string, Cell>()
-      for (const { metric } of samples) {
+      for (const { metric, value } of answer.totals) {
         const key = seriesKey(metric)
         const ids = idsOf(metric)
-        if (key === null || !ids || !wanted.has(key) || cells.has(key)) continue
-        const cell = history.cellFor(metric.service, metric.env, ids.hash, ids.parent, edgeTags(metric), at * 1000 - BUCKET_MS, false)
+        if (key === null || !ids || !(value > 0) || !wanted.has(key) || cells.has(key)) continue
+        const cell = history.cellFor(metric.service, metric.env, ids.hash, ids.parent, edgeTags(metric), time * 1000 - BUCKET_MS, false)
         if (cell) cells.set(key, cell)
       }
-      fill(cells, samples, LATENCY_BOUNDS, (c) => c.edge)
+      fill(cells, answer, LATENCY_BOUNDS, (c) => c.edge)
     }
     return history
   }
@@ -180,10 +185,7 @@ export class PrometheusSource {
   }
 }
 
-interface Sample {
-  metric: Record<string, string>
-  value: number
-}
+type Sample = InstantSample
 
 const hex = (hash: bigint): string => hash.toString(16).padStart(16, '0')
 
@@ -229,36 +231,60 @@ function backlogTags(metric: Record<string, string>): string[] | null {
 }
 
 /**
- * Adds the summed buckets of each series to the sketch `pick` chooses in its cell: each bucket's
- * messages at the geometric middle of its bounds (the bound below it is the previous `le`, or one
- * bucket's width below the first).
+ * A histogram family over `ms` up to the evaluation time, per stats point series: its messages, their
+ * sum and its buckets, without those holding none (below its lowest value) and those holding all
+ * (at and above the bucket of its highest value), which take most of a histogram's buckets and
+ * tell nothing: the answer stays small however wide the layout.
  */
-function fill(cells: Map<string, Cell>, samples: Sample[], bounds: Float64Array, pick: (c: Cell) => Sketch): void {
-  const perSeries = new Map<string, Array<[number, number]>>()
-  for (const { metric, value } of samples) {
+function familyQueries(name: string, ms: number, matcher = ''): string[] {
+  const totals = `sum by (${LABELS}) (${increase(`${name}_count${matcher}`, ms)})`
+  const sums = `sum by (${LABELS}) (${increase(`${name}_sum${matcher}`, ms)})`
+  const buckets = `sum by (${LABELS}, le) (${increase(`${name}_bucket${matcher}`, ms)}) > 0 < on (${LABELS}) group_left ${totals}`
+  return [totals, sums, buckets]
+}
+
+interface FamilyAnswer {
+  totals: Sample[]
+  sums: Sample[]
+  buckets: Sample[]
+}
+
+/** The geometric middle of bucket `i` of `bounds` (the last is +Inf; the ones beyond the ends are one bucket wide). */
+function middle(bounds: Float64Array, i: number): number {
+  const lo = i > 0 ? bounds[i - 1] : bounds[0] / HALF_BUCKET ** 2
+  const hi = i < bounds.length ? bounds[i] : bounds[bounds.length - 1] * HALF_BUCKET ** 2
+  return Math.sqrt(lo) * Math.sqrt(hi)
+}
+
+/**
+ * Adds each series' messages to the sketch `pick` chooses in its cell, at the middle of their
+ * bucket. The buckets answered are consecutive; what is above the last of them is in the next one,
+ * and when none is answered all the messages are in one bucket, the one their mean is in.
+ */
+function fill(cells: Map<string, Cell>, answer: FamilyAnswer, bounds: Float64Array, pick: (c: Cell) => Sketch): void {
+  const perSeries = new Map<string, { total: number; sum: number; buckets: Array<[number, number]> }>()
+  for (const { metric, value } of answer.totals) {
     const key = seriesKey(metric)
-    if (key === null || !cells.has(key)) continue
-    const le = metric.le === '+Inf' ? Infinity : Number(metric.le)
-    if (!(le > 0) || !(value > 0) || !Number.isFinite(value)) continue
-    let list = perSeries.get(key)
-    if (!list) perSeries.set(key, (list = []))
-    list.push([le, value])
+    if (key !== null && cells.has(key) && value > 0 && Number.isFinite(value)) perSeries.set(key, { total: value, sum: 0, buckets: [] })
   }
-  for (const [key, list] of perSeries) {
-    list.sort((a, b) => a[0] - b[0])
+  for (const { metric, value } of answer.sums) {
+    const s = perSeries.get(seriesKey(metric) ?? '')
+    if (s) s.sum = value
+  }
+  for (const { metric, value } of answer.buckets) {
+    const s = perSeries.get(seriesKey(metric) ?? '')
+    const le = Number(metric.le)
+    if (s && le > 0 && Number.isFinite(le) && value > 0 && value < s.total) s.buckets.push([le, value])
+  }
+  for (const [key, { total, sum, buckets }] of perSeries) {
     const sketch = pick(cells.get(key)!)
+    buckets.sort((a, b) => a[0] - b[0])
     let below = 0
-    let lower = 0
-    for (const [le, cumulative] of list) {
-      const n = cumulative - below
-      if (n > 0) {
-        const hi = Number.isFinite(le) ? le : Math.max(lower, bounds[bounds.length - 1]) * HALF_BUCKET ** 2
-        const lo = lower > 0 ? lower : hi / HALF_BUCKET ** 2
-        const middle = Math.sqrt(lo) * Math.sqrt(hi)
-        if (middle > 0 && Number.isFinite(middle)) sketch.accept(middle, n)
-        below = cumulative
-      }
-      lower = Number.isFinite(le) ? le : lower
+    for (const [le, cumulative] of buckets) {
+      if (cumulative > below) sketch.accept(middle(bounds, bucketOf(bounds, le)), cumulative - below)
+      below = Math.max(below, cumulative)
     }
+    const last = buckets.length > 0 ? bucketOf(bounds, buckets[buckets.length - 1][0]) + 1 : bucketOf(bounds, sum / total)
+    sketch.accept(middle(bounds, Math.min(last, bounds.length)), total - below)
   }
 }
