@@ -238,28 +238,32 @@ describe('SNS to SQS', () => {
       for (let i = 0; i < 10; i++) attributes[`a${i}`] = { DataType: 'String', StringValue: `v${i}` }
       await sns.send(new PublishCommand({ TopicArn: t.arn, Message: 'full', MessageAttributes: attributes }))
       await sns.send(new PublishBatchCommand({ TopicArn: t.arn, PublishBatchRequestEntries: [{ Id: 'x', Message: 'full', MessageAttributes: attributes }] }))
-      // 256 KiB in all: room for the message, none for the context.
-      const large = 'x'.repeat(262_144 - 40)
+      // 256 KiB less 256 bytes (dd-trace-go's margin) in all: room for the message, none for the context.
+      const large = 'x'.repeat(262_144 - 256 - 40)
       await sns.send(new PublishCommand({ TopicArn: t.arn, Message: large }))
-      // Two messages that fit alone, but not together with their contexts in one batch.
-      const half = 'y'.repeat(131_072 - 20)
-      await sns.send(new PublishBatchCommand({ TopicArn: t.arn, PublishBatchRequestEntries: [{ Id: '1', Message: half }, { Id: '2', Message: half }] }))
+      // A batch that fits, but not with every context: the first messages carry one, the rest go as written.
+      const half = 'y'.repeat(131_072 - 128 - 50)
+      await sns.send(
+        new PublishBatchCommand({ TopicArn: t.arn, PublishBatchRequestEntries: [{ Id: '1', Message: 'small' }, { Id: '2', Message: half }, { Id: '3', Message: half }] }),
+      )
 
-      const raw = await receiveAll(sqs, { QueueUrl: t.raw.url, MessageAttributeNames: ['All'] }, 5)
+      const raw = await receiveAll(sqs, { QueueUrl: t.raw.url, MessageAttributeNames: ['All'] }, 6)
       for (const m of raw) {
         if (m.Body === 'full') assert.deepEqual(m.MessageAttributes, attributes)
+        else if (m.Body === 'small') assert.deepEqual(Object.keys(m.MessageAttributes ?? {}), ['_datadog'])
         else assert.equal(m.MessageAttributes, undefined, 'no attribute was added')
       }
+      assert.equal(raw.filter((m) => m.Body === half).length, 2)
       const warnings = warn.mock.calls.map((call) => String(call.arguments[0])).filter((m) => m.includes(t.arn))
       assert.equal(warnings.length, 1)
       assert.match(warnings[0], /10 message attributes/)
 
       const hA = expectedHash('sns-full-a', published(t.arn), 0n)
       const hB = expectedHash('sns-full-b', into(t.raw.name), 0n)
-      for (const m of raw) assert.equal(contextOf(m)?.hash, hB)
+      for (const m of raw) assert.equal(contextOf(m)?.hash, m.Body === 'small' ? expectedHash('sns-full-b', into(t.raw.name), hA) : hB)
       await Promise.all([a.flush(), b.flush()])
       const pa = await waitForPoint(agent, 'sns-full-a', hA)
-      assert.equal(decodeSketch(pa.PayloadSize).count, 5)
+      assert.equal(decodeSketch(pa.PayloadSize).count, 6)
       // The large message counts at its own size, without a carrier.
       assert.ok(Math.abs(decodeSketch(pa.PayloadSize).quantile(1) - large.length) / large.length < 0.02)
       const pb = await waitForPoint(agent, 'sns-full-b', hB)

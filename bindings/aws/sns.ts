@@ -21,9 +21,10 @@ import { copyWith, enabledDataStreams, items, read } from '../input.js'
 
 /**
  * The largest SNS message (body and attributes), which is also the most a PublishBatch may carry
- * in all: a context that would push a message or a batch past it is not written.
+ * in all, 256 KiB, less dd-trace-go's margin of 256 bytes for SNS's own accounting: a context that
+ * would push a message or a batch past it is not written.
  */
-const MAX_MESSAGE_BYTES = 262_144
+const MAX_MESSAGE_BYTES = 262_144 - 256
 const SNS: AttributeService = { destination: 'SNS topic', bodyKey: 'Message', maxBytes: MAX_MESSAGE_BYTES, binary: true }
 
 /**
@@ -68,14 +69,28 @@ function snsPlugin(dsm: DataStreams, name: string, active?: () => boolean): AwsP
       const entries = items(read(input, 'PublishBatchRequestEntries'))
       if (entries === undefined) return { input }
       const plans = entries.map((entry) => planOf(nodes, entry))
-      let total = 0
-      for (const plan of plans) total += plan?.size ?? 0
-      if (total > MAX_MESSAGE_BYTES) for (const plan of plans) if (plan !== null) withoutCarrier(plan)
+      fitBatch(plans)
       const sent = entries.map((entry, i) => publish(dsm, nodes, entry, plans[i], parent))
       return { input: copyWith(input, 'PublishBatchRequestEntries', sent) ?? input }
     },
     active,
   )
+}
+
+/**
+ * Contexts for the batch's messages in order while the batch in all stays within the limit; the
+ * messages past that point go as written (as dd-trace-go does).
+ */
+function fitBatch(plans: (AttributePlan | null)[]): void {
+  let total = 0
+  for (const plan of plans) total += plan?.bare ?? 0
+  let full = false
+  for (const plan of plans) {
+    if (plan === null || plan.write === null) continue
+    full ||= total + plan.size - plan.bare > MAX_MESSAGE_BYTES
+    if (full) withoutCarrier(plan)
+    else total += plan.size - plan.bare
+  }
 }
 
 /** How a message to publish carries the context; null when it is no message (then it goes as it came, uncounted). */
