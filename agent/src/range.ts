@@ -29,11 +29,15 @@ export interface Range {
   rateFrom: number
 }
 
-/** The range of the last `rangeMs` of settled buckets; `cellMaps` (every series) says where data starts. */
-export function rangeOf(now: number, rangeMs: number, cellMaps: Iterable<Map<number, unknown>> = []): Range {
+/**
+ * The range of the last `rangeMs` of settled buckets. `cellMaps` (every series of the store) says
+ * where data starts; without them, rates read the whole range.
+ */
+export function rangeOf(now: number, rangeMs: number, cellMaps?: Iterable<Map<number, unknown>>): Range {
   const settled = bucketOf(now - SETTLE_MS)
   const whole = Math.max(BUCKET_MS, Math.ceil(rangeMs / BUCKET_MS) * BUCKET_MS)
   const from = settled - whole
+  if (!cellMaps) return { now, rangeMs: whole, from, settled, rateFrom: from }
   let first = settled
   for (const cells of cellMaps) for (const start of cells.keys()) if (start >= from && start < first) first = start
   return { now, rangeMs: whole, from, settled, rateFrom: first }
