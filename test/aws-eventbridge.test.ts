@@ -15,17 +15,18 @@ import { dirname } from 'node:path'
 import { after, before, describe, mock, test } from 'node:test'
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge'
 import { CreateTopicCommand, PublishCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns'
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, SendMessageCommand, type Message } from '@aws-sdk/client-sqs'
+import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
-import { PATHWAY_KEY, createDataStreams, decodePathwayContext, type DataStreams } from '../bindings/index.js'
-import { pathwiseEventBridge, pathwiseSqs } from '../bindings/aws/index.js'
+import { PATHWAY_KEY, decodePathwayContext, type DataStreams } from '../bindings/index.js'
+import { pathwiseEventBridge } from '../bindings/aws/index.js'
 import { eventBridgeInstrumentation } from '../bindings/aws/eventbridge.js'
 import { patchModule } from '../bindings/instrument/auto.js'
 import { contextOf } from '../bindings/received-messages.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { decodeSketch } from './helpers/sketches.js'
 import { startSqs, sqsClientConfig, type SqsPeer } from './peers/sqs.js'
-import { ENV, expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
+import { expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
+import { TestServices, brokenDataStreams, receiveAll } from './fixtures/aws/services.js'
 
 const put = (bus: string, detailType: string) => ['direction:out', `exchange:${bus}`, `topic:${detailType}`, 'type:eventbridge']
 const into = (queue: string) => ['direction:in', `topic:${queue}`, 'type:sqs']
@@ -83,44 +84,22 @@ describe('EventBridge', () => {
   let agent: TestAgent
   let peer: SqsPeer
   let eventBridge: Awaited<ReturnType<typeof startEventBridgeStandIn>>
-  const open: DataStreams[] = []
-  const clients: { destroy(): void }[] = []
+  const services = new TestServices(() => agent.url, () => peer.endpoint)
+  const dataStreams = (name: string) => services.dataStreams(name)
+  const sqsClient = (dsm?: DataStreams) => services.sqs(dsm)
   let count = 0
 
-  function dataStreams(name: string): DataStreams {
-    const dsm = createDataStreams({ enabled: true, service: name, env: ENV, agentUrl: agent.url, flushIntervalMs: 0 })
-    open.push(dsm)
-    return dsm
-  }
   function eventBridgeClient(dsm?: DataStreams): EventBridgeClient {
-    const client = new EventBridgeClient({
-      region: 'us-east-1',
-      endpoint: eventBridge.url,
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-      requestHandler: new NodeHttpHandler(),
-    })
+    const client = services.client(
+      new EventBridgeClient({ region: 'us-east-1', endpoint: eventBridge.url, credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, requestHandler: new NodeHttpHandler() }),
+    )
     if (dsm !== undefined) client.middlewareStack.use(pathwiseEventBridge(dsm))
-    clients.push(client)
     return client
-  }
-  function sqsClient(dsm?: DataStreams): SQSClient {
-    const sqs = new SQSClient(sqsClientConfig(peer.endpoint))
-    if (dsm !== undefined) sqs.middlewareStack.use(pathwiseSqs(dsm))
-    clients.push(sqs)
-    return sqs
   }
   async function queue(): Promise<{ name: string; url: string }> {
     const name = `eb${++count}`
     const { QueueUrl } = await sqsClient().send(new CreateQueueCommand({ QueueName: name }))
     return { name, url: QueueUrl! }
-  }
-  async function receiveAll(sqs: SQSClient, queueUrl: string, n: number): Promise<Message[]> {
-    const messages: Message[] = []
-    while (messages.length < n) {
-      const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }))
-      messages.push(...(Messages ?? []))
-    }
-    return messages
   }
   /** Sends what the stand-in received for request `i` on as the rule's SQS target would get it. */
   async function deliver(i: number, queueUrl: string, pick: (e: Received['entries'][number]) => boolean = () => true): Promise<number> {
@@ -134,8 +113,7 @@ describe('EventBridge', () => {
     ;[agent, peer, eventBridge] = await Promise.all([startAgent(), startSqs(), startEventBridgeStandIn()])
   })
   after(async () => {
-    await Promise.all(open.map((d) => d.shutdown()))
-    for (const client of clients) client.destroy()
+    await services.close()
     await Promise.all([agent.close(), peer.stop(), eventBridge.close()])
   })
 
@@ -206,16 +184,15 @@ describe('EventBridge', () => {
     await deliver(request, direct.url)
     // EventBridge -> SNS -> SQS (raw delivery off): the event is the notification's Message.
     const viaSns = await queue()
-    const sns = new SNSClient(sqsClientConfig(peer.endpoint))
-    clients.push(sns)
+    const sns = services.client(new SNSClient(sqsClientConfig(peer.endpoint)))
     const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: 'eb-fanout' }))
     const { Attributes } = await sqsClient().send(new GetQueueAttributesCommand({ QueueUrl: viaSns.url, AttributeNames: ['QueueArn'] }))
     await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: Attributes!.QueueArn }))
     await sns.send(new PublishCommand({ TopicArn, Message: deliveredEvent(eventBridge.received[request].entries[0]) }))
 
     const consumer = sqsClient(b)
-    const [m1] = await receiveAll(consumer, direct.url, 1)
-    const [m2] = await receiveAll(consumer, viaSns.url, 1)
+    const [m1] = await receiveAll(consumer, { QueueUrl: direct.url }, 1)
+    const [m2] = await receiveAll(consumer, { QueueUrl: viaSns.url }, 1)
     const hDirect = expectedHash('eb-chain-b', into(direct.name), hA)
     const hViaSns = expectedHash('eb-chain-b', into(viaSns.name), hA)
     assert.equal(contextOf(m1)?.hash, hDirect)
@@ -244,7 +221,7 @@ describe('EventBridge', () => {
       'Notification detail-type',
     ]
     for (const body of bodies) await plain.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: body }))
-    const got = await receiveAll(sqsClient(b), q.url, bodies.length)
+    const got = await receiveAll(sqsClient(b), { QueueUrl: q.url }, bodies.length)
     assert.deepEqual(got.map((m) => m.Body).sort(), [...bodies].sort())
     for (const m of got) assert.equal(contextOf(m)?.hash, expectedHash('eb-odd-b', into(q.name), 0n), m.Body)
   })
@@ -287,11 +264,7 @@ describe('EventBridge', () => {
   test('when pathwise fails inside, the call goes on with the entries as written and returns what it would have', async () => {
     const warn = mock.method(console, 'warn', () => {})
     try {
-      const boom = () => {
-        throw new Error('boom')
-      }
-      const broken = { enabled: true, node: boom, setCheckpoint: boom, currentContext: boom, runWithContext: boom } as unknown as DataStreams
-      const output = await eventBridgeClient(broken).send(new PutEventsCommand({ Entries: [{ Source: 's', DetailType: 'T', Detail: '{"a":1}' }] }))
+      const output = await eventBridgeClient(brokenDataStreams()).send(new PutEventsCommand({ Entries: [{ Source: 's', DetailType: 'T', Detail: '{"a":1}' }] }))
       assert.equal(output.Entries?.[0].EventId, `e${eventBridge.received.length}-0`)
       assert.equal(eventBridge.received.at(-1)!.entries[0].Detail, '{"a":1}')
       const messagesWarned = warn.mock.calls.map((call) => String(call.arguments[0]))

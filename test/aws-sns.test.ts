@@ -19,16 +19,17 @@ import {
   SubscribeCommand,
   type MessageAttributeValue,
 } from '@aws-sdk/client-sns'
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, type Message, type ReceiveMessageCommandInput } from '@aws-sdk/client-sqs'
-import { PATHWAY_KEY, createDataStreams, decodePathwayContext, encodePathwayContext, type DataStreams, type PathwayContext } from '../bindings/index.js'
-import { pathwiseSns, pathwiseSqs } from '../bindings/aws/index.js'
+import { CreateQueueCommand, GetQueueAttributesCommand, type Message } from '@aws-sdk/client-sqs'
+import { PATHWAY_KEY, decodePathwayContext, encodePathwayContext, type DataStreams, type PathwayContext } from '../bindings/index.js'
+import { pathwiseSns } from '../bindings/aws/index.js'
 import { snsInstrumentation } from '../bindings/aws/sns.js'
 import { patchModule } from '../bindings/instrument/auto.js'
 import { contextOf } from '../bindings/received-messages.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { decodeSketch } from './helpers/sketches.js'
 import { startSqs, sqsClientConfig, type SqsPeer } from './peers/sqs.js'
-import { ENV, expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
+import { expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
+import { TestServices, brokenDataStreams, receiveAll } from './fixtures/aws/services.js'
 
 const published = (topicArn: string) => ['direction:out', `topic:${topicArn}`, 'type:sns']
 const into = (queue: string) => ['direction:in', `topic:${queue}`, 'type:sqs']
@@ -52,26 +53,15 @@ function envelopeAttribute(message: Message): { Type: string; Value: string } {
 describe('SNS to SQS', () => {
   let agent: TestAgent
   let peer: SqsPeer
-  const open: DataStreams[] = []
-  const clients: { destroy(): void }[] = []
+  const services = new TestServices(() => agent.url, () => peer.endpoint)
+  const dataStreams = (name: string) => services.dataStreams(name)
+  const sqsClient = (dsm?: DataStreams) => services.sqs(dsm)
   let count = 0
 
-  function dataStreams(name: string): DataStreams {
-    const dsm = createDataStreams({ enabled: true, service: name, env: ENV, agentUrl: agent.url, flushIntervalMs: 0 })
-    open.push(dsm)
-    return dsm
-  }
   function snsClient(dsm?: DataStreams): SNSClient {
-    const sns = new SNSClient(sqsClientConfig(peer.endpoint))
+    const sns = services.client(new SNSClient(sqsClientConfig(peer.endpoint)))
     if (dsm !== undefined) sns.middlewareStack.use(pathwiseSns(dsm))
-    clients.push(sns)
     return sns
-  }
-  function sqsClient(dsm?: DataStreams): SQSClient {
-    const sqs = new SQSClient(sqsClientConfig(peer.endpoint))
-    if (dsm !== undefined) sqs.middlewareStack.use(pathwiseSqs(dsm))
-    clients.push(sqs)
-    return sqs
   }
 
   /** A topic with two SQS subscriptions: one with raw delivery, one without. */
@@ -91,22 +81,11 @@ describe('SNS to SQS', () => {
     return { arn: TopicArn!, raw: await queue(`raw${n}`, true), enveloped: await queue(`env${n}`, false) }
   }
 
-  /** Receives until `count` messages have come. */
-  async function receiveAll(sqs: SQSClient, input: ReceiveMessageCommandInput, count: number): Promise<Message[]> {
-    const messages: Message[] = []
-    while (messages.length < count) {
-      const { Messages } = await sqs.send(new ReceiveMessageCommand({ MaxNumberOfMessages: 10, WaitTimeSeconds: 1, ...input }))
-      messages.push(...(Messages ?? []))
-    }
-    return messages
-  }
-
   before(async () => {
     ;[agent, peer] = await Promise.all([startAgent(), startSqs()])
   })
   after(async () => {
-    await Promise.all(open.map((d) => d.shutdown()))
-    for (const client of clients) client.destroy()
+    await services.close()
     await Promise.all([agent.close(), peer.stop()])
   })
 
@@ -279,8 +258,7 @@ describe('SNS to SQS', () => {
     const baseDir = dirname(require.resolve('@aws-sdk/client-sns/package.json'))
     const a = dataStreams('sns-auto-a')
     const b = dataStreams('sns-auto-b')
-    const early = new sdk.SNSClient(sqsClientConfig(peer.endpoint))
-    clients.push(early)
+    const early = services.client(new sdk.SNSClient(sqsClientConfig(peer.endpoint)))
     const sqs = sqsClient(b)
     const t = await topic()
     const originalSend = sdk.SNSClient.prototype.send
@@ -306,11 +284,7 @@ describe('SNS to SQS', () => {
   test('when pathwise fails inside, the calls go on and return what they would have', async () => {
     const warn = mock.method(console, 'warn', () => {})
     try {
-      const boom = () => {
-        throw new Error('boom')
-      }
-      const broken = { enabled: true, node: boom, setCheckpoint: boom, currentContext: boom, runWithContext: boom } as unknown as DataStreams
-      const sns = snsClient(broken)
+      const sns = snsClient(brokenDataStreams())
       const t = await topic()
       const sent = await sns.send(new PublishCommand({ TopicArn: t.arn, Message: 'still sent' }))
       assert.ok(sent.MessageId)
