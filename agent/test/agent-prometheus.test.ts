@@ -255,7 +255,9 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
       .map((q) => q.trim())
       .filter(Boolean)
     assert.equal(queries.length, 2)
-    const [p99, lag] = await Promise.all(queries.map((q) => promQuery(promUrl, q)))
+    // rate() needs two scrapes of a series.
+    const p99 = await waitFor('two scrapes of every series', () => promQuery(promUrl, queries[0]), (r) => r.length === 4, 15_000)
+    const lag = await promQuery(promUrl, queries[1])
     assert.deepEqual(p99.map((r) => `${r.metric.topic}/${r.metric.group ?? ''}`).sort(), ['clicks/', 'invoices/', 'orders/analytics', 'orders/billing'])
     assert.deepEqual(
       lag.map((r) => [r.metric.consumer_group, r.metric.topic, r.metric.partition, Number(r.value[1])]),
