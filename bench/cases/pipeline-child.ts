@@ -8,12 +8,12 @@
  * require hook is in place, and dominate pathwise's figures. BENCH_CONFLUENT, when set, is the folder whose node_modules holds the
  * confluent package to load (a copy built for the Node this runs on).
  *
- * What each configuration adds is set up outside this file, as a user does it (pipeline.ts gives
- * the process its flags and environment): `wasm` and `wasm-no-header` run under
- * `-r pathwise/register`, `dd-trace` and `dd-trace-dsm` under `-r dd-trace/init`. Here only:
- * `ts` (pathwise's TS core has no automatic mode: createDataStreams({ core: 'ts' }) and the
- * instrument function) and `header` (no DSM: the application adds a 28-character
- * dd-pathway-ctx-base64 header itself, what the client spends on carrying one).
+ * What each configuration adds: `wasm`, `ts` and `wasm-no-header` are set up here as the README's
+ * manual mode does it (createDataStreams({ core }) and instrumentKafkaJs / instrumentConfluent,
+ * `injectHeaders: false` for the last); `header` (no DSM) has the application add a 28-character
+ * dd-pathway-ctx-base64 header itself, what the client spends on carrying one. The others are set
+ * up by pipeline.ts, as a user does it: `wasm-auto` runs under `-r pathwise/register` (the
+ * automatic mode), `dd-trace` and `dd-trace-dsm` under `-r dd-trace/init`.
  */
 import { writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -21,7 +21,7 @@ import { join } from 'node:path'
 
 export type PipelineClient = 'kafkajs' | 'confluent'
 export type PipelineMode = 'eachMessage' | 'eachBatch'
-export type PipelineConfig = 'off' | 'wasm' | 'ts' | 'dd-trace' | 'dd-trace-dsm' | 'header' | 'wasm-no-header'
+export type PipelineConfig = 'off' | 'wasm' | 'ts' | 'wasm-auto' | 'dd-trace' | 'dd-trace-dsm' | 'header' | 'wasm-no-header'
 
 /** Parent to child: run a round of `messages`, or stop. Child to parent: ready, or a round's figures. */
 export type ToChild = { type: 'run'; messages: number } | { type: 'stop' }
@@ -59,19 +59,21 @@ interface Clients {
 type Seen = Pick<RoundFigures, 'headers' | 'span'>
 type Kafka = { producer(o: object): Clients['producer']; consumer(o: object): Clients['consumer'] }
 
-/** The configuration's DataStreams for the TS core, instrumenting this client's Kafka object. */
-async function instrumentTs(client: PipelineClient, kafka: Kafka): Promise<void> {
+/** The manual mode: a DataStreams with the configuration's core, instrumenting this client's Kafka object. */
+async function instrument(client: PipelineClient, config: PipelineConfig, kafka: Kafka): Promise<void> {
+  if (config !== 'wasm' && config !== 'ts' && config !== 'wasm-no-header') return
   const { createDataStreams, instrumentKafkaJs, instrumentConfluent } = await import('pathwise')
-  const dsm = createDataStreams({ core: 'ts' })
-  if (client === 'kafkajs') instrumentKafkaJs(kafka, dsm)
-  else instrumentConfluent(kafka, dsm)
+  const dsm = createDataStreams({ core: config === 'ts' ? 'ts' : 'wasm' })
+  const options = { injectHeaders: config !== 'wasm-no-header' }
+  if (client === 'kafkajs') instrumentKafkaJs(kafka, dsm, options)
+  else instrumentConfluent(kafka, dsm, options)
 }
 
 async function clients(client: PipelineClient, config: PipelineConfig, brokers: string[], group: string, fast: object): Promise<Clients> {
   if (client === 'kafkajs') {
     const { Kafka, Partitioners, logLevel } = require('kafkajs')
     const kafka: Kafka = new Kafka({ clientId: group, brokers, logLevel: logLevel.NOTHING })
-    if (config === 'ts') await instrumentTs(client, kafka)
+    await instrument(client, config, kafka)
     return {
       producer: kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner }),
       consumer: kafka.consumer({ groupId: group, ...fast }),
@@ -80,7 +82,7 @@ async function clients(client: PipelineClient, config: PipelineConfig, brokers: 
   const from = process.env.BENCH_CONFLUENT === undefined ? require : createRequire(join(process.env.BENCH_CONFLUENT, 'bench.js'))
   const { KafkaJS } = from('@confluentinc/kafka-javascript')
   const kafka: Kafka = new KafkaJS.Kafka({ kafkaJS: { brokers, logLevel: KafkaJS.logLevel.NOTHING } })
-  if (config === 'ts') await instrumentTs(client, kafka)
+  await instrument(client, config, kafka)
   return {
     producer: kafka.producer({}),
     consumer: kafka.consumer({ kafkaJS: { groupId: group, fromBeginning: true, ...fast }, 'topic.metadata.refresh.interval.ms': 1000 }),
@@ -100,6 +102,8 @@ async function profiler(): Promise<() => Promise<void>> {
   const session = new Session()
   session.connect()
   await session.post('Profiler.enable')
+  // every 100 µs (the default is 1 ms): differences of a µs a message need many samples
+  await session.post('Profiler.setSamplingInterval', { interval: 100 })
   await session.post('Profiler.start')
   return async () => {
     const { profile } = await session.post('Profiler.stop')

@@ -1,12 +1,12 @@
 /**
  * Case 7, what DSM costs a real pipeline: kafkajs 2.2.4 and the confluent client's KafkaJS API
  * producing and consuming messages of 100 B on the librdkafka mock cluster, with eachMessage and
- * with eachBatch, on Node 24 and on Node 20, in seven configurations: off; pathwise with the Wasm
- * core (`-r pathwise/register`, the automatic mode); pathwise with the TS core (createDataStreams
- * and the instrument function); dd-trace tracing only (`-r dd-trace/init`); dd-trace tracing and
- * DSM (DD_DATA_STREAMS_ENABLED=true); the 28-character header alone (no DSM, the application
- * adds it); pathwise Wasm without the header (DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false, which is
- * the automatic mode's injectHeaders: false).
+ * with eachBatch, on Node 24 and on Node 20, in eight configurations: off; pathwise with the Wasm
+ * core and with the TS core (the manual mode: createDataStreams({ core }) and instrumentKafkaJs /
+ * instrumentConfluent); pathwise Wasm in the automatic mode (`-r pathwise/register`); dd-trace
+ * tracing only (`-r dd-trace/init`); dd-trace tracing and DSM (DD_DATA_STREAMS_ENABLED=true); the
+ * 28-character header alone (no DSM, the application adds it); pathwise Wasm without the header
+ * (`injectHeaders: false`).
  *
  * A cell (a Node, a client, a mode) starts its own broker and one process per configuration
  * (pipeline-child.ts), each joined to its own topic and group once, then runs rounds in which
@@ -31,10 +31,10 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { dirname, join } from 'node:path'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import ts from 'typescript'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
 import { FAST_CONSUMER, startKafka } from '../../test/peers/kafka.js'
 import { figure, type Figure, type Settings } from '../harness.js'
 import { node24 } from '../node24.js'
@@ -48,7 +48,7 @@ const READY_TIMEOUT_MS = 120_000
 const ROUND_TIMEOUT_MS = 180_000
 const STOP_GRACE_MS = 10_000
 
-export const CONFIGS: PipelineConfig[] = ['off', 'wasm', 'ts', 'dd-trace', 'dd-trace-dsm', 'header', 'wasm-no-header']
+export const CONFIGS: PipelineConfig[] = ['off', 'wasm', 'ts', 'wasm-auto', 'dd-trace', 'dd-trace-dsm', 'header', 'wasm-no-header']
 export const CLIENTS: PipelineClient[] = ['kafkajs', 'confluent']
 export const MODES: PipelineMode[] = ['eachMessage', 'eachBatch']
 
@@ -56,6 +56,7 @@ export const MODES: PipelineMode[] = ['eachMessage', 'eachBatch']
 export const DERIVED = {
   'pathwise DSM': 'pathwise Wasm − off',
   'pathwise TS DSM': 'pathwise TS − off',
+  'automatic mode': 'pathwise Wasm, automatic mode − pathwise Wasm',
   'dd-trace tracing': 'dd-trace tracing − off',
   'dd-trace DSM': 'dd-trace tracing and DSM − dd-trace tracing',
   ratio: 'pathwise DSM ÷ dd-trace DSM',
@@ -76,7 +77,7 @@ interface Plan {
   cellBudgetMs: number
 }
 
-const FULL_PLAN: Plan = { cells: 'all', messages: 10_000, warmUp: 2_000, minRounds: 7, maxRounds: 15, cellBudgetMs: 150_000 }
+const FULL_PLAN: Plan = { cells: 'all', messages: 10_000, warmUp: 2_000, minRounds: 7, maxRounds: 15, cellBudgetMs: 120_000 }
 const QUICK_PLAN: Plan = { cells: 'square', messages: 1_000, warmUp: 500, minRounds: 1, maxRounds: 1, cellBudgetMs: 0 }
 
 export interface PipelineCell {
@@ -104,6 +105,7 @@ export interface PipelineResults {
 const LABELS: Record<PipelineConfig, string> = {
   off: 'off',
   wasm: 'pathwise Wasm',
+  'wasm-auto': 'pathwise Wasm, automatic mode',
   ts: 'pathwise TS',
   'dd-trace': 'dd-trace tracing',
   'dd-trace-dsm': 'dd-trace tracing + DSM',
@@ -125,6 +127,7 @@ function expectation(config: PipelineConfig, r: RoundFigures): string | undefine
     case 'header':
     case 'wasm':
     case 'ts':
+    case 'wasm-auto':
       return has(PATHWAY) && !has(TRACE) ? undefined : `expected ${PATHWAY} (and no tracing header), got [${r.headers.join(', ')}]`
     case 'dd-trace':
       return has(TRACE) && !has(PATHWAY) && r.span === true ? undefined : `expected dd-trace's ${TRACE}, no ${PATHWAY}, a span; got [${r.headers.join(', ')}], span ${r.span}`
@@ -169,14 +172,13 @@ function environment(config: PipelineConfig, runtime: Runtime, agentUrl: string,
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DD_') && !k.startsWith('PATHWISE_')))
   Object.assign(env, { DD_TRACE_AGENT_URL: agentUrl, DD_SERVICE: 'bench-pipeline', DD_ENV: 'bench', BENCH_PIPELINE_WARM_UP: String(warmUp) })
   if (runtime.confluent !== undefined) env.BENCH_CONFLUENT = runtime.confluent
-  if (config === 'wasm' || config === 'ts' || config === 'wasm-no-header' || config === 'dd-trace-dsm') env.DD_DATA_STREAMS_ENABLED = 'true'
-  if (config === 'wasm-no-header') env.DD_KAFKA_CLIENT_PROPAGATION_ENABLED = 'false'
+  if (config !== 'off' && config !== 'header' && config !== 'dd-trace') env.DD_DATA_STREAMS_ENABLED = 'true'
   if (config.startsWith('dd-trace') && runtime.forceDdTrace) env.DD_INJECT_FORCE = 'true'
   return env
 }
 
 function preload(config: PipelineConfig): string[] {
-  if (config === 'wasm' || config === 'wasm-no-header') return ['-r', 'pathwise/register']
+  if (config === 'wasm-auto') return ['-r', 'pathwise/register']
   if (config === 'dd-trace' || config === 'dd-trace-dsm') return ['-r', 'dd-trace/init']
   return []
 }
@@ -275,11 +277,12 @@ export function settled(f: Figure): boolean {
 
 function derive(perRound: Map<PipelineConfig, RoundFigures[]>, messages: number): Record<Derived, Figure> {
   const cpu = (c: PipelineConfig) => perRound.get(c)!.map((r) => r.cpuMicros / messages)
-  const [off, wasm, ts, dd, ddDsm, header, noHeader] = CONFIGS.map(cpu)
+  const [off, wasm, ts, auto, dd, ddDsm, header, noHeader] = CONFIGS.map(cpu)
   const each = (f: (i: number) => number) => figure(off.map((_, i) => f(i)))
   return {
     'pathwise DSM': each((i) => wasm[i] - off[i]),
     'pathwise TS DSM': each((i) => ts[i] - off[i]),
+    'automatic mode': each((i) => auto[i] - wasm[i]),
     'dd-trace tracing': each((i) => dd[i] - off[i]),
     'dd-trace DSM': each((i) => ddDsm[i] - dd[i]),
     ratio: each((i) => (wasm[i] - off[i]) / (ddDsm[i] - dd[i])),
