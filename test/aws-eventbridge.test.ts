@@ -5,13 +5,16 @@
  * `_datadog` with a valid context where the Detail is a JSON object, the rest byte for byte as
  * written. The consume side: the event, shaped as EventBridge delivers it to a rule's SQS target,
  * in a fauxqs queue read with the real @aws-sdk/client-sqs, directly and through an SNS topic;
- * the hash chain reaches a real HTTP Agent stand-in.
+ * the hash chain reaches a real HTTP Agent stand-in. The automatic mode for SNS and EventBridge in
+ * child processes under `--import` and `-r pathwise/register` (uses the built package).
  */
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { after, before, describe, mock, test } from 'node:test'
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge'
 import { CreateTopicCommand, PublishCommand, SNSClient, SubscribeCommand } from '@aws-sdk/client-sns'
@@ -23,11 +26,14 @@ import { eventBridgeInstrumentation } from '../bindings/aws/eventbridge.js'
 import { patchModule } from '../bindings/instrument/auto.js'
 import { contextOf } from '../bindings/received-messages.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
+import { runNode } from './helpers/run-node.js'
 import { decodeSketch } from './helpers/sketches.js'
 import { startSqs, sqsClientConfig, type SqsPeer } from './peers/sqs.js'
-import { expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
+import { ENV, expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
 import { TestServices, brokenDataStreams, receiveAll } from './fixtures/aws/services.js'
 
+const root = fileURLToPath(new URL('..', import.meta.url))
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/aws/${name}`, import.meta.url))
 const put = (bus: string, detailType: string) => ['direction:out', `exchange:${bus}`, `topic:${detailType}`, 'type:eventbridge']
 const into = (queue: string) => ['direction:in', `topic:${queue}`, 'type:sqs']
 
@@ -260,6 +266,38 @@ describe('EventBridge', () => {
     assert.equal(eventBridge.received.at(-1)!.entries[0].Detail, '{"n":1}')
     assert.equal(eventBridgeInstrumentation.supportedVersions, '>=3.0.0 <4')
   })
+
+  for (const [mode, args] of [
+    ['esm', ['--import', 'pathwise/register', fixture('auto-publish.mjs')]],
+    ['cjs', ['-r', 'pathwise/register', fixture('auto-publish.require.cjs')]],
+  ] as const) {
+    test(`${args[0]} pathwise/register: SNS and EventBridge clients are instrumented (uses the built package)`, async () => {
+      assert.ok(existsSync(`${root}/dist/register.js`) && existsSync(`${root}/dist/register.cjs`), 'dist/ is missing: npm run build')
+      const sns = services.client(new SNSClient(sqsClientConfig(peer.endpoint)))
+      const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: `eb-auto-${mode}` }))
+      const q = await queue()
+      const { Attributes } = await sqsClient().send(new GetQueueAttributesCommand({ QueueUrl: q.url, AttributeNames: ['QueueArn'] }))
+      await sns.send(new SubscribeCommand({ TopicArn, Protocol: 'sqs', Endpoint: Attributes!.QueueArn }))
+
+      const service = `eb-register-${mode}`
+      const result = await runNode([...args], {
+        DD_DATA_STREAMS_ENABLED: 'true',
+        DD_SERVICE: service,
+        DD_ENV: ENV,
+        DD_TRACE_AGENT_URL: agent.url,
+        SQS_ENDPOINT: peer.endpoint,
+        EVENTBRIDGE_ENDPOINT: eventBridge.url,
+        TOPIC_ARN: TopicArn!,
+        MODE: mode,
+      })
+      assert.equal(result.code, 0, result.stderr)
+      const putEvents = eventBridge.received.find((r) => r.entries[0]?.DetailType === mode)
+      assert.equal(carriedHash(putEvents?.entries[0].Detail), expectedHash(service, put('default', mode), 0n))
+      const [message] = await receiveAll(sqsClient(dataStreams('eb-register-b')), { QueueUrl: q.url }, 1)
+      const published = expectedHash(service, ['direction:out', `topic:${TopicArn}`, 'type:sns'], 0n)
+      assert.equal(contextOf(message)?.hash, expectedHash('eb-register-b', into(q.name), published))
+    })
+  }
 
   test('when pathwise fails inside, the call goes on with the entries as written and returns what it would have', async () => {
     const warn = mock.method(console, 'warn', () => {})
