@@ -148,7 +148,13 @@ export function createMap(svg, { nodeLines, edgeLines, onSelect }) {
     if (!view.moved) fit()
   }).observe(svg)
 
+  // A poll that changed nothing leaves the drawing alone: a press on an edge between two polls
+  // must find the same element when it is released.
+  let drawn = ''
   function render(nodes, edges, selected) {
+    const key = JSON.stringify([nodes, edges, selected])
+    if (key === drawn) return
+    drawn = key
     const g = new dagre.graphlib.Graph({ multigraph: true })
     g.setGraph({ rankdir: 'LR', nodesep: 20, ranksep: 28, edgesep: 14, marginx: 16, marginy: 16 })
     g.setDefaultEdgeLabel(() => ({}))
