@@ -252,10 +252,22 @@ export class DataStreamsProcessor implements DataStreams {
         }
         this.core.checkpointBatch(n, bucket)
         b = this.core.batchBuffer() // a Wasm memory growth during the call replaces the view
+        let previous: PathwayContext | null = null
         for (let i = 0, r = 0, q = 0; i < n; i++, r += BATCH_STRIDE, q += REST_STRIDE) {
           const hashHi = b[r + BATCH_OUT_HI]
           const hashLo = b[r + BATCH_OUT_LO]
-          out[first + i] = new PathwayContext(hashHi, hashLo, rest[q], now, direction, rest[q + 1], rest[q + 2], rest[q + 3])
+          // Messages sent together arrive with equal contexts: one immutable object serves a run of them
+          // (an allocation less each, and a hand-off of the current context to skip when it is already current).
+          out[first + i] = previous =
+            previous !== null &&
+            previous.hashHi === hashHi &&
+            previous.hashLo === hashLo &&
+            previous.pathwayStartMs === rest[q] &&
+            previous.oppositeHashHi === rest[q + 1] &&
+            previous.oppositeHashLo === rest[q + 2] &&
+            previous.oppositeEdgeStartMs === rest[q + 3]
+              ? previous
+              : new PathwayContext(hashHi, hashLo, rest[q], now, direction, rest[q + 1], rest[q + 2], rest[q + 3])
         }
       }
       return out

@@ -101,9 +101,40 @@ describe('Kafka wrappers', () => {
     assert.equal(contextOf(message), ctx)
     assert.equal(withMessageContext(dsm, message, () => dsm.currentContext()), ctx)
     // Invisible to the application.
-    assert.deepEqual(Object.keys(message), ['value', 'offset'])
+    assert.deepEqual(Reflect.ownKeys(message), ['value', 'offset'])
     assert.deepStrictEqual(message, { value: Buffer.from('v'), offset: '0' })
     assert.equal(withMessageContext(dsm, {}, () => dsm.currentContext()), undefined)
+  })
+
+  test('messages sent together share one header value and, consumed in a batch, one context; a batch mixing pathways keeps each its own', async () => {
+    const fake = fakeKafka()
+    instrumentKafkaJs(fake.kafka, dsm)
+    await fake.kafka.producer().send({ topic: 'a', messages: [{ value: '1' }, { value: '2', headers: { h: 'x' } }] })
+    await fake.kafka.producer().send({ topic: 'b', messages: [{ value: '3' }] })
+    const [one, two] = fake.sent[0].messages.map((m: any) => m.headers[PATHWAY_KEY])
+    const three = fake.sent[1].messages[0].headers[PATHWAY_KEY]
+    assert.equal(one, two)
+    assert.notEqual(one, three)
+
+    const current: unknown[] = []
+    await fake.kafka.consumer({ groupId: 'g' }).run({
+      eachBatch: async ({ batch, resolveOffset }: any) => {
+        for (const m of batch.messages) {
+          current.push(dsm.currentContext())
+          resolveOffset(m.offset)
+        }
+      },
+    })
+    const message = (value: string, header: string, offset: string) => ({ value: Buffer.from(value), headers: { [PATHWAY_KEY]: Buffer.from(header) }, offset })
+    const messages = [message('1', one, '0'), message('2', two, '1'), message('3', three, '2'), message('4', one, '3')]
+    await fake.runConfig().eachBatch({ batch: { topic: 'a', partition: 0, messages }, resolveOffset: () => {} })
+    const [c1, c2, c3, c4] = messages.map((m) => contextOf(m)!)
+    assert.equal(c1, c2)
+    assert.notEqual(c1.hash, c3.hash)
+    assert.notEqual(c3, c4)
+    assert.equal(c4.hash, c1.hash)
+    // Each message's context is current while it is handled.
+    assert.deepEqual(current, [c1, c2, c3, c4])
   })
 
   test('a send that fails for another reason fails unchanged and is not sent again', async () => {

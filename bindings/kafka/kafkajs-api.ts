@@ -198,14 +198,26 @@ function checkpointMessages(dsm: DataStreams, node: CheckpointNode | null, messa
     }
   }
   const ctxs = dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(positions.length).fill(dsm.currentContext() ?? null), sizes)
+  // The messages of a send share parent, node and clock read, so their contexts encode alike: one encoding serves them all.
+  let encoded: PathwayContext | null = null
+  let value = ''
   for (let j = 0; j < positions.length; j++) {
     const m = messages[positions[j]]
     const ctx = ctxs[j]
-    const headers = inject && ctx !== null ? withPathwayHeader(read(m, 'headers'), encodePathwayContext(ctx)) : undefined
+    if (inject && ctx !== null && ctx !== encoded && (encoded === null || !sameHeader(encoded, ctx))) {
+      encoded = ctx
+      value = encodePathwayContext(ctx)
+    }
+    const headers = inject && ctx !== null ? withPathwayHeader(read(m, 'headers'), value) : undefined
     // A message whose headers are no object, or that cannot be copied, goes as it came.
     out[positions[j]] = (headers === undefined ? undefined : messageWithHeaders(m, headers)) ?? m
   }
   return out
+}
+
+/** Whether two contexts have the same header value: the same hash and times. */
+function sameHeader(a: PathwayContext, b: PathwayContext): boolean {
+  return a.hashHi === b.hashHi && a.hashLo === b.hashLo && a.pathwayStartMs === b.pathwayStartMs && a.edgeStartMs === b.edgeStartMs
 }
 
 /**

@@ -36,6 +36,6 @@ export function followResolvedOffsets(dsm: DataStreams, messages: readonly unkno
     while (cursor < last && numberOf(read(messages[cursor], 'offset')) <= resolved) cursor++
     const ctx = ctxs[cursor]
     // Makes it current for the rest of the caller's flow: the handler's code after resolveOffset.
-    if (ctx !== null) dsm.enterContext(ctx)
+    if (ctx !== null && dsm.currentContext() !== ctx) dsm.enterContext(ctx)
   }
 }
