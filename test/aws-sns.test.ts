@@ -26,10 +26,9 @@ import { snsInstrumentation } from '../bindings/aws/sns.js'
 import { patchModule } from '../bindings/instrument/auto.js'
 import { contextOf } from '../bindings/received-messages.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
-import { decodeSketch } from './helpers/sketches.js'
 import { startSqs, sqsClientConfig, type SqsPeer } from './peers/sqs.js'
 import { expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
-import { TestServices, brokenDataStreams, receiveAll } from './fixtures/aws/services.js'
+import { TestServices, brokenDataStreams, payloadSizes, receiveAll } from './fixtures/aws/services.js'
 
 const published = (topicArn: string) => ['direction:out', `topic:${topicArn}`, 'type:sns']
 const into = (queue: string) => ['direction:in', `topic:${queue}`, 'type:sqs']
@@ -127,24 +126,26 @@ describe('SNS to SQS', () => {
     const pa = await waitForPoint(agent, 'sns-a', hA)
     assert.equal(pa.ParentHash, 0n)
     assert.deepEqual(pa.EdgeTags, published(t.arn))
-    const sizes = decodeSketch(pa.PayloadSize)
+    const sizes = payloadSizes(agent, 'sns-a', hA)
     assert.equal(sizes.count, 3)
     // message + `_datadog` + "Binary" + {"dd-pathway-ctx-base64":"<28 characters>"}
     const carrier = 8 + 6 + 56
-    assert.ok(Math.abs(sizes.quantile(0) - (3 + carrier)) <= 1, `smallest payload ${sizes.quantile(0)}`)
+    assert.ok(Math.abs(sizes.min - (3 + carrier)) <= 1, `smallest payload ${sizes.min}`)
     // the batch's second message: its `kind` attribute counts too (4 + 6 + 1 bytes)
-    assert.ok(Math.abs(sizes.quantile(1) - (5 + carrier + 11)) <= 1, `largest payload ${sizes.quantile(1)}`)
+    assert.ok(Math.abs(sizes.max - (5 + carrier + 11)) <= 1, `largest payload ${sizes.max}`)
 
     const pRaw = await waitForPoint(agent, 'sns-b', hRaw)
     assert.equal(pRaw.ParentHash, hA)
     assert.deepEqual(pRaw.EdgeTags, into(t.raw.name))
-    assert.equal(decodeSketch(pRaw.PayloadSize).count, 3)
+    const rawSizes = payloadSizes(agent, 'sns-b', hRaw)
+    assert.equal(rawSizes.count, 3)
     const pEnveloped = await waitForPoint(agent, 'sns-b', hEnveloped)
     assert.equal(pEnveloped.ParentHash, hA)
     assert.deepEqual(pEnveloped.EdgeTags, into(t.enveloped.name))
-    assert.equal(decodeSketch(pEnveloped.PayloadSize).count, 3)
+    const envelopedSizes = payloadSizes(agent, 'sns-b', hEnveloped)
+    assert.equal(envelopedSizes.count, 3)
     // An enveloped message's size is its body (the notification JSON): larger than the raw one's.
-    assert.ok(decodeSketch(pEnveloped.PayloadSize).quantile(0) > decodeSketch(pRaw.PayloadSize).quantile(1))
+    assert.ok(envelopedSizes.min > rawSizes.max)
   })
 
   test('the `_datadog` attribute is Binary, as dd-trace writes it: bytes with raw delivery, base64 in the notification; other attributes and keys stay', async () => {
@@ -241,10 +242,11 @@ describe('SNS to SQS', () => {
       const hB = expectedHash('sns-full-b', into(t.raw.name), 0n)
       for (const m of raw) assert.equal(contextOf(m)?.hash, m.Body === 'small' ? expectedHash('sns-full-b', into(t.raw.name), hA) : hB)
       await Promise.all([a.flush(), b.flush()])
-      const pa = await waitForPoint(agent, 'sns-full-a', hA)
-      assert.equal(decodeSketch(pa.PayloadSize).count, 6)
+      await waitForPoint(agent, 'sns-full-a', hA)
+      const sizes = payloadSizes(agent, 'sns-full-a', hA)
+      assert.equal(sizes.count, 6)
       // The large message counts at its own size, without a carrier.
-      assert.ok(Math.abs(decodeSketch(pa.PayloadSize).quantile(1) - large.length) / large.length < 0.02)
+      assert.ok(Math.abs(sizes.max - large.length) / large.length < 0.02)
       const pb = await waitForPoint(agent, 'sns-full-b', hB)
       assert.equal(pb.ParentHash, 0n)
     } finally {
