@@ -11,6 +11,8 @@ import { PATHWAY_KEY } from '../bindings/index.js'
 import type { DataStreams } from '../bindings/data-streams.js'
 import { instrumentKafkaJs, setHeaderInjection } from '../bindings/kafka/index.js'
 import { contextOf, withMessageContext } from '../bindings/received-messages.js'
+import { pathwayFromHeaders } from '../bindings/kafka/headers.js'
+import { PathwayContext, encodePathwayContext } from '../bindings/context.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { makeDataStreams } from './fixtures/kafka/setup.js'
 
@@ -135,6 +137,31 @@ describe('Kafka wrappers', () => {
     assert.equal(c4.hash, c1.hash)
     // Each message's context is current while it is handled.
     assert.deepEqual(current, [c1, c2, c3, c4])
+  })
+
+  test('a header value equal to the last one decoded gives its context again; any other value is decoded anew', () => {
+    const now = Date.now()
+    const a = Buffer.from(encodePathwayContext(new PathwayContext(1, 2, now - 10, now - 5)))
+    const b = Buffer.from(encodePathwayContext(new PathwayContext(3, 4, now - 10, now - 5)))
+    const first = pathwayFromHeaders({ [PATHWAY_KEY]: a })!
+    assert.equal(first.hashLo, 2)
+    assert.equal(pathwayFromHeaders({ [PATHWAY_KEY]: Buffer.from(a) }), first)
+    assert.equal(pathwayFromHeaders({ [PATHWAY_KEY]: b })!.hashLo, 4)
+    // the same bytes object changed in place is read again
+    const c = Buffer.from(b)
+    assert.equal(pathwayFromHeaders({ [PATHWAY_KEY]: c })!.hashLo, 4)
+    a.copy(c)
+    assert.equal(pathwayFromHeaders({ [PATHWAY_KEY]: c })!.hashLo, 2)
+    assert.equal(pathwayFromHeaders({ [PATHWAY_KEY]: Buffer.from('garbage') }), null)
+    assert.equal(pathwayFromHeaders({ [PATHWAY_KEY]: [b, a] })!.hashLo, 2)
+    assert.equal(pathwayFromHeaders({ [PATHWAY_KEY]: encodePathwayContext(first) })!.hashLo, 2)
+    const throwing = {
+      get: () => {
+        throw new Error('no')
+      },
+    }
+    assert.equal(pathwayFromHeaders(new Proxy({}, throwing)), null)
+    assert.equal(pathwayFromHeaders({ [PATHWAY_KEY]: new Proxy(a, throwing) }), null)
   })
 
   test('a send that fails for another reason fails unchanged and is not sent again', async () => {

@@ -5,7 +5,7 @@
  * Writing always copies: the caller's headers are never changed.
  */
 import { Buffer } from 'node:buffer'
-import { LEGACY_PATHWAY_KEY, PATHWAY_KEY, decodePathwayContext, decodePathwayContextBytes, type PathwayContext } from '../context.js'
+import { LEGACY_PATHWAY_KEY, PATHWAY_KEY, decodePathwayContext, decodePathwayContextBytes, extractPathwayContext, type PathwayContext } from '../context.js'
 import { copyWith, hasOwn, isRecord, items, read } from '../input.js'
 
 /**
@@ -58,4 +58,38 @@ export function pathwayFromHeaderList(headers: unknown): PathwayContext | null {
   if (encoded !== undefined) return decodePathwayContext(encoded)
   if (legacy === undefined) return null
   return typeof legacy === 'string' ? decodePathwayContextBytes(Buffer.from(legacy, 'latin1')) : decodePathwayContextBytes(legacy)
+}
+
+/** The last header value decoded by pathwayFromHeaders (a base64 value is at most 36 bytes), and its context. */
+const lastValue = new Uint8Array(36)
+let lastLength = -1
+let lastParent: PathwayContext | null = null
+
+/**
+ * The context in a KafkaJS-style header object, as extractPathwayContext reads it. Messages sent
+ * together carry the same bytes: a value equal to the last one decoded gives the same (immutable)
+ * context again, without decoding it anew.
+ */
+export function pathwayFromHeaders(headers: unknown): PathwayContext | null {
+  try {
+    if (headers === null || typeof headers !== 'object') return null
+    const value = (headers as Record<string, unknown>)[PATHWAY_KEY]
+    if (!(value instanceof Uint8Array)) return extractPathwayContext(headers)
+    const n = value.length
+    if (n === lastLength) {
+      let i = 0
+      while (i < n && value[i] === lastValue[i]) i++
+      if (i === n) return lastParent
+    }
+    const parent = decodePathwayContext(value)
+    if (n <= lastValue.length) {
+      lastValue.set(value)
+      lastLength = n
+      lastParent = parent
+    }
+    return parent
+  } catch {
+    // headers that throw on reading (a Proxy, a getter) carry no context
+    return null
+  }
 }

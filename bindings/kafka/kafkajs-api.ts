@@ -14,11 +14,11 @@
  *   as the consumer's COMMIT_OFFSETS event: `kafka_commit` backlogs. (The confluent consumer has
  *   no events: confluent.ts reads its internal client's.)
  */
-import { encodePathwayContext, extractPathwayContext, type PathwayContext } from '../context.js'
+import { encodePathwayContext, type PathwayContext } from '../context.js'
 import type { CheckpointNode, DataStreams } from '../data-streams.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
 import { PATHWAY_HEADER_BYTES, TopicNodes, messageSize } from './edges.js'
-import { messageWithHeaders, withPathwayHeader } from './headers.js'
+import { messageWithHeaders, pathwayFromHeaders, withPathwayHeader } from './headers.js'
 import { headerInjectionOn, headersRefused, isHeaderRejection } from './injection.js'
 import { fail } from './log.js'
 import { followResolvedOffsets } from './message-context.js'
@@ -260,7 +260,7 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
     const node = nodes.get(topic, hooks.clusterId())
     if (node === null) return null
     // A missing or malformed header reads as no parent: the message starts a new pathway.
-    const ctx = dsm.setCheckpoint(node, extractPathwayContext(read(message, 'headers')), messageSize(message))
+    const ctx = dsm.setCheckpoint(node, pathwayFromHeaders(read(message, 'headers')), messageSize(message))
     if (ctx !== null) rememberMessageContext(message, ctx)
     return ctx
   }
@@ -271,7 +271,7 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
     nodes ??= new TopicNodes(dsm, hooks.group() ?? '')
     const node = nodes.get(topic, hooks.clusterId())
     if (node === null) return messages.map(() => null)
-    const parents = messages.map((m) => extractPathwayContext(read(m, 'headers')))
+    const parents = messages.map((m) => pathwayFromHeaders(read(m, 'headers')))
     const sizes = messages.map(messageSize)
     const ctxs = dsm.setCheckpointBatch(node, parents, sizes)
     for (let i = 0; i < messages.length; i++) {
