@@ -54,15 +54,15 @@ export const MODES: PipelineMode[] = ['eachMessage', 'eachBatch']
 
 /** The figures derived within each round, in µs per message (the ratio has no unit). */
 export const DERIVED = {
-  'pathwise DSM': 'pathwise Wasm − off',
-  'pathwise TS DSM': 'pathwise TS − off',
-  'automatic mode': 'pathwise Wasm, automatic mode − pathwise Wasm',
-  'dd-trace tracing': 'dd-trace tracing − off',
-  'dd-trace DSM': 'dd-trace tracing and DSM − dd-trace tracing',
+  'pathwise DSM': 'Wasm − off',
+  'pathwise TS DSM': 'TS − off',
+  'automatic mode': 'automatic − Wasm',
+  'dd-trace tracing': 'tracing − off',
+  'dd-trace DSM': 'tracing + DSM − tracing',
   ratio: 'pathwise DSM ÷ dd-trace DSM',
-  header: 'the header alone − off',
-  'beyond header': '(pathwise − off) − (header − off)',
-  'without header': 'pathwise without the header − off',
+  header: 'header − off',
+  'beyond header': '(Wasm − off) − (header − off)',
+  'without header': 'no header − off',
 } as const
 export type Derived = keyof typeof DERIVED
 
