@@ -19,7 +19,7 @@ import { attributesBytes, carrierText, planAttributeCarrier, sendWithContext, ty
 import { notificationContext } from './sns.js'
 import { eventContext } from './eventbridge.js'
 
-/** The largest message SQS takes (body and attributes). */
+/** SQS carries `_datadog` as a String attribute; its largest message, body and attributes, is 1 MiB. */
 const SQS: AttributeService = { destination: 'SQS queue', bodyKey: 'MessageBody', maxBytes: 1_048_576, binary: false }
 
 interface ReceivedMessage {
@@ -128,9 +128,10 @@ function consume(dsm: DataStreams, nodes: QueueNodes, message: object): PathwayC
   if (nodes.in === null) return null
   try {
     const attributes = read(message, 'MessageAttributes')
+    const body = read(message, 'Body')
     const text = carrierText(read(attributes, DATADOG_KEY))
-    const parent = text === undefined ? bodyContext(read(message, 'Body')) : readCarrier(text)
-    const ctx = dsm.setCheckpoint(nodes.in, parent, bytesOf(read(message, 'Body')) + attributesBytes(attributes))
+    const parent = text === undefined ? bodyContext(body) : readCarrier(text)
+    const ctx = dsm.setCheckpoint(nodes.in, parent, bytesOf(body) + attributesBytes(attributes))
     if (ctx !== null) rememberMessageContext(message, ctx)
     return ctx
   } catch (err) {
