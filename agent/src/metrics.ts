@@ -1,7 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { Status } from './api.js'
-import type { IntakePayload } from './intake.js'
+import type { IntakePayload, IntakePoint } from './intake.js'
 import { lagRows } from './lag.js'
 import { rangeOf } from './range.js'
 import type { Sketch } from './sketch.js'
@@ -49,8 +49,8 @@ class Buckets {
   readonly counts: Float64Array
   sum = 0
   count = 0
-  constructor(private readonly bounds: Float64Array) {
-    this.counts = new Float64Array(bounds.length + 1)
+  constructor(private readonly layout: Layout) {
+    this.counts = new Float64Array(layout.bounds.length + 1)
   }
 
   /** Adds every bin of a sketch at its value (the value the intake gave it). */
@@ -63,13 +63,35 @@ class Buckets {
     for (let key = store.minKey; key <= store.maxKey; key++) {
       const n = store.bins[key - store.offset]
       if (!(n > 0)) continue
-      const value = mapping.value(key)
-      this.counts[bucketOf(this.bounds, value)] += n
+      const [bucket, value] = this.layout.of(key, mapping)
+      this.counts[bucket] += n
       this.sum += value * n
       this.count += n
     }
   }
 }
+
+/**
+ * Bucket bounds, and which bucket each sketch key falls in: every sketch of the agent has the same
+ * 1% mapping, so a key's bucket and value are computed once (keys span a few thousand at most).
+ */
+class Layout {
+  private readonly keys = new Map<number, readonly [number, number]>()
+  constructor(readonly bounds: Float64Array) {}
+
+  of(key: number, mapping: Sketch['mapping']): readonly [number, number] {
+    let known = this.keys.get(key)
+    if (!known) {
+      const value = mapping.value(key)
+      known = [bucketOf(this.bounds, value), value] as const
+      if (this.keys.size < MAX_KEYS) this.keys.set(key, known)
+    }
+    return known
+  }
+}
+
+/** Sketch keys whose bucket is remembered (a 1% sketch spans about 2,100 keys from 1 ns to 1,000 years). */
+const MAX_KEYS = 10_000
 
 /** The index of the first bound at or above `value`, or bounds.length (+Inf). */
 export function bucketOf(b: Float64Array, value: number): number {
@@ -135,6 +157,10 @@ const hex = (hash: bigint): string => hash.toString(16).padStart(16, '0')
 export class Metrics {
   private readonly registry = new Registry()
   private readonly counted = new Map<string, Counted>()
+  /** A point's service, env, hashes and tags as written → its label set. */
+  private readonly seen = new Map<string, Counted>()
+  private readonly latency = new Layout(LATENCY_BOUNDS)
+  private readonly size = new Layout(SIZE_BOUNDS)
   private readonly offsets = new Gauge({
     name: 'pathwise_kafka_offset',
     help: 'Latest Kafka offset seen: kind="produce" (per topic and partition) or kind="commit" (per consumer group, topic and partition).',
@@ -175,27 +201,11 @@ export class Metrics {
     const now = this.store.now()
     for (const bucket of payload.buckets) {
       for (const p of bucket.points) {
-        const info = edgeInfo(p.edgeTags)
-        const labels: PointLabels = {
-          service: payload.service,
-          env: payload.env,
-          pathway_hash: hex(p.hash),
-          parent_hash: hex(p.parent),
-          direction: info.direction ?? '',
-          type: info.type ?? '',
-          topic: info.topic ?? '',
-          group: info.group ?? '',
-        }
-        const key = POINT_LABELS.map((l) => labels[l]).join('\u0000')
-        let c = this.counted.get(key)
+        const seen = `${payload.service}\u0000${payload.env}\u0000${p.hash}\u0000${p.parent}\u0000${p.edgeTags.join('\u0000')}`
+        const c = this.seen.get(seen) ?? this.labelSet(payload, p, seen, now)
         if (!c) {
-          if (this.counted.size >= this.maxSeries) {
-            this.dropped.inc()
-            continue
-          }
-          const labelText = POINT_LABELS.map((l) => `${l}="${escape(labels[l])}"`).join(',')
-          c = { labels, labelText, edge: new Buckets(LATENCY_BOUNDS), pathway: new Buckets(LATENCY_BOUNDS), size: new Buckets(SIZE_BOUNDS), lastSeen: now }
-          this.counted.set(key, c)
+          this.dropped.inc()
+          continue
         }
         c.edge.add(p.edge)
         c.pathway.add(p.pathway)
@@ -205,11 +215,42 @@ export class Metrics {
     }
   }
 
+  /** The label set of a point not seen as it is written (its tags in this order), or null past the cap. */
+  private labelSet(payload: IntakePayload, p: IntakePoint, seen: string, now: number): Counted | null {
+    const info = edgeInfo(p.edgeTags)
+    const labels: PointLabels = {
+      service: payload.service,
+      env: payload.env,
+      pathway_hash: hex(p.hash),
+      parent_hash: hex(p.parent),
+      direction: info.direction ?? '',
+      type: info.type ?? '',
+      topic: info.topic ?? '',
+      group: info.group ?? '',
+    }
+    const key = POINT_LABELS.map((l) => labels[l]).join('\u0000')
+    let c = this.counted.get(key)
+    if (!c) {
+      if (this.counted.size >= this.maxSeries) return null
+      const labelText = POINT_LABELS.map((l) => `${l}="${escape(labels[l])}"`).join(',')
+      c = { labels, labelText, edge: new Buckets(this.latency), pathway: new Buckets(this.latency), size: new Buckets(this.size), lastSeen: now }
+      this.counted.set(key, c)
+    }
+    // Tags in another order (another tracer) only add another way in; the ways in are a cache, bounded as the label sets are.
+    if (this.seen.size >= 4 * this.maxSeries) this.seen.clear()
+    this.seen.set(seen, c)
+    return c
+  }
+
   /** The exposition text, a slice of label sets at a time: with many label sets it is tens of MB, never held whole. */
   async *render(status: Status): AsyncGenerator<string> {
     const now = this.store.now()
     // A label set quiet for the whole window goes, as the store's series do; Prometheus marks it stale.
-    for (const [key, c] of this.counted) if (c.lastSeen <= now - this.store.windowMs) this.counted.delete(key)
+    for (const [key, c] of this.counted) {
+      if (c.lastSeen > now - this.store.windowMs) continue
+      this.counted.delete(key)
+      this.seen.clear()
+    }
     this.offsets.reset()
     for (const b of this.store.backlogs()) {
       let latest = -Infinity
