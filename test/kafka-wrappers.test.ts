@@ -12,7 +12,7 @@ import type { DataStreams } from '../bindings/data-streams.js'
 import { instrumentKafkaJs, setHeaderInjection } from '../bindings/kafka/index.js'
 import { contextOf, withMessageContext } from '../bindings/received-messages.js'
 import { pathwayFromHeaders } from '../bindings/kafka/headers.js'
-import { PathwayContext, encodePathwayContext } from '../bindings/context.js'
+import { PathwayContext, decodePathwayContext, encodePathwayContext } from '../bindings/context.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { makeDataStreams } from './fixtures/kafka/setup.js'
 
@@ -117,6 +117,10 @@ describe('Kafka wrappers', () => {
     const three = fake.sent[1].messages[0].headers[PATHWAY_KEY]
     assert.equal(one, two)
     assert.notEqual(one, three)
+    // the bytes of the base64 text, as Kafka carries them
+    assert.ok(Buffer.isBuffer(one))
+    assert.equal(decodePathwayContext(one)?.hash, decodePathwayContext(one.toString('latin1'))?.hash)
+    assert.notEqual(decodePathwayContext(one), null)
 
     const current: unknown[] = []
     await fake.kafka.consumer({ groupId: 'g' }).run({
@@ -127,7 +131,7 @@ describe('Kafka wrappers', () => {
         }
       },
     })
-    const message = (value: string, header: string, offset: string) => ({ value: Buffer.from(value), headers: { [PATHWAY_KEY]: Buffer.from(header) }, offset })
+    const message = (value: string, header: string | Uint8Array, offset: string) => ({ value: Buffer.from(value), headers: { [PATHWAY_KEY]: Buffer.from(header) }, offset })
     const messages = [message('1', one, '0'), message('2', two, '1'), message('3', three, '2'), message('4', one, '3')]
     await fake.runConfig().eachBatch({ batch: { topic: 'a', partition: 0, messages }, resolveOffset: () => {} })
     const [c1, c2, c3, c4] = messages.map((m) => contextOf(m)!)

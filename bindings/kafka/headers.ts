@@ -5,7 +5,15 @@
  * Writing always copies: the caller's headers are never changed.
  */
 import { Buffer } from 'node:buffer'
-import { LEGACY_PATHWAY_KEY, PATHWAY_KEY, decodePathwayContext, decodePathwayContextBytes, extractPathwayContext, type PathwayContext } from '../context.js'
+import {
+  LEGACY_PATHWAY_KEY,
+  PATHWAY_KEY,
+  decodePathwayContext,
+  decodePathwayContextBytes,
+  encodePathwayContext,
+  extractPathwayContext,
+  type PathwayContext,
+} from '../context.js'
 import { copyWith, hasOwn, isRecord, items, read } from '../input.js'
 
 /**
@@ -13,9 +21,17 @@ import { copyWith, hasOwn, isRecord, items, read } from '../input.js'
  * an earlier message); undefined for headers that are no object or cannot be copied (a Proxy, a
  * throwing getter): the message then goes as it came, without the header.
  */
-export function withPathwayHeader(headers: unknown, value: string): Record<string, unknown> | undefined {
-  if (value === '') return undefined
+export function withPathwayHeader(headers: unknown, value: string | Uint8Array): Record<string, unknown> | undefined {
+  if (value.length === 0) return undefined
   return headers === undefined || headers === null ? { [PATHWAY_KEY]: value } : copyWith(headers, PATHWAY_KEY, value)
+}
+
+/**
+ * The header value as the bytes of its base64 text; empty for a context that cannot be written.
+ * Kafka carries bytes: a Buffer spares the client measuring and encoding a string per message.
+ */
+export function pathwayHeaderBytes(ctx: PathwayContext): Buffer {
+  return Buffer.from(encodePathwayContext(ctx), 'latin1')
 }
 
 /** A copy of a KafkaJS-style message with these headers; undefined for one that cannot be copied (it then goes as it came). */

@@ -14,11 +14,11 @@
  *   as the consumer's COMMIT_OFFSETS event: `kafka_commit` backlogs. (The confluent consumer has
  *   no events: confluent.ts reads its internal client's.)
  */
-import { encodePathwayContext, type PathwayContext } from '../context.js'
+import type { PathwayContext } from '../context.js'
 import type { CheckpointNode, DataStreams } from '../data-streams.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
 import { PATHWAY_HEADER_BYTES, TopicNodes, messageSize } from './edges.js'
-import { messageWithHeaders, pathwayFromHeaders, withPathwayHeader } from './headers.js'
+import { messageWithHeaders, pathwayFromHeaders, pathwayHeaderBytes, withPathwayHeader } from './headers.js'
 import { headerInjectionOn, headersRefused, isHeaderRejection } from './injection.js'
 import { fail } from './log.js'
 import { followResolvedOffsets } from './message-context.js'
@@ -200,13 +200,13 @@ function checkpointMessages(dsm: DataStreams, node: CheckpointNode | null, messa
   const ctxs = dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(positions.length).fill(dsm.currentContext() ?? null), sizes)
   // The messages of a send share parent, node and clock read, so their contexts encode alike: one encoding serves them all.
   let encoded: PathwayContext | null = null
-  let value = ''
+  let value: string | Uint8Array = ''
   for (let j = 0; j < positions.length; j++) {
     const m = messages[positions[j]]
     const ctx = ctxs[j]
     if (inject && ctx !== null && ctx !== encoded && (encoded === null || !sameHeader(encoded, ctx))) {
       encoded = ctx
-      value = encodePathwayContext(ctx)
+      value = pathwayHeaderBytes(ctx)
     }
     const headers = inject && ctx !== null ? withPathwayHeader(read(m, 'headers'), value) : undefined
     // A message whose headers are no object, or that cannot be copied, goes as it came.
