@@ -30,6 +30,7 @@ import { runNode } from './helpers/run-node.js'
 import { startSqs, sqsClientConfig, type SqsPeer } from './peers/sqs.js'
 import { ENV, expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
 import { TestServices, brokenDataStreams, payloadSizes, receiveAll } from './fixtures/aws/services.js'
+import { ddTraceCarrier } from './fixtures/aws/dd-trace-carrier.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/aws/${name}`, import.meta.url))
@@ -215,10 +216,18 @@ describe('EventBridge', () => {
     assert.equal((await waitForPoint(agent, 'eb-chain-b', hViaSns)).ParentHash, hA)
   })
 
-  test('bodies that only look like events start a new pathway, and are handed back as they came', async () => {
+  test('an event whose detail dd-trace-js filled is read; bodies that only look like events start a new pathway; all are handed back as they came', async () => {
     const b = dataStreams('eb-odd-b')
     const q = await queue()
     const plain = sqsClient()
+    // A PutEvents of service eb-dd-a traced by dd-trace-js, as the rule's SQS target receives it.
+    const hA = expectedHash('eb-dd-a', put('default', 'OrderPlaced'), 0n)
+    const traced = deliveredEvent({ Source: 'shop', DetailType: 'OrderPlaced', Detail: JSON.stringify({ order: 3, _datadog: ddTraceCarrier(hA) }) })
+    await plain.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: traced }))
+    const [first] = await receiveAll(sqsClient(b), { QueueUrl: q.url }, 1)
+    assert.equal(first.Body, traced)
+    assert.equal(contextOf(first)?.hash, expectedHash('eb-odd-b', into(q.name), hA))
+
     const bodies = [
       '{"detail-type":"x","detail":"not an object"}',
       '{"detail-type":"x","detail":{"_datadog":"text"}}',

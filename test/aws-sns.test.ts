@@ -20,7 +20,7 @@ import {
   type MessageAttributeValue,
 } from '@aws-sdk/client-sns'
 import { CreateQueueCommand, GetQueueAttributesCommand, type Message } from '@aws-sdk/client-sqs'
-import { PATHWAY_KEY, decodePathwayContext, encodePathwayContext, type DataStreams, type PathwayContext } from '../bindings/index.js'
+import { PATHWAY_KEY, decodePathwayContext, type DataStreams, type PathwayContext } from '../bindings/index.js'
 import { pathwiseSns } from '../bindings/aws/index.js'
 import { snsInstrumentation } from '../bindings/aws/sns.js'
 import { patchModule } from '../bindings/instrument/auto.js'
@@ -29,6 +29,7 @@ import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { startSqs, sqsClientConfig, type SqsPeer } from './peers/sqs.js'
 import { expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
 import { TestServices, brokenDataStreams, payloadSizes, receiveAll } from './fixtures/aws/services.js'
+import { ddTraceCarrier } from './fixtures/aws/dd-trace-carrier.js'
 
 const published = (topicArn: string) => ['direction:out', `topic:${topicArn}`, 'type:sns']
 const into = (queue: string) => ['direction:in', `topic:${queue}`, 'type:sqs']
@@ -185,21 +186,18 @@ describe('SNS to SQS', () => {
     }
   })
 
-  test('a context written by another tracer in the notification is read: Binary (dd-trace-js) and String attributes', async () => {
+  test('a context dd-trace-js wrote is read, raw and in the notification: its Binary attribute, and a String one as other tracers may write it', async () => {
     const b = dataStreams('sns-foreign-b')
     const sqs = sqsClient(b)
     const plainSns = snsClient()
     const t = await topic()
-    // Contexts made by a producer pathwise does not see (its own DataStreams, no plugin on the client).
-    const producer = dataStreams('sns-foreign-a')
-    const node = producer.node(published(t.arn))!
-    const ctx = producer.setCheckpoint(node, null, 1)!
-    const carrierJson = JSON.stringify({ [PATHWAY_KEY]: encodePathwayContext(ctx) })
+    // A publish of service sns-foreign-a traced by dd-trace-js: its carrier, by its own codec.
+    const hA = expectedHash('sns-foreign-a', published(t.arn), 0n)
+    const carrierJson = JSON.stringify(ddTraceCarrier(hA))
     await plainSns.send(
       new PublishCommand({ TopicArn: t.arn, Message: 'binary', MessageAttributes: { _datadog: { DataType: 'Binary', BinaryValue: Buffer.from(carrierJson) } } }),
     )
     await plainSns.send(new PublishCommand({ TopicArn: t.arn, Message: 'string', MessageAttributes: { _datadog: { DataType: 'String', StringValue: carrierJson } } }))
-    const hA = expectedHash('sns-foreign-a', published(t.arn), 0n)
     for (const queue of [t.raw, t.enveloped]) {
       const got = await receiveAll(sqs, { QueueUrl: queue.url }, 2)
       for (const m of got) assert.equal(contextOf(m)?.hash, expectedHash('sns-foreign-b', into(queue.name), hA), `${queue.name}: ${m.Body}`)
