@@ -74,13 +74,19 @@ function renderPathways(s) {
   }
 }
 
+// The partition's end, as lag is computed from it: the latest produce offset or the consumer's high watermark, whichever is larger.
+function logEnd(r) {
+  const known = [r.produceOffset, r.highWatermark].filter((v) => v != null)
+  return known.length ? Math.max(...known) : null
+}
+
 function lagRow(r) {
   const tr = document.createElement('tr')
   tr.append(
     cell(r.group),
     cell(r.topic),
     cell(r.partition, 'num'),
-    cell(r.produceOffset ?? '?', 'num'),
+    cell(logEnd(r) ?? '?', 'num'),
     cell(String(r.commitOffset), 'num'),
     cell(r.lagMessages ?? '?', 'num'),
     cell(r.lagSeconds == null ? '?' : r.lagSeconds.toFixed(1), 'num'),
