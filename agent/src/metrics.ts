@@ -163,7 +163,7 @@ export class Metrics {
   private readonly size = new Layout(SIZE_BOUNDS)
   private readonly offsets = new Gauge({
     name: 'pathwise_kafka_offset',
-    help: 'Latest Kafka offset seen: kind="produce" (per topic and partition) or kind="commit" (per consumer group, topic and partition).',
+    help: 'Latest Kafka offset seen: kind="produce" or "high_watermark" (per topic and partition) or "commit" (per consumer group, topic and partition).',
     labelNames: ['kind', 'consumer_group', 'topic', 'partition', 'kafka_cluster_id'],
     registers: [this.registry],
   })

@@ -223,7 +223,7 @@ function edgeTags(metric: Record<string, string>): string[] {
 
 function backlogTags(metric: Record<string, string>): string[] | null {
   const { kind, topic, partition } = metric
-  if ((kind !== 'produce' && kind !== 'commit') || !topic || partition === undefined) return null
+  if ((kind !== 'produce' && kind !== 'commit' && kind !== 'high_watermark') || !topic || partition === undefined) return null
   const tags = [`type:kafka_${kind}`, `topic:${topic}`, `partition:${partition}`]
   if (kind === 'commit' && metric.consumer_group) tags.push(`consumer_group:${metric.consumer_group}`)
   if (metric.kafka_cluster_id) tags.push(`kafka_cluster_id:${metric.kafka_cluster_id}`)

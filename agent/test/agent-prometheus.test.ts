@@ -60,6 +60,14 @@ function pipeline(from: number): ServicePayload[] {
     }
     const produced = 1000 + 400 * i
     byService.get('orders-api')!.buckets.push({ startMs, backlogs: [{ tags: ['type:kafka_produce', 'topic:orders', 'partition:0'], value: produced }] })
+    // The analytics group's partition 1 has no producer reporting: its end is the high watermark its consumer fetched.
+    byService.get('analytics')!.buckets.push({
+      startMs,
+      backlogs: [
+        { tags: ['type:kafka_high_watermark', 'topic:orders', 'partition:1'], value: 500 + 100 * i },
+        { tags: ['type:kafka_commit', 'consumer_group:analytics', 'topic:orders', 'partition:1'], value: 480 + 100 * i },
+      ],
+    })
     byService.get('billing')!.buckets.push({
       startMs,
       backlogs: [{ tags: ['type:kafka_commit', 'consumer_group:billing', 'topic:orders', 'partition:0'], value: produced - 50 - 10 * i }],
@@ -150,7 +158,7 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
     await waitFor(
       'Prometheus to scrape every message and offset',
       async () => [await promQuery(promUrl, 'sum(pathwise_edge_latency_seconds_count)'), await promQuery(promUrl, 'count(pathwise_kafka_offset)')],
-      ([m, o]) => Number(m[0]?.value[1]) === messages && Number(o[0]?.value[1]) === 2,
+      ([m, o]) => Number(m[0]?.value[1]) === messages && Number(o[0]?.value[1]) === 4,
       30_000,
     )
     fleet = await getJson<Summary>(view.url, `/api/summary?range=${RANGE_S}`)
@@ -201,10 +209,16 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
 
   test('the same Kafka lag, and the same shapes in /api/*', () => {
     assert.deepEqual(
-      fleet.lag.map((r) => [r.group, r.topic, r.partition, r.produceOffset, r.commitOffset, r.lagMessages]),
-      single.lag.map((r) => [r.group, r.topic, r.partition, r.produceOffset, r.commitOffset, r.lagMessages]),
+      fleet.lag.map((r) => [r.group, r.topic, r.partition, r.produceOffset, r.highWatermark, r.commitOffset, r.lagMessages]),
+      single.lag.map((r) => [r.group, r.topic, r.partition, r.produceOffset, r.highWatermark, r.commitOffset, r.lagMessages]),
     )
-    assert.equal(single.lag[0]?.lagMessages, 100)
+    assert.deepEqual(
+      single.lag.map((r) => [r.group, r.partition, r.lagMessages]),
+      [
+        ['analytics', '1', 20],
+        ['billing', '0', 100],
+      ],
+    )
     const { status: fleetStatus, ...fleetRest } = fleet
     const { status: singleStatus, ...singleRest } = single
     sameShape(fleetRest, singleRest)
