@@ -260,6 +260,20 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
     )
   })
 
+  test('a range that starts after the burst counts none of it: a series older than the range is counted from its value then', async () => {
+    const later = await waitFor(
+      'the burst to be older than 10 s',
+      () => getJson<Summary>(view.url, '/api/summary?range=10'),
+      (s) => s.edges.length > 0 && s.edges.every((e) => e.count === 0),
+      40_000,
+    )
+    assert.deepEqual(
+      later.edges.map((e) => e.id),
+      single.edges.map((e) => e.id),
+    )
+    assert.equal(later.pathways.length, 0, 'no pathway has messages in the range')
+  })
+
   test("the README's PromQL answers: lag per group and partition, p99 per consumer group", async () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
     const block = /```promql\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('### Many hosts')))?.[1] ?? ''
