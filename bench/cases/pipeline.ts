@@ -77,7 +77,7 @@ interface Plan {
   cellBudgetMs: number
 }
 
-const FULL_PLAN: Plan = { cells: 'all', messages: 10_000, warmUp: 2_000, minRounds: 7, maxRounds: 15, cellBudgetMs: 120_000 }
+const FULL_PLAN: Plan = { cells: 'all', messages: 10_000, warmUp: 2_000, minRounds: 9, maxRounds: 15, cellBudgetMs: 120_000 }
 const QUICK_PLAN: Plan = { cells: 'square', messages: 1_000, warmUp: 500, minRounds: 1, maxRounds: 1, cellBudgetMs: 0 }
 
 export interface PipelineCell {
