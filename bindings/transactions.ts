@@ -107,8 +107,8 @@ export class TransactionLog {
 
   /**
    * Writes the UTF-8 of `text`, cut at 255 bytes, at `to[at]` (which has room for 255) and returns
-   * its length. As dd-trace-js cuts them: an id at exactly 255 bytes (`Buffer#subarray`), a name
-   * before the first character that would not fit whole (`Buffer#write`).
+   * its length. As dd-trace-js cuts them: an id at exactly 255 bytes (a byte subarray), a name
+   * before the first character that would not fit whole (as a string write into 255 bytes does).
    */
   private writeCut(text: string, to: Uint8Array, at: number, wholeCharacters: boolean): number {
     const n = Math.min(text.length, MAX_WIRE_BYTES)
