@@ -1,8 +1,9 @@
 /**
  * `npm run bench` (every case, the full sizes; writes bench/results.json) and `npm run bench:quick`
- * (small sizes, well under a minute; writes bench/results.local.json, which git ignores).
- * Options: --quick, --only=1,2 (case numbers; 9 is the agent under load, bench/agent-load.ts), --out=FILE.
- * Prints one Markdown table and the targets; progress goes to stderr.
+ * (small sizes, 2–3 minutes; writes bench/results.local.json, which git ignores).
+ * Options: --quick, --only=1,2 (case numbers; 7 is the pipeline, bench/cases/pipeline.ts; 9 the
+ * agent under load, bench/agent-load.ts), --out=FILE.
+ * Prints case 7's tables, the table of the other cases and the targets; progress goes to stderr.
  */
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
