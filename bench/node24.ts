@@ -94,8 +94,11 @@ async function confluentFor(nodeHome: string, log: (line: string) => void): Prom
     cpSync(source, copy, { recursive: true, filter: (path) => !path.startsWith(join(source, 'build', 'Release')) })
     const librdkafka = join(copy, 'deps', 'librdkafka')
     const libs = join(copy, 'build', 'deps')
-    const env = {
+    const env: NodeJS.ProcessEnv = {
       ...process.env,
+      // node-gyp lets npm's config in the environment override its arguments: under `npm test` or
+      // `npm run`, a machine's `nodedir` (this one's is /usr, Node 20's headers) would win over --nodedir.
+      npm_config_nodedir: nodeHome,
       CKJS_LINKING: 'dynamic',
       BUILD_LIBRDKAFKA: '0',
       CXXFLAGS: `-I${join(librdkafka, 'src')} -I${join(librdkafka, 'src-cpp')}`,

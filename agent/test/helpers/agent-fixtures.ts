@@ -48,7 +48,8 @@ export interface BucketSpec {
 export function pathwisePayload(service: string, buckets: BucketSpec[], env = 'test'): Uint8Array {
   const msgpack = encodeStatsPayload(
     { env, service, version: '1.0.0', tracerVersion: '0.1.0' },
-    buckets.map((b) => ({ bucket: b.startMs / 10_000, points: (b.points ?? []).map(point), backlogs: b.backlogs ?? [] })),
+    // floored: callers write `Date.now() - (Date.now() % 10_000)`, whose two clock reads can straddle a millisecond
+    buckets.map((b) => ({ bucket: Math.floor(b.startMs / 10_000), points: (b.points ?? []).map(point), backlogs: b.backlogs ?? [] })),
   )
   return new Uint8Array(gzipSync(msgpack))
 }
