@@ -193,6 +193,9 @@ describe('the pathway header', () => {
         await refused.send('m6', { other: 'w' })
         await refused.send('m7')
 
+        const cid = api === 'kafkajs' ? clusterId : undefined
+        const committed = ['type:kafka_commit', `consumer_group:${group}`, `topic:${topic}`, 'partition:0', ...(cid ? [`kafka_cluster_id:${cid}`] : [])]
+        const allCommitted = () => backlogsOf(agent, consumerService).get(backlogKey(committed)) === 8
         const seen: { value: string; headers: Headers; ctx: bigint | undefined }[] = []
         let stop: () => Promise<void>
         if (api === 'rdkafka') {
@@ -205,7 +208,11 @@ describe('the pathway header', () => {
           consumer.on('data', (m: any) => seen.push({ value: m.value.toString(), headers: normalize(m.headers), ctx: dsmC.currentContext()?.hash }))
           consumer.subscribe([topic])
           consumer.consume()
-          stop = () => new Promise<void>((resolve) => consumer.disconnect(() => resolve()))
+          // Committed automatically (every 5 s): seen before disconnecting, as the commit a disconnect makes may come after it.
+          stop = async () => {
+            await flushUntil([dsmC], allCommitted, 20_000)
+            await new Promise<void>((resolve) => consumer.disconnect(() => resolve()))
+          }
         } else {
           const kafka = newKafka(api, peer.brokers)
           ;(api === 'kafkajs' ? instrumentKafkaJs : instrumentConfluent)(kafka, dsmC)
@@ -232,7 +239,6 @@ describe('the pathway header', () => {
 
         // Nothing lost, nothing doubled, in order.
         assert.deepEqual(seen.map((s) => s.value), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7'])
-        const cid = api === 'kafkajs' ? clusterId : undefined
         const fresh = expectedHash(consumerService, consumeTags(group, topic, cid), 0n)
         const produced = expectedHash(producerService, produceTags(topic, cid), 0n)
         const [m0, m1, m2, m3, m4, m5, m6, m7] = seen
@@ -249,11 +255,7 @@ describe('the pathway header', () => {
         assert.equal(warnings.filter((w) => w.includes('refused record headers')).length, 1, warnings.join('\n'))
 
         // Checkpoints are recorded with or without the header: m2..m7, m6 once. All commits are seen.
-        const committed = ['type:kafka_commit', `consumer_group:${group}`, `topic:${topic}`, 'partition:0', ...(cid ? [`kafka_cluster_id:${cid}`] : [])]
-        await flushUntil(
-          [dsmP, dsmEnvOff, dsmC],
-          () => pointsOf(agent, producerService).some((p) => p.Hash === produced) && backlogsOf(agent, consumerService).get(backlogKey(committed)) === 8,
-        )
+        await flushUntil([dsmP, dsmEnvOff, dsmC], () => pointsOf(agent, producerService).some((p) => p.Hash === produced) && allCommitted())
         // m4's checkpoint is dsmEnvOff's: a point of its own payload.
         const points = pointsOf(agent, producerService).filter((p) => p.Hash === produced)
         assert.equal(points.reduce((n, point) => n + decodeSketch(point.PayloadSize).count, 0), 6)
