@@ -64,11 +64,14 @@ function split(store: Store): Record<BacklogKind, BacklogSeries[]> {
 }
 
 /** The end of a partition: the larger of the latest produce offset and the latest high watermark, and the series it came from. */
-function endOf(p: BacklogSeries | undefined, w: BacklogSeries | undefined): { end: number | null; from: BacklogSeries | undefined } {
+function endOf(
+  p: BacklogSeries | undefined,
+  w: BacklogSeries | undefined,
+): { end: number | null; from: BacklogSeries | undefined; produced: number | null; watermark: number | null } {
   const produced = p ? latest(p)[1] : null
   const watermark = w ? latest(w)[1] : null
-  if (watermark === null || (produced !== null && produced >= watermark)) return { end: produced, from: p }
-  return { end: watermark, from: w }
+  if (watermark === null || (produced !== null && produced >= watermark)) return { end: produced, from: p, produced, watermark }
+  return { end: watermark, from: w, produced, watermark }
 }
 
 export function lagRows(store: Store, range: Range): LagRow[] {
@@ -77,7 +80,7 @@ export function lagRows(store: Store, range: Range): LagRow[] {
     const commitOffset = latest(c)[1]
     const p = producerOf(c, produce)
     const w = producerOf(c, watermark)
-    const { end, from } = endOf(p, w)
+    const { end, from, produced, watermark: high } = endOf(p, w)
     const lagMessages = end === null ? null : Math.max(0, end - commitOffset)
     // The growth of the series that gave the end; of the other if that one has a single sample.
     const other = from === p ? w : p
@@ -88,8 +91,8 @@ export function lagRows(store: Store, range: Range): LagRow[] {
       topic: c.topic,
       partition: c.partition,
       cluster: c.cluster,
-      produceOffset: p ? latest(p)[1] : null,
-      highWatermark: w ? latest(w)[1] : null,
+      produceOffset: produced,
+      highWatermark: high,
       commitOffset,
       lagMessages,
       lagSeconds,

@@ -42,7 +42,7 @@ export const POINT_LABELS = ['service', 'env', 'pathway_hash', 'parent_hash', 'd
 export type PointLabels = Record<(typeof POINT_LABELS)[number], string>
 
 /** Label sets (stats point series) counted by default; each is 3 histograms, about 560 Prometheus series. */
-export const DEFAULT_MAX_METRIC_SERIES = 1000
+const DEFAULT_MAX_METRIC_SERIES = 1000
 
 /** Counts per bucket (not cumulative; the last one is +Inf), their sum and total. */
 class Buckets {
@@ -199,9 +199,10 @@ export class Metrics {
   /** Counts a payload's points (called with each slice the store takes). */
   observe(payload: IntakePayload): void {
     const now = this.store.now()
+    const prefix = `${payload.service}\u0000${payload.env}\u0000`
     for (const bucket of payload.buckets) {
       for (const p of bucket.points) {
-        const seen = `${payload.service}\u0000${payload.env}\u0000${p.hash}\u0000${p.parent}\u0000${p.edgeTags.join('\u0000')}`
+        const seen = `${prefix}${p.hash}\u0000${p.parent}\u0000${p.edgeTags.join('\u0000')}`
         const c = this.seen.get(seen) ?? this.labelSet(payload, p, seen, now)
         if (!c) {
           this.dropped.inc()

@@ -4,7 +4,7 @@ import { PromqlClient, PromqlError, type InstantSample, type PromqlOptions } fro
 import { rangeOf, type Range } from './range.js'
 import type { Sketch } from './sketch.js'
 import { collectEdges } from './topology.js'
-import { BUCKET_MS, Store, type Cell, type Series } from './store.js'
+import { BUCKET_MS, bucketStart, Store, type Cell, type Series } from './store.js'
 
 /**
  * The fleet view (`pathwise agent --prometheus URL`): the page and /api/* drawn from PromQL over
@@ -122,7 +122,7 @@ export class PrometheusSource {
     fill(cells, size, SIZE_BOUNDS, (c) => c.size)
     for (const { metric, values } of offsets) {
       const tags = backlogTags(metric)
-      if (tags) for (const [at, value] of values) if (Number.isFinite(value)) store.recordBacklog(tags, at * 1000 - ((at * 1000) % BUCKET_MS), value, false)
+      if (tags) for (const [at, value] of values) if (Number.isFinite(value)) store.recordBacklog(tags, bucketStart(at * 1000), value, false)
     }
     const total = (result: string): number => payloads.find((p) => p.metric.result === result)?.value ?? 0
     return { store, range, payloads: { accepted: total('accepted'), rejected: total('rejected') } }
@@ -147,7 +147,7 @@ export class PrometheusSource {
     const matcher = `{pathway_hash=~"${[...new Set([...mine].map((s) => hex(s.hash)))].join('|')}"}`
     const step = BUCKET_MS / 1000
     // Evaluated at the end of each bucket of the range that has ended (what arrived within it), and now for the bucket still going.
-    const current = snap.range.now - (snap.range.now % BUCKET_MS)
+    const current = bucketStart(snap.range.now)
     const first = current - snap.range.rangeMs + BUCKET_MS
     const partial = snap.range.now - current
     const byStep = new Map<number, FamilyAnswer>()

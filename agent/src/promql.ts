@@ -27,8 +27,8 @@ export interface RangeSeries {
 
 export class PromqlError extends Error {}
 
-export const DEFAULT_PROMQL_TIMEOUT_MS = 10_000
-export const DEFAULT_PROMQL_MAX_BYTES = 32 * 1024 * 1024
+const DEFAULT_PROMQL_TIMEOUT_MS = 10_000
+const DEFAULT_PROMQL_MAX_BYTES = 32 * 1024 * 1024
 
 export class PromqlClient {
   readonly url: string

@@ -1,4 +1,4 @@
-import { BUCKET_MS, type Cell } from './store.js'
+import { BUCKET_MS, bucketStart, type Cell } from './store.js'
 import { emptySketch, type Sketch } from './sketch.js'
 
 /**
@@ -34,7 +34,7 @@ export interface Range {
  * where data starts; without them, rates read the whole range.
  */
 export function rangeOf(now: number, rangeMs: number, cellMaps?: Iterable<Map<number, unknown>>): Range {
-  const settled = bucketOf(now - SETTLE_MS)
+  const settled = bucketStart(now - SETTLE_MS)
   const whole = Math.max(BUCKET_MS, Math.ceil(rangeMs / BUCKET_MS) * BUCKET_MS)
   const from = settled - whole
   if (!cellMaps) return { now, rangeMs: whole, from, settled, rateFrom: from }
@@ -42,8 +42,6 @@ export function rangeOf(now: number, rangeMs: number, cellMaps?: Iterable<Map<nu
   for (const cells of cellMaps) for (const start of cells.keys()) if (start >= from && start < first) first = start
   return { now, rangeMs: whole, from, settled, rateFrom: first }
 }
-
-const bucketOf = (t: number): number => t - (((t % BUCKET_MS) + BUCKET_MS) % BUCKET_MS)
 
 export interface Merged {
   pathway: Sketch

@@ -13,6 +13,9 @@ import { edgeInfo, tagMap, type EdgeInfo } from './tags.js'
 
 export { BUCKET_MS }
 
+/** The start of the 10 s bucket holding `t` (ms); for times before 1970 too. */
+export const bucketStart = (t: number): number => t - (((t % BUCKET_MS) + BUCKET_MS) % BUCKET_MS)
+
 export interface Cell {
   pathway: Sketch
   edge: Sketch
@@ -111,7 +114,7 @@ export class Store {
     this.lastPayloadAt = now
     if (now - this.lastEvict >= BUCKET_MS) this.evict(now)
     for (const bucket of payload.buckets) {
-      const start = bucket.startMs - (bucket.startMs % BUCKET_MS)
+      const start = bucketStart(bucket.startMs)
       const inWindow = start > now - this.windowMs && start <= now + MAX_FUTURE_MS
       for (const p of bucket.points) {
         this.counters.points++

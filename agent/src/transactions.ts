@@ -1,5 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { BUCKET_MS } from './store.js'
+import { BUCKET_MS, bucketStart } from './store.js'
 import { emptySketch, quantilesOf, type Quantiles, type Sketch } from './sketch.js'
 import { transactionRecords, type RecordCounts, type TransactionsWire } from './transaction-wire.js'
 
@@ -27,7 +27,7 @@ export interface TransactionLimits {
   maxCells: number
 }
 
-export const DEFAULT_TRANSACTION_LIMITS: TransactionLimits = { maxIds: 50_000, maxNames: 10_000, maxPairs: 1_000, maxCells: 20_000 }
+const DEFAULT_TRANSACTION_LIMITS: TransactionLimits = { maxIds: 50_000, maxNames: 10_000, maxPairs: 1_000, maxCells: 20_000 }
 
 /** Checkpoints kept per id: pairs per id grow as their square. */
 const MAX_CHECKPOINTS_PER_ID = 8
@@ -165,7 +165,7 @@ export class TransactionTracker {
       if (this.pairs.size >= this.limits.maxPairs) return void this.counters.droppedLatencies++
       this.pairs.set(key, (pair = { from: this.names[from], to: this.names[to], cells: new Map() }))
     }
-    const start = at - (at % BUCKET_MS)
+    const start = bucketStart(at)
     let cell = pair.cells.get(start)
     if (cell === undefined) {
       if (this.cellCount >= this.limits.maxCells) return void this.counters.droppedLatencies++
@@ -203,7 +203,7 @@ export class TransactionTracker {
     this.evict()
     const now = this.now()
     const rangeMs = Math.min(Math.max(Number.isFinite(rangeSeconds) ? rangeSeconds : 60, 10) * 1000, this.windowMs)
-    const from = now - (now % BUCKET_MS) - Math.ceil(rangeMs / BUCKET_MS) * BUCKET_MS
+    const from = bucketStart(now) - Math.ceil(rangeMs / BUCKET_MS) * BUCKET_MS
     const pairs: PairView[] = []
     for (const pair of this.pairs.values()) {
       const all = emptySketch()

@@ -17,7 +17,7 @@ import { planJsonInjection, type JsonInjection } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { parentForSend } from '../received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, read } from '../input.js'
+import { copyWith, enabledDataStreams, items, nonEmptyText, read } from '../input.js'
 
 /**
  * The most a PutEvents request's entries may weigh together, as EventBridge counts them (its
@@ -64,7 +64,7 @@ function eventBridgePlugin(dsm: DataStreams, name: string, active?: () => boolea
     try {
       const bus = read(entry, 'EventBusName')
       const detailType = read(entry, 'DetailType')
-      const node = nodes.get(`${typeof bus === 'string' && bus.length > 0 ? bus : 'default'}\0${typeof detailType === 'string' ? detailType : 'unknown'}`)
+      const node = nodes.get(`${nonEmptyText(bus) ?? 'default'}\0${typeof detailType === 'string' ? detailType : 'unknown'}`)
       const detail = read(entry, 'Detail')
       let others = bytesOf(read(entry, 'Source')) + bytesOf(detailType)
       for (const resource of items(read(entry, 'Resources')) ?? []) others += bytesOf(resource)

@@ -21,7 +21,7 @@ import { planJsonInjection, readJsonContext } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, read, settingsOf } from '../input.js'
+import { copyWith, enabledDataStreams, items, nonEmptyText, read, settingsOf } from '../input.js'
 
 export interface PathwiseKinesisOptions {
   /**
@@ -132,7 +132,7 @@ function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisO
         }
         case 'GetRecordsCommand': {
           const iterator = read(input, 'ShardIterator')
-          const stream = (typeof iterator === 'string' ? iterators.get(iterator) : undefined) ?? stringOr(read(input, 'StreamARN'))
+          const stream = (typeof iterator === 'string' ? iterators.get(iterator) : undefined) ?? nonEmptyText(read(input, 'StreamARN'))
           const handOff = beginReceive(dsm)
           return {
             input,
@@ -157,7 +157,7 @@ function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisO
 }
 
 function streamOf(input: unknown): string | undefined {
-  return stringOr(read(input, 'StreamName')) ?? stringOr(read(input, 'StreamARN'))
+  return nonEmptyText(read(input, 'StreamName')) ?? nonEmptyText(read(input, 'StreamARN'))
 }
 
 /** The time of a Date, or NaN for anything else (the check reads the internal slot: no user code runs). */
@@ -167,8 +167,4 @@ function timeOf(value: unknown): number {
   } catch {
     return NaN
   }
-}
-
-function stringOr(value: unknown): string | undefined {
-  return typeof value === 'string' && value.length > 0 ? value : undefined
 }

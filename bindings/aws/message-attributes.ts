@@ -96,7 +96,8 @@ export function carrierText(attribute: unknown): string | undefined {
   const text = read(attribute, 'StringValue')
   if (typeof text === 'string') return text
   const bytes = read(attribute, 'BinaryValue')
-  if (ArrayBuffer.isView(bytes) && bytes instanceof Uint8Array) return Buffer.from(bytes).toString('utf8')
+  // a view of the bytes, not a copy
+  if (ArrayBuffer.isView(bytes) && bytes instanceof Uint8Array) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
   return undefined
 }
 
@@ -107,10 +108,11 @@ export function attributesBytes(attributes: unknown): number {
   return size
 }
 
+const LIST_KEYS = ['StringListValues', 'BinaryListValues'] as const
+
 function attributeBytes(name: string, attribute: unknown): number {
   if (attribute === undefined || attribute === null) return 0
-  const value = (key: string) => bytesOf(read(attribute, key))
-  let size = Buffer.byteLength(name) + value('DataType') + value('StringValue') + value('BinaryValue')
-  for (const key of ['StringListValues', 'BinaryListValues']) for (const v of items(read(attribute, key)) ?? []) size += bytesOf(v)
+  let size = Buffer.byteLength(name) + bytesOf(read(attribute, 'DataType')) + bytesOf(read(attribute, 'StringValue')) + bytesOf(read(attribute, 'BinaryValue'))
+  for (const key of LIST_KEYS) for (const v of items(read(attribute, key)) ?? []) size += bytesOf(v)
   return size
 }

@@ -17,7 +17,7 @@ import { DATADOG_KEY, isPlainObject, readCarrier } from './carrier.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { planAttributeCarrier, sendWithContext, withoutCarrier, type AttributePlan, type AttributeService } from './message-attributes.js'
 import { parentForSend } from '../received-messages.js'
-import { copyWith, enabledDataStreams, items, read } from '../input.js'
+import { copyWith, enabledDataStreams, items, nonEmptyText, read } from '../input.js'
 
 /**
  * The largest SNS message (body and attributes), which is also the most a PublishBatch may carry
@@ -58,8 +58,8 @@ function snsPlugin(dsm: DataStreams, name: string, active?: () => boolean): AwsP
     name,
     (command, input): Interception | undefined => {
       if (command !== 'PublishCommand' && command !== 'PublishBatchCommand') return undefined
-      const topicArn = read(input, 'TopicArn')
-      if (typeof topicArn !== 'string' || topicArn.length === 0) return { input }
+      const topicArn = nonEmptyText(read(input, 'TopicArn'))
+      if (topicArn === undefined) return { input }
       const nodes = topics.get(topicArn)
       const parent = parentForSend(dsm)
       if (command === 'PublishCommand') {
