@@ -31,6 +31,8 @@ import { VERSION } from './version.js'
 
 /** Slots per record of `batchRest`: pathway start, the opposite hash's halves, the opposite edge start. */
 const REST_STRIDE = 4
+/** No parent yet: differs from every parent a batch can hold. */
+const NOT_HUNG = Symbol('not hung')
 
 function currentBucket(): number {
   return Math.floor(nowMs() / BUCKET_MS)
@@ -232,12 +234,20 @@ export class DataStreamsProcessor implements DataStreams {
       const bucket = Math.floor(now / BUCKET_MS)
       const direction = node.direction
       const rest = this.batchRest
+      // A send's messages share one parent, and a fetched batch's equal headers decode to one object:
+      // where a parent is the one before, `hop` still holds what it gave.
+      let hung: unknown = NOT_HUNG
       for (let first = 0; first < count; first += BATCH_CAPACITY) {
         const n = Math.min(BATCH_CAPACITY, count - first)
         let b = this.core.batchBuffer()
         for (let i = 0, r = 0, q = 0; i < n; i++, r += BATCH_STRIDE, q += REST_STRIDE) {
           const parent = parents[first + i]
-          hangOff(direction, parent === null || parent === undefined ? null : this.resolveParent(parent, now), now)
+          if (parent !== hung) {
+            const from = parent === null || parent === undefined ? null : this.resolveParent(parent, now)
+            hangOff(direction, from, now)
+            // a refused parent is not kept: each one is counted as bad input
+            hung = from === null && parent !== null && parent !== undefined ? NOT_HUNG : parent
+          }
           const { pathwayStart, edgeStart } = hop
           b[r + BATCH_NODE] = node.id
           b[r + BATCH_PARENT_HI] = hop.parentHi

@@ -115,6 +115,31 @@ for (const core of ['wasm', 'ts'] as const) {
       }
     })
 
+    test('runs of one parent object give what a loop of setCheckpoint gives, refused parents each counted', () => {
+      const one = capturing(core)
+      const many = capturing(core)
+      const tags = ['direction:out', 'group:g', 'topic:runs', 'type:kafka']
+      const [p, q, consumed] = parents(4).slice(1)
+      const refused = { hashHi: 1, hashLo: 2, pathwayStartMs: Number.NaN, edgeStartMs: 0, direction: 0, oppositeHashHi: 0, oppositeHashLo: 0, oppositeEdgeStartMs: 0 }
+      const from = [p, p, p, q, q, p, null, null, p, consumed, consumed, refused, refused, consumed] as (PathwayContext | null)[]
+      const expected = from.map((parent) => one.dsm.setCheckpoint(tags, parent, 10)!)
+      const got = many.dsm.setCheckpointBatch(many.dsm.node(tags)!, from, from.map(() => 10))
+      for (let i = 0; i < from.length; i++) {
+        const [e, g] = [expected[i], got[i]!]
+        assert.deepEqual(
+          [g.hashHi, g.hashLo, g.direction, g.oppositeHashHi, g.oppositeHashLo],
+          [e.hashHi, e.hashLo, e.direction, e.oppositeHashHi, e.oppositeHashLo],
+          `message ${i}`,
+        )
+        // times taken from the parent (the others are each call's own clock reading)
+        if (from[i] === p || from[i] === consumed) {
+          assert.deepEqual([g.pathwayStartMs, g.oppositeEdgeStartMs], [e.pathwayStartMs, e.oppositeEdgeStartMs], `message ${i}`)
+        }
+      }
+      assert.equal(many.dsm.stats.invalidInputs, 2)
+      assert.equal(many.dsm.stats.invalidInputs, one.dsm.stats.invalidInputs)
+    })
+
     test('accepts edge tags as well as a node, and no sizes', () => {
       const { dsm } = capturing(core)
       const got = dsm.setCheckpointBatch(['direction:out', 'topic:t', 'type:kafka'], [null, null])

@@ -23,7 +23,8 @@ import { copyWith, hasOwn, isRecord, items, read } from '../input.js'
  */
 export function withPathwayHeader(headers: unknown, value: string | Uint8Array): Record<string, unknown> | undefined {
   if (value.length === 0) return undefined
-  return headers === undefined || headers === null ? { [PATHWAY_KEY]: value } : copyWith(headers, PATHWAY_KEY, value)
+  // The key written out (PATHWAY_KEY): an object literal of one constant shape, where a computed key costs a property definition per message.
+  return headers === undefined || headers === null ? { 'dd-pathway-ctx-base64': value } : copyWith(headers, PATHWAY_KEY, value)
 }
 
 /**

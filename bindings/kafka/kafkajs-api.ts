@@ -267,12 +267,19 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
 
   /** The consume checkpoints of a whole batch in one core call (one clock read): the eachBatch path. */
   const checkpointBatch = (topic: unknown, messages: readonly unknown[]): (PathwayContext | null)[] => {
-    if (typeof topic !== 'string' || !messages.every((m) => m !== null && typeof m === 'object')) return messages.map((m) => checkpoint(topic, m))
+    if (typeof topic !== 'string') return messages.map(() => null)
     nodes ??= new TopicNodes(dsm, hooks.group() ?? '')
     const node = nodes.get(topic, hooks.clusterId())
     if (node === null) return messages.map(() => null)
-    const parents = messages.map((m) => pathwayFromHeaders(read(m, 'headers')))
-    const sizes = messages.map(messageSize)
+    const n = messages.length
+    const parents = new Array<PathwayContext | null>(n)
+    const sizes = new Array<number>(n)
+    for (let i = 0; i < n; i++) {
+      const m = messages[i]
+      if (m === null || typeof m !== 'object') return messages.map((m) => checkpoint(topic, m))
+      parents[i] = pathwayFromHeaders(read(m, 'headers'))
+      sizes[i] = messageSize(m)
+    }
     const ctxs = dsm.setCheckpointBatch(node, parents, sizes)
     for (let i = 0; i < messages.length; i++) {
       const ctx = ctxs[i]
