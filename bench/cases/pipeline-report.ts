@@ -54,7 +54,7 @@ export function pipelineDerivedTable(p: PipelineResults): string {
 export function pipelineNotes(p: PipelineResults): string[] {
   return p.cells.map(
     (c) =>
-      `${c.node} ${c.client} ${c.mode}: ${c.rounds} rounds of ${c.messages.toLocaleString('en-US')} messages; ` +
+      `${c.node} ${c.client} ${c.mode}: ${c.rounds} rounds of ${c.messages.toLocaleString('en-US')} messages in ${c.replicates ?? 1} sets of processes; ` +
       `the spread (IQR) of pathwise's and dd-trace's DSM costs ${c.settled ? 'is' : 'is NOT'} smaller than the cost; ` +
       `seen on the messages: ${CONFIGS.map((k) => `${configLabel(k)} [${c.seen[k].join(', ')}]`).join('; ')}`,
   )

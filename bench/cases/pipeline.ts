@@ -10,7 +10,8 @@
  *
  * A cell (a Node, a client, a mode) starts its own broker and one process per configuration
  * (pipeline-child.ts), each joined to its own topic and group once, then runs rounds in which
- * every configuration takes its turn, the order rotating. Separate processes because each
+ * every configuration takes its turn, the order rotating; then the same again with fresh processes
+ * (replicates: see Plan), the rounds of all of them pooled. Separate processes because each
  * configuration changes the whole process (an AsyncLocalStorage makes Node 20 pay promise hooks
  * on every promise; dd-trace patches the client). A round: the producer sends 500 messages at a
  * time, awaiting each send, while the consumer is paused; then it is resumed and reads them all.
@@ -71,14 +72,18 @@ interface Plan {
   cells: 'all' | 'square'
   messages: number
   warmUp: number
-  minRounds: number
-  maxRounds: number
-  /** Rounds go on past minRounds while the spread is not smaller than the effect, within this time per cell. */
-  cellBudgetMs: number
+  /**
+   * Fresh processes per cell, one after the other: what V8 makes of the client's hot code differs
+   * from process to process (kafkajs's crc32C deoptimizing again and again in one, not in another),
+   * by more than rounds within one process differ. Rounds are pooled over the replicates.
+   */
+  replicates: number
+  /** Rounds per replicate, every configuration taking its turn in each. */
+  rounds: number
 }
 
-const FULL_PLAN: Plan = { cells: 'all', messages: 10_000, warmUp: 2_000, minRounds: 9, maxRounds: 15, cellBudgetMs: 120_000 }
-const QUICK_PLAN: Plan = { cells: 'square', messages: 1_000, warmUp: 500, minRounds: 1, maxRounds: 1, cellBudgetMs: 0 }
+const FULL_PLAN: Plan = { cells: 'all', messages: 20_000, warmUp: 2_000, replicates: 3, rounds: 5 }
+const QUICK_PLAN: Plan = { cells: 'square', messages: 1_000, warmUp: 500, replicates: 1, rounds: 1 }
 
 export interface PipelineCell {
   node: string
@@ -86,6 +91,8 @@ export interface PipelineCell {
   mode: PipelineMode
   messages: number
   rounds: number
+  /** Sets of fresh processes the rounds were spread over. */
+  replicates: number
   /** CPU µs per message of the client process, per configuration. */
   cpu: Record<PipelineConfig, Figure>
   /** Messages per second over both phases, per configuration. */
@@ -294,29 +301,30 @@ function derive(perRound: Map<PipelineConfig, RoundFigures[]>, messages: number)
 
 async function runCell(client: PipelineClient, mode: PipelineMode, runtime: Runtime, plan: Plan, agentUrl: string, log: (line: string) => void): Promise<PipelineCell> {
   const peer = await startKafka()
-  const children = CONFIGS.map((c) => startChild({ node: runtime.name, client, mode }, c, runtime, peer.brokers, agentUrl, plan))
   try {
-    const [{ node }] = await Promise.all(children.map((c) => expect(c, 'ready', READY_TIMEOUT_MS)))
     const perRound = new Map<PipelineConfig, RoundFigures[]>(CONFIGS.map((c) => [c, []]))
     const seen = new Map<PipelineConfig, Set<string>>(CONFIGS.map((c) => [c, new Set()]))
-    const started = Date.now()
+    let node = ''
     let rounds = 0
-    const steady = () => {
-      const d = derive(perRound, plan.messages)
-      return settled(d['pathwise DSM']) && settled(d['dd-trace DSM'])
-    }
-    while (rounds < plan.maxRounds && (rounds < plan.minRounds || (!steady() && Date.now() - started < plan.cellBudgetMs))) {
-      for (let k = 0; k < children.length; k++) {
-        const child = children[(rounds + k) % children.length]
-        child.process.send({ type: 'run', messages: plan.messages } satisfies ToChild)
-        const { type: _, ...r } = await expect(child, 'round', ROUND_TIMEOUT_MS)
-        const wrong = expectation(child.config, r)
-        if (wrong !== undefined) throw new Error(`case 7, ${node} ${client} ${mode}, ${LABELS[child.config]}: ${wrong}`)
-        for (const h of r.headers) seen.get(child.config)!.add(h)
-        if (r.span === true) seen.get(child.config)!.add('span')
-        perRound.get(child.config)!.push(r)
+    for (let replicate = 0; replicate < plan.replicates; replicate++) {
+      const children = CONFIGS.map((c) => startChild({ node: runtime.name, client, mode }, c, runtime, peer.brokers, agentUrl, plan))
+      try {
+        ;[{ node }] = await Promise.all(children.map((c) => expect(c, 'ready', READY_TIMEOUT_MS)))
+        for (let round = 0; round < plan.rounds; round++, rounds++) {
+          for (let k = 0; k < children.length; k++) {
+            const child = children[(rounds + k) % children.length]
+            child.process.send({ type: 'run', messages: plan.messages } satisfies ToChild)
+            const { type: _, ...r } = await expect(child, 'round', ROUND_TIMEOUT_MS)
+            const wrong = expectation(child.config, r)
+            if (wrong !== undefined) throw new Error(`case 7, ${node} ${client} ${mode}, ${LABELS[child.config]}: ${wrong}`)
+            for (const h of r.headers) seen.get(child.config)!.add(h)
+            if (r.span === true) seen.get(child.config)!.add('span')
+            perRound.get(child.config)!.push(r)
+          }
+        }
+      } finally {
+        await Promise.all(children.map(stopChild))
       }
-      rounds++
     }
     const perConfig = (f: (r: RoundFigures) => number) =>
       Object.fromEntries(CONFIGS.map((c) => [c, figure(perRound.get(c)!.map(f))])) as Record<PipelineConfig, Figure>
@@ -327,6 +335,7 @@ async function runCell(client: PipelineClient, mode: PipelineMode, runtime: Runt
       mode,
       messages: plan.messages,
       rounds,
+      replicates: plan.replicates,
       cpu: perConfig((r) => r.cpuMicros / plan.messages),
       throughput: perConfig((r) => plan.messages / r.seconds),
       derived,
@@ -340,7 +349,6 @@ async function runCell(client: PipelineClient, mode: PipelineMode, runtime: Runt
     )
     return cell
   } finally {
-    await Promise.all(children.map(stopChild))
     await peer.stop()
   }
 }
@@ -348,15 +356,17 @@ async function runCell(client: PipelineClient, mode: PipelineMode, runtime: Runt
 /**
  * Runs every cell, Node 24 first (dd-trace's own platform: the targets are read there).
  * For profiling and building: BENCH_PIPELINE_CELLS=24,20 / kafkajs / eachMessage (comma-separated,
- * from any of the three lists) narrows the cells; BENCH_PIPELINE_MESSAGES and BENCH_PIPELINE_ROUNDS
- * (a fixed number) change the plan.
+ * from any of the three lists) narrows the cells; BENCH_PIPELINE_MESSAGES, BENCH_PIPELINE_ROUNDS
+ * (per replicate) and BENCH_PIPELINE_REPLICATES change the plan.
  */
 export async function runPipeline(s: Settings, log: (line: string) => void = () => {}): Promise<PipelineResults> {
   const plan = { ...(s.quick ? QUICK_PLAN : FULL_PLAN) }
   const messages = Number(process.env.BENCH_PIPELINE_MESSAGES)
   const rounds = Number(process.env.BENCH_PIPELINE_ROUNDS)
   if (Number.isInteger(messages) && messages > 0) plan.messages = messages
-  if (Number.isInteger(rounds) && rounds > 0) Object.assign(plan, { minRounds: rounds, maxRounds: rounds })
+  const replicates = Number(process.env.BENCH_PIPELINE_REPLICATES)
+  if (Number.isInteger(rounds) && rounds > 0) plan.rounds = rounds
+  if (Number.isInteger(replicates) && replicates > 0) plan.replicates = replicates
   const pick = process.env.BENCH_PIPELINE_CELLS?.split(',')
   const wanted = <T extends string>(all: T[]) => (pick === undefined || !all.some((v) => pick.includes(v)) ? all : all.filter((v) => pick.includes(v)))
   const runtimes: Runtime[] = []
