@@ -164,7 +164,10 @@ export function hasOwn(value: unknown, key: string): boolean {
 export function copyOf(value: unknown): Record<string, unknown> | undefined {
   if (!isRecord(value)) return undefined
   try {
-    // Object.assign, not a spread: adding a key to a spread copy costs V8 about 2 µs, this about 30 ns.
+    // Object.assign, not a spread: adding a key to a spread copy costs Node 20's V8 about 400 ns,
+    // this about 30 ns. A `__proto__` key of its own (JSON.parse makes them) would go to the copy's
+    // prototype setter under Object.assign: the spread defines it as a key, as it came.
+    if (Object.prototype.hasOwnProperty.call(value, '__proto__')) return { ...value } as Record<string, unknown>
     return Object.assign({}, value) as Record<string, unknown>
   } catch {
     return undefined // a Proxy's trap or a getter threw

@@ -143,6 +143,29 @@ describe('Kafka wrappers', () => {
     assert.deepEqual(current, [c1, c2, c3, c4])
   })
 
+  test('the copies handed to the client keep every own key of the messages and headers, `__proto__` (from JSON.parse) included', async () => {
+    const fake = fakeKafka()
+    instrumentKafkaJs(fake.kafka, dsm)
+    const symbol = Symbol('app')
+    const plain = { value: 'v', [symbol]: 1 }
+    const parsed = JSON.parse('{"value":"w","__proto__":{"polluted":true},"headers":{"__proto__":"x","a":"b"}}')
+    const noHeaders = JSON.parse('{"value":"u","__proto__":{"polluted":true}}')
+    await fake.kafka.producer().send({ topic: 'keys', messages: [plain, parsed, noHeaders] })
+    const [a, b, c] = fake.sent[0].messages
+    assert.deepEqual(Object.keys(a).sort(), ['headers', 'value'])
+    assert.equal(a[symbol], 1)
+    for (const copy of [b, c]) {
+      assert.equal(Object.getPrototypeOf(copy), Object.prototype)
+      assert.ok(Object.hasOwn(copy, '__proto__'))
+      assert.equal(copy.polluted, undefined)
+    }
+    assert.deepEqual(Object.keys(b.headers).sort(), ['__proto__', 'a', PATHWAY_KEY].sort())
+    assert.equal(Object.getPrototypeOf(b.headers), Object.prototype)
+    // the caller's own objects are as they were
+    assert.deepEqual(Object.keys(parsed.headers).sort(), ['__proto__', 'a'])
+    assert.equal(plain.hasOwnProperty('headers'), false)
+  })
+
   test('a header value equal to the last one decoded gives its context again; any other value is decoded anew', () => {
     const now = Date.now()
     const a = Buffer.from(encodePathwayContext(new PathwayContext(1, 2, now - 10, now - 5)))

@@ -38,8 +38,13 @@ export function pathwayHeaderBytes(ctx: PathwayContext): Buffer {
 /** A copy of a KafkaJS-style message with these headers; undefined for one that cannot be copied (it then goes as it came). */
 export function messageWithHeaders(message: unknown, headers: Record<string, unknown>): Record<string, unknown> | undefined {
   if (!isRecord(message)) return undefined
+  if (!hasOwn(message, 'headers')) {
+    // Adding a key to a spread copy takes Node 20's V8 a slow path (about 400 ns a message; 15 ns
+    // on Node 24): copyWith's Object.assign costs 30 ns on both.
+    return copyWith(message, 'headers', headers)
+  }
   try {
-    // A spread with the key written out: V8 copies a message fastest so (copyWith's computed key costs far more).
+    // The key already there, a spread keeps the message's shape: V8's fastest copy on both (20–25 ns).
     return { ...message, headers }
   } catch {
     return undefined // a Proxy's trap or a getter threw
