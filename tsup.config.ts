@@ -6,7 +6,7 @@ const common = { dts: true, sourcemap: true, target: 'es2022', outDir: 'dist' } 
 export default defineConfig([
   { ...common, entry: { index: 'bindings/index.ts' }, format: ['esm', 'cjs'] },
   // `pathwise/core`: the cores, off the main entry.
-  { ...common, entry: { core: 'bindings/core/index.ts' }, format: ['esm', 'cjs'] },
+  { ...common, entry: { core: 'bindings/core.ts' }, format: ['esm', 'cjs'] },
   // `--import pathwise/register` (ESM: installs the import hook) and `-r pathwise/register` (CommonJS).
   { ...common, entry: { register: 'bindings/register/esm.ts' }, format: ['esm'] },
   { ...common, entry: { register: 'bindings/register/cjs.ts' }, format: ['cjs'] },

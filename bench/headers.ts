@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { PathwayContext, decodePathwayContext, encodePathwayContext } from '../bindings/context.js'
+import { PathwayContext, decodePathwayContext, encodePathwayContext } from '../bindings/pathway/context.js'
 import { decodeDdContext } from './dd-trace.js'
 
 /**

@@ -5,7 +5,7 @@
  */
 import { gzipSync } from 'node:zlib'
 import type { Backend } from '../bindings/core/types.js'
-import { createDataStreamsFor, type DataStreams } from '../bindings/data-streams.js'
+import { createDataStreamsFor, type DataStreams } from '../bindings/api/data-streams.js'
 import type { Transport } from '../bindings/export/exporter.js'
 import { nodePlatform } from '../bindings/node/platform.js'
 

@@ -3,7 +3,7 @@
  * The `pathwise` command. `agent` and `top` come with the agent package, which is its own so that
  * the library stays lean: they run it where it is installed and say how to install it elsewhere.
  */
-import { VERSION } from './version.js'
+import { VERSION } from './api/version.js'
 
 const INSTALL = 'npm install @pathwise/agent'
 /** A specifier in a variable: the agent is looked up at run time, neither bundled nor type-checked here. */

@@ -5,12 +5,12 @@
  * with gzip by `CompressionStream`; contexts are passed explicitly; flushing is the caller's
  * (`ctx.waitUntil(dsm.flush())`), since an edge isolate may be frozen between requests.
  */
-import type { DataStreamsOptions, Env } from './config.js'
-import { createDataStreamsFor, type ContextStore, type DataStreams } from './data-streams.js'
-import { compiledModule } from './core/create.js'
+import type { DataStreamsOptions, Env } from './api/config.js'
+import { createDataStreamsFor, type ContextStore, type DataStreams } from './api/data-streams.js'
+import { compiledModule } from './processor/create-core.js'
 import { fetchTransport } from './export/fetch-transport.js'
 import { hold } from './export/unref.js'
-import { read } from './input.js'
+import { read } from './common/input.js'
 
 export interface EdgeDataStreamsOptions extends DataStreamsOptions {
   /**

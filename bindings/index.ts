@@ -1,6 +1,6 @@
 /** pathwise for Node.js: the DataStreams API with AsyncLocalStorage context and export over node:http. */
-import type { DataStreamsOptions } from './config.js'
-import { createDataStreamsFor, type DataStreams } from './data-streams.js'
+import type { DataStreamsOptions } from './api/config.js'
+import { createDataStreamsFor, type DataStreams } from './api/data-streams.js'
 import { nodePlatform } from './node/platform.js'
 
 export function createDataStreams(options: DataStreamsOptions = {}): DataStreams {
@@ -8,7 +8,7 @@ export function createDataStreams(options: DataStreamsOptions = {}): DataStreams
 }
 
 export * from './shared-exports.js'
-export { autoInstrumentation, type AutoInstrumentation } from './instrument/auto-global.js'
+export { autoInstrumentation, type AutoInstrumentation } from './register/auto-global.js'
 export { pathwiseSqs, pathwiseSns, pathwiseEventBridge, pathwiseKinesis, type PathwiseKinesisOptions, type AwsPlugin } from './aws/index.js'
 export { instrumentKafkaJs, instrumentConfluent, setHeaderInjection, type KafkaInstrumentOptions } from './kafka/index.js'
-export { contextOf, withMessageContext } from './received-messages.js'
+export { contextOf, withMessageContext } from './instrument/received-messages.js'

@@ -1,6 +1,6 @@
 /** What both builds export beside their own `createDataStreams`, so code importing `pathwise` runs on either. */
-export type { DataStreamsOptions } from './config.js'
-export type { DataStreams, DataStreamsStats, CheckpointNode, CheckpointOptions, CheckpointTiming, Carrier } from './data-streams.js'
+export type { DataStreamsOptions } from './api/config.js'
+export type { DataStreams, DataStreamsStats, CheckpointNode, CheckpointOptions, CheckpointTiming, Carrier } from './api/data-streams.js'
 export {
   PathwayContext,
   PATHWAY_KEY,
@@ -10,7 +10,7 @@ export {
   decodePathwayContext,
   decodePathwayContextBytes,
   extractPathwayContext,
-} from './context.js'
+} from './pathway/context.js'
 export type { Backend } from './core/types.js'
-export { VERSION } from './version.js'
-export { extractFromHeaders, injectIntoHeaders, type HeadersLike } from './http-carrier.js'
+export { VERSION } from './api/version.js'
+export { extractFromHeaders, injectIntoHeaders, type HeadersLike } from './pathway/http-carrier.js'

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { describe, test } from 'node:test'
-import { inRange } from '../bindings/instrument/supported-versions.js'
+import { inRange } from '../bindings/register/supported-versions.js'
 import { appDir, run } from './helpers/app-dir.js'
 
 const KAFKAJS = `class Kafka {

@@ -20,7 +20,7 @@ import {
 } from '@aws-sdk/client-kinesis'
 import { PATHWAY_KEY, createDataStreams, decodePathwayContext, type DataStreams } from '../bindings/index.js'
 import { pathwiseKinesis, type PathwiseKinesisOptions } from '../bindings/aws/index.js'
-import { contextOf } from '../bindings/received-messages.js'
+import { contextOf } from '../bindings/instrument/received-messages.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { decodeSketch } from './helpers/sketches.js'
 import { kinesisClientConfig, startKinesis, type KinesisPeer } from './peers/kinesis.js'

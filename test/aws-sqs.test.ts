@@ -20,7 +20,7 @@ import {
 } from '@aws-sdk/client-sqs'
 import { PATHWAY_KEY, createDataStreams, decodePathwayContext, type DataStreams, type PathwayContext } from '../bindings/index.js'
 import { pathwiseSqs } from '../bindings/aws/index.js'
-import { contextOf, withMessageContext } from '../bindings/received-messages.js'
+import { contextOf, withMessageContext } from '../bindings/instrument/received-messages.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { decodeSketch } from './helpers/sketches.js'
 import { startSqs, sqsClientConfig, type SqsPeer } from './peers/sqs.js'

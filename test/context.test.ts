@@ -15,8 +15,8 @@ import {
   encodePathwayContext,
   encodePathwayContextBytes,
   extractPathwayContext,
-} from '../bindings/context.js'
-import { MAX_AHEAD_MS, MIN_TIME_MS } from '../bindings/time-window.js'
+} from '../bindings/pathway/context.js'
+import { MAX_AHEAD_MS, MIN_TIME_MS } from '../bindings/pathway/time-window.js'
 
 const require = createRequire(import.meta.url)
 const ddPathway = require('dd-trace/packages/dd-trace/src/datastreams/pathway.js') as {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
-import { createCore } from '../bindings/core/create.js'
+import { createCore } from '../bindings/processor/create-core.js'
 import type { NodeIds } from '../bindings/core/node-ids.js'
 import { BATCH_EDGE_LATENCY, BATCH_NODE, BATCH_OUT_HI, BATCH_OUT_LO, BATCH_PARENT_HI, BATCH_PARENT_LO, BATCH_PATHWAY_LATENCY, BATCH_PAYLOAD, BATCH_STRIDE } from '../bindings/core/layout.js'
 import type { Backend, Core } from '../bindings/core/types.js'

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { AgentExporter, type AgentExporterOptions } from '../bindings/export/exporter.js'
-import type { Logger } from '../bindings/export/logger.js'
+import type { Logger } from '../bindings/common/logger.js'
 import { nodeTransport } from '../bindings/export/node-transport.js'
 import { encodeStatsPayload } from '../bindings/export/payload.js'
 import { closedPort, startScriptedAgent } from './helpers/scripted-agent.js'

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { PATHWAY_KEY, decodePathwayContext } from '../bindings/index.js'
-import type { DataStreams } from '../bindings/data-streams.js'
+import type { DataStreams } from '../bindings/api/data-streams.js'
 import { instrumentConfluent, instrumentKafkaJs } from '../bindings/kafka/index.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { decodeSketch } from './helpers/sketches.js'

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import fc from 'fast-check'
-import type { DataStreams } from '../bindings/data-streams.js'
+import type { DataStreams } from '../bindings/api/data-streams.js'
 import { createDataStreams } from '../bindings/index.js'
 import { instrumentConfluent, instrumentKafkaJs } from '../bindings/kafka/index.js'
 import { trackCommittedWatermarks } from '../bindings/kafka/watermarks.js'

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test'
 import fc from 'fast-check'
 import { createDataStreams } from '../bindings/index.js'
 import { createDataStreams as createEdgeDataStreams } from '../bindings/edge.js'
-import { MAX_CHECKPOINT_NAMES, MAX_PENDING_TRANSACTION_BUCKETS, MAX_TRANSACTION_BYTES_PER_BUCKET, TransactionLog, writeNanoseconds } from '../bindings/transactions.js'
+import { MAX_CHECKPOINT_NAMES, MAX_PENDING_TRANSACTION_BUCKETS, MAX_TRANSACTION_BYTES_PER_BUCKET, TransactionLog, writeNanoseconds } from '../bindings/processor/transactions.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 
 interface TransactionBucket {

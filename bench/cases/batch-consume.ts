@@ -4,7 +4,7 @@
  * one `setCheckpointBatch` (the core's batch entry point); dd-trace decodes and checkpoints
  * message by message, as its batch consumer plugin does.
  */
-import { decodePathwayContext, type PathwayContext } from '../../bindings/context.js'
+import { decodePathwayContext, type PathwayContext } from '../../bindings/pathway/context.js'
 import { decodeDdContext, ddProcessor } from '../dd-trace.js'
 import { compare, type Settings } from '../harness.js'
 import { timeRatios, type Row } from '../results.js'

@@ -4,7 +4,7 @@
  * pathway. Every implementation is handed the edge tags as an array per message, so pathwise
  * finds its node by the tags here (the adapters' prepared nodes are case 2).
  */
-import { decodePathwayContext } from '../../bindings/context.js'
+import { decodePathwayContext } from '../../bindings/pathway/context.js'
 import { decodeDdContext, ddProcessor } from '../dd-trace.js'
 import { compare, type Settings } from '../harness.js'
 import { timeRatios, type Row } from '../results.js'

@@ -2,7 +2,7 @@
  * Case 2, consume: the header value as Kafka delivers it (a Buffer of base64 text) decoded, then
  * one consume checkpoint with it as the parent. 1,024 header values of one upstream pathway.
  */
-import { decodePathwayContext } from '../../bindings/context.js'
+import { decodePathwayContext } from '../../bindings/pathway/context.js'
 import { decodeDdContext, ddProcessor } from '../dd-trace.js'
 import { compare, type Settings } from '../harness.js'
 import { timeRatios, type Row } from '../results.js'

@@ -7,7 +7,7 @@
  * This case takes the place of bench/core.bench.ts for the suite; that file stays a
  * developer's tool with its own checkpoint figures.
  */
-import { createCore } from '../../bindings/core/create.js'
+import { createCore } from '../../bindings/processor/create-core.js'
 import { ddPathwayHash, newDdSketch } from '../dd-trace.js'
 import { compare, type Settings } from '../harness.js'
 import { timeRatios, type Row } from '../results.js'

@@ -6,8 +6,8 @@
  * serialization, its msgpack encoder, gzip); gzip at level 1 for both, as both send it.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { PathwayContext } from '../../bindings/context.js'
-import type { DataStreams } from '../../bindings/data-streams.js'
+import { PathwayContext } from '../../bindings/pathway/context.js'
+import type { DataStreams } from '../../bindings/api/data-streams.js'
 import type { Transport } from '../../bindings/export/exporter.js'
 import { ddProcessor, type DdContext } from '../dd-trace.js'
 import { compareSteps, type Settings } from '../harness.js'

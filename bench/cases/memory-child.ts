@@ -40,7 +40,7 @@ interface Subject {
 }
 
 async function pathwiseSubject(core: 'wasm' | 'ts'): Promise<Subject> {
-  const { PathwayContext } = await import('../../bindings/context.js')
+  const { PathwayContext } = await import('../../bindings/pathway/context.js')
   const { consumeTags, pathwise } = await import('../subjects.js')
   const dsm = pathwise(core)
   const nodes = Array.from({ length: TOPICS }, (_, t) => dsm.node(consumeTags('bench-group', `topic-${t}`))!)

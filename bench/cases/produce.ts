@@ -4,7 +4,7 @@
  * produces while handling one): 1,024 of them, one pathway at different times, so that the hash
  * caches are warm but every header value is new.
  */
-import { PATHWAY_KEY, encodePathwayContext, decodePathwayContext, type PathwayContext } from '../../bindings/context.js'
+import { PATHWAY_KEY, encodePathwayContext, decodePathwayContext, type PathwayContext } from '../../bindings/pathway/context.js'
 import { decodeDdContext, ddProcessor, encodeDdContext, type DdContext } from '../dd-trace.js'
 import { compare, type Settings } from '../harness.js'
 import { timeRatios, type Row } from '../results.js'

@@ -3,7 +3,7 @@
  * `dd-pathway-ctx-base64`, next to whatever a tracer wrote there (its trace headers), which is kept.
  * SQS carries it as the StringValue of a message attribute, Kinesis (opt-in) inside a JSON record.
  */
-import { LEGACY_PATHWAY_KEY, PATHWAY_KEY, extractPathwayContext, type PathwayContext } from '../context.js'
+import { LEGACY_PATHWAY_KEY, PATHWAY_KEY, extractPathwayContext, type PathwayContext } from '../pathway/context.js'
 
 export const DATADOG_KEY = '_datadog'
 

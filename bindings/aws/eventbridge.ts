@@ -7,17 +7,17 @@
  * A rule's SQS target receives the event as the message body, `detail` holding `_datadog`: the
  * SQS receive (bindings/aws/sqs.ts) reads it here, directly or inside an SNS notification.
  */
-import type { PathwayContext } from '../context.js'
-import { encodePathwayContext } from '../context.js'
-import type { CheckpointNode, DataStreams } from '../data-streams.js'
-import { TransportNodes, isLive } from '../transport-nodes.js'
+import type { PathwayContext } from '../pathway/context.js'
+import { encodePathwayContext } from '../pathway/context.js'
+import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
+import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { DATADOG_KEY, isPlainObject, readCarrierValue } from './carrier.js'
 import { planJsonInjection, type JsonInjection } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
-import { parentForSend } from '../received-messages.js'
+import { parentForSend } from '../instrument/received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, nonEmptyText, read } from '../input.js'
+import { copyWith, enabledDataStreams, items, nonEmptyText, read } from '../common/input.js'
 
 /**
  * The most a PutEvents request's entries may weigh together, as EventBridge counts them (its

@@ -5,7 +5,7 @@
  * Data that is not a JSON object is never touched.
  */
 import { Buffer } from 'node:buffer'
-import type { PathwayContext } from '../context.js'
+import type { PathwayContext } from '../pathway/context.js'
 import { DATADOG_KEY, carrierBytes, carrierPrefix, closeCarrier, isPlainObject, readCarrierValue } from './carrier.js'
 
 export type RecordData = Uint8Array | string

@@ -13,15 +13,15 @@
  * stream: it is the one GetShardIterator was asked about for that iterator (followed along
  * NextShardIterator), else the request's StreamARN.
  */
-import { encodePathwayContext, type PathwayContext } from '../context.js'
-import type { CheckpointNode, CheckpointTiming, DataStreams } from '../data-streams.js'
-import { TransportNodes, isLive } from '../transport-nodes.js'
+import { encodePathwayContext, type PathwayContext } from '../pathway/context.js'
+import type { CheckpointNode, CheckpointTiming, DataStreams } from '../api/data-streams.js'
+import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { planJsonInjection, readJsonContext } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
-import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
+import { beginReceive, parentForSend, rememberMessageContext } from '../instrument/received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, nonEmptyText, read, settingsOf } from '../input.js'
+import { copyWith, enabledDataStreams, items, nonEmptyText, read, settingsOf } from '../common/input.js'
 
 export interface PathwiseKinesisOptions {
   /**

@@ -7,12 +7,12 @@
  * (dd-trace-js #1889), even when the policy is about other attributes.
  */
 import { Buffer } from 'node:buffer'
-import { encodePathwayContext, type PathwayContext } from '../context.js'
-import type { CheckpointNode, DataStreams } from '../data-streams.js'
+import { encodePathwayContext, type PathwayContext } from '../pathway/context.js'
+import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { DATADOG_KEY, carrierBytes, carrierPrefix, closeCarrier, parseCarrier } from './carrier.js'
 import { log } from './middleware.js'
 import { bytesOf } from './size.js'
-import { copyWith, items, keysOf, read } from '../input.js'
+import { copyWith, items, keysOf, read } from '../common/input.js'
 
 /** SQS and SNS refuse a message with more message attributes than this. */
 const MAX_ATTRIBUTES = 10

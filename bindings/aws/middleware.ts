@@ -4,10 +4,10 @@
  * changes the call's outcome. Typed structurally, so that pathwise needs no AWS package at run
  * time and its plugins fit any client's `middlewareStack.use(...)`.
  */
-import { createLogger } from '../export/logger.js'
-import type { DataStreams } from '../data-streams.js'
+import { createLogger } from '../common/logger.js'
+import type { DataStreams } from '../api/data-streams.js'
 import { withOffSwitch, wrapMethod } from '../instrument/instrumentation.js'
-import { classPrototype, errorText, read } from '../input.js'
+import { classPrototype, errorText, read } from '../common/input.js'
 
 export const log = createLogger(false)
 

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer'
-import { viewBytes } from '../input.js'
+import { viewBytes } from '../common/input.js'
 
 /** Bytes of a string (UTF-8) or of binary data; 0 for anything else. */
 export function bytesOf(value: unknown): number {

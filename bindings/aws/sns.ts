@@ -9,15 +9,15 @@
  * Publishes to a phone number or a mobile endpoint (no TopicArn) are left alone.
  */
 import { Buffer } from 'node:buffer'
-import type { PathwayContext } from '../context.js'
-import type { CheckpointNode, DataStreams } from '../data-streams.js'
-import { TransportNodes, isLive } from '../transport-nodes.js'
+import type { PathwayContext } from '../pathway/context.js'
+import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
+import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { DATADOG_KEY, isPlainObject, readCarrier } from './carrier.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { planAttributeCarrier, sendWithContext, withoutCarrier, type AttributePlan, type AttributeService } from './message-attributes.js'
-import { parentForSend } from '../received-messages.js'
-import { copyWith, enabledDataStreams, items, nonEmptyText, read } from '../input.js'
+import { parentForSend } from '../instrument/received-messages.js'
+import { copyWith, enabledDataStreams, items, nonEmptyText, read } from '../common/input.js'
 
 /**
  * The largest SNS message (body and attributes), which is also the most a PublishBatch may carry

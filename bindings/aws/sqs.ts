@@ -5,15 +5,15 @@
  * only the attributes the caller asked for. A message that carries no `_datadog` attribute may
  * still carry a context in its body: an SNS notification (raw delivery off) or an EventBridge event.
  */
-import type { PathwayContext } from '../context.js'
-import type { CheckpointNode, DataStreams } from '../data-streams.js'
-import { TransportNodes, isLive } from '../transport-nodes.js'
+import type { PathwayContext } from '../pathway/context.js'
+import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
+import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { DATADOG_KEY, parseCarrier, readCarrier } from './carrier.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
-import { beginReceive, parentForSend, rememberMessageContext } from '../received-messages.js'
+import { beginReceive, parentForSend, rememberMessageContext } from '../instrument/received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, read } from '../input.js'
+import { copyWith, enabledDataStreams, items, read } from '../common/input.js'
 import { md5OfMessageAttributes, type SqsAttribute } from './sqs-md5.js'
 import { attributesBytes, carrierText, planAttributeCarrier, sendWithContext, type AttributeService } from './message-attributes.js'
 import { notificationContext } from './sns.js'

@@ -1,4 +1,4 @@
-import { warnOnce, type Logger } from './logger.js'
+import { warnOnce, type Logger } from '../common/logger.js'
 import { sleep } from './unref.js'
 
 /** How long one POST may take, in two phases. */

@@ -1,5 +1,5 @@
-import type { DataStreams } from '../data-streams.js'
-import { enabledDataStreams, read } from '../input.js'
+import type { DataStreams } from '../api/data-streams.js'
+import { enabledDataStreams, read } from '../common/input.js'
 
 /**
  * Automatic instrumentation of one npm module: `patch` changes the module's exports in place

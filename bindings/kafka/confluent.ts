@@ -11,13 +11,13 @@
  * - The group is the internal client's 'group.id' (the API maps `kafkaJS.groupId` to it).
  * - The binding does not expose the cluster id: no `kafka_cluster_id` tag.
  */
-import type { DataStreams } from '../data-streams.js'
+import type { DataStreams } from '../api/data-streams.js'
 import { undoAll, withOffSwitch, wrapMethod, type Instrumentation } from '../instrument/instrumentation.js'
 import { claim } from './claims.js'
 import { injectionOption, setHeaderInjection, type KafkaInstrumentOptions } from './injection.js'
 import { wrapProducer, wrapRun, type ConsumerHooks } from './kafkajs-api.js'
 import { fail, log } from './log.js'
-import { classPrototype, read } from '../input.js'
+import { classPrototype, read } from '../common/input.js'
 import { instrumentRdConsumer, instrumentRdProducer, markInternal, patchRdKafka, trackCommitted } from './rdkafka.js'
 import { trackCommittedWatermarks } from './watermarks.js'
 

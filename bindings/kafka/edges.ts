@@ -3,10 +3,10 @@
  * and the payload size of a message: key + value + headers, as they travel.
  */
 import { Buffer } from 'node:buffer'
-import { PATHWAY_KEY } from '../context.js'
-import type { CheckpointNode, DataStreams } from '../data-streams.js'
-import { TransportNodes, isLive } from '../transport-nodes.js'
-import { items, viewBytes } from '../input.js'
+import { PATHWAY_KEY } from '../pathway/context.js'
+import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
+import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
+import { items, viewBytes } from '../common/input.js'
 
 /** The header pathwise adds: its key and a 28-character value (20 context bytes) for any time between 2004 and 2112. */
 export const PATHWAY_HEADER_BYTES = Buffer.byteLength(PATHWAY_KEY) + 28

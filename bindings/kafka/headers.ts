@@ -13,8 +13,8 @@ import {
   encodePathwayContext,
   extractPathwayContext,
   type PathwayContext,
-} from '../context.js'
-import { copyWith, hasOwn, isRecord, items, read } from '../input.js'
+} from '../pathway/context.js'
+import { copyWith, hasOwn, isRecord, items, read } from '../common/input.js'
 
 /**
  * A copy of the caller's header object with the pathway header set (replacing one forwarded from

@@ -14,16 +14,16 @@
  *   as the consumer's COMMIT_OFFSETS event: `kafka_commit` backlogs. (The confluent consumer has
  *   no events: confluent.ts reads its internal client's.)
  */
-import type { PathwayContext } from '../context.js'
-import type { CheckpointNode, DataStreams } from '../data-streams.js'
+import type { PathwayContext } from '../pathway/context.js'
+import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
 import { PATHWAY_HEADER_BYTES, TopicNodes, messageSize } from './edges.js'
 import { messageWithHeaders, pathwayFromHeaders, pathwayHeaderBytes, withPathwayHeader } from './headers.js'
 import { headerInjectionOn, headersRefused, isHeaderRejection } from './injection.js'
 import { fail } from './log.js'
 import { followResolvedOffsets } from './message-context.js'
-import { rememberMessageContext } from '../received-messages.js'
-import { copyOf, copyWith, isRecord, items, numberOf, read } from '../input.js'
+import { rememberMessageContext } from '../instrument/received-messages.js'
+import { copyOf, copyWith, isRecord, items, numberOf, read } from '../common/input.js'
 
 // Client objects are shapes of two libraries: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any

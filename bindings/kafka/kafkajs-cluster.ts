@@ -3,7 +3,7 @@
  * pathwise catches it as `Kafka#producer` and `Kafka#consumer` create it, and reads the id from
  * its metadata, so that kafkajs checkpoints and backlogs carry `kafka_cluster_id`.
  */
-import type { DataStreams } from '../data-streams.js'
+import type { DataStreams } from '../api/data-streams.js'
 import type { ProducerHooks } from './kafkajs-api.js'
 import { setHeaderInjection } from './injection.js'
 import { fail } from './log.js'

@@ -3,7 +3,7 @@
  * every client (the automatic mode) hand out producers and consumers with the wrappers of
  * kafkajs-api.ts, and with the cluster kafkajs-cluster.ts catches.
  */
-import type { DataStreams } from '../data-streams.js'
+import type { DataStreams } from '../api/data-streams.js'
 import { undoAll, withOffSwitch, wrapMethod, type Instrumentation } from '../instrument/instrumentation.js'
 import { claim } from './claims.js'
 import { injectionOption, setHeaderInjection, type KafkaInstrumentOptions } from './injection.js'
@@ -11,7 +11,7 @@ import { trackCommits, wrapProducer, wrapRun, wrapTransactions, type ConsumerHoo
 import { clusterIdOf, createCatchingCluster, producerHooks } from './kafkajs-cluster.js'
 import { fail } from './log.js'
 import { trackFetchedWatermarks } from './watermarks.js'
-import { classPrototype, read } from '../input.js'
+import { classPrototype, read } from '../common/input.js'
 
 // Client objects are kafkajs's shapes: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any

@@ -1,6 +1,6 @@
 /** Where the Kafka instrumentations report trouble: once per kind, and the user's call goes on. */
-import { createLogger } from '../export/logger.js'
-import { errorText } from '../input.js'
+import { createLogger } from '../common/logger.js'
+import { errorText } from '../common/input.js'
 
 export const log = createLogger(false)
 

@@ -19,9 +19,9 @@
  * batches that mix pathways.
  *
  */
-import type { PathwayContext } from '../context.js'
-import type { DataStreams } from '../data-streams.js'
-import { numberOf, read } from '../input.js'
+import type { PathwayContext } from '../pathway/context.js'
+import type { DataStreams } from '../api/data-streams.js'
+import { numberOf, read } from '../common/input.js'
 
 /**
  * The eachBatch rule: what a `resolveOffset(offset)` call does after the client's own. Messages

@@ -19,8 +19,8 @@
  * The KafkaJS-compatible API drives internal clients of these same classes; confluent.ts marks
  * them, and the wrappers here leave them alone.
  */
-import { encodePathwayContext, type PathwayContext } from '../context.js'
-import type { DataStreams } from '../data-streams.js'
+import { encodePathwayContext, type PathwayContext } from '../pathway/context.js'
+import type { DataStreams } from '../api/data-streams.js'
 import { undoAll, wrapMethod } from '../instrument/instrumentation.js'
 import { PATHWAY_HEADER_BYTES, TopicNodes, bytesOf, headerListSize } from './edges.js'
 import { headerListWithPathway, pathwayFromHeaderList } from './headers.js'
@@ -28,8 +28,8 @@ import { headerInjectionOn, headersRefused, isHeaderRejection, setHeaderInjectio
 import { isClaimed } from './claims.js'
 import { trackCommittedWatermarks } from './watermarks.js'
 import { fail, log } from './log.js'
-import { contextOf, rememberMessageContext } from '../received-messages.js'
-import { classPrototype, items, numberOf, read } from '../input.js'
+import { contextOf, rememberMessageContext } from '../instrument/received-messages.js'
+import { classPrototype, items, numberOf, read } from '../common/input.js'
 
 // Client objects are shapes of the binding: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any

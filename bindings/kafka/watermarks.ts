@@ -13,8 +13,8 @@
  *   every fetch, read locally with no broker request). It is what the KafkaJS API's eachBatch
  *   shows as `batch.highWatermark`; its eachMessage has no batch.
  */
-import type { DataStreams } from '../data-streams.js'
-import { items, read } from '../input.js'
+import type { DataStreams } from '../api/data-streams.js'
+import { items, read } from '../common/input.js'
 import type { ConsumerHooks } from './kafkajs-api.js'
 import { fail } from './log.js'
 

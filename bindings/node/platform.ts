@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { PathwayContext } from '../context.js'
-import type { ContextStore, Platform } from '../data-streams.js'
+import type { PathwayContext } from '../pathway/context.js'
+import type { ContextStore, Platform } from '../api/data-streams.js'
 import { nodeTransport } from '../export/node-transport.js'
 import { hold } from '../export/unref.js'
 import { processTags } from './process-tags.js'

@@ -1,4 +1,4 @@
 /** `node -r pathwise/register app.js`: with DD_DATA_STREAMS_ENABLED=true, instruments the clients the app requires. */
-import { enableAutoInstrumentation } from '../instrument/auto.js'
+import { enableAutoInstrumentation } from './auto.js'
 
 enableAutoInstrumentation()

@@ -4,7 +4,7 @@
  */
 import { register } from 'node:module'
 import { Hook as ImportHook, createAddHookMessageChannel } from 'import-in-the-middle'
-import { enableAutoInstrumentation } from '../instrument/auto.js'
+import { enableAutoInstrumentation } from './auto.js'
 
 let hooked: Promise<void> | undefined
 // Called only when the automatic mode's configuration turns DSM on.

@@ -5,7 +5,7 @@
  * is pending, and the process must exit by itself.
  */
 import { AgentExporter } from '../../bindings/export/exporter.js'
-import { createLogger } from '../../bindings/export/logger.js'
+import { createLogger } from '../../bindings/common/logger.js'
 import { nodeTransport } from '../../bindings/export/node-transport.js'
 import { encodeStatsPayload } from '../../bindings/export/payload.js'
 

@@ -1,4 +1,4 @@
-import type { ExportBucket } from './export/payload.js'
+import type { ExportBucket } from '../export/payload.js'
 
 /**
  * Transaction tracking, as dd-trace-js 6.21's `trackTransaction` (datastreams/processor.js) and

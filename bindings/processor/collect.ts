@@ -1,6 +1,6 @@
-import type { Backlog } from '../backlogs.js'
+import type { Backlog } from './backlogs.js'
 import type { DrainedBucket } from '../core/types.js'
-import type { ExportBucket } from './payload.js'
+import type { ExportBucket } from '../export/payload.js'
 
 /**
  * What one flush sends: the core's drained points, with the edge tags of their nodes, and the

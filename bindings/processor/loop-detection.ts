@@ -1,4 +1,4 @@
-import { Direction, type PathwayContext } from './context.js'
+import { Direction, type PathwayContext } from '../pathway/context.js'
 
 /**
  * Where a checkpoint hangs off its parent, loop detection included (`hangOff` fills it): one

@@ -5,8 +5,8 @@
  * whose header values forbid the NUL and line-break bytes a context may hold.
  */
 import { PATHWAY_KEY, decodePathwayContext, encodePathwayContext, type PathwayContext } from './context.js'
-import { createLogger } from './export/logger.js'
-import { errorText, read } from './input.js'
+import { createLogger } from '../common/logger.js'
+import { errorText, read } from '../common/input.js'
 
 const log = createLogger(false)
 

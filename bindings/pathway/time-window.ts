@@ -5,7 +5,7 @@
  * rather than turning a bogus start into an absurd latency.
  */
 
-import { nowMs } from './clock.js'
+import { nowMs } from '../common/clock.js'
 
 /** 2000-01-01T00:00:00Z: no pathway of a running system starts before this. */
 export const MIN_TIME_MS = 946_684_800_000

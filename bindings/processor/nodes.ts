@@ -1,8 +1,8 @@
-import { nowMs } from './clock.js'
-import { Direction } from './context.js'
-import { BUCKET_MS } from './core/constants.js'
-import type { Core } from './core/types.js'
-import type { CheckpointNode } from './data-streams.js'
+import { nowMs } from '../common/clock.js'
+import { Direction } from '../pathway/context.js'
+import { BUCKET_MS } from '../core/constants.js'
+import type { Core } from '../core/types.js'
+import type { CheckpointNode } from '../api/data-streams.js'
 
 /** A node prepared by one cache; `live` turns false when the cache forgets it (then it is prepared again on use). */
 export class PreparedNode implements CheckpointNode {

@@ -1,5 +1,5 @@
-import { read } from '../input.js'
-import type { Core, CoreOptions } from './types.js'
+import { read } from '../common/input.js'
+import type { Core, CoreOptions } from '../core/types.js'
 import { TsCore } from '../ts/core.js'
 import { createWasmCore } from '../wasm/core.js'
 

@@ -1,4 +1,4 @@
-import type { CheckpointNode } from './data-streams.js'
+import type { CheckpointNode } from '../api/data-streams.js'
 
 /** Most keys a transport's cache holds before it starts over: enough for every topic of a real client. */
 export const MAX_TRANSPORT_KEYS = 1000

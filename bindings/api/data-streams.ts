@@ -1,9 +1,9 @@
 import { resolveConfig, type Env } from './config.js'
-import type { Backend } from './core/types.js'
-import type { Direction, PathwayContext } from './context.js'
-import { DisabledDataStreams } from './disabled.js'
-import type { Transport } from './export/exporter.js'
-import { DataStreamsProcessor } from './processor.js'
+import type { Backend } from '../core/types.js'
+import type { Direction, PathwayContext } from '../pathway/context.js'
+import { DisabledDataStreams } from '../processor/disabled.js'
+import type { Transport } from '../export/exporter.js'
+import { DataStreamsProcessor } from '../processor/processor.js'
 
 /**
  * The DataStreams API: what every build (Node, edge) gives its users, what a runtime provides

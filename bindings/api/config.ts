@@ -1,5 +1,5 @@
-import type { Backend } from './core/types.js'
-import { MAX_TAG_LENGTH, read } from './input.js'
+import type { Backend } from '../core/types.js'
+import { MAX_TAG_LENGTH, read } from '../common/input.js'
 
 /** Options of `createDataStreams`; each falls back to the Datadog environment variable users already set. */
 export interface DataStreamsOptions {

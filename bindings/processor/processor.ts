@@ -1,8 +1,8 @@
 import { Backlogs } from './backlogs.js'
-import { nowMs } from './clock.js'
-import type { InstrumentationSettings, ResolvedConfig } from './config.js'
-import { BUCKET_MS } from './core/constants.js'
-import { createCore } from './core/create.js'
+import { nowMs } from '../common/clock.js'
+import type { InstrumentationSettings, ResolvedConfig } from '../api/config.js'
+import { BUCKET_MS } from '../core/constants.js'
+import { createCore } from './create-core.js'
 import {
   BATCH_CAPACITY,
   BATCH_EDGE_LATENCY,
@@ -14,20 +14,20 @@ import {
   BATCH_PATHWAY_LATENCY,
   BATCH_PAYLOAD,
   BATCH_STRIDE,
-} from './core/layout.js'
-import type { Backend, Core } from './core/types.js'
-import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from './context.js'
-import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from './data-streams.js'
-import { collectBuckets } from './export/collect.js'
-import { AgentExporter } from './export/exporter.js'
-import { createLogger, type OnceLogger } from './export/logger.js'
-import { encodeStatsPayload, PRODUCT_DSM, type ExportBucket } from './export/payload.js'
-import { batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from './input.js'
+} from '../core/layout.js'
+import type { Backend, Core } from '../core/types.js'
+import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from '../pathway/context.js'
+import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from '../api/data-streams.js'
+import { collectBuckets } from './collect.js'
+import { AgentExporter } from '../export/exporter.js'
+import { createLogger, type OnceLogger } from '../common/logger.js'
+import { encodeStatsPayload, PRODUCT_DSM, type ExportBucket } from '../export/payload.js'
+import { batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
 import { hangOff, hop } from './loop-detection.js'
 import { NodeCache, PreparedNode } from './nodes.js'
-import { isSaneTime } from './time-window.js'
+import { isSaneTime } from '../pathway/time-window.js'
 import { TransactionLog, withTransactions } from './transactions.js'
-import { VERSION } from './version.js'
+import { VERSION } from '../api/version.js'
 
 /** Slots per record of `batchRest`: pathway start, the opposite hash's halves, the opposite edge start. */
 const REST_STRIDE = 4

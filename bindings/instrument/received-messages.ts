@@ -30,9 +30,9 @@
  * handler, to each other's messages.)
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { PathwayContext } from './context.js'
-import type { DataStreams } from './data-streams.js'
-import { read } from './input.js'
+import type { PathwayContext } from '../pathway/context.js'
+import type { DataStreams } from '../api/data-streams.js'
+import { read } from '../common/input.js'
 
 /** A receive's context, and the context that was current when the receive began. */
 interface Received {

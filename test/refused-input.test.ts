@@ -16,7 +16,7 @@ import {
   extractPathwayContext,
   type DataStreams,
 } from '../bindings/index.js'
-import { MAX_AHEAD_MS, MIN_TIME_MS } from '../bindings/time-window.js'
+import { MAX_AHEAD_MS, MIN_TIME_MS } from '../bindings/pathway/time-window.js'
 import { startAgent, type DecodedPoint, type TestAgent } from './helpers/agent-server.js'
 import { decodeSketch } from './helpers/sketches.js'
 

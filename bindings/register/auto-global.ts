@@ -1,4 +1,4 @@
-import type { DataStreams } from '../data-streams.js'
+import type { DataStreams } from '../api/data-streams.js'
 
 export interface AutoInstrumentation {
   readonly dsm: DataStreams

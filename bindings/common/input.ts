@@ -6,8 +6,8 @@
  * caller of these functions: the API counts it and returns its contract's "nothing", a wrapper
  * hands the call on as it came. Runtime-neutral (the edge build uses it too).
  */
-import type { InstrumentationSettings } from './config.js'
-import type { DataStreams } from './data-streams.js'
+import type { InstrumentationSettings } from '../api/config.js'
+import type { DataStreams } from '../api/data-streams.js'
 
 /** Longest edge tag, in UTF-16 units: longer ones make the checkpoint refused (names are short in practice; this bounds memory and hashing). */
 export const MAX_TAG_LENGTH = 1024

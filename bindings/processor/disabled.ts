@@ -1,7 +1,7 @@
-import type { ResolvedConfig } from './config.js'
-import type { PathwayContext } from './context.js'
-import type { CheckpointNode, DataStreams, DataStreamsStats } from './data-streams.js'
-import { batchLength } from './input.js'
+import type { ResolvedConfig } from '../api/config.js'
+import type { PathwayContext } from '../pathway/context.js'
+import type { CheckpointNode, DataStreams, DataStreamsStats } from '../api/data-streams.js'
+import { batchLength } from '../common/input.js'
 
 /** With DSM off every call returns at once: no core, no timer, no memory. */
 export class DisabledDataStreams implements DataStreams {

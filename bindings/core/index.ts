@@ -1,9 +1,0 @@
-/**
- * `pathwise/core`: the cores themselves and the wire they feed, for benchmarks, tools and the
- * agent package (the bucket size and the payload codec are defined here once). Internals of the
- * DataStreams API, so kept off the main entry: their interface may change between minor versions.
- */
-export { createCore, type CreateCoreOptions } from './create.js'
-export type { Core, CoreOptions, Sketch, Backend, DrainedBucket, DrainedPoint } from './types.js'
-export { BUCKET_MS } from './constants.js'
-export { encodeStatsPayload, type ExportBacklog, type ExportBucket, type ExportPoint, type PayloadMeta } from '../export/payload.js'
