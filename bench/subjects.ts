@@ -5,7 +5,8 @@
  */
 import { gzipSync } from 'node:zlib'
 import type { Backend } from '../bindings/core/types.js'
-import { createDataStreamsFor, type DataStreams } from '../bindings/api/data-streams.js'
+import type { DataStreams } from '../bindings/api/data-streams.js'
+import { createDataStreamsFor } from '../bindings/processor/create.js'
 import type { Transport } from '../bindings/export/exporter.js'
 import { nodePlatform } from '../bindings/node/platform.js'
 

@@ -6,7 +6,8 @@
  * (`ctx.waitUntil(dsm.flush())`), since an edge isolate may be frozen between requests.
  */
 import type { DataStreamsOptions, Env } from './api/config.js'
-import { createDataStreamsFor, type ContextStore, type DataStreams } from './api/data-streams.js'
+import type { ContextStore, DataStreams } from './api/data-streams.js'
+import { createDataStreamsFor } from './processor/create.js'
 import { compiledModule } from './processor/create-core.js'
 import { fetchTransport } from './export/fetch-transport.js'
 import { hold } from './export/unref.js'

@@ -1,6 +1,7 @@
 /** pathwise for Node.js: the DataStreams API with AsyncLocalStorage context and export over node:http. */
 import type { DataStreamsOptions } from './api/config.js'
-import { createDataStreamsFor, type DataStreams } from './api/data-streams.js'
+import type { DataStreams } from './api/data-streams.js'
+import { createDataStreamsFor } from './processor/create.js'
 import { nodePlatform } from './node/platform.js'
 
 export function createDataStreams(options: DataStreamsOptions = {}): DataStreams {

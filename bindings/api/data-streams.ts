@@ -1,13 +1,11 @@
-import { resolveConfig, type Env } from './config.js'
+import type { Env } from './config.js'
 import type { Backend } from '../core/types.js'
 import type { Direction, PathwayContext } from '../pathway/context.js'
-import { DisabledDataStreams } from '../processor/disabled.js'
 import type { Transport } from '../export/exporter.js'
-import { DataStreamsProcessor } from '../processor/processor.js'
 
 /**
- * The DataStreams API: what every build (Node, edge) gives its users, what a runtime provides
- * (`Platform`), and the factory that picks the processor or its disabled twin.
+ * The DataStreams API: what every build (Node, edge) gives its users and what a runtime provides
+ * (`Platform`). Types only: the factory is processor/create.ts.
  */
 
 /** Where the context of the message being handled lives: AsyncLocalStorage in Node, nothing on the edge. */
@@ -122,10 +120,4 @@ export interface DataStreamsStats {
   readonly droppedBacklogs: number
   /** trackTransaction calls dropped: a 255th checkpoint name, or a bucket's records past their cap (bindings/transactions.ts). */
   readonly droppedTransactions: number
-}
-
-/** Never throws, whatever `options` is: what cannot be used falls back to the environment, then the defaults. */
-export function createDataStreamsFor(options: unknown, platform: Platform, defaults?: { flushIntervalMs?: number }): DataStreams {
-  const config = resolveConfig(options, platform.env, defaults)
-  return config.enabled ? new DataStreamsProcessor(config, platform) : new DisabledDataStreams(config)
 }
