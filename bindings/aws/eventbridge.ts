@@ -17,7 +17,8 @@ import { planJsonInjection, type JsonInjection } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { parentForSend } from '../instrument/received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, nonEmptyText, read } from '../common/input.js'
+import { copyWith, items, nonEmptyText, read } from '../common/input.js'
+import { enabledDataStreams } from '../instrument/settings.js'
 
 /**
  * The most a PutEvents request's entries may weigh together, as EventBridge counts them (its

@@ -21,7 +21,8 @@ import { planJsonInjection, readJsonContext } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../instrument/received-messages.js'
 import { bytesOf } from './size.js'
-import { copyWith, enabledDataStreams, items, nonEmptyText, read, settingsOf } from '../common/input.js'
+import { copyWith, items, nonEmptyText, read } from '../common/input.js'
+import { enabledDataStreams, settingsOf } from '../instrument/settings.js'
 
 export interface PathwiseKinesisOptions {
   /**

@@ -17,7 +17,8 @@ import { DATADOG_KEY, isPlainObject, readCarrier } from './carrier.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { planAttributeCarrier, sendWithContext, withoutCarrier, type AttributePlan, type AttributeService } from './message-attributes.js'
 import { parentForSend } from '../instrument/received-messages.js'
-import { copyWith, enabledDataStreams, items, nonEmptyText, read } from '../common/input.js'
+import { copyWith, items, nonEmptyText, read } from '../common/input.js'
+import { enabledDataStreams } from '../instrument/settings.js'
 
 /**
  * The largest SNS message (body and attributes), which is also the most a PublishBatch may carry

@@ -6,9 +6,6 @@
  * caller of these functions: the API counts it and returns its contract's "nothing", a wrapper
  * hands the call on as it came. Runtime-neutral (the edge build uses it too).
  */
-import type { InstrumentationSettings } from '../api/config.js'
-import type { DataStreams } from '../api/data-streams.js'
-
 /** Longest edge tag, in UTF-16 units: longer ones make the checkpoint refused (names are short in practice; this bounds memory and hashing). */
 export const MAX_TAG_LENGTH = 1024
 /** Most edge tags on one checkpoint. */
@@ -196,26 +193,4 @@ export function errorText(err: unknown): string {
   if (typeof message === 'string') return message
   // An object's own conversion is its code, which may throw or take minutes: not run.
   return err !== null && (typeof err === 'object' || typeof err === 'function') ? `a thrown ${typeof err}` : String(err)
-}
-
-/**
- * The DataStreams a wrapper was handed, if it is an enabled one; null for anything else, and then
- * nothing is instrumented. Its other methods are called under the wrappers' guards; runWithContext
- * is not (it runs the application's handler), so it must be there.
- */
-export function enabledDataStreams(dsm: unknown): DataStreams | null {
-  return read(dsm, 'enabled') === true && typeof read(dsm, 'runWithContext') === 'function' ? (dsm as DataStreams) : null
-}
-
-/**
- * The settings of a DataStreams an instrumentation was handed (its `settings`); the defaults for
- * one that has none (a copy of pathwise from before them, another implementation).
- */
-export function settingsOf(dsm: unknown): InstrumentationSettings {
-  const settings = read(dsm, 'settings')
-  return {
-    debug: read(settings, 'debug') === true,
-    kafkaHeaderInjection: read(settings, 'kafkaHeaderInjection') !== false,
-    kinesisJsonContext: read(settings, 'kinesisJsonContext') === true,
-  }
 }

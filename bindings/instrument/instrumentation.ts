@@ -1,5 +1,6 @@
 import type { DataStreams } from '../api/data-streams.js'
-import { enabledDataStreams, read } from '../common/input.js'
+import { read } from '../common/input.js'
+import { enabledDataStreams } from './settings.js'
 
 /**
  * Automatic instrumentation of one npm module: `patch` changes the module's exports in place

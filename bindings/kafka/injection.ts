@@ -6,7 +6,8 @@
  * The switch is process-wide (a global symbol), so that the automatic mode's copy of pathwise
  * and the application's see the same one.
  */
-import { read, settingsOf } from '../common/input.js'
+import { read } from '../common/input.js'
+import { settingsOf } from '../instrument/settings.js'
 import { log } from './log.js'
 
 const OFF = Symbol.for('pathwise.kafka.headerInjectionOff')

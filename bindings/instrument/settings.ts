@@ -1,0 +1,26 @@
+/** What an instrumentation reads of the DataStreams it is handed: whether it is an enabled one, and its settings. */
+import type { InstrumentationSettings } from '../api/config.js'
+import type { DataStreams } from '../api/data-streams.js'
+import { read } from '../common/input.js'
+
+/**
+ * The DataStreams a wrapper was handed, if it is an enabled one; null for anything else, and then
+ * nothing is instrumented. Its other methods are called under the wrappers' guards; runWithContext
+ * is not (it runs the application's handler), so it must be there.
+ */
+export function enabledDataStreams(dsm: unknown): DataStreams | null {
+  return read(dsm, 'enabled') === true && typeof read(dsm, 'runWithContext') === 'function' ? (dsm as DataStreams) : null
+}
+
+/**
+ * The settings of a DataStreams an instrumentation was handed (its `settings`); the defaults for
+ * one that has none (a copy of pathwise from before them, another implementation).
+ */
+export function settingsOf(dsm: unknown): InstrumentationSettings {
+  const settings = read(dsm, 'settings')
+  return {
+    debug: read(settings, 'debug') === true,
+    kafkaHeaderInjection: read(settings, 'kafkaHeaderInjection') !== false,
+    kinesisJsonContext: read(settings, 'kinesisJsonContext') === true,
+  }
+}
