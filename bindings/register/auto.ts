@@ -1,5 +1,6 @@
 import { Hook as RequireHook } from 'require-in-the-middle'
-import { createDataStreams } from '../index.js'
+import { createDataStreamsFor } from '../processor/create.js'
+import { nodePlatform } from '../node/platform.js'
 import { kafkajsInstrumentation } from '../kafka/kafkajs.js'
 import { confluentInstrumentation } from '../kafka/confluent.js'
 import { sqsInstrumentation } from '../aws/sqs.js'
@@ -37,7 +38,7 @@ type HookFactory = (modules: string[], onModule: OnModule) => ModuleHook
 export function enableAutoInstrumentation(esmHook?: HookFactory): AutoInstrumentation | undefined {
   const existing = autoInstrumentation()
   if (existing !== undefined) return existing
-  const dsm = createDataStreams()
+  const dsm = createDataStreamsFor({}, nodePlatform())
   if (!dsm.enabled) return undefined
 
   const undos: (() => void)[] = []
