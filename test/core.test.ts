@@ -1,6 +1,6 @@
 /**
  * The one core suite, run on both backends: hashing, DDSketch, aggregation.
- * (Bit-for-bit parity between the backends on random inputs: wasm-parity.test.ts.)
+ * (Bit-for-bit parity between the backends on random inputs: core-parity.test.ts.)
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'

@@ -118,6 +118,6 @@ export interface DataStreamsStats {
   readonly unconfirmedPayloads: number
   /** Kafka offsets dropped because a bucket already held MAX_BACKLOGS_PER_BUCKET backlog keys. */
   readonly droppedBacklogs: number
-  /** trackTransaction calls dropped: a 255th checkpoint name, or a bucket's records past their cap (bindings/transactions.ts). */
+  /** trackTransaction calls dropped: a 255th checkpoint name, or a bucket's records past their cap (processor/transactions.ts). */
   readonly droppedTransactions: number
 }

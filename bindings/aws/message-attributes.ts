@@ -41,7 +41,7 @@ export interface AttributePlan {
   write: ((encoded: string) => unknown) | null
 }
 
-/** How `entry` (a message to send to `name`) carries the context. Reads the entry only through bindings/input.ts. */
+/** How `entry` (a message to send to `name`) carries the context. Reads the entry only through bindings/common/input.ts. */
 export function planAttributeCarrier(entry: object, service: AttributeService, name: string): AttributePlan {
   const attributes = read(entry, 'MessageAttributes')
   const existing = read(attributes, DATADOG_KEY)

@@ -29,7 +29,7 @@ export interface ExportBucket {
   bucket: number
   points: ExportPoint[]
   backlogs: ExportBacklog[]
-  /** Transaction records and the checkpoint names registered so far, in their wire form (bindings/transactions.ts). */
+  /** Transaction records and the checkpoint names registered so far, in their wire form (bindings/processor/transactions.ts). */
   transactions?: { records: Uint8Array; checkpointIds: Uint8Array }
 }
 

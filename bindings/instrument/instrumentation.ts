@@ -8,7 +8,7 @@ import { enabledDataStreams } from './settings.js'
  */
 export interface Instrumentation {
   readonly module: string
-  /** The versions it patches (`>=a <b`, the optional peer dependency's range): others are left alone (supported-versions.ts). */
+  /** The versions it patches (`>=a <b`, the optional peer dependency's range): others are left alone (register/supported-versions.ts). */
   readonly supportedVersions: string
   patch(exports: unknown, dsm: DataStreams): () => void
 }

@@ -2,7 +2,7 @@
  * Whether pathwise adds its header to a producer's messages. On by default; off per producer
  * (`setHeaderInjection(producer, false)`, or the instrument functions' `injectHeaders: false`),
  * for every producer of a DataStreams configured with DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false
- * (dd-trace-java's name for it; config.ts reads it), and automatically for a producer whose broker refused a record because of its headers.
+ * (dd-trace-java's name for it; api/config.ts reads it), and automatically for a producer whose broker refused a record because of its headers.
  * The switch is process-wide (a global symbol), so that the automatic mode's copy of pathwise
  * and the application's see the same one.
  */

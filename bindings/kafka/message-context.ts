@@ -11,7 +11,7 @@
  *   each produce to its message i.
  * - a node-rdkafka-style `consume(n, callback)`: the first message's context, for the callback.
  * - anywhere else (a message queued and handled later), and for messages handled concurrently:
- *   `withMessageContext(dsm, message, fn)` (bindings/received-messages.ts) runs fn with the
+ *   `withMessageContext(dsm, message, fn)` (bindings/instrument/received-messages.ts) runs fn with the
  *   context of that message (one pathwise did not see makes fn start new pathways).
  *
  * When every message of a batch came the same way, they all have the same pathway hash, so the
