@@ -1,3 +1,8 @@
+/**
+ * The export path (bindings/export/): encodeStatsPayload read back by a test Agent (every field,
+ * hashes over the full uint64 range), AgentExporter's sends, retries, bounded queue and warnings,
+ * the Node and fetch transports against hanging and refusing Agents, and the logger's warnOnce.
+ */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'

@@ -1,3 +1,8 @@
+/**
+ * The test peers themselves (test/peers/), without pathwise: the librdkafka mock cluster (3 brokers,
+ * kafkajs and the confluent client produce and consume), fauxqs (SQS) and kinesis-local listen on
+ * 127.0.0.1 only and round-trip what the tests rely on, and no peer outlives the process that started it.
+ */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'

@@ -2,6 +2,7 @@
  * The validation layer and the time window, on both cores and on the edge build: each reproduction
  * of issue 11 (a hang, absurd latencies, one bad value costing a whole flush, unbounded nodes) as
  * a check, and every flush decoded by the agent's own intake and by Datadog's sketches-js.
+ * (That no call throws or hangs whatever it is handed: hostile-input.test.ts, property-based.)
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'

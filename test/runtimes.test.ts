@@ -1,3 +1,8 @@
+/**
+ * The edge runtimes the tests use (test/runtimes/harness.ts), without pathwise: workerd, Deno and
+ * Bun each serve test/runtimes/fixtures/smoke.js, run Wasm (or have none when started without it),
+ * gzip with CompressionStream and POST to a local Agent stand-in, and stop when told to.
+ */
 import assert from 'node:assert/strict'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
