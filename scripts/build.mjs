@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const force = process.argv.includes('--force')
-// `prepare` (npm pack, publish, a git install) builds the library alone: its package holds no agent.
+// `prepack` (npm pack) builds the library alone: its package holds no agent.
 const libraryOnly = process.argv.includes('--library')
 
 /** The newest modification time under these paths (files and folders, recursively); 0 if none exists. */

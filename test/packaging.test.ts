@@ -1,12 +1,13 @@
 /**
  * The library as a user gets it: `npm pack` of this checkout, installed with npm into a new project
  * outside the repository, then used from an ES module, from CommonJS, through both register
- * entries, from TypeScript under four module settings and through the `pathwise` bin; and the
- * files `npm publish` would upload.
+ * entries, from TypeScript under four module settings and through the `pathwise` bin; the
+ * manifest it ships (no development fields) and an install that prints no warning; and what
+ * `npm publish` would upload.
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -17,7 +18,8 @@ import { startAgent, type TestAgent } from './helpers/agent-server.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const fixtures = path.join(root, 'test/fixtures/packaging')
-const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+const manifestText = readFileSync(path.join(root, 'package.json'), 'utf8')
+const manifest = JSON.parse(manifestText) as {
   version: string
   main: string
   module: string
@@ -29,6 +31,11 @@ const manifest = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'
 const TSC = createRequire(import.meta.url).resolve('typescript/bin/tsc')
 const MAX_PACKAGES = 12
 const INSTALL_SCRIPTS = ['preinstall', 'install', 'postinstall']
+/** What only this repository's development uses (scripts/pack-manifest.mjs leaves them out of the tarball). */
+const DEVELOPMENT_ONLY = ['workspaces', 'scripts', 'devDependencies']
+/** The fields a user's npm, Node, TypeScript or bundler reads of an installed package. */
+const CONSUMER_FIELDS =
+  'name version description license type engines main module types exports files sideEffects dependencies bin peerDependencies peerDependenciesMeta'.split(' ')
 
 interface Run {
   command: string
@@ -73,7 +80,7 @@ async function succeed(command: string, args: string[], cwd: string, env?: Recor
   return r
 }
 
-/** The JSON `npm pack|publish --json` prints after `prepare`'s own output. */
+/** The JSON `npm pack|publish --json` prints after `prepack`'s own output. */
 const npmJson = (stdout: string) => stdout.slice(stdout.search(/^[[{]/m))
 
 interface Installed {
@@ -114,19 +121,26 @@ describe('the packed library, installed from its tarball into a new project', ()
   let agent: TestAgent
   /** The tarball's files, as `npm pack` listed them. */
   let packed: string[]
+  let tarball: string
+  /** What `npm install` of the tarball printed. */
+  let install: Run
+  /** package.json's modification time before `npm pack`. */
+  let manifestTime: number
 
   before(async () => {
     tmp = await mkdtemp(path.join(tmpdir(), 'pathwise-packaging-'))
     agent = await startAgent()
-    // runs `prepare`, the incremental build
+    manifestTime = statSync(path.join(root, 'package.json')).mtimeMs
+    // runs `prepack` (the incremental build, then the published manifest) and `postpack`
     const pack = await succeed('npm', ['pack', '--json', '--pack-destination', tmp], root)
     const [result] = JSON.parse(npmJson(pack.stdout)) as { filename: string; files: { path: string }[] }[]
     packed = result.files.map((f) => f.path).sort()
+    tarball = path.join(tmp, result.filename)
     project = path.join(tmp, 'project')
     await mkdir(project)
     await writeFile(path.join(project, 'package.json'), JSON.stringify({ name: 'packaging-app', private: true }))
     // scripts allowed: the install must show that none exists to run
-    await succeed('npm', ['install', path.join(tmp, result.filename), '--no-audit', '--no-fund'], project)
+    install = await succeed('npm', ['install', tarball, '--no-audit', '--no-fund'], project)
     for (const file of ['app.mjs', 'app.cjs']) await copyFile(path.join(fixtures, file), path.join(project, file))
   })
 
@@ -149,6 +163,26 @@ describe('the packed library, installed from its tarball into a new project', ()
     }
     assert.deepEqual(scripts, [], 'install scripts')
     assert.deepEqual(native, [], 'native addons (binding.gyp)')
+  })
+
+  test('the manifest shipped is package.json without its development fields, and npm pack leaves package.json as it was', async () => {
+    const shipped = JSON.parse(await readFile(path.join(project, 'node_modules/pathwise/package.json'), 'utf8')) as Record<string, unknown>
+    const development = Object.keys(shipped).filter((key) => DEVELOPMENT_ONLY.includes(key))
+    assert.deepEqual(development, [], 'workspaces, scripts (prepack among them) and devDependencies ("pathwise": "file:.") stay home')
+    const expected = Object.fromEntries(Object.entries(manifest).filter(([key]) => !DEVELOPMENT_ONLY.includes(key)))
+    assert.deepEqual(shipped, expected, 'every other field as in package.json')
+    assert.deepEqual(
+      Object.keys(shipped).filter((key) => !CONSUMER_FIELDS.includes(key)),
+      [],
+      'fields no user of the package reads',
+    )
+    assert.equal(readFileSync(path.join(root, 'package.json'), 'utf8'), manifestText, 'package.json restored byte for byte')
+    assert.equal(statSync(path.join(root, 'package.json')).mtimeMs, manifestTime, 'and with its time, which the build compares')
+  })
+
+  test('npm install of the tarball prints no warning (no lifecycle script for npm to hold back)', () => {
+    const warnings = `${install.stdout}\n${install.stderr}`.split('\n').filter((line) => /^npm warn/i.test(line))
+    assert.deepEqual(warnings, [], show(install))
   })
 
   // DSM on in every run: only the register entries may start the automatic instrumentation.
@@ -234,9 +268,9 @@ describe('the packed library, installed from its tarball into a new project', ()
     assert.equal(r.stdout, `${manifest.version}\n`, show(r))
   })
 
-  test('npm publish --dry-run uploads what the tarball holds: package.json, the README and dist/, every entry point among them', async () => {
+  test('npm publish --dry-run of the tarball uploads what it holds: package.json, the README and dist/, every entry point among them', async () => {
     // a dry run needs no login: npm only warns that publishing would
-    const r = await succeed('npm', ['publish', '--dry-run', '--json'], root)
+    const r = await succeed('npm', ['publish', '--dry-run', '--json', tarball], root)
     const files = ((JSON.parse(npmJson(r.stdout)) as Record<string, { files: { path: string }[] }>).pathwise?.files ?? []).map((f) => f.path).sort()
     assert.deepEqual(files, packed, 'publish and pack list the same files')
     const allowed = (file: string) => file === 'package.json' || file === 'README.md' || file.startsWith('LICENSE') || file.startsWith('dist/')
@@ -257,5 +291,12 @@ describe('the packed library, installed from its tarball into a new project', ()
       [],
       'main, module, types, exports and bin targets missing from the package',
     )
+  })
+
+  test('npm publish of the directory is refused, saying to publish the tarball (npm would send the development manifest)', async () => {
+    const r = await run('npm', ['publish', '--dry-run'], root)
+    assert.notEqual(r.code, 0, show(r))
+    assert.match(r.stderr, /publish the packed tarball/, show(r))
+    assert.equal(readFileSync(path.join(root, 'package.json'), 'utf8'), manifestText, 'package.json untouched')
   })
 })
