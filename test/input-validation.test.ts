@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { DEFAULT_LIMITS, decodePipelineStats } from '../agent/src/intake.js'
+import { DEFAULT_LIMITS, decodePipelineStats } from '../agent/src/intake/decode.js'
 import { createDataStreams as createEdge } from '../bindings/edge.js'
 import {
   PATHWAY_KEY,

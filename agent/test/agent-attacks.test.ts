@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { createGzip, gzipSync } from 'node:zlib'
 import { encode } from '@msgpack/msgpack'
 import { createDataStreams } from 'pathwise'
-import type { Summary } from '../src/api.js'
+import type { Summary } from '../src/views/api.js'
 import { pathwisePayload, postStats, STATS_HEADERS } from './helpers/agent-fixtures.js'
 
 /**

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { EdgeDetail, Summary } from '../src/api.js'
-import type { LagRow } from '../src/lag.js'
+import type { EdgeDetail, Summary } from '../src/views/api.js'
+import type { LagRow } from '../src/views/lag.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats, type BucketSpec } from './helpers/agent-fixtures.js'
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { EdgeDetail, Summary } from '../src/api.js'
+import type { EdgeDetail, Summary } from '../src/views/api.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats, type BucketSpec } from './helpers/agent-fixtures.js'
 import { latencies } from './helpers/agent-pipeline.js'

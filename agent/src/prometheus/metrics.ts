@@ -1,12 +1,12 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { Status } from './api.js'
-import type { IntakePayload, IntakePoint } from './intake.js'
-import { lagRows } from './lag.js'
-import { rangeOf } from './range.js'
-import type { Sketch } from './sketch.js'
-import type { Store } from './store.js'
-import { edgeInfo } from './tags.js'
+import type { Status } from '../views/api.js'
+import type { IntakePayload, IntakePoint } from '../intake/decode.js'
+import { lagRows } from '../views/lag.js'
+import { rangeOf } from '../model/range.js'
+import type { Sketch } from '../model/sketch.js'
+import type { Store } from '../model/store.js'
+import { edgeInfo } from '../model/tags.js'
 
 /**
  * `GET /metrics` in the Prometheus exposition format, written by prom-client: what Prometheus

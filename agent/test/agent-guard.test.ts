@@ -7,7 +7,7 @@ import { createRequire } from 'node:module'
 import { after, before, describe, test } from 'node:test'
 import { createDataStreams } from 'pathwise'
 import { chromium, type Browser } from 'playwright-core'
-import type { Summary } from '../src/api.js'
+import type { Summary } from '../src/views/api.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats, STATS_HEADERS } from './helpers/agent-fixtures.js'
 

@@ -1,7 +1,7 @@
-import { mergeCells, type Range } from './range.js'
-import { quantilesOf, type Quantiles } from './sketch.js'
-import type { Series, Store } from './store.js'
-import { queueRole } from './tags.js'
+import { mergeCells, type Range } from '../model/range.js'
+import { quantilesOf, type Quantiles } from '../model/sketch.js'
+import type { Series, Store } from '../model/store.js'
+import { queueRole } from '../model/tags.js'
 
 /**
  * The pipeline from the stats points. Edge tags give the hops: `direction:out, topic:T, type:X`

@@ -1,8 +1,8 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import type { IntakeBacklog, IntakeBucket, IntakePayload, IntakePoint } from './intake.js'
-import { emptySketch, type Sketch } from './sketch.js'
-import type { Store } from './store.js'
-import type { TransactionsWire } from './transaction-wire.js'
+import type { IntakeBacklog, IntakeBucket, IntakePayload, IntakePoint } from './decode.js'
+import { emptySketch, type Sketch } from '../model/sketch.js'
+import type { Store } from '../model/store.js'
+import type { TransactionsWire } from '../model/transaction-wire.js'
 
 /**
  * How a validated payload crosses from the decode worker to the main thread: two typed arrays,

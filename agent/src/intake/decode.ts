@@ -1,9 +1,9 @@
 import type { IncomingMessage } from 'node:http'
 import { gunzipSync } from 'node:zlib'
 import { Decoder, type DecoderOptions } from '@msgpack/msgpack'
-import { decodeSketch, emptySketch, SketchError, type Sketch } from './sketch.js'
-import { TransactionsWireWriter } from './transaction-wire.js'
-import { payloadSlices, WireTooLarge, WireWriter, type WirePayload } from './wire.js'
+import { decodeSketch, emptySketch, SketchError, type Sketch } from '../model/sketch.js'
+import { TransactionsWireWriter } from '../model/transaction-wire.js'
+import { payloadSlices, WireTooLarge, WireWriter, type WirePayload } from './transfer.js'
 
 /**
  * `POST /v0.1/pipeline_stats`: reading the body within limits, gunzip, msgpack and the schema of

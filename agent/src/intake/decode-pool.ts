@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os'
 import { Worker, type WorkerOptions } from 'node:worker_threads'
 import type { DecodeReply, DecodeRequest } from './decode-worker.js'
-import { IntakeError } from './intake.js'
-import type { WirePayload } from './wire.js'
+import { IntakeError } from './decode.js'
+import type { WirePayload } from './transfer.js'
 
 /**
  * Decoding off the main thread: gunzip, msgpack and the schema run in worker threads, so that the

@@ -1,9 +1,9 @@
 import { lagHistory, lagRows, type LagHistory, type LagRow } from './lag.js'
-import { mergeCells, rangeOf, type Range } from './range.js'
-import { quantilesOf, type Quantiles } from './sketch.js'
-import { BUCKET_MS, type Store } from './store.js'
-import type { ForwardStats } from './forward.js'
-import type { PersistenceStatus } from './persistence.js'
+import { mergeCells, rangeOf, type Range } from '../model/range.js'
+import { quantilesOf, type Quantiles } from '../model/sketch.js'
+import { BUCKET_MS, type Store } from '../model/store.js'
+import type { ForwardStats } from '../intake/forward.js'
+import type { PersistenceStatus } from '../model/persistence.js'
 import { collectEdges, pathways, topology, type EdgeView, type NodeView, type PathwayView } from './topology.js'
 
 /**
