@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { Worker, type WorkerOptions } from 'node:worker_threads'
 import type { DecodeReply, DecodeRequest } from './decode-worker.js'
-import { IntakeError } from './decode.js'
+import { IntakeError } from './body.js'
 import type { WirePayload } from './transfer.js'
 
 /**

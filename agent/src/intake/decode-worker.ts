@@ -1,6 +1,7 @@
 import { getHeapStatistics } from 'node:v8'
 import { parentPort } from 'node:worker_threads'
-import { decodeToWire, IntakeError } from './decode.js'
+import { IntakeError } from './body.js'
+import { decodeToWire } from './decode.js'
 import type { WirePayload } from './transfer.js'
 
 /** The decode worker's side of decode-pool.ts: one payload at a time, under the heap limit the pool gave it. */

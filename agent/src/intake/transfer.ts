@@ -1,5 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import type { IntakeBacklog, IntakeBucket, IntakePayload, IntakePoint } from './decode.js'
+import type { IntakeBacklog, IntakeBucket, IntakePayload, IntakePoint } from '../model/payload.js'
 import { emptySketch, type Sketch } from '../model/sketch.js'
 import type { Store } from '../model/store.js'
 import type { TransactionsWire } from '../model/transaction-wire.js'

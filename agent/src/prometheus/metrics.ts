@@ -1,7 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { Status } from '../views/api.js'
-import type { IntakePayload, IntakePoint } from '../intake/decode.js'
+import type { IntakePayload, IntakePoint } from '../model/payload.js'
 import { lagRows } from '../views/lag.js'
 import { rangeOf } from '../model/range.js'
 import type { Sketch } from '../model/sketch.js'
