@@ -159,9 +159,9 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     if (intakeInFlight >= MAX_INTAKE_IN_FLIGHT) throw new IntakeError('busy: too many payloads in progress, retry later', 503)
     intakeInFlight++
     try {
-      await decoder.decode(body, limits.maxDecompressedBytes, async (wire) => {
-        await ingestInSlices(store, wire, (slice) => metrics.observe(slice))
-        await transactions.ingest(wire.transactions)
+      await decoder.decode(body, limits.maxDecompressedBytes, async (transfer) => {
+        await ingestInSlices(store, transfer, (slice) => metrics.observe(slice))
+        await transactions.ingest(transfer.transactions)
       })
     } finally {
       intakeInFlight--

@@ -206,7 +206,7 @@ describe('the agent under attack', () => {
     assert.match(res.text, /^payload too costly to decode: over the decoder's heap limit/)
   })
 
-  test('points of 60 empty tags each (a byte a tag): refused with 413 before their wire form outgrows the payload', async () => {
+  test('points of 60 empty tags each (a byte a tag): refused with 413 before their transfer form outgrows the payload', async () => {
     const point = { Hash: 1, PathwayLatency: new Uint8Array(0), EdgeLatency: new Uint8Array(0), EdgeTags: Array(60).fill('') }
     const body = gzipSync(encode({ Service: 'tags', Stats: [{ Start: 0, Stats: Array(20_000).fill(point) }] }))
     const res = await survives(agent, 'tags', () => post(agent.url, body))

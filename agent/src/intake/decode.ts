@@ -4,7 +4,7 @@ import type { IntakePayload } from '../model/payload.js'
 import { decodeSketch, emptySketch, SketchError, type Sketch } from '../model/sketch.js'
 import { TransactionsWireWriter } from '../model/transaction-wire.js'
 import { IntakeError, type IntakeLimits } from './body.js'
-import { payloadSlices, WireTooLarge, WireWriter, type WirePayload } from './transfer.js'
+import { payloadSlices, TransferTooLarge, TransferWriter, type TransferPayload } from './transfer.js'
 
 /**
  * A `POST /v0.1/pipeline_stats` body, once read (body.ts): gunzip, msgpack and the schema of wire
@@ -14,7 +14,7 @@ import { payloadSlices, WireTooLarge, WireWriter, type WirePayload } from './tra
  * lists; Java may write a hash as a signed int64; dd-trace-js sends a produce backlog with no
  * offset as nil), strict on the types of everything the agent reads.
  *
- * Decoding (`decodeToWire`) runs in a worker thread (decode-pool.ts) and hands over a validated
+ * Decoding (`decodeToTransfer`) runs in a worker thread (decode-pool.ts) and hands over a validated
  * payload as flat typed arrays; `payloadSlices` turns those back into payloads for the store, a
  * slice at a time.
  */
@@ -37,11 +37,11 @@ const MAX_BINARY_BYTES = 8 * 1024 * 1024
 /** A payload has no extension types; msgpack's timestamp, the one standard one, takes 12 bytes at most. */
 const MAX_EXT_BYTES = 16
 /**
- * A decoded payload's wire form, per decompressed byte: a real one takes about 2 (a point of 38
+ * A decoded payload's transfer form, per decompressed byte: a real one takes about 2 (a point of 38
  * bytes or more takes 88, a sketch bin of 8 takes 16), one of empty tags up to 16.
  */
-const MAX_WIRE_RATIO = 4
-const MIN_WIRE_BYTES = 1024 * 1024
+const MAX_TRANSFER_RATIO = 4
+const MIN_TRANSFER_BYTES = 1024 * 1024
 
 /**
  * The msgpack decoder's limits for a payload of `size` bytes, decompressed. The decoder allocates an
@@ -65,7 +65,7 @@ export function decoderLimits(size: number): DecoderOptions {
 }
 
 /** Gunzip, msgpack and schema of a body: what the decode worker runs. Throws IntakeError for a payload to refuse. */
-export function decodeToWire(body: Uint8Array, maxDecompressedBytes: number): WirePayload {
+export function decodeToTransfer(body: Uint8Array, maxDecompressedBytes: number): TransferPayload {
   if (body.length === 0) throw new IntakeError('empty body')
   const raw = gunzipLimited(body, maxDecompressedBytes)
   let decoded: unknown
@@ -75,17 +75,17 @@ export function decodeToWire(body: Uint8Array, maxDecompressedBytes: number): Wi
     throw new IntakeError(`bad msgpack: ${oneLine((err as Error).message)}`)
   }
   try {
-    return wireOf(decoded, new WireWriter(Math.max(MIN_WIRE_BYTES, MAX_WIRE_RATIO * raw.length)))
+    return transferOf(decoded, new TransferWriter(Math.max(MIN_TRANSFER_BYTES, MAX_TRANSFER_RATIO * raw.length)))
   } catch (err) {
     if (err instanceof SketchError) throw new IntakeError(`wrong schema: ${err.message}`)
-    if (err instanceof WireTooLarge) throw new IntakeError(`payload too costly to decode: over ${MAX_WIRE_RATIO} times its decompressed size`, 413)
+    if (err instanceof TransferTooLarge) throw new IntakeError(`payload too costly to decode: over ${MAX_TRANSFER_RATIO} times its decompressed size`, 413)
     throw err
   }
 }
 
 /** Decodes a body in this thread, all at once: for tools and tests (the agent decodes in its worker). */
 export async function decodePipelineStats(body: Uint8Array, limits: IntakeLimits): Promise<IntakePayload> {
-  const [payload] = payloadSlices(decodeToWire(body, limits.maxDecompressedBytes), Infinity)
+  const [payload] = payloadSlices(decodeToTransfer(body, limits.maxDecompressedBytes), Infinity)
   return payload
 }
 
@@ -188,7 +188,7 @@ function sketchAt(o: Obj, key: string, path: string, required: boolean): Sketch 
   }
 }
 
-function wireOf(v: unknown, out: WireWriter): WirePayload {
+function transferOf(v: unknown, out: TransferWriter): TransferPayload {
   const o = mapAt(v, 'payload')
   const transactions = new TransactionsWireWriter()
   listAt(o, 'Stats', '', true).forEach((b, i) => bucketOf(b, `Stats[${i}].`, out, transactions))
@@ -203,7 +203,7 @@ function wireOf(v: unknown, out: WireWriter): WirePayload {
   }
 }
 
-function bucketOf(v: unknown, path: string, out: WireWriter, transactions: TransactionsWireWriter): void {
+function bucketOf(v: unknown, path: string, out: TransferWriter, transactions: TransactionsWireWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const start = o.Start
   let startNs: bigint
@@ -218,7 +218,7 @@ function bucketOf(v: unknown, path: string, out: WireWriter, transactions: Trans
   transactions.bucket(o.Transactions, o.TransactionCheckpointIds)
 }
 
-function pointOf(v: unknown, path: string, out: WireWriter): void {
+function pointOf(v: unknown, path: string, out: TransferWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const hash = hashAt(o, 'Hash', path, true)
   const parent = hashAt(o, 'ParentHash', path, false)
@@ -228,7 +228,7 @@ function pointOf(v: unknown, path: string, out: WireWriter): void {
 }
 
 /** A backlog, skipped when its offset is nil or negative (Kafka's "no offset"). */
-function backlogOf(v: unknown, path: string, out: WireWriter): void {
+function backlogOf(v: unknown, path: string, out: TransferWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const tags = stringsAt(o, 'Tags', path)
   const raw = o.Value
