@@ -214,7 +214,7 @@ function bucketOf(v: unknown, path: string, out: TransferWriter, transactions: T
   listAt(o, 'Stats', path, false).forEach((p, i) => pointOf(p, `${path}Stats[${i}].`, out))
   out.backlogs()
   listAt(o, 'Backlogs', path, false).forEach((b, i) => backlogOf(b, `${path}Backlogs[${i}].`, out))
-  // Read on the main thread (transaction-wire.ts), where malformed bytes cost only themselves.
+  // Read on the main thread (model/transaction-wire.ts), where malformed bytes cost only themselves.
   transactions.bucket(o.Transactions, o.TransactionCheckpointIds)
 }
 

@@ -10,7 +10,7 @@ import { edgeInfo } from '../model/tags.js'
 
 /**
  * `GET /metrics` in the Prometheus exposition format, written by prom-client: what Prometheus
- * scrapes so that one view can draw the map of a fleet of agents (prometheus-source.ts).
+ * scrapes so that one view can draw the map of a fleet of agents (fleet.ts).
  *
  * Per stats point series (a service's pathway hash and parent hash with its edge tags), three
  * histograms count everything the agent received since it started: edge latency, end-to-end

@@ -41,7 +41,7 @@ export interface Status {
 export interface ApiContext {
   store: Store
   status(): Status
-  /** Where /api/edge reads an edge's buckets and lag history, when not from `store` (the fleet view's, prometheus-source.ts). */
+  /** Where /api/edge reads an edge's buckets and lag history, when not from `store` (the fleet view's, prometheus/fleet.ts). */
   history?: Store
 }
 
@@ -58,7 +58,7 @@ export interface Summary {
 export interface EdgeDetail {
   now: number
   edge: EdgeView
-  /** One entry per bucket of the window that holds data for the edge, oldest first; `filling`: not settled yet (see range.ts). */
+  /** One entry per bucket of the window that holds data for the edge, oldest first; `filling`: not settled yet (see model/range.ts). */
   buckets: Array<{ start: number; count: number; rate: number; latency: Quantiles | null; filling: boolean }>
   lag: LagRow[]
   lagHistory: LagHistory[]

@@ -40,7 +40,7 @@ export interface EdgeView {
   group?: string
   /** Messages over the range. */
   count: number
-  /** Of `count`, the messages in buckets still filling: not in `rate` and `latency`, unless they are all of them (range.ts). */
+  /** Of `count`, the messages in buckets still filling: not in `rate` and `latency`, unless they are all of them (model/range.ts). */
   filling: number
   /** Messages per second. */
   rate: number
