@@ -1,3 +1,10 @@
+/**
+ * Attacks on a real agent process (the built `pathwise-agent`, its decode worker included) over
+ * real sockets: small gzip bodies that decompress to msgpack headers claiming tens of millions of
+ * elements, and clients trickling their bodies. Through each one the process lives, /api/summary
+ * answers in under a second, and pathwise's own exporter gets its payload in; after them the RSS
+ * comes back under the bound the README states.
+ */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -10,14 +17,6 @@ import { encode } from '@msgpack/msgpack'
 import { createDataStreams } from 'pathwise'
 import type { Summary } from '../src/views/api.js'
 import { pathwisePayload, postStats, STATS_HEADERS } from './helpers/agent-fixtures.js'
-
-/**
- * Attacks on a real agent process (the built `pathwise-agent`, its decode worker included) over
- * real sockets: small gzip bodies that decompress to msgpack headers claiming tens of millions of
- * elements, and clients trickling their bodies. Through each one the process lives, /api/summary
- * answers in under a second, and pathwise's own exporter gets its payload in; after them the RSS
- * comes back under the bound the README states.
- */
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
 /** The README's bound on the agent's RSS once an attack is over (an idle agent takes about 60 MB). */

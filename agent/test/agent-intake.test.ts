@@ -1,3 +1,9 @@
+/**
+ * The intake (http/intake-endpoint.ts, intake/): payloads from pathwise, dd-trace's own processor
+ * and the shapes dd-trace-java, -go and -py write are accepted and show up in /api/; /info answers
+ * as tracers expect; traces, stats and telemetry are taken and not stored; bad input gets a 400 (413
+ * over a size limit) with a one-line reason and stores nothing; `--forward` passes bodies on unchanged.
+ */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import http from 'node:http'

@@ -1,5 +1,5 @@
 /**
- * Kafka lag from high watermarks (lag.ts): consumers report `kafka_high_watermark` backlogs (as
+ * Kafka lag from high watermarks (views/lag.ts): consumers report `kafka_high_watermark` backlogs (as
  * dd-trace-go and pathwise do) beside their commits, and the agent shows their lag when no
  * producer reports produce offsets; where both arrive, the larger end counts. Payloads go to the
  * agent over HTTP, as tracers send them.

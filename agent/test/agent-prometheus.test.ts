@@ -1,3 +1,11 @@
+/**
+ * Agents as collectors, Prometheus as the store: Debian's Prometheus (/usr/bin/prometheus) scrapes
+ * two agents every second, each fed half of the pipeline's services; a third agent is fed all of
+ * them and is not scraped. The fleet view (`pathwise agent --prometheus URL`) must show the same
+ * nodes, edges and pathways as the single agent, with the same counts, rates within 5%, quantiles
+ * within the error the README states, and the same Kafka lag. Then the PromQL client against a
+ * Prometheus that is slow, trickles, answers without end, or answers garbage.
+ */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -16,15 +24,6 @@ import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { pipelineBucket, type ServicePayload } from './helpers/agent-pipeline.js'
 import { killAgentProcesses, startAgentProcess, waitFor, type AgentProcess } from './helpers/agent-process.js'
-
-/**
- * Agents as collectors, Prometheus as the store: Debian's Prometheus (/usr/bin/prometheus) scrapes
- * two agents every second, each fed half of the pipeline's services; a third agent is fed all of
- * them and is not scraped. The fleet view (`pathwise agent --prometheus URL`) must show the same
- * nodes, edges and pathways as the single agent, with the same counts, rates within 5%, quantiles
- * within the error the README states, and the same Kafka lag. Then the PromQL client against a
- * Prometheus that is slow, trickles, answers without end, or answers garbage.
- */
 
 const PROMETHEUS = '/usr/bin/prometheus'
 /** README "Many hosts": a bucket's geometric middle is within 2^(1/16) of its values, and re-binning it adds the sketch's 1%. */

@@ -1,3 +1,4 @@
+/** terminal/: what tracers name things reaches the terminal without driving it (printable.ts), and `pathwise top`'s frame fits it (top.ts). */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import fc from 'fast-check'
@@ -10,8 +11,6 @@ import { frameWidth, render } from '../src/terminal/top.js'
 import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { killAgentProcesses, runBin, startAgentProcess } from './helpers/agent-process.js'
 import { pipelineBucket } from './helpers/agent-pipeline.js'
-
-/** What tracers name things reaches the terminal without driving it, and fits it. */
 
 describe('terminal output', () => {
   afterEach(killAgentProcesses)

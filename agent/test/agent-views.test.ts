@@ -1,3 +1,9 @@
+/**
+ * The views (views/: topology, lag, the JSON API) computed from a known pipeline sent to a real
+ * agent over HTTP, against what was sent: nodes and edges, rates, latency quantiles within 1%,
+ * pathways with end-to-end latency, Kafka lag, /api/* and /metrics; then the window, the current
+ * bucket and the series cap on a set clock, parent links, loops, and SQLite history across a restart.
+ */
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
