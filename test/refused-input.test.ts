@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { DEFAULT_LIMITS, decodePipelineStats } from '../agent/src/intake.js'
+import { DEFAULT_LIMITS } from '../agent/src/intake/body.js'
+import { decodePipelineStats } from '../agent/src/intake/decode.js'
 import { createDataStreams as createEdge } from '../bindings/edge.js'
 import {
   PATHWAY_KEY,

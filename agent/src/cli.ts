@@ -5,9 +5,9 @@
  */
 import { parseArgs } from 'node:util'
 import { VERSION } from 'pathwise'
-import { hostNames } from './guard.js'
+import { hostNames } from './http/guard.js'
 import { startAgent } from './server.js'
-import { runTop } from './top.js'
+import { runTop } from './terminal/top.js'
 
 const USAGE = `pathwise ${VERSION}
 

@@ -1,3 +1,10 @@
+/**
+ * Attacks on a real agent process (the built `pathwise-agent`, its decode worker included) over
+ * real sockets: small gzip bodies that decompress to msgpack headers claiming tens of millions of
+ * elements, and clients trickling their bodies. Through each one the process lives, /api/summary
+ * answers in under a second, and pathwise's own exporter gets its payload in; after them the RSS
+ * comes back under the bound the README states.
+ */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -8,16 +15,8 @@ import { fileURLToPath } from 'node:url'
 import { createGzip, gzipSync } from 'node:zlib'
 import { encode } from '@msgpack/msgpack'
 import { createDataStreams } from 'pathwise'
-import type { Summary } from '../src/api.js'
+import type { Summary } from '../src/views/api.js'
 import { pathwisePayload, postStats, STATS_HEADERS } from './helpers/agent-fixtures.js'
-
-/**
- * Attacks on a real agent process (the built `pathwise-agent`, its decode worker included) over
- * real sockets: small gzip bodies that decompress to msgpack headers claiming tens of millions of
- * elements, and clients trickling their bodies. Through each one the process lives, /api/summary
- * answers in under a second, and pathwise's own exporter gets its payload in; after them the RSS
- * comes back under the bound the README states.
- */
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
 /** The README's bound on the agent's RSS once an attack is over (an idle agent takes about 60 MB). */
@@ -206,7 +205,7 @@ describe('the agent under attack', () => {
     assert.match(res.text, /^payload too costly to decode: over the decoder's heap limit/)
   })
 
-  test('points of 60 empty tags each (a byte a tag): refused with 413 before their wire form outgrows the payload', async () => {
+  test('points of 60 empty tags each (a byte a tag): refused with 413 before their transfer form outgrows the payload', async () => {
     const point = { Hash: 1, PathwayLatency: new Uint8Array(0), EdgeLatency: new Uint8Array(0), EdgeTags: Array(60).fill('') }
     const body = gzipSync(encode({ Service: 'tags', Stats: [{ Start: 0, Stats: Array(20_000).fill(point) }] }))
     const res = await survives(agent, 'tags', () => post(agent.url, body))

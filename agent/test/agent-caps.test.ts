@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
-import type { Status } from '../src/api.js'
+import type { Status } from '../src/views/api.js'
 import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { killAgentProcesses, startAgentProcess, waitFor } from './helpers/agent-process.js'
 

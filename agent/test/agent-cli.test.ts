@@ -1,11 +1,10 @@
+/** The `pathwise` bin, run as a user would (through tsx, as before a build): `agent` and `top`. */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { pipelineBucket } from './helpers/agent-pipeline.js'
-
-/** The `pathwise` bin, run as a user would (through tsx, as before a build): `agent` and `top`. */
 
 function cli(...args: string[]): ChildProcessWithoutNullStreams {
   return spawn(process.execPath, ['--import', 'tsx', 'bindings/cli.ts', ...args], { stdio: 'pipe' })

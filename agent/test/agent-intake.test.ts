@@ -1,3 +1,9 @@
+/**
+ * The intake (http/intake-endpoint.ts, intake/): payloads from pathwise, dd-trace's own processor
+ * and the shapes dd-trace-java, -go and -py write are accepted and show up in /api/; /info answers
+ * as tracers expect; traces, stats and telemetry are taken and not stored; bad input gets a 400 (413
+ * over a size limit) with a one-line reason and stores nothing; `--forward` passes bodies on unchanged.
+ */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import http from 'node:http'
@@ -7,7 +13,7 @@ import { gzipSync } from 'node:zlib'
 import { encode } from '@msgpack/msgpack'
 import { startAgent as startPathwiseAgent, type RunningAgent } from '../src/server.js'
 import { createDataStreams } from 'pathwise'
-import type { Summary } from '../src/api.js'
+import type { Summary } from '../src/views/api.js'
 import { startAgent as startStandInAgent } from '../../test/helpers/agent-server.js'
 import { getJson, pathwisePayload, postStats, sketchOf, STATS_HEADERS } from './helpers/agent-fixtures.js'
 import { waitFor } from './helpers/agent-process.js'

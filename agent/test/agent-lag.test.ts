@@ -1,13 +1,13 @@
 /**
- * Kafka lag from high watermarks (lag.ts): consumers report `kafka_high_watermark` backlogs (as
+ * Kafka lag from high watermarks (views/lag.ts): consumers report `kafka_high_watermark` backlogs (as
  * dd-trace-go and pathwise do) beside their commits, and the agent shows their lag when no
  * producer reports produce offsets; where both arrive, the larger end counts. Payloads go to the
  * agent over HTTP, as tracers send them.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { EdgeDetail, Summary } from '../src/api.js'
-import type { LagRow } from '../src/lag.js'
+import type { EdgeDetail, Summary } from '../src/views/api.js'
+import type { LagRow } from '../src/views/lag.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats, type BucketSpec } from './helpers/agent-fixtures.js'
 

@@ -1,3 +1,7 @@
+/**
+ * `--db` when the database misbehaves, with a real agent process, a real SQLite file and real
+ * signals: locked by another process, read-only, the agent killed with SIGKILL.
+ */
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
@@ -5,15 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
 import Database from 'better-sqlite3'
-import type { Status } from '../src/api.js'
-import type { EdgeView } from '../src/topology.js'
+import type { Status } from '../src/views/api.js'
+import type { EdgeView } from '../src/views/topology.js'
 import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { killAgentProcesses, runBin, startAgentProcess, waitFor, type AgentProcess } from './helpers/agent-process.js'
-
-/**
- * `--db` when the database misbehaves, with a real agent process, a real SQLite file and real
- * signals: locked by another process, read-only, the agent killed with SIGKILL.
- */
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)))
 const bucketNow = (): number => Date.now() - (Date.now() % 10_000)

@@ -1,3 +1,11 @@
+/**
+ * Agents as collectors, Prometheus as the store: Debian's Prometheus (/usr/bin/prometheus) scrapes
+ * two agents every second, each fed half of the pipeline's services; a third agent is fed all of
+ * them and is not scraped. The fleet view (`pathwise agent --prometheus URL`) must show the same
+ * nodes, edges and pathways as the single agent, with the same counts, rates within 5%, quantiles
+ * within the error the README states, and the same Kafka lag. Then the PromQL client against a
+ * Prometheus that is slow, trickles, answers without end, or answers garbage.
+ */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -7,24 +15,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import fc from 'fast-check'
-import { edgeDetail, summary, type EdgeDetail, type Summary } from '../src/api.js'
-import { BUCKETS_PER_OCTAVE, POINT_LABELS } from '../src/metrics.js'
-import { PrometheusSource } from '../src/prometheus-source.js'
-import { PromqlClient, PromqlError } from '../src/promql.js'
-import { rangeOf } from '../src/range.js'
+import { edgeDetail, summary, type EdgeDetail, type Summary } from '../src/views/api.js'
+import { BUCKETS_PER_OCTAVE, POINT_LABELS } from '../src/prometheus/metrics.js'
+import { PrometheusSource } from '../src/prometheus/fleet.js'
+import { PromqlClient, PromqlError } from '../src/prometheus/promql.js'
+import { rangeOf } from '../src/model/range.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { pipelineBucket, type ServicePayload } from './helpers/agent-pipeline.js'
 import { killAgentProcesses, startAgentProcess, waitFor, type AgentProcess } from './helpers/agent-process.js'
-
-/**
- * Agents as collectors, Prometheus as the store: Debian's Prometheus (/usr/bin/prometheus) scrapes
- * two agents every second, each fed half of the pipeline's services; a third agent is fed all of
- * them and is not scraped. The fleet view (`pathwise agent --prometheus URL`) must show the same
- * nodes, edges and pathways as the single agent, with the same counts, rates within 5%, quantiles
- * within the error the README states, and the same Kafka lag. Then the PromQL client against a
- * Prometheus that is slow, trickles, answers without end, or answers garbage.
- */
 
 const PROMETHEUS = '/usr/bin/prometheus'
 /** README "Many hosts": a bucket's geometric middle is within 2^(1/16) of its values, and re-binning it adds the sketch's 1%. */

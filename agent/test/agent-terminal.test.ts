@@ -1,17 +1,16 @@
+/** terminal/: what tracers name things reaches the terminal without driving it (printable.ts), and `pathwise top`'s frame fits it (top.ts). */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import fc from 'fast-check'
 import { fileURLToPath } from 'node:url'
 import { after, afterEach, before, describe, test } from 'node:test'
-import type { Summary } from '../src/api.js'
+import type { Summary } from '../src/views/api.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
-import { printable } from '../src/terminal.js'
-import { frameWidth, render } from '../src/top.js'
+import { printable } from '../src/terminal/printable.js'
+import { frameWidth, render } from '../src/terminal/top.js'
 import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { killAgentProcesses, runBin, startAgentProcess } from './helpers/agent-process.js'
 import { pipelineBucket } from './helpers/agent-pipeline.js'
-
-/** What tracers name things reaches the terminal without driving it, and fits it. */
 
 describe('terminal output', () => {
   afterEach(killAgentProcesses)

@@ -13,9 +13,9 @@ import { chromium } from 'playwright-core'
 import { encodeStatsPayload, type ExportBucket } from '../../bindings/export/payload.js'
 import { TransactionLog } from '../../bindings/processor/transactions.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
-import type { Summary } from '../src/api.js'
-import { transactionRecords, TransactionsWireWriter } from '../src/transaction-wire.js'
-import { TransactionTracker, type TransactionsView } from '../src/transactions.js'
+import type { Summary } from '../src/views/api.js'
+import { transactionRecords, TransactionsWireWriter } from '../src/model/transaction-wire.js'
+import { TransactionTracker, type TransactionsView } from '../src/views/transactions.js'
 import { getJson, postStats, sketchOf } from './helpers/agent-fixtures.js'
 
 const require = createRequire(import.meta.url)

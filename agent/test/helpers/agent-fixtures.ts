@@ -1,8 +1,7 @@
+/** Payloads for the agent tests, built with pathwise's own encoder and Datadog's sketch library. */
 import { gzipSync } from 'node:zlib'
 import { LogCollapsingLowestDenseDDSketch } from '@datadog/sketches-js'
 import { encodeStatsPayload, type ExportBacklog, type ExportPoint } from 'pathwise/core'
-
-/** Payloads for the agent tests, built with pathwise's own encoder and Datadog's sketch library. */
 
 export function sketchOf(values: readonly number[]): Uint8Array {
   const s = new LogCollapsingLowestDenseDDSketch({ relativeAccuracy: 0.01 })

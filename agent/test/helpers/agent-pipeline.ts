@@ -1,5 +1,3 @@
-import type { BucketSpec, PointSpec } from './agent-fixtures.js'
-
 /**
  * A known pipeline, as the services in it would report it:
  *
@@ -9,6 +7,7 @@ import type { BucketSpec, PointSpec } from './agent-fixtures.js'
  * Latencies are drawn from a seeded generator, so tests can compute the exact quantiles of
  * what was sent and compare them with the agent's.
  */
+import type { BucketSpec, PointSpec } from './agent-fixtures.js'
 
 export const H = {
   ordersOut: 0x9a6ed7bfb001208en,

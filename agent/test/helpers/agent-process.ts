@@ -1,7 +1,6 @@
+/** The agent's own bin run from source in a child process, as `pathwise-agent` would run it. */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-
-/** The agent's own bin run from source in a child process, as `pathwise-agent` would run it. */
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url))
 

@@ -1,7 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import { BUCKET_MS, bucketStart } from './store.js'
-import { emptySketch, quantilesOf, type Quantiles, type Sketch } from './sketch.js'
-import { transactionRecords, type RecordCounts, type TransactionsWire } from './transaction-wire.js'
+import { BUCKET_MS, bucketStart } from '../model/store.js'
+import { emptySketch, quantilesOf, type Quantiles, type Sketch } from '../model/sketch.js'
+import { transactionRecords, type RecordCounts, type TransactionsWire } from '../model/transaction-wire.js'
 
 /**
  * Transaction tracking: for each pair of checkpoint names seen on the same transaction id (from any

@@ -1,8 +1,8 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import type { IntakeBacklog, IntakeBucket, IntakePayload, IntakePoint } from './intake.js'
-import { emptySketch, type Sketch } from './sketch.js'
-import type { Store } from './store.js'
-import type { TransactionsWire } from './transaction-wire.js'
+import type { IntakeBacklog, IntakeBucket, IntakePayload, IntakePoint } from '../model/payload.js'
+import { emptySketch, type Sketch } from '../model/sketch.js'
+import type { Store } from '../model/store.js'
+import type { TransactionsWire } from '../model/transaction-wire.js'
 
 /**
  * How a validated payload crosses from the decode worker to the main thread: two typed arrays,
@@ -17,7 +17,7 @@ import type { TransactionsWire } from './transaction-wire.js'
  * bins, then each bin's value and count, the values the sketch decoder gave them, so that the
  * rebuilt sketch is the decoded one.
  */
-export interface WirePayload {
+export interface TransferPayload {
   service: string
   env: string
   version: string
@@ -30,8 +30,8 @@ export interface WirePayload {
   transactions?: TransactionsWire
 }
 
-/** A payload whose wire form would be larger than WireWriter's limit. */
-export class WireTooLarge extends Error {}
+/** A payload whose transfer form would be larger than TransferWriter's limit. */
+export class TransferTooLarge extends Error {}
 
 /** A typed array that doubles as it fills, up to `maxLength`: its memory is outside the worker's heap limit. */
 class Growing<A extends Float64Array | Uint8Array> {
@@ -44,7 +44,7 @@ class Growing<A extends Float64Array | Uint8Array> {
 
   /** The array, with room for `n` more. */
   room(n: number): A {
-    if (this.length + n > this.maxLength) throw new WireTooLarge()
+    if (this.length + n > this.maxLength) throw new TransferTooLarge()
     let size = this.array.length
     while (this.length + n > size) size = Math.min(size * 2, this.maxLength)
     if (size !== this.array.length) {
@@ -70,10 +70,10 @@ class Growing<A extends Float64Array | Uint8Array> {
 }
 
 /**
- * Writes a WirePayload's numbers and text, in the order of the comment above, each in at most
+ * Writes a TransferPayload's numbers and text, in the order of the comment above, each in at most
  * `maxBytes`: the worker's heap limit bounds the decoded payload, not these.
  */
-export class WireWriter {
+export class TransferWriter {
   private readonly numbers: Growing<Float64Array>
   private readonly text: Growing<Uint8Array>
   /** Where each distinct tag is in the text, and its UTF-8 length. */
@@ -162,8 +162,8 @@ export class WireWriter {
  * The payload a slice at a time, each slice holding what was rebuilt within `budgetMs` (the
  * caller's work on a slice, done while the generator is suspended, does not count).
  */
-export function* payloadSlices(wire: WirePayload, budgetMs: number): Generator<IntakePayload> {
-  const { numbers, text } = wire
+export function* payloadSlices(transfer: TransferPayload, budgetMs: number): Generator<IntakePayload> {
+  const { numbers, text } = transfer
   const decoder = new TextDecoder()
   let at = 0
   const next = (): number => numbers[at++]
@@ -186,7 +186,7 @@ export function* payloadSlices(wire: WirePayload, budgetMs: number): Generator<I
   const point = (): IntakePoint => ({ hash: hash(), parent: hash(), edgeTags: tags(), pathway: sketch(), edge: sketch(), size: sketch() })
   const backlog = (): IntakeBacklog => ({ tags: tags(), value: next() })
 
-  const header = { service: wire.service, env: wire.env, version: wire.version, lang: wire.lang, tracerVersion: wire.tracerVersion }
+  const header = { service: transfer.service, env: transfer.env, version: transfer.version, lang: transfer.lang, tracerVersion: transfer.tracerVersion }
   let slice: IntakePayload = { ...header, buckets: [] }
   let started = performance.now()
   for (let buckets = next(); buckets > 0; buckets--) {
@@ -213,8 +213,8 @@ export function* payloadSlices(wire: WirePayload, budgetMs: number): Generator<I
 const SLICE_MS = 5
 
 /** Merges a payload into the store a slice at a time, letting the event loop run between slices; `also` sees each slice too. */
-export async function ingestInSlices(store: Store, wire: WirePayload, also?: (slice: IntakePayload) => void): Promise<void> {
-  for (const slice of payloadSlices(wire, SLICE_MS)) {
+export async function ingestInSlices(store: Store, transfer: TransferPayload, also?: (slice: IntakePayload) => void): Promise<void> {
+  for (const slice of payloadSlices(transfer, SLICE_MS)) {
     store.ingest(slice)
     also?.(slice)
     await nextTurn()

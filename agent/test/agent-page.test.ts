@@ -1,12 +1,3 @@
-import assert from 'node:assert/strict'
-import { mkdirSync } from 'node:fs'
-import { after, before, test } from 'node:test'
-import { chromium, type Browser, type Page } from 'playwright-core'
-import type { Summary } from '../src/api.js'
-import { startAgent, type RunningAgent } from '../src/server.js'
-import { getJson, pathwisePayload, postStats, type PointSpec } from './helpers/agent-fixtures.js'
-import { latencies, pipelineBucket } from './helpers/agent-pipeline.js'
-
 /**
  * The page in a real browser (Debian's Chromium, driven by playwright-core) while data flows:
  * it draws the expected nodes and edges, an edge can be selected and shows its chart and lag,
@@ -14,6 +5,14 @@ import { latencies, pipelineBucket } from './helpers/agent-pipeline.js'
  * at two common screen sizes: every label is readable (12 CSS px or more as rendered), the map
  * fills its panel, and it pans and zooms. The screenshots are left for a person to look at.
  */
+import assert from 'node:assert/strict'
+import { mkdirSync } from 'node:fs'
+import { after, before, test } from 'node:test'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Summary } from '../src/views/api.js'
+import { startAgent, type RunningAgent } from '../src/server.js'
+import { getJson, pathwisePayload, postStats, type PointSpec } from './helpers/agent-fixtures.js'
+import { latencies, pipelineBucket } from './helpers/agent-pipeline.js'
 
 const SCREENSHOT = 'test/artifacts/agent-page.png'
 const BILLING_EDGE = 'kafka:orders>service:billing#billing'

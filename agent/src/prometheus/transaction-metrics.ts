@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { TransactionTracker } from './transactions.js'
+import type { TransactionTracker } from '../views/transactions.js'
 
 /**
  * Transaction tracking in `/metrics` (appended to metrics.ts's exposition): the latency between

@@ -1,3 +1,9 @@
+/**
+ * What browsers may do to the agent, which the guard decides (http/guard.ts): a page of another
+ * origin cannot write into it (no-cors POSTs, form-like Content-Types), a page that rebinds its name
+ * to the agent cannot read it, the agent's own page still works, tracers (pathwise, dd-trace) are
+ * not affected, and `--allowed-hosts` names are answered.
+ */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import http from 'node:http'
@@ -7,15 +13,9 @@ import { createRequire } from 'node:module'
 import { after, before, describe, test } from 'node:test'
 import { createDataStreams } from 'pathwise'
 import { chromium, type Browser } from 'playwright-core'
-import type { Summary } from '../src/api.js'
+import type { Summary } from '../src/views/api.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats, STATS_HEADERS } from './helpers/agent-fixtures.js'
-
-/**
- * What browsers may do to the agent: a page of another origin cannot write into it (no-cors
- * POSTs, form-like Content-Types), a page that rebinds its name to the agent cannot read it, the
- * agent's own page still works, and tracers (pathwise, dd-trace) are not affected.
- */
 
 const require = createRequire(import.meta.url)
 const bucketNow = (): number => Date.now() - (Date.now() % 10_000)

@@ -1,10 +1,10 @@
-import { DEFAULT_RANGE_S, type ApiContext, type Status } from './api.js'
+import { DEFAULT_RANGE_S, type ApiContext, type Status } from '../views/api.js'
 import { BUCKETS_PER_OCTAVE, bucketOf, LATENCY_BOUNDS, POINT_LABELS, SIZE_BOUNDS } from './metrics.js'
 import { PromqlClient, PromqlError, type InstantSample, type PromqlOptions } from './promql.js'
-import { rangeOf, type Range } from './range.js'
-import type { Sketch } from './sketch.js'
-import { collectEdges } from './topology.js'
-import { BUCKET_MS, bucketStart, Store, type Cell, type Series } from './store.js'
+import { rangeOf, type Range } from '../model/range.js'
+import type { Sketch } from '../model/sketch.js'
+import { collectEdges } from '../views/topology.js'
+import { BUCKET_MS, bucketStart, Store, type Cell, type Series } from '../model/store.js'
 
 /**
  * The fleet view (`pathwise agent --prometheus URL`): the page and /api/* drawn from PromQL over

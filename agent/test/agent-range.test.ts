@@ -1,12 +1,5 @@
-import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import type { EdgeDetail, Summary } from '../src/api.js'
-import { startAgent, type RunningAgent } from '../src/server.js'
-import { getJson, pathwisePayload, postStats, type BucketSpec } from './helpers/agent-fixtures.js'
-import { latencies } from './helpers/agent-pipeline.js'
-
 /**
- * The window rates and quantiles read (range.ts), on a clock that stands still 5 s into bucket B:
+ * The window rates and quantiles read (model/range.ts), on a clock that stands still 5 s into bucket B:
  * the buckets before B − 10 s are settled, B − 10 s is still filling (its services flush it
  * within 10 s of its end), B is the current one.
  *
@@ -15,6 +8,12 @@ import { latencies } from './helpers/agent-pipeline.js'
  * over 50 s into the topic (26.4 msg/s) and 1020 over 40 s out of it (25.5; 33.0 once the consumer
  * flushed its last bucket) for the same messages.
  */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { EdgeDetail, Summary } from '../src/views/api.js'
+import { startAgent, type RunningAgent } from '../src/server.js'
+import { getJson, pathwisePayload, postStats, type BucketSpec } from './helpers/agent-fixtures.js'
+import { latencies } from './helpers/agent-pipeline.js'
 
 const B = Date.UTC(2026, 0, 1, 12, 0, 0)
 const PRODUCE = ['direction:out', 'topic:orders', 'type:kafka']

@@ -1,11 +1,17 @@
+/**
+ * The views (views/: topology, lag, the JSON API) computed from a known pipeline sent to a real
+ * agent over HTTP, against what was sent: nodes and edges, rates, latency quantiles within 1%,
+ * pathways with end-to-end latency, Kafka lag, /api/* and /metrics; then the window, the current
+ * bucket and the series cap on a set clock, parent links, loops, and SQLite history across a restart.
+ */
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import type { EdgeDetail, Summary } from '../src/api.js'
+import type { EdgeDetail, Summary } from '../src/views/api.js'
 import { startAgent, type AgentOptions, type RunningAgent } from '../src/server.js'
-import type { Quantiles } from '../src/sketch.js'
+import type { Quantiles } from '../src/model/sketch.js'
 import { getJson, pathwisePayload, postStats } from './helpers/agent-fixtures.js'
 import { exactQuantile, H, pipelineBucket, type ServicePayload } from './helpers/agent-pipeline.js'
 

@@ -1,7 +1,8 @@
 import { getHeapStatistics } from 'node:v8'
 import { parentPort } from 'node:worker_threads'
-import { decodeToWire, IntakeError } from './intake.js'
-import type { WirePayload } from './wire.js'
+import { IntakeError } from './body.js'
+import { decodeToTransfer } from './decode.js'
+import type { TransferPayload } from './transfer.js'
 
 /** The decode worker's side of decode-pool.ts: one payload at a time, under the heap limit the pool gave it. */
 
@@ -10,7 +11,7 @@ export interface DecodeRequest {
   maxDecompressedBytes: number
 }
 
-export type DecodeReply = ({ wire: WirePayload } | { refused: string; status: number }) & {
+export type DecodeReply = ({ transfer: TransferPayload } | { refused: string; status: number }) & {
   /** Whether this worker should be replaced rather than kept: see RETIRE_BYTES. */
   retire: boolean
 }
@@ -23,17 +24,17 @@ const RETIRE_BYTES = 64 * 1024 * 1024
 
 const port = parentPort!
 port.on('message', ({ body, maxDecompressedBytes }: DecodeRequest) => {
-  let result: { wire: WirePayload } | { refused: string; status: number }
+  let result: { transfer: TransferPayload } | { refused: string; status: number }
   try {
-    result = { wire: decodeToWire(body, maxDecompressedBytes) }
+    result = { transfer: decodeToTransfer(body, maxDecompressedBytes) }
   } catch (err) {
     // Anything else is a bug: thrown, it ends the worker and reaches the pool as an error.
     if (!(err instanceof IntakeError)) throw err
     result = { refused: err.message, status: err.status }
   }
-  // The wire's arrays are the worker's own, made by WireWriter: moved, not copied, so not counted as held.
-  const moved = 'wire' in result ? [result.wire.numbers.buffer as ArrayBuffer, result.wire.text.buffer as ArrayBuffer] : []
-  if ('wire' in result && result.wire.transactions) moved.push(result.wire.transactions.bytes.buffer as ArrayBuffer, result.wire.transactions.spans.buffer as ArrayBuffer)
+  // The transfer's arrays are the worker's own, made by TransferWriter: moved, not copied, so not counted as held.
+  const moved = 'transfer' in result ? [result.transfer.numbers.buffer as ArrayBuffer, result.transfer.text.buffer as ArrayBuffer] : []
+  if ('transfer' in result && result.transfer.transactions) moved.push(result.transfer.transactions.bytes.buffer as ArrayBuffer, result.transfer.transactions.spans.buffer as ArrayBuffer)
   const heap = getHeapStatistics()
   const held = heap.total_heap_size + heap.external_memory - moved.reduce((sum, b) => sum + b.byteLength, 0)
   port.postMessage({ ...result, retire: held > RETIRE_BYTES } satisfies DecodeReply, moved)

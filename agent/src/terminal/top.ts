@@ -1,6 +1,6 @@
-import type { Summary } from './api.js'
-import type { Quantiles } from './sketch.js'
-import { printable } from './terminal.js'
+import type { Summary } from '../views/api.js'
+import type { Quantiles } from '../model/sketch.js'
+import { printable } from './printable.js'
 
 /**
  * `pathwise top`: the agent's `/api/summary` as a compact table in the terminal, redrawn every

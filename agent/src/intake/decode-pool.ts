@@ -1,15 +1,15 @@
 import { availableParallelism } from 'node:os'
 import { Worker, type WorkerOptions } from 'node:worker_threads'
 import type { DecodeReply, DecodeRequest } from './decode-worker.js'
-import { IntakeError } from './intake.js'
-import type { WirePayload } from './wire.js'
+import { IntakeError } from './body.js'
+import type { TransferPayload } from './transfer.js'
 
 /**
  * Decoding off the main thread: gunzip, msgpack and the schema run in worker threads, so that the
  * API answers while a payload decodes, and each worker has a heap limit, so that a payload that
  * would take more (millions of one-byte msgpack containers, each a JS object of tens of bytes) ends
  * its worker, not the agent, and is refused with a 413. The main thread only merges what a worker
- * hands over (wire.ts), a slice at a time.
+ * hands over (transfer.ts), a slice at a time.
  *
  * A worker is held until its payload is merged, so that at most `size` payloads are decoded or
  * held decoded at once; others wait their turn, their bodies only compressed.
@@ -38,11 +38,11 @@ export class DecodePool {
   constructor(private readonly options: DecodePoolOptions) {}
 
   /** Decodes `body` in a worker and runs `use` on it while holding that worker. Rejects with IntakeError for a payload refused. */
-  async decode<T>(body: Uint8Array, maxDecompressedBytes: number, use: (wire: WirePayload) => Promise<T>): Promise<T> {
+  async decode<T>(body: Uint8Array, maxDecompressedBytes: number, use: (transfer: TransferPayload) => Promise<T>): Promise<T> {
     const worker = await this.acquire()
     let reusable = true
     try {
-      const wire = await new Promise<WirePayload>((resolve, reject) => {
+      const transfer = await new Promise<TransferPayload>((resolve, reject) => {
         const settle = (): void => {
           worker.off('message', onMessage)
           worker.off('error', onError)
@@ -51,7 +51,7 @@ export class DecodePool {
         const onMessage = (reply: DecodeReply): void => {
           settle()
           if (reply.retire) reusable = false
-          if ('wire' in reply) resolve(reply.wire)
+          if ('transfer' in reply) resolve(reply.transfer)
           else reject(new IntakeError(reply.refused, reply.status))
         }
         const onError = (err: Error): void => {
@@ -71,7 +71,7 @@ export class DecodePool {
         worker.on('exit', onExit)
         worker.postMessage({ body, maxDecompressedBytes } satisfies DecodeRequest)
       })
-      return await use(wire)
+      return await use(transfer)
     } finally {
       this.release(worker, reusable)
     }

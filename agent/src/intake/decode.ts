@@ -1,133 +1,23 @@
-import type { IncomingMessage } from 'node:http'
 import { gunzipSync } from 'node:zlib'
 import { Decoder, type DecoderOptions } from '@msgpack/msgpack'
-import { decodeSketch, emptySketch, SketchError, type Sketch } from './sketch.js'
-import { TransactionsWireWriter } from './transaction-wire.js'
-import { payloadSlices, WireTooLarge, WireWriter, type WirePayload } from './wire.js'
+import type { IntakePayload } from '../model/payload.js'
+import { decodeSketch, emptySketch, SketchError, type Sketch } from '../model/sketch.js'
+import { TransactionsWireWriter } from '../model/transaction-wire.js'
+import { IntakeError, type IntakeLimits } from './body.js'
+import { payloadSlices, TransferTooLarge, TransferWriter, type TransferPayload } from './transfer.js'
 
 /**
- * `POST /v0.1/pipeline_stats`: reading the body within limits, gunzip, msgpack and the schema of
- * wire format section 4. Validation is complete before anything is stored, so a bad payload
- * leaves no trace. Lenient where the tracers differ (dd-trace-java omits EdgeTags on first
- * nodes and Backlogs when it has none, writes no TimestampType, adds PrimaryTag; Go writes nil
- * for empty lists; Java may write a hash as a signed int64; dd-trace-js sends a produce backlog
- * with no offset as nil), strict on the types of everything the agent reads.
+ * A `POST /v0.1/pipeline_stats` body, once read (body.ts): gunzip, msgpack and the schema of wire
+ * format section 4. Validation is complete before anything is stored, so a bad payload leaves no
+ * trace. Lenient where the tracers differ (dd-trace-java omits EdgeTags on first nodes and
+ * Backlogs when it has none, writes no TimestampType, adds PrimaryTag; Go writes nil for empty
+ * lists; Java may write a hash as a signed int64; dd-trace-js sends a produce backlog with no
+ * offset as nil), strict on the types of everything the agent reads.
  *
- * Decoding (`decodeToWire`) runs in a worker thread (decode-pool.ts) and hands over a validated
+ * Decoding (`decodeToTransfer`) runs in a worker thread (decode-pool.ts) and hands over a validated
  * payload as flat typed arrays; `payloadSlices` turns those back into payloads for the store, a
  * slice at a time.
  */
-
-export interface IntakeLimits {
-  /** Largest body accepted, as received (gzip). */
-  maxBodyBytes: number
-  /** Largest body once gunzipped: a small gzip bomb stops here. */
-  maxDecompressedBytes: number
-  /** Time for a whole body to arrive once its headers have: a trickling client is cut off with a 408. */
-  bodyTimeoutMs: number
-}
-
-// 5 s is the Datadog Agent's own receiver timeout, for the whole request.
-export const DEFAULT_LIMITS: IntakeLimits = { maxBodyBytes: 10 * 1024 * 1024, maxDecompressedBytes: 64 * 1024 * 1024, bodyTimeoutMs: 5000 }
-
-export interface IntakePoint {
-  hash: bigint
-  parent: bigint
-  edgeTags: string[]
-  pathway: Sketch
-  edge: Sketch
-  size: Sketch
-}
-
-export interface IntakeBacklog {
-  tags: string[]
-  value: number
-}
-
-export interface IntakeBucket {
-  /** Milliseconds since the epoch. */
-  startMs: number
-  points: IntakePoint[]
-  backlogs: IntakeBacklog[]
-}
-
-export interface IntakePayload {
-  service: string
-  env: string
-  version: string
-  lang: string
-  tracerVersion: string
-  buckets: IntakeBucket[]
-}
-
-/** A rejected payload; the message is the one-line reason sent with `status`. */
-export class IntakeError extends Error {
-  constructor(
-    message: string,
-    readonly status = 400,
-  ) {
-    super(message)
-  }
-}
-
-/** Bytes of request bodies held at once, all requests together, from their first byte until `give`. */
-export class BodyBudget {
-  private held = 0
-  constructor(readonly max: number) {}
-
-  take(bytes: number): boolean {
-    if (this.held + bytes > this.max) return false
-    this.held += bytes
-    return true
-  }
-
-  give(bytes: number): void {
-    this.held -= bytes
-  }
-}
-
-/**
- * Reads a request body: rejects with a 413 as soon as it passes `max` bytes, and with a 408 unless
- * all of it has arrived within `timeoutMs`, so that a client sending a byte a second cannot hold a
- * connection for long. With a budget, the bytes received are taken from it (a 503 when it has no
- * more); the caller gives back the body's length once done with it.
- */
-export function readBody(req: IncomingMessage, max: number, timeoutMs: number, budget?: BodyBudget): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'])
-    if (declared > max) return reject(new IntakeError(`body too large: ${declared} bytes, over the limit of ${max}`, 413))
-    const chunks: Buffer[] = []
-    let size = 0
-    let ended = false
-    const end = (err: IntakeError | null): void => {
-      if (ended) return
-      ended = true
-      clearTimeout(timer)
-      req.off('data', onData)
-      if (!err) return resolve(Buffer.concat(chunks, size))
-      budget?.give(size)
-      reject(err)
-    }
-    const onData = (chunk: Buffer): void => {
-      if (size + chunk.length > max) {
-        // Keep reading (and dropping) so that the client can read the 413.
-        req.resume()
-        return end(new IntakeError(`body too large: over the limit of ${max} bytes`, 413))
-      }
-      if (budget && !budget.take(chunk.length)) return end(new IntakeError('busy: too many bodies being received, retry later', 503))
-      size += chunk.length
-      chunks.push(chunk)
-    }
-    const timer = setTimeout(() => end(new IntakeError(`body too slow: not all received within ${timeoutMs} ms`, 408)), timeoutMs)
-    req.on('data', onData)
-    req.once('end', () => end(null))
-    const aborted = (): void => end(new IntakeError('request aborted before the end of its body'))
-    req.once('error', aborted)
-    req.once('close', () => {
-      if (!req.complete) aborted()
-    })
-  })
-}
 
 /** What a point takes at the least, rounded down to a power of two: see `decoderLimits`. */
 const MIN_POINT_BYTES = 32
@@ -147,11 +37,11 @@ const MAX_BINARY_BYTES = 8 * 1024 * 1024
 /** A payload has no extension types; msgpack's timestamp, the one standard one, takes 12 bytes at most. */
 const MAX_EXT_BYTES = 16
 /**
- * A decoded payload's wire form, per decompressed byte: a real one takes about 2 (a point of 38
+ * A decoded payload's transfer form, per decompressed byte: a real one takes about 2 (a point of 38
  * bytes or more takes 88, a sketch bin of 8 takes 16), one of empty tags up to 16.
  */
-const MAX_WIRE_RATIO = 4
-const MIN_WIRE_BYTES = 1024 * 1024
+const MAX_TRANSFER_RATIO = 4
+const MIN_TRANSFER_BYTES = 1024 * 1024
 
 /**
  * The msgpack decoder's limits for a payload of `size` bytes, decompressed. The decoder allocates an
@@ -175,7 +65,7 @@ export function decoderLimits(size: number): DecoderOptions {
 }
 
 /** Gunzip, msgpack and schema of a body: what the decode worker runs. Throws IntakeError for a payload to refuse. */
-export function decodeToWire(body: Uint8Array, maxDecompressedBytes: number): WirePayload {
+export function decodeToTransfer(body: Uint8Array, maxDecompressedBytes: number): TransferPayload {
   if (body.length === 0) throw new IntakeError('empty body')
   const raw = gunzipLimited(body, maxDecompressedBytes)
   let decoded: unknown
@@ -185,17 +75,17 @@ export function decodeToWire(body: Uint8Array, maxDecompressedBytes: number): Wi
     throw new IntakeError(`bad msgpack: ${oneLine((err as Error).message)}`)
   }
   try {
-    return wireOf(decoded, new WireWriter(Math.max(MIN_WIRE_BYTES, MAX_WIRE_RATIO * raw.length)))
+    return transferOf(decoded, new TransferWriter(Math.max(MIN_TRANSFER_BYTES, MAX_TRANSFER_RATIO * raw.length)))
   } catch (err) {
     if (err instanceof SketchError) throw new IntakeError(`wrong schema: ${err.message}`)
-    if (err instanceof WireTooLarge) throw new IntakeError(`payload too costly to decode: over ${MAX_WIRE_RATIO} times its decompressed size`, 413)
+    if (err instanceof TransferTooLarge) throw new IntakeError(`payload too costly to decode: over ${MAX_TRANSFER_RATIO} times its decompressed size`, 413)
     throw err
   }
 }
 
 /** Decodes a body in this thread, all at once: for tools and tests (the agent decodes in its worker). */
 export async function decodePipelineStats(body: Uint8Array, limits: IntakeLimits): Promise<IntakePayload> {
-  const [payload] = payloadSlices(decodeToWire(body, limits.maxDecompressedBytes), Infinity)
+  const [payload] = payloadSlices(decodeToTransfer(body, limits.maxDecompressedBytes), Infinity)
   return payload
 }
 
@@ -298,7 +188,7 @@ function sketchAt(o: Obj, key: string, path: string, required: boolean): Sketch 
   }
 }
 
-function wireOf(v: unknown, out: WireWriter): WirePayload {
+function transferOf(v: unknown, out: TransferWriter): TransferPayload {
   const o = mapAt(v, 'payload')
   const transactions = new TransactionsWireWriter()
   listAt(o, 'Stats', '', true).forEach((b, i) => bucketOf(b, `Stats[${i}].`, out, transactions))
@@ -313,7 +203,7 @@ function wireOf(v: unknown, out: WireWriter): WirePayload {
   }
 }
 
-function bucketOf(v: unknown, path: string, out: WireWriter, transactions: TransactionsWireWriter): void {
+function bucketOf(v: unknown, path: string, out: TransferWriter, transactions: TransactionsWireWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const start = o.Start
   let startNs: bigint
@@ -324,11 +214,11 @@ function bucketOf(v: unknown, path: string, out: WireWriter, transactions: Trans
   listAt(o, 'Stats', path, false).forEach((p, i) => pointOf(p, `${path}Stats[${i}].`, out))
   out.backlogs()
   listAt(o, 'Backlogs', path, false).forEach((b, i) => backlogOf(b, `${path}Backlogs[${i}].`, out))
-  // Read on the main thread (transaction-wire.ts), where malformed bytes cost only themselves.
+  // Read on the main thread (model/transaction-wire.ts), where malformed bytes cost only themselves.
   transactions.bucket(o.Transactions, o.TransactionCheckpointIds)
 }
 
-function pointOf(v: unknown, path: string, out: WireWriter): void {
+function pointOf(v: unknown, path: string, out: TransferWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const hash = hashAt(o, 'Hash', path, true)
   const parent = hashAt(o, 'ParentHash', path, false)
@@ -338,7 +228,7 @@ function pointOf(v: unknown, path: string, out: WireWriter): void {
 }
 
 /** A backlog, skipped when its offset is nil or negative (Kafka's "no offset"). */
-function backlogOf(v: unknown, path: string, out: WireWriter): void {
+function backlogOf(v: unknown, path: string, out: TransferWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const tags = stringsAt(o, 'Tags', path)
   const raw = o.Value

@@ -1,5 +1,5 @@
 import { BUCKET_MS } from 'pathwise/core'
-import type { IntakePayload } from './intake.js'
+import type { IntakePayload } from './payload.js'
 import { emptySketch, type Sketch } from './sketch.js'
 import { edgeInfo, tagMap, type EdgeInfo } from './tags.js'
 

@@ -1,9 +1,9 @@
 import { lagHistory, lagRows, type LagHistory, type LagRow } from './lag.js'
-import { mergeCells, rangeOf, type Range } from './range.js'
-import { quantilesOf, type Quantiles } from './sketch.js'
-import { BUCKET_MS, type Store } from './store.js'
-import type { ForwardStats } from './forward.js'
-import type { PersistenceStatus } from './persistence.js'
+import { mergeCells, rangeOf, type Range } from '../model/range.js'
+import { quantilesOf, type Quantiles } from '../model/sketch.js'
+import { BUCKET_MS, type Store } from '../model/store.js'
+import type { ForwardStats } from '../intake/forward.js'
+import type { PersistenceStatus } from '../model/persistence.js'
 import { collectEdges, pathways, topology, type EdgeView, type NodeView, type PathwayView } from './topology.js'
 
 /**
@@ -41,7 +41,7 @@ export interface Status {
 export interface ApiContext {
   store: Store
   status(): Status
-  /** Where /api/edge reads an edge's buckets and lag history, when not from `store` (the fleet view's, prometheus-source.ts). */
+  /** Where /api/edge reads an edge's buckets and lag history, when not from `store` (the fleet view's, prometheus/fleet.ts). */
   history?: Store
 }
 
@@ -58,7 +58,7 @@ export interface Summary {
 export interface EdgeDetail {
   now: number
   edge: EdgeView
-  /** One entry per bucket of the window that holds data for the edge, oldest first; `filling`: not settled yet (see range.ts). */
+  /** One entry per bucket of the window that holds data for the edge, oldest first; `filling`: not settled yet (see model/range.ts). */
   buckets: Array<{ start: number; count: number; rate: number; latency: Quantiles | null; filling: boolean }>
   lag: LagRow[]
   lagHistory: LagHistory[]

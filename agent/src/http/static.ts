@@ -4,13 +4,14 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /**
- * The page's files: `ui/` beside this module, and the browser builds of the layout and chart
- * libraries straight from their installed packages (no CDN: agents often run offline; no bundler).
- * Only the paths listed here are served, so no request can reach another file.
+ * The page's files: `ui/` (src/ui/, copied to dist/ui/ by the build), and the browser builds of the
+ * layout and chart libraries straight from their installed packages (no CDN: agents often run
+ * offline; no bundler). Only the paths listed here are served, so no request can reach another file.
  */
 
 const require = createRequire(import.meta.url)
-const uiDir = fileURLToPath(new URL('./ui/', import.meta.url))
+// Built, this module is bundled into dist/, beside dist/ui/; from source it is src/http/static.ts.
+const uiDir = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../ui/' : './ui/', import.meta.url))
 const dagreDist = dirname(require.resolve('@dagrejs/dagre'))
 const uplotDist = dirname(require.resolve('uplot'))
 

@@ -1,16 +1,16 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { Status } from './api.js'
-import type { IntakePayload, IntakePoint } from './intake.js'
-import { lagRows } from './lag.js'
-import { rangeOf } from './range.js'
-import type { Sketch } from './sketch.js'
-import type { Store } from './store.js'
-import { edgeInfo } from './tags.js'
+import type { Status } from '../views/api.js'
+import type { IntakePayload, IntakePoint } from '../model/payload.js'
+import { lagRows } from '../views/lag.js'
+import { rangeOf } from '../model/range.js'
+import type { Sketch } from '../model/sketch.js'
+import type { Store } from '../model/store.js'
+import { edgeInfo } from '../model/tags.js'
 
 /**
  * `GET /metrics` in the Prometheus exposition format, written by prom-client: what Prometheus
- * scrapes so that one view can draw the map of a fleet of agents (prometheus-source.ts).
+ * scrapes so that one view can draw the map of a fleet of agents (fleet.ts).
  *
  * Per stats point series (a service's pathway hash and parent hash with its edge tags), three
  * histograms count everything the agent received since it started: edge latency, end-to-end

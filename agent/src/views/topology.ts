@@ -1,7 +1,7 @@
-import { mergeCells, type Range } from './range.js'
-import { quantilesOf, type Quantiles } from './sketch.js'
-import type { Series, Store } from './store.js'
-import { queueRole } from './tags.js'
+import { mergeCells, type Range } from '../model/range.js'
+import { quantilesOf, type Quantiles } from '../model/sketch.js'
+import type { Series, Store } from '../model/store.js'
+import { queueRole } from '../model/tags.js'
 
 /**
  * The pipeline from the stats points. Edge tags give the hops: `direction:out, topic:T, type:X`
@@ -40,7 +40,7 @@ export interface EdgeView {
   group?: string
   /** Messages over the range. */
   count: number
-  /** Of `count`, the messages in buckets still filling: not in `rate` and `latency`, unless they are all of them (range.ts). */
+  /** Of `count`, the messages in buckets still filling: not in `rate` and `latency`, unless they are all of them (model/range.ts). */
   filling: number
   /** Messages per second. */
   rate: number

@@ -1,5 +1,5 @@
-import type { Range } from './range.js'
-import type { BacklogKind, BacklogSeries, Store } from './store.js'
+import type { Range } from '../model/range.js'
+import type { BacklogKind, BacklogSeries, Store } from '../model/store.js'
 
 /**
  * Kafka consumer lag from the backlogs: per consumer group, topic and partition, the partition's
