@@ -367,7 +367,7 @@ function report(result, { top, files: topFiles }) {
   const out = []
   const { functions, files, folders, fileCycles, folderCycles } = result
   const arrow = (e) => `${e.from} → ${e.to}${e.typeOnly ? ' (type only)' : ''}`
-  out.push(`Trees: ${result.trees.join(', ')}; ${files.count} source files in ${folders.length} folders`)
+  out.push(`Trees: ${result.trees.join(', ')}; ${files.count} source files in ${folders.length} folder${folders.length === 1 ? '' : 's'}`)
   if (result.generated.length > 0) out.push(`Left out as generated: ${result.generated.join(', ')}`)
   out.push('', `Functions: ${functions.count}; lines p50 ${functions.p50}, p90 ${functions.p90}, max ${functions.max}`)
   out.push(`The ${Math.min(top, functions.count)} longest:`)
