@@ -1,0 +1,184 @@
+/**
+ * One implementation of case 5's event-loop figures in a fresh process (started with --expose-gc):
+ * argv the implementation, the stats points, the rounds. Each round fills the points (not
+ * measured), then flushes them while `monitorEventLoopDelay` samples the loop every millisecond,
+ * and then watches an idle loop as long again: the same run without the flush. A warm-up round
+ * comes first and is not reported. Prints one JSON line, a FlushRound per round.
+ */
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import zlib from 'node:zlib'
+
+export type FlushImpl = 'wasm' | 'ts' | 'dd-trace'
+
+export interface LoopFigures {
+  /** Longest and 99th-percentile event-loop delay in the window, ms. */
+  maxMs: number
+  p99Ms: number
+  /** Time the loop was busy in the window (event-loop utilization's active time), ms. */
+  busyMs: number
+  /** CPU of the whole process in the window (the main thread and the thread pool), ms. */
+  cpuMs: number
+}
+
+export interface FlushRound {
+  flush: LoopFigures
+  /** The same length of time with no flush. */
+  idle: LoopFigures
+  /** Bytes sent (gzip), and the flush's wall time, ms. */
+  gzipBytes: number
+  wallMs: number
+}
+
+const TOPICS = 50
+const PER_POINT = 3
+const PAYLOAD_BYTES = 100
+/** Watched after the flush ends too: a stall just after it (a collection of its garbage) is the flush's. */
+const TAIL_MS = 50
+
+const collect = globalThis.gc as () => void
+
+/** What a round needs from an implementation: fill `points` stats points, then flush them all. */
+interface Subject {
+  fill(points: number): void
+  /** Resolves once the payload is compressed and handed over; the bytes it took. */
+  flush(): Promise<number>
+}
+
+/** Point p: topic p mod 50, its own upstream pathway, three checkpoints whose latencies spread as a busy consumer's do. */
+function parentOf(p: number, c: number, now: number) {
+  return {
+    hi: (Math.imul(p + 1, 0x9e3779b1) & 0x7f7f7f7f) >>> 0,
+    lo: (Math.imul(p + 7, 0x85ebca6b) & 0x7f7f7f7f) >>> 0,
+    pathwayStart: now - 1_000 * (c + 1) - (p % 5_000),
+    edgeStart: now - 10 * (c + 1) - (p % 100),
+  }
+}
+
+async function pathwiseSubject(core: 'wasm' | 'ts'): Promise<Subject> {
+  const { PathwayContext } = await import('../../bindings/pathway/context.js')
+  const { nodeTransport } = await import('../../bindings/export/node-transport.js')
+  const { consumeTags, pathwise } = await import('../subjects.js')
+  let sent = 0
+  // the Node transport (gzip on the thread pool), answered at once without a network
+  const transport = {
+    ...nodeTransport,
+    post(_url: string, _headers: Record<string, string>, body: Uint8Array) {
+      sent += body.byteLength
+      return Promise.resolve(200)
+    },
+  }
+  const dsm = pathwise(core, 0, transport)
+  const nodes = Array.from({ length: TOPICS }, (_, t) => dsm.node(consumeTags('bench-group', `topic-${t}`))!)
+  return {
+    fill(points) {
+      const now = Date.now()
+      for (let p = 0; p < points; p++) {
+        for (let c = 0; c < PER_POINT; c++) {
+          const { hi, lo, pathwayStart, edgeStart } = parentOf(p, c, now)
+          dsm.setCheckpoint(nodes[p % TOPICS], new PathwayContext(hi, lo, pathwayStart, edgeStart), PAYLOAD_BYTES + c)
+        }
+      }
+      if (dsm.stats.livePoints !== points) throw new Error(`pathwise (${core}) has ${dsm.stats.livePoints} points, not ${points}`)
+    },
+    async flush() {
+      sent = 0
+      await dsm.flush()
+      if (dsm.stats.livePoints !== 0) throw new Error(`pathwise (${core}) kept ${dsm.stats.livePoints} points after a flush`)
+      return sent
+    },
+  }
+}
+
+/** dd-trace's processor with its writer's own steps: its msgpack encoder, then zlib.gzip on the thread pool (no request). */
+async function ddSubject(): Promise<Subject> {
+  const { ddProcessor } = await import('../dd-trace.js')
+  const { ENV, SERVICE, consumeTags } = await import('../subjects.js')
+  const { processor, encode } = ddProcessor(SERVICE, ENV)
+  const tags = Array.from({ length: TOPICS }, (_, t) => consumeTags('bench-group', `topic-${t}`))
+  let done: (bytes: number) => void = () => {}
+  processor.writer = {
+    flush(payload: unknown) {
+      zlib.gzip(encode(payload), { level: 1 }, (err, gz) => {
+        if (err) throw err
+        done(gz.byteLength)
+      })
+    },
+  }
+  return {
+    fill(points) {
+      const now = Date.now()
+      for (let p = 0; p < points; p++) {
+        for (let c = 0; c < PER_POINT; c++) {
+          const { hi, lo, pathwayStart, edgeStart } = parentOf(p, c, now)
+          const hash = Buffer.alloc(8)
+          hash.writeUInt32LE(lo, 0)
+          hash.writeUInt32LE(hi, 4)
+          processor.setCheckpoint(tags[p % TOPICS], null, { hash, pathwayStartNs: pathwayStart * 1e6, edgeStartNs: edgeStart * 1e6 }, PAYLOAD_BYTES + c)
+        }
+      }
+    },
+    flush() {
+      return new Promise<number>((resolve) => {
+        done = resolve
+        processor.onInterval()
+      })
+    },
+  }
+}
+
+/** Runs `work` while watching the loop; `minMs` keeps watching until at least that long has passed. */
+async function watch(work: () => Promise<unknown>, minMs = 0): Promise<LoopFigures & { wallMs: number }> {
+  const delay = monitorEventLoopDelay({ resolution: 1 })
+  delay.enable()
+  // the monitor's first tick only starts its clock: a block before it would go unseen
+  await sleep(5)
+  const elu = performance.eventLoopUtilization()
+  const cpu = process.cpuUsage()
+  const start = performance.now()
+  await work()
+  await sleep(Math.max(TAIL_MS, minMs - (performance.now() - start)))
+  delay.disable()
+  const wallMs = performance.now() - start
+  const used = process.cpuUsage(cpu)
+  return {
+    maxMs: delay.max / 1e6,
+    p99Ms: delay.percentile(99) / 1e6,
+    busyMs: performance.eventLoopUtilization(elu).active,
+    cpuMs: (used.user + used.system) / 1000,
+    wallMs,
+  }
+}
+
+async function round(subject: Subject, points: number): Promise<FlushRound> {
+  subject.fill(points)
+  collect()
+  await sleep(20)
+  let gzipBytes = 0
+  let flushMs = 0
+  const { wallMs, ...flush } = await watch(async () => {
+    const start = performance.now()
+    gzipBytes = await subject.flush()
+    flushMs = performance.now() - start
+  })
+  collect()
+  await sleep(20)
+  const { wallMs: _, ...idle } = await watch(() => Promise.resolve(), wallMs)
+  return { flush, idle, gzipBytes, wallMs: flushMs }
+}
+
+async function main(): Promise<void> {
+  const impl = process.argv[2] as FlushImpl
+  const points = Number(process.argv[3])
+  const rounds = Number(process.argv[4])
+  const subject = impl === 'dd-trace' ? await ddSubject() : await pathwiseSubject(impl)
+  await round(subject, points)
+  const out: FlushRound[] = []
+  for (let r = 0; r < rounds; r++) out.push(await round(subject, points))
+  process.stdout.write(JSON.stringify(out) + '\n')
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`${err.stack ?? err}\n`)
+  process.exit(1)
+})
