@@ -109,7 +109,10 @@ function renderStatus(s) {
   const services = s.nodes.filter((n) => n.kind === 'service').length
   const queues = s.nodes.length - services
   const last = s.status.lastPayloadAt ? `last payload ${Math.max(0, Math.round((s.now - s.status.lastPayloadAt) / 1000))} s ago` : 'no payload yet'
-  status.textContent = `${services} services · ${queues} queues · ${s.edges.length} edges · ${s.status.payloads.accepted} payloads (${s.status.payloads.rejected} rejected) · ${last}`
+  // checkpoints tracers' own point caps dropped, as pathwise says in its payloads
+  const capped = Object.values(s.status.points.droppedByTracers ?? {}).reduce((sum, n) => sum + n, 0)
+  const dropped = capped > 0 ? ` · ${capped} checkpoints dropped by tracers' point caps` : ''
+  status.textContent = `${services} services · ${queues} queues · ${s.edges.length} edges · ${s.status.payloads.accepted} payloads (${s.status.payloads.rejected} rejected)${dropped} · ${last}`
   status.className = 'status live'
 }
 

@@ -25,7 +25,8 @@ export interface Status {
   windowSeconds: number
   /** Pipeline stats payloads accepted and rejected; `other`: trace, stats and telemetry payloads taken and dropped. */
   payloads: { accepted: number; rejected: number; other: number }
-  points: { received: number; dropped: number; outOfWindow: number }
+  /** `droppedByTracers`: checkpoints tracers' own point caps dropped (pathwise says so in its payloads), by service. */
+  points: { received: number; dropped: number; outOfWindow: number; droppedByTracers: Record<string, number> }
   series: number
   cells: number
   lastPayloadAt: number | null
