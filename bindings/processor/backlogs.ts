@@ -24,6 +24,12 @@ export class Backlogs {
     else this.dropped++
   }
 
+  /** Whether a bucket below `beforeBucket` holds backlogs. */
+  has(beforeBucket: number): boolean {
+    for (const bucket of this.buckets.keys()) if (bucket < beforeBucket) return true
+    return false
+  }
+
   /** Removes and returns the backlogs of every bucket below `beforeBucket`. */
   drain(beforeBucket: number): Map<number, Backlog[]> {
     const out = new Map<number, Backlog[]>()
