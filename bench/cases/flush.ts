@@ -9,7 +9,7 @@
  * topics, each implementation in fresh processes (`flush-child.ts`): the longest and the 99th
  * percentile event-loop delay while it flushes (compression on the thread pool included, as each
  * sends it: pathwise through its Node transport, dd-trace's writer with zlib.gzip), against as
- * long a time without a flush; the main thread's busy time per point (event-loop utilization);
+ * long a time without a flush; the main thread's CPU per point (Linux's per-thread figures);
  * and the whole process's CPU per point (the thread pool's compression included).
  */
 import { execFile } from 'node:child_process'
@@ -160,7 +160,7 @@ async function loopRows(s: Settings, points: number): Promise<Row[]> {
       `gzip sent, and the flush's wall time: ${sent.join(', ')}`,
     ]),
     row(`Flush of ${size} points: 99th-percentile event-loop delay`, 'ms', (r) => r.flush.p99Ms),
-    row(`Flush of ${size} points: main-thread time per point`, 'µs/point', (r) => ((r.flush.busyMs - r.idle.busyMs) * 1000) / points),
+    row(`Flush of ${size} points: main-thread CPU per point`, 'µs/point', (r) => ((r.flush.mainMs - r.idle.mainMs) * 1000) / points),
     row(`Flush of ${size} points: process CPU per point (compression included)`, 'µs/point', (r) => ((r.flush.cpuMs - r.idle.cpuMs) * 1000) / points),
   ]
 }
