@@ -119,6 +119,28 @@ export function targets(rows: Row[], pipeline: PipelineResults | undefined): Tar
 
   if (pipeline !== undefined) out.push(...pipelineTargets(pipeline))
 
+  const stall = find(5, 'Flush of 50,000 points: longest')
+  const stallP99 = find(5, 'Flush of 50,000 points: 99th')
+  if (stall !== undefined && stallP99 !== undefined) {
+    const ms = (row: Row, c: 'wasm' | 'ts' | 'dd-trace') => `${row.figures[c]!.median.toFixed(1)} ms`
+    out.push({
+      name: 'Flush of 50,000 points: the event loop waits at most 5 ms (longest and p99 delay while flushing)',
+      goal: '≤ 5 ms',
+      measured: `longest: Wasm core ${ms(stall, 'wasm')}, TS core ${ms(stall, 'ts')} (dd-trace ${ms(stall, 'dd-trace')}); p99: Wasm ${ms(stallP99, 'wasm')}, TS ${ms(stallP99, 'ts')}`,
+      met: Math.max(stall.figures.wasm!.median, stallP99.figures.wasm!.median) <= 5,
+    })
+  }
+  const cpu = find(5, 'Flush of 50,000 points: main-thread CPU')
+  if (cpu !== undefined) {
+    const us = (c: 'wasm' | 'ts' | 'dd-trace') => `${cpu.figures[c]!.median.toFixed(2)} µs`
+    out.push({
+      name: 'Flush of 50,000 points: at most 1 µs of main-thread CPU a point',
+      goal: '≤ 1 µs',
+      measured: `Wasm core ${us('wasm')}, TS core ${us('ts')} (dd-trace ${us('dd-trace')})`,
+      met: cpu.figures.wasm!.median <= 1,
+    })
+  }
+
   const drained = find(8, 'Memory after a drain')
   if (drained !== undefined) {
     const wasm = drained.ratios['wasm drained/start'].median

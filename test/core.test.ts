@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { decodeMulti } from '@msgpack/msgpack'
+import { decodeMulti, encode } from '@msgpack/msgpack'
 import fc from 'fast-check'
 import { createCore } from '../bindings/processor/create-core.js'
 import type { NodeIds } from '../bindings/core/node-ids.js'
@@ -345,6 +345,20 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
         assert.deepEqual(drainPoints(core, 101), [])
         assert.deepEqual(drainPoints(core, Infinity).map((d) => d.bucket), [101])
         assert.equal(core.livePoints, 0)
+      })
+
+      test("a drain's msgpack is what @msgpack/msgpack writes for the same maps, in both sketch forms", () => {
+        const core = make()
+        const nodes = [core.node('svc', 'env', ['direction:in', 'group:g', 'topic:é', 'type:kafka']), core.node('svc', 'env', Array.from({ length: 20 }, (_, i) => `tag:${'x'.repeat(i * 20)}`))]
+        const r = rng(3)
+        for (const sparse of [false, true]) {
+          for (let i = 0; i < 300; i++) core.checkpoint(nodes[i % 2], i * 7919, i, 100 + (i % 3), distributions.pareto(r), i % 5 === 0 ? 0 : r(), i * 1000)
+          for (const chunk of drainChunks(core, Infinity, sparse, 2000)) {
+            const points = [...decodeMulti(chunk.bytes, { useBigInt64: true })]
+            assert.equal(points.length, chunk.ends.length)
+            assert.deepEqual(Buffer.concat(points.map((p) => encode(p, { useBigInt64: true }))), Buffer.from(chunk.bytes))
+          }
+        }
       })
 
       test('a drain hands points out by bucket, in insertion order within one, whatever order the buckets came in', () => {

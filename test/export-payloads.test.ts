@@ -4,11 +4,9 @@
  * resent when an Agent answers 413 (against a real pathwise agent with a small --max-body); the
  * sketches' sparse form only where the Agent's /info says it reads it, the same quantiles with each
  * destination's reader; the point cap's drops warned once and shown by the pathwise agent; and
- * the synchronous way out (what the exit sends) missing nothing.
+ * what the exit would send, taken synchronously in the middle of a flush, missing nothing.
  */
 import assert from 'node:assert/strict'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { gunzipSync } from 'node:zlib'
 import { DDSketch } from '@datadog/sketches-js'
@@ -25,38 +23,25 @@ import { createDataStreamsFor } from '../bindings/processor/create.js'
 import { SPARSE_SKETCHES_FIELD } from '../bindings/export/agent-info.js'
 import { MAX_PAYLOAD_BYTES, PAUSE, flushPayloads } from '../bindings/export/flush.js'
 import { DROPPED_POINTS_FIELD, splitPayload, type BucketExtras, type Payload, type PayloadMeta } from '../bindings/export/payload.js'
+import type { Transport } from '../bindings/export/exporter.js'
+import { nodeTransport } from '../bindings/export/node-transport.js'
 import { nodePlatform } from '../bindings/node/platform.js'
-import { startAgent, type TestAgent } from './helpers/agent-server.js'
+import { startAgent, type DecodedBucket, type DecodedPayload, type TestAgent } from './helpers/agent-server.js'
+import { startRecordingProxy } from './helpers/recording-proxy.js'
 import { hasBinCounts } from './helpers/sketches.js'
 
 const META: PayloadMeta = { env: 'test', service: 'flusher', version: '1', tracerVersion: '0.0.0-test' }
 const BACKENDS: Backend[] = ['wasm', 'ts']
 
-interface WirePoint {
-  EdgeTags: string[]
-  Hash: bigint
-  ParentHash: bigint
-  PathwayLatency: Uint8Array
-  EdgeLatency: Uint8Array
-  PayloadSize: Uint8Array
-}
-interface WireBucket {
-  Start: bigint
-  Stats: WirePoint[]
-  Backlogs: { Tags: string[]; Value: number }[]
-  Transactions?: Uint8Array
-}
-interface WirePayload {
-  Service: string
-  Stats: WireBucket[]
-  [key: string]: unknown
-}
+/** A payload as the test Agent decodes it, and what it holds beyond that: transaction records, the dropped count. */
+type WireBucket = DecodedBucket & { Transactions?: Uint8Array }
+type WirePayload = Omit<DecodedPayload, 'Stats'> & { Stats: WireBucket[]; [field: string]: unknown }
 
 const read = (bytes: Uint8Array) => decode(bytes, { useBigInt64: true }) as WirePayload
 const bucketOf = (b: WireBucket) => Number(b.Start / 10_000_000_000n)
 
 /** Every point of these payloads as "bucket:hash:parent", in order. */
-function pointKeys(payloads: WirePayload[]): string[] {
+function pointKeys(payloads: readonly DecodedPayload[]): string[] {
   return payloads.flatMap((p) => p.Stats.flatMap((b) => b.Stats.map((s) => `${bucketOf(b)}:${s.Hash}:${s.ParentHash}`)))
 }
 
@@ -75,34 +60,6 @@ function record(dsm: DataStreams, n: number, latencyS: (i: number) => number, to
     const [hi, lo] = [i + 1, Math.imul(i, 0x9e3779b1) >>> 0]
     dsm.setCheckpoint(tags, new PathwayContext(hi, lo, now - latencyS(i) * 1000, now - latencyS(i) * 1000), 100)
     dsm.setCheckpoint(tags, new PathwayContext(hi, lo, now, now), 100)
-  }
-}
-
-/** An HTTP proxy in front of an agent that keeps what it passes: each request's path, its answer's status, its body gunzipped. */
-async function recordingProxy(target: string): Promise<{ url: string; seen: { path: string; status: number; body: Uint8Array }[]; close(): Promise<void> }> {
-  const seen: { path: string; status: number; body: Uint8Array }[] = []
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', async () => {
-      const body = Buffer.concat(chunks)
-      const headers: Record<string, string> = {}
-      for (const name of ['content-type', 'content-encoding']) if (typeof req.headers[name] === 'string') headers[name] = req.headers[name]
-      const answer = await fetch(`${target}${req.url}`, { method: req.method, headers, body: req.method === 'GET' ? undefined : body })
-      const text = Buffer.from(await answer.arrayBuffer())
-      if (req.method === 'POST') seen.push({ path: req.url ?? '', status: answer.status, body: answer.status === 413 ? body : gunzipSync(body) })
-      res.writeHead(answer.status, { 'Content-Type': answer.headers.get('content-type') ?? 'text/plain' }).end(text)
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
   }
 }
 
@@ -199,7 +156,7 @@ describe('flushPayloads', () => {
           assert.deepEqual(buckets, [...buckets].sort((a, b) => a - b))
           const withExtras = decoded.flatMap((p) => p.Stats.filter((b) => b.Transactions !== undefined).map(bucketOf))
           assert.deepEqual(withExtras, extraBuckets.map((b) => 1000 + b).sort((a, b) => a - b))
-          assert.deepEqual(decoded.flatMap((p) => p.Stats.flatMap((b) => b.Backlogs.map((x) => x.Value))).sort(), [...extraBuckets].sort())
+          assert.deepEqual(decoded.flatMap((p) => p.Stats.flatMap((b) => b.Backlogs.map((x) => Number(x.Value)))).sort(), [...extraBuckets].sort())
           // the drops once, in the first payload, when there is one
           assert.deepEqual(decoded.map((p) => p[DROPPED_POINTS_FIELD] ?? 0), decoded.map((_, i) => (i === 0 ? 3 : 0)))
           // the layout says where each point is
@@ -214,7 +171,7 @@ describe('flushPayloads', () => {
           }
         },
       ),
-      { numRuns: 60 },
+      { numRuns: Number(process.env.PAYLOAD_RUNS ?? 60) },
     )
   })
 
@@ -239,7 +196,7 @@ describe('flushPayloads', () => {
     assert.deepEqual(pointKeys(decoded), pointKeys([read(payload.bytes)]))
     assert.deepEqual(decoded.map((d) => d[DROPPED_POINTS_FIELD]), [4, undefined])
     assert.deepEqual(
-      decoded.flatMap((d) => d.Stats.flatMap((b) => b.Backlogs.map((x) => x.Value))),
+      decoded.flatMap((d) => d.Stats.flatMap((b) => b.Backlogs.map((x) => Number(x.Value)))),
       [1, 2],
     )
     // cut again and again: down to one point a payload, which cannot be cut
@@ -272,8 +229,8 @@ describe('a flush through an Agent', () => {
     const sent = ddAgent.requests.slice(before).map((r) => r.msgpack!)
     assert.ok(sent.length >= 2, `${sent.length} payloads`)
     for (const raw of sent) assert.ok(raw.length <= MAX_PAYLOAD_BYTES, `${raw.length} bytes`)
-    assert.equal(pointKeys(ddAgent.payloads.slice(before) as unknown as WirePayload[]).length, 2500)
-    assert.equal(new Set(pointKeys(ddAgent.payloads.slice(before) as unknown as WirePayload[])).size, 2500)
+    assert.equal(pointKeys(ddAgent.payloads.slice(before)).length, 2500)
+    assert.equal(new Set(pointKeys(ddAgent.payloads.slice(before))).size, 2500)
     assert.equal(dsm.stats.droppedPayloads, 0)
     await dsm.shutdown()
   })
@@ -299,7 +256,7 @@ describe('a flush through an Agent', () => {
   test('the pathwise agent says it reads the sparse form, and gets it where smaller; a Datadog Agent never does', async () => {
     const info = (await (await fetch(`${pathwise.url}/info`)).json()) as Record<string, unknown>
     assert.equal(info[SPARSE_SKETCHES_FIELD], true)
-    const proxy = await recordingProxy(pathwise.url)
+    const proxy = await startRecordingProxy(pathwise.url)
     try {
       for (const core of BACKENDS) {
         const service = `wide-${core}`
@@ -312,7 +269,7 @@ describe('a flush through an Agent', () => {
           dsm.setCheckpoint(['direction:out', 'topic:wide', 'type:kafka'], new PathwayContext(7, 7, now - 1_000_000, now - 1_000_000), 100)
           await dsm.flush()
         }
-        const sent = proxy.seen.map((s) => read(s.body)).find((p) => p.Service === service)!
+        const sent = proxy.forwarded.map((s) => read(gunzipSync(s.body))).find((p) => p.Service === service)!
         const sparse = sent.Stats[0].Stats[0].PathwayLatency
         assert.ok(hasBinCounts(sparse) && sparse.length <= 64, `${sparse.length} bytes`)
         const contiguous = ddAgent.payloads.slice(before)[0].Stats[0].Stats[0].PathwayLatency
@@ -344,15 +301,15 @@ describe('413: cut in two and sent again', () => {
 
   for (const core of BACKENDS) {
     test(`a pathwise agent taking 2 KiB bodies gets every point of a larger flush, each once (${core})`, async () => {
-      const proxy = await recordingProxy(agent.url)
+      const proxy = await startRecordingProxy(agent.url)
       const service = `cut-${core}`
       try {
         const dsm = dataStreams(proxy.url, core, { service })
         record(dsm, 400, (i) => 0.001 * (1 + (i % 500)))
         await dsm.flush()
-        const posts = proxy.seen.filter((s) => s.path === '/v0.1/pipeline_stats')
+        const posts = proxy.forwarded
         assert.ok(posts.some((s) => s.status === 413), 'the agent refused something')
-        const accepted = posts.filter((s) => s.status === 200).map((s) => read(s.body))
+        const accepted = posts.filter((s) => s.status === 200).map((s) => read(gunzipSync(s.body)))
         const keys = pointKeys(accepted)
         assert.equal(keys.length, 400)
         assert.equal(new Set(keys).size, 400)
@@ -400,36 +357,46 @@ describe('the point cap', () => {
   })
 })
 
-describe('the synchronous way out', () => {
-  test('payloadsNow finishes a flush under way and drains the rest at once: every point once, between them and the exporter queue', async () => {
+describe('what the exit sends', () => {
+  test('pendingPayloads, called in the middle of a flush: the rest of it and every bucket at once; with what was delivered, every point once', async () => {
     const agent = await startAgent()
     try {
       for (const core of BACKENDS) {
-        const dsm = dataStreams(agent.url, core)
-        record(dsm, 3000, (i) => i / 100)
-        const flushing = dsm.flush()
-        // the flush has started (its /info question is out); more checkpoints meanwhile
+        let pending: { compressed?: Uint8Array; raw?: Uint8Array }[] | undefined
+        // the exit comes while the flush's first payload is handed over, the rest of the flush not yet built
+        const transport: Transport = {
+          ...nodeTransport,
+          gzip(data) {
+            pending ??= (dsm as unknown as { pendingPayloads(): typeof pending }).pendingPayloads()
+            return nodeTransport.gzip(data)
+          },
+        }
+        const dsm = createDataStreamsFor(
+          { enabled: true, service: 'flusher', env: 'test', agentUrl: agent.url, flushIntervalMs: 0, core },
+          { ...nodePlatform(), transport, onExit: undefined },
+        )
+        // more than 8 MiB: two payloads or more
+        record(dsm, 2500, (i) => (i % 2 === 0 ? 0.001 : 1000))
+        await dsm.flush()
         record(dsm, 10, () => 1, 'later')
-        const processor = dsm as unknown as { payloadsNow(): Payload[]; exporter: { takeQueued(): { compressed?: Uint8Array; raw?: Uint8Array }[] } }
-        await new Promise((resolve) => setImmediate(resolve))
-        const now = processor.payloadsNow()
-        const queued = processor.exporter.takeQueued().map((q) => (q.raw ?? gunzipSync(q.compressed!)) as Uint8Array)
-        await flushing
         const delivered = agent.requests.filter((r) => r.msgpack !== undefined).map((r) => r.msgpack!)
-        const all = [...now.map((p) => p.bytes), ...queued, ...delivered].map(read)
-        const services = new Set(all.map((p) => p.Service))
-        assert.deepEqual([...services], ['flusher'])
+        assert.ok(pending !== undefined && pending.length >= 1)
+        const all = [...pending!.map((p) => p.raw ?? new Uint8Array(gunzipSync(p.compressed!))), ...delivered].map(read)
+        assert.deepEqual([...new Set(all.map((p) => p.Service))], ['flusher'])
         const keys = pointKeys(all)
-        assert.equal(keys.length, 3010, `${keys.length} points`)
-        assert.equal(new Set(keys).size, 3010)
-        assert.equal(dsm.stats.livePoints, 0)
+        assert.equal(keys.length, 2500, `${keys.length} points`)
+        assert.equal(new Set(keys).size, 2500)
+        // afterwards, the processor goes on as before
+        assert.equal(dsm.stats.livePoints, 10)
         agent.requests.length = 0
         agent.payloads.length = 0
         await dsm.shutdown()
+        assert.equal(pointKeys(agent.payloads).length, 10)
+        agent.requests.length = 0
+        agent.payloads.length = 0
       }
     } finally {
       await agent.close()
     }
   })
 })
-

@@ -18,13 +18,12 @@
  */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { after, before, describe, test } from 'node:test'
 import { gunzipSync } from 'node:zlib'
 import { decode } from '@msgpack/msgpack'
 import { runHostileGroup, type PropertyOutcome } from './helpers/hostile-watchdog.js'
+import { startRecordingProxy, type RecordingProxy } from './helpers/recording-proxy.js'
 import { decodeEitherForm } from './helpers/sketches.js'
 
 const RUNS = Number(process.env.HOSTILE_RUNS ?? 150)
@@ -37,12 +36,6 @@ type Core = 'wasm' | 'ts'
 /** The groups whose cases go through a DataStreams, which flushes to the agent at the end. */
 const FLUSHING = ['api-node', 'api-edge', 'kafkajs', 'confluent', 'aws']
 const GROUPS = [...FLUSHING, 'core'].flatMap((group) => (['wasm', 'ts'] as Core[]).map((core) => ({ group, core })))
-
-interface Forwarded {
-  path: string
-  status: number
-  body: Buffer
-}
 
 /** The real agent, `pathwise agent` run as a user would. */
 async function startPathwiseAgent(): Promise<{ url: string; child: ChildProcessWithoutNullStreams }> {
@@ -61,26 +54,6 @@ async function startPathwiseAgent(): Promise<{ url: string; child: ChildProcessW
     })
   })
   return { url, child }
-}
-
-/** Passes every request on to the agent and keeps each payload with the agent's answer to it. */
-async function startRecorder(agentUrl: string, forwarded: Forwarded[]): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (chunk: Buffer) => chunks.push(chunk))
-    req.on('end', async () => {
-      const body = Buffer.concat(chunks)
-      const headers: Record<string, string> = {}
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && !['host', 'content-length', 'connection'].includes(k)) headers[k] = v
-      const answer = await fetch(agentUrl + req.url, { method: req.method, headers, body: req.method === 'POST' ? body : undefined })
-      const text = await answer.text()
-      if (req.url === '/v0.1/pipeline_stats') forwarded.push({ path: req.url, status: answer.status, body })
-      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' })
-      res.end(text)
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return server
 }
 
 /** Runs the groups, at most as many at once as there are CPUs. */
@@ -124,18 +97,17 @@ interface Payload {
 
 describe(`hostile input (seed ${SEED}, ${RUNS} runs a property)`, () => {
   let agent: { url: string; child: ChildProcessWithoutNullStreams }
-  let recorder: http.Server
-  const forwarded: Forwarded[] = []
+  let recorder: RecordingProxy
   let runs: Map<string, Promise<PropertyOutcome[]>>
 
   before(async () => {
     agent = await startPathwiseAgent()
-    recorder = await startRecorder(agent.url, forwarded)
-    runs = runAll(`http://127.0.0.1:${(recorder.address() as AddressInfo).port}`)
+    recorder = await startRecordingProxy(agent.url)
+    runs = runAll(recorder.url)
   })
   after(async () => {
     await Promise.allSettled(runs.values())
-    recorder.close()
+    await recorder.close()
     agent.child.kill('SIGINT')
   })
 
@@ -155,7 +127,7 @@ describe(`hostile input (seed ${SEED}, ${RUNS} runs a property)`, () => {
     await Promise.allSettled(runs.values())
     const services = new Set<string>()
     let points = 0
-    for (const request of forwarded) {
+    for (const request of recorder.forwarded) {
       assert.ok(request.status >= 200 && request.status < 300, `the agent answered ${request.status}`)
       const payload = decode(gunzipSync(request.body), { useBigInt64: true }) as Payload
       services.add(payload.Service)

@@ -1,9 +1,9 @@
 /**
  * One implementation of case 5's event-loop figures in a fresh process (started with --expose-gc):
  * argv the implementation, the stats points, the rounds. Each round fills the points (not
- * measured), then flushes them while `monitorEventLoopDelay` samples the loop every millisecond,
- * and then watches an idle loop as long again: the same run without the flush. A warm-up round
- * comes first and is not reported. Prints one JSON line, a FlushRound per round.
+ * measured), watches an idle loop (the same run without the flush, as long as the last flush
+ * took), then flushes them while `monitorEventLoopDelay` samples the loop every millisecond. A
+ * warm-up round comes first and is not reported. Prints one JSON line, a FlushRound per round.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
@@ -49,20 +49,25 @@ const mainThreadMs: () => number = existsSync(SCHEDSTAT)
   ? () => Number(readFileSync(SCHEDSTAT, 'utf8').split(' ')[0]) / 1e6
   : () => performance.eventLoopUtilization().active
 
-/** What a round needs from an implementation: fill `points` stats points, then flush them all. */
+/** What a round needs from an implementation: a checkpoint, and a flush of everything. */
 interface Subject {
-  fill(points: number): void
+  checkpoint(topic: number, hi: number, lo: number, pathwayStart: number, edgeStart: number, payloadSize: number): void
   /** Resolves once the payload is compressed and handed over; the bytes it took. */
   flush(): Promise<number>
 }
 
-/** Point p: topic p mod 50, its own upstream pathway, three checkpoints whose latencies spread as a busy consumer's do. */
-function parentOf(p: number, c: number, now: number) {
-  return {
-    hi: (Math.imul(p + 1, 0x9e3779b1) & 0x7f7f7f7f) >>> 0,
-    lo: (Math.imul(p + 7, 0x85ebca6b) & 0x7f7f7f7f) >>> 0,
-    pathwayStart: now - 1_000 * (c + 1) - (p % 5_000),
-    edgeStart: now - 10 * (c + 1) - (p % 100),
+/**
+ * `points` stats points: point p on topic p mod 50, its own upstream pathway, three checkpoints
+ * whose latencies spread as a busy consumer's do. Begun early enough in a 10 s bucket to end in it.
+ */
+async function fill(subject: Subject, points: number): Promise<void> {
+  const into = Date.now() % 10_000
+  if (into > 5_000) await sleep(10_000 - into + 5)
+  const now = Date.now()
+  for (let p = 0; p < points; p++) {
+    const hi = (Math.imul(p + 1, 0x9e3779b1) & 0x7f7f7f7f) >>> 0
+    const lo = (Math.imul(p + 7, 0x85ebca6b) & 0x7f7f7f7f) >>> 0
+    for (let c = 0; c < PER_POINT; c++) subject.checkpoint(p % TOPICS, hi, lo, now - 1_000 * (c + 1) - (p % 5_000), now - 10 * (c + 1) - (p % 100), PAYLOAD_BYTES + c)
   }
 }
 
@@ -84,15 +89,8 @@ async function pathwiseSubject(core: 'wasm' | 'ts'): Promise<Subject> {
   const dsm = pathwise(core, 0, transport)
   const nodes = Array.from({ length: TOPICS }, (_, t) => dsm.node(consumeTags('bench-group', `topic-${t}`))!)
   return {
-    fill(points) {
-      const now = Date.now()
-      for (let p = 0; p < points; p++) {
-        for (let c = 0; c < PER_POINT; c++) {
-          const { hi, lo, pathwayStart, edgeStart } = parentOf(p, c, now)
-          dsm.setCheckpoint(nodes[p % TOPICS], new PathwayContext(hi, lo, pathwayStart, edgeStart), PAYLOAD_BYTES + c)
-        }
-      }
-      if (dsm.stats.livePoints !== points) throw new Error(`pathwise (${core}) has ${dsm.stats.livePoints} points, not ${points}`)
+    checkpoint(topic, hi, lo, pathwayStart, edgeStart, payloadSize) {
+      dsm.setCheckpoint(nodes[topic], new PathwayContext(hi, lo, pathwayStart, edgeStart), payloadSize)
     },
     async flush() {
       sent = 0
@@ -119,17 +117,11 @@ async function ddSubject(): Promise<Subject> {
     },
   }
   return {
-    fill(points) {
-      const now = Date.now()
-      for (let p = 0; p < points; p++) {
-        for (let c = 0; c < PER_POINT; c++) {
-          const { hi, lo, pathwayStart, edgeStart } = parentOf(p, c, now)
-          const hash = Buffer.alloc(8)
-          hash.writeUInt32LE(lo, 0)
-          hash.writeUInt32LE(hi, 4)
-          processor.setCheckpoint(tags[p % TOPICS], null, { hash, pathwayStartNs: pathwayStart * 1e6, edgeStartNs: edgeStart * 1e6 }, PAYLOAD_BYTES + c)
-        }
-      }
+    checkpoint(topic, hi, lo, pathwayStart, edgeStart, payloadSize) {
+      const hash = Buffer.alloc(8)
+      hash.writeUInt32LE(lo, 0)
+      hash.writeUInt32LE(hi, 4)
+      processor.setCheckpoint(tags[topic], null, { hash, pathwayStartNs: pathwayStart * 1e6, edgeStartNs: edgeStart * 1e6 }, payloadSize)
     },
     flush() {
       return new Promise<number>((resolve) => {
@@ -163,10 +155,15 @@ async function watch(work: () => Promise<unknown>, minMs = 0): Promise<LoopFigur
   }
 }
 
+/** How long the last flush's window lasted: the idle window before the next flush lasts as long. */
+let lastWindowMs = 100
+
+/** Fills, then watches an idle loop, then the flush: the points are alive in both, the fill's garbage collected before. */
 async function round(subject: Subject, points: number): Promise<FlushRound> {
-  subject.fill(points)
+  await fill(subject, points)
   collect()
   await sleep(20)
+  const { wallMs: _, ...idle } = await watch(() => Promise.resolve(), lastWindowMs)
   let gzipBytes = 0
   let flushMs = 0
   const { wallMs, ...flush } = await watch(async () => {
@@ -174,9 +171,7 @@ async function round(subject: Subject, points: number): Promise<FlushRound> {
     gzipBytes = await subject.flush()
     flushMs = performance.now() - start
   })
-  collect()
-  await sleep(20)
-  const { wallMs: _, ...idle } = await watch(() => Promise.resolve(), wallMs)
+  lastWindowMs = wallMs
   return { flush, idle, gzipBytes, wallMs: flushMs }
 }
 

@@ -87,22 +87,34 @@ export function* flushPayloads(source: FlushSource, limits: FlushLimits = LIMITS
       const n = core.drainChunk(Math.max(1, Math.min(limits.chunkBytes, room)))
       if (n === 0) break
       const bucket = core.chunkBucket
+      // the core's views: used before anything else calls into the core
       const bytes = core.chunkBytes()
+      const ends = core.chunkEnds()
       if (writer.openBucket !== bucket) {
         yield* extrasBefore(bucket)
         writer.closeSegment()
         const extras = nextExtra < extraBuckets.length && extraBuckets[nextExtra] === bucket ? source.extras.get(extraBuckets[nextExtra++]) : undefined
-        yield* roomFor(extras, bytes.length)
+        yield* roomFor(extras, ends[0])
         writer.openSegment(bucket, extras)
-      } else if (writer.wouldTake(bytes.length) > maxBytes) {
-        yield writer.finish()
-        writer = new PayloadWriter(meta, 0)
-        writer.openSegment(bucket, undefined)
       }
-      // a payload's first points foretell its size: its buffer grows once
-      if (writer.points === 0) writer.reserve(Math.min(maxBytes, writer.wouldTake(((total - written) * bytes.length) / n)))
-      // copied before anything else calls into the core: the views are the core's
-      writer.addPoints(bytes, core.chunkEnds())
+      // as many whole points as the payload takes; the rest go on in the next one
+      for (let from = 0; from < n; ) {
+        const start = from === 0 ? 0 : ends[from - 1]
+        let to = from
+        while (to < n && writer.wouldTake(ends[to] - start) <= maxBytes) to++
+        if (to === from && !writer.alone) {
+          yield writer.finish()
+          writer = new PayloadWriter(meta, 0)
+          writer.openSegment(bucket, undefined)
+          continue
+        }
+        // a point too large for any payload goes alone
+        if (to === from) to++
+        // a payload's first points foretell its size: its buffer grows once
+        if (writer.points === 0) writer.reserve(Math.min(maxBytes, writer.wouldTake(((total - written - from) * bytes.length) / n)))
+        writer.addPoints(bytes.subarray(start, ends[to - 1]), ends.subarray(from, to), start)
+        from = to
+      }
       written += n
       if (performance.now() >= sliceEnd) {
         yield PAUSE

@@ -164,6 +164,11 @@ export class PayloadWriter {
     return this.segments.length === 0 && this.open === undefined
   }
 
+  /** Whether it holds nothing that could go elsewhere: no point, no bucket but the one just opened. */
+  get alone(): boolean {
+    return this.endCount === 0 && this.segments.length === 0
+  }
+
   /** Whether it has nothing to say: no bucket, no dropped count. */
   get empty(): boolean {
     return this.fresh && this.droppedPoints === 0
@@ -197,9 +202,9 @@ export class PayloadWriter {
     this.open = { bucket, countAt, start: this.length, firstEnd: this.endCount, extras, tail }
   }
 
-  /** Adds points to the open segment: their msgpack maps, one after the other, and where each ends in `bytes`. */
-  addPoints(bytes: Uint8Array, ends: ArrayLike<number>): void {
-    const base = this.length
+  /** Adds points to the open segment: their msgpack maps, one after the other, and where each ends in `bytes`, plus `offset`. */
+  addPoints(bytes: Uint8Array, ends: ArrayLike<number>, offset = 0): void {
+    const base = this.length - offset
     this.append(bytes)
     if (this.endCount + ends.length > this.ends.length) {
       let size = this.ends.length * 2

@@ -529,17 +529,19 @@ export class DataStreamsProcessor implements DataStreams {
   }
 
   /**
-   * Everything not yet handed to the exporter, as payloads, synchronously: the rest of a flush
-   * being built, then every bucket, the sketches in the form the Agent last said it reads. For the
-   * exit, which compresses and sends them without returning to the event loop (the payloads
-   * already queued come from `AgentExporter#takeQueued`).
+   * Everything not yet delivered, synchronously, for the exit (which sends it without returning to
+   * the event loop): the payloads waiting in the exporter's queue (compressed, or as they are if
+   * their compression has not ended), then the rest of a flush being built, then every bucket,
+   * its sketches in the form the Agent last said it reads; these last as they are. The payload
+   * in flight is not in it (it may have reached the Agent). Each is within the size bound; what
+   * is given as it is, the caller compresses (gzip level 1, as the transports do).
    */
-  payloadsNow(): Payload[] {
-    const out: Payload[] = []
+  pendingPayloads(): { compressed?: Uint8Array; raw?: Uint8Array }[] {
+    const out = this.exporter.takeQueued()
     try {
       for (const source of [this.flushing, this.payloads(Infinity, this.agentInfo.sparseKnown)]) {
         if (source === undefined) continue
-        for (const p of source) if (p !== PAUSE) out.push(p)
+        for (const p of source) if (p !== PAUSE) out.push({ raw: p.bytes })
       }
     } catch (err) {
       this.fail('flush', err)

@@ -4,6 +4,7 @@
  */
 import { decodeMulti } from '@msgpack/msgpack'
 import type { Core } from '../../bindings/core/types.js'
+import type { ExportPoint } from '../../bindings/export/payload.js'
 
 export interface DrainedChunk {
   bucket: number
@@ -11,21 +12,9 @@ export interface DrainedChunk {
   ends: number[]
 }
 
-export interface DrainedPoint {
-  edgeTags: string[]
-  hashHi: number
-  hashLo: number
-  parentHi: number
-  parentLo: number
-  pathwayLatency: Uint8Array
-  edgeLatency: Uint8Array
-  payloadSize: Uint8Array
-  timestampType: string
-}
-
 export interface DrainedBucket {
   bucket: number
-  points: DrainedPoint[]
+  points: ExportPoint[]
 }
 
 /** Drains the buckets below `beforeBucket`, `maxBytes` a chunk: every chunk, copied. */
@@ -51,7 +40,7 @@ export function drainPoints(core: Core, beforeBucket: number, sparse = false): D
   return out
 }
 
-function pointOf(p: Record<string, unknown>): DrainedPoint {
+function pointOf(p: Record<string, unknown>): ExportPoint {
   const hash = p.Hash as bigint
   const parent = p.ParentHash as bigint
   return {
@@ -63,6 +52,6 @@ function pointOf(p: Record<string, unknown>): DrainedPoint {
     pathwayLatency: p.PathwayLatency as Uint8Array,
     edgeLatency: p.EdgeLatency as Uint8Array,
     payloadSize: p.PayloadSize as Uint8Array,
-    timestampType: p.TimestampType as string,
+    timestampType: p.TimestampType as ExportPoint['timestampType'],
   }
 }

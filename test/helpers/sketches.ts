@@ -28,7 +28,10 @@ export interface DecodedSketch {
 }
 
 export function decodeSketch(bytes: Uint8Array): DecodedSketch {
-  const sketch = DDSketch.fromProto(bytes)
+  return decoded(DDSketch.fromProto(bytes))
+}
+
+function decoded(sketch: Pick<SketchesJs, 'count' | 'zeroCount' | 'store' | 'getValueAtQuantile'>): DecodedSketch {
   const store = sketch.store
   return {
     count: sketch.count,
@@ -65,15 +68,7 @@ export function hasBinCounts(proto: Uint8Array): boolean {
 
 /** A sketch read by the reader of the destination it was written for: the pathwise agent's for the sparse form, sketches-js for the contiguous one. */
 export function decodeEitherForm(bytes: Uint8Array): DecodedSketch {
-  if (!hasBinCounts(bytes)) return decodeSketch(bytes)
-  const sketch = agentDecodeSketch(bytes)
-  const store = sketch.store
-  return {
-    count: sketch.count,
-    zeroCount: sketch.zeroCount,
-    binCount: store.count > 0 ? store.maxKey - store.minKey + 1 : 0,
-    quantile: (q) => sketch.getValueAtQuantile(q),
-  }
+  return hasBinCounts(bytes) ? decoded(agentDecodeSketch(bytes)) : decodeSketch(bytes)
 }
 
 /** One sketch holding what all of these hold: a pathway's points from several buckets, read as one. */
