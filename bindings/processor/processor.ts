@@ -95,7 +95,14 @@ export class DataStreamsProcessor implements DataStreams {
       this.timer = setInterval(() => void this.flushFinished(), config.flushIntervalMs)
       ;(this.timer as { unref?: () => void }).unref?.()
     }
-    this.removeExitHook = platform.onExit?.(() => void this.send(Infinity, 'exit'))
+    this.removeExitHook = platform.onExit?.({
+      url: this.exporter.endpoint,
+      headers: this.exporter.headers,
+      timeoutMs: config.exitTimeoutMs,
+      drain: () => this.drainAtExit(),
+      final: () => this.unsent(),
+      warn: (message) => this.log.warnOnce('exit', message),
+    })
   }
 
   get backend(): Backend {
@@ -404,27 +411,55 @@ export class DataStreamsProcessor implements DataStreams {
     return this.send(currentBucket(), 'timer')
   }
 
-  /**
-   * 'caller' (flush, shutdown) keeps the process alive until delivered; 'timer' never does.
-   * 'exit' holds it too, but sends only what was recorded since the last send and retries no queue:
-   * beforeExit comes again once that send ends, and must then find nothing to do.
-   */
-  private async send(beforeBucket: number, by: 'caller' | 'timer' | 'exit'): Promise<void> {
+  /** 'caller' (flush, shutdown) keeps the process alive until delivered; 'timer' never does. */
+  private async send(beforeBucket: number, by: 'caller' | 'timer'): Promise<void> {
     try {
-      const delivery = { hold: by !== 'timer' }
-      const buckets = this.collect(beforeBucket)
-      if (buckets.length > 0) {
-        const payload = encodeStatsPayload(
-          { env: this.env, service: this.service, version: this.config.version, tracerVersion: VERSION, tags: this.config.tags, processTags: this.processTags, productMask: PRODUCT_DSM },
-          buckets,
-        )
-        await this.exporter.send(payload, {}, delivery)
-      } else if (by !== 'exit') {
-        await this.exporter.flush(delivery)
-      }
+      const delivery = { hold: by === 'caller' }
+      const [payload] = this.payloads(beforeBucket)
+      if (payload !== undefined) await this.exporter.send(payload, {}, delivery)
+      else await this.exporter.flush(delivery)
     } catch (err) {
       this.fail('flush', err)
     }
+  }
+
+  /**
+   * The exit hook's send at a natural end: what was recorded since the last send, once, without
+   * retrying an older queue on its own (beforeExit comes again once this ends, and must then find
+   * nothing to do). The exit hook holds the process, within its bound; the exporter does not. A
+   * send in flight is waited for, and what is new stays in the core meanwhile: the exporter would
+   * queue it behind that send, where the final synchronous send could not reach it.
+   */
+  private drainAtExit(): Promise<void> | undefined {
+    try {
+      if (this.exporter.busy) return this.exporter.flush()
+      const [payload] = this.payloads(Infinity)
+      return payload === undefined ? undefined : this.exporter.send(payload)
+    } catch (err) {
+      this.fail('flush', err)
+      return undefined
+    }
+  }
+
+  /** The exit hook's final send: everything still in the core, for a synchronous send. Never throws. */
+  private unsent(): Uint8Array[] {
+    try {
+      return this.payloads(Infinity)
+    } catch (err) {
+      this.fail('flush', err)
+      return []
+    }
+  }
+
+  /**
+   * What was recorded before `beforeBucket` and not yet sent, drained from the core and encoded
+   * (msgpack, not yet compressed): the one place a payload is made, on every path. Empty if nothing is.
+   */
+  private payloads(beforeBucket: number): Uint8Array[] {
+    const buckets = this.collect(beforeBucket)
+    if (buckets.length === 0) return []
+    const meta = { env: this.env, service: this.service, version: this.config.version, tracerVersion: VERSION, tags: this.config.tags, processTags: this.processTags, productMask: PRODUCT_DSM }
+    return [encodeStatsPayload(meta, buckets)]
   }
 
   private collect(beforeBucket: number): ExportBucket[] {
