@@ -16,6 +16,7 @@ import { gunzipSync } from 'node:zlib'
 import { after, before, describe, test } from 'node:test'
 import { decode } from '@msgpack/msgpack'
 import fc from 'fast-check'
+import { resolveConfig } from '../bindings/config.js'
 import { BUN, appDir, type AppDir } from './helpers/app-dir.js'
 import { startAgent, type DecodedPayload, type TestAgent } from './helpers/agent-server.js'
 import { decodeSketch } from './helpers/sketches.js'
@@ -341,6 +342,15 @@ console.log(JSON.stringify(report))
 `
 
 describe('the exit listeners', () => {
+  test('the bound: exitTimeoutMs, else PATHWISE_EXIT_TIMEOUT_MS, else 2000 ms; what is not a positive number counts as not given', () => {
+    const bound = (options: object, env: Record<string, string>) => resolveConfig(options, env).exitTimeoutMs
+    assert.equal(bound({}, {}), EXIT_BOUND_MS)
+    assert.equal(bound({}, { PATHWISE_EXIT_TIMEOUT_MS: '750' }), 750)
+    assert.equal(bound({ exitTimeoutMs: 5000 }, { PATHWISE_EXIT_TIMEOUT_MS: '750' }), 5000)
+    for (const bad of [0, -1, NaN, Infinity, '300', null]) assert.equal(bound({ exitTimeoutMs: bad }, {}), EXIT_BOUND_MS, String(bad))
+    for (const bad of ['', 'soon', '-5', '0']) assert.equal(bound({}, { PATHWISE_EXIT_TIMEOUT_MS: bad }), EXIT_BOUND_MS, bad)
+  })
+
   test('one set for every DataStreams and copy of pathwise, gone after the last shutdown; none with DSM off', async () => {
     const app = await appDir({ 'app.mjs': LISTENERS })
     try {
