@@ -15,7 +15,7 @@
  */
 import { isMainThread } from 'node:worker_threads'
 import { gzipSync } from 'node:zlib'
-import type { ExitHook } from '../data-streams.js'
+import type { ExitHook } from '../api/data-streams.js'
 import { hold } from '../export/unref.js'
 import { Outcome, startPoster, type Poster, type SyncRequest } from './sync-post.js'
 
