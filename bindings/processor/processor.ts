@@ -19,7 +19,7 @@ import type { Backend, Core } from '../core/types.js'
 import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from '../pathway/context.js'
 import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from '../api/data-streams.js'
 import { collectBuckets } from './collect.js'
-import { AgentExporter } from '../export/exporter.js'
+import { AgentExporter, type Delivery } from '../export/exporter.js'
 import { createLogger, type OnceLogger } from '../common/logger.js'
 import { encodeStatsPayload, PRODUCT_DSM, type ExportBucket } from '../export/payload.js'
 import { batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
@@ -415,9 +415,9 @@ export class DataStreamsProcessor implements DataStreams {
   private async send(beforeBucket: number, by: 'caller' | 'timer'): Promise<void> {
     try {
       const delivery = { hold: by === 'caller' }
-      const [payload] = this.payloads(beforeBucket)
-      if (payload !== undefined) await this.exporter.send(payload, {}, delivery)
-      else await this.exporter.flush(delivery)
+      const payloads = this.payloads(beforeBucket)
+      if (payloads.length === 0) await this.exporter.flush(delivery)
+      else await this.deliver(payloads, delivery)
     } catch (err) {
       this.fail('flush', err)
     }
@@ -433,12 +433,17 @@ export class DataStreamsProcessor implements DataStreams {
   private drainAtExit(): Promise<void> | undefined {
     try {
       if (this.exporter.busy) return this.exporter.flush()
-      const [payload] = this.payloads(Infinity)
-      return payload === undefined ? undefined : this.exporter.send(payload)
+      const payloads = this.payloads(Infinity)
+      return payloads.length === 0 ? undefined : this.deliver(payloads, {})
     } catch (err) {
       this.fail('flush', err)
       return undefined
     }
+  }
+
+  /** Queues the payloads in order; resolves once the exporter has delivered them or given up. */
+  private async deliver(payloads: Uint8Array[], delivery: Delivery): Promise<void> {
+    await Promise.all(payloads.map((payload) => this.exporter.send(payload, {}, delivery)))
   }
 
   /** The exit hook's final send: everything still in the core, for a synchronous send. Never throws. */
