@@ -160,7 +160,8 @@ function tagList(tags: unknown): string[] | undefined {
   if (tags === undefined || tags === null) return undefined
   try {
     if (Array.isArray(tags)) return tags.length <= 1000 && tags.every((t) => typeof t === 'string') ? [...(tags as string[])] : undefined
-    if (typeof tags !== 'object') return undefined
+    // a typed array (a Buffer) holds numbers only: listing its entries first would cost a second per 2 MB
+    if (typeof tags !== 'object' || ArrayBuffer.isView(tags)) return undefined
     const out: string[] = []
     for (const [k, v] of Object.entries(tags)) {
       if (typeof v !== 'string' || out.length >= 1000) return undefined
