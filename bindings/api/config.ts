@@ -25,6 +25,11 @@ export interface DataStreamsOptions {
   debug?: boolean
   /** Agent request timeout, default 2000 ms. */
   timeoutMs?: number
+  /**
+   * PATHWISE_EXIT_TIMEOUT_MS: the longest a process that is ending waits for its stats to be
+   * delivered (whatever the way it ends), default 2000 ms.
+   */
+  exitTimeoutMs?: number
   /** Most nodes (service, env, edge tags) kept prepared; past it the cache starts over (counted in `stats.evictedNodes`). Default 10 000. */
   maxNodes?: number
 }
@@ -54,6 +59,7 @@ export interface ResolvedConfig extends InstrumentationSettings {
   core: Backend | undefined
   maxPoints: number | undefined
   timeoutMs: number
+  exitTimeoutMs: number
   maxNodes: number
   /** Whether `service` was given (option or DD_SERVICE) rather than the default: `svc.user` or `svc.auto` in the process tags. */
   serviceGiven: boolean
@@ -102,6 +108,7 @@ export function resolveConfig(options: unknown, env: unknown, defaults: { flushI
     maxPoints: nonNegative(opt('maxPoints')),
     debug: flag('debug') ?? isTrue(envText('DD_TRACE_DEBUG')),
     timeoutMs: Math.min(MAX_TIMER_MS, positive(opt('timeoutMs')) ?? 2_000),
+    exitTimeoutMs: Math.min(MAX_TIMER_MS, positive(opt('exitTimeoutMs')) ?? positive(numberText(envText('PATHWISE_EXIT_TIMEOUT_MS'))) ?? 2_000),
     maxNodes: Math.max(1, Math.floor(Math.min(1e7, positive(opt('maxNodes')) ?? 10_000))),
     kafkaHeaderInjection: !isFalse(envText('DD_KAFKA_CLIENT_PROPAGATION_ENABLED')),
     kinesisJsonContext: isTrue(envText('PATHWISE_KINESIS_JSON_CONTEXT')),
@@ -153,7 +160,8 @@ function tagList(tags: unknown): string[] | undefined {
   if (tags === undefined || tags === null) return undefined
   try {
     if (Array.isArray(tags)) return tags.length <= 1000 && tags.every((t) => typeof t === 'string') ? [...(tags as string[])] : undefined
-    if (typeof tags !== 'object') return undefined
+    // a typed array (a Buffer) holds numbers only: listing its entries first would cost a second per 2 MB
+    if (typeof tags !== 'object' || ArrayBuffer.isView(tags)) return undefined
     const out: string[] = []
     for (const [k, v] of Object.entries(tags)) {
       if (typeof v !== 'string' || out.length >= 1000) return undefined

@@ -16,13 +16,33 @@ export interface ContextStore {
   run<T>(ctx: PathwayContext | undefined, fn: () => T): T
 }
 
+/**
+ * What a DataStreams does as its process ends (Node, Bun: `bindings/node/exit-hooks.ts`). Shared
+ * by every copy of pathwise in a process, so its shape changes only with the registry's version.
+ */
+export interface ExitHook {
+  /** Where the payloads go, and with which headers (the exporter's). */
+  readonly url: string
+  readonly headers: Record<string, string>
+  /** The longest the process waits for this DataStreams' stats once it has begun to end. */
+  readonly timeoutMs: number
+  /**
+   * The event loop ran dry: sends what is new (or waits for the send in flight, leaving what is new
+   * for later); undefined when there is nothing to do. The process is held meanwhile, within the bound.
+   */
+  drain(): Promise<void> | undefined
+  /** The process ends now: what is still unsent, as msgpack payloads, for a synchronous send. */
+  final(): Uint8Array[]
+  warn(message: string): void
+}
+
 /** What a runtime provides: its environment, context store, HTTP transport, exit hook and hold. */
 export interface Platform {
   env: Env
   store: ContextStore
   transport: Transport
-  /** Calls fn whenever the process is about to exit (again after work fn started ends); returns the way to stop. */
-  onExit?(fn: () => void): () => void
+  /** Registers what to do as the process ends; returns the way to stop. */
+  onExit?(hook: ExitHook): () => void
   /** Keeps the process alive for at most ms, until the returned function is called; absent on the edge. */
   hold?(ms: number): () => void
   compiledWasm?: WebAssembly.Module

@@ -84,10 +84,8 @@ export interface PayloadInfo {
 
 /** A payload waiting for the Agent. */
 interface Queued {
-  /** Its layout, to cut it in two; its bytes until compressed, and then its compressed bytes. */
+  /** Its layout, to cut it in two (its bytes go once compressed). */
   payload: Omit<Payload, 'bytes'>
-  raw: Uint8Array | undefined
-  compressed: Uint8Array | undefined
   /** Compressed (undefined if compression failed). */
   body: Promise<Uint8Array | undefined>
   /** Its flush (see PayloadInfo); a payload sent alone gets a negative number of its own. */
@@ -114,8 +112,9 @@ const HOLD_MARGIN_MS = 100
  * Payloads are delivered one at a time, in order.
  */
 export class AgentExporter {
-  private readonly endpoint: string
-  private readonly headers: Record<string, string>
+  /** Where payloads go, and with which headers: also what a synchronous send at exit uses. */
+  readonly endpoint: string
+  readonly headers: Readonly<Record<string, string>>
   private readonly transport: Transport
   private readonly deadlines: Deadlines
   private readonly maxRetries: number
@@ -158,6 +157,11 @@ export class AgentExporter {
     return { ...this.counts, queued: this.queue.length }
   }
 
+  /** Whether a delivery is under way (an attempt, or a wait between attempts). */
+  get busy(): boolean {
+    return this.draining !== undefined
+  }
+
   /** The number of payloads given up so far (see `stats`). */
   get dropped(): number {
     return this.counts.dropped
@@ -185,27 +189,9 @@ export class AgentExporter {
     return item.body
   }
 
-  /**
-   * Takes every payload still waiting (not the one in flight): each compressed if its compression
-   * has ended, else as it is. For the exit, which sends them synchronously.
-   */
-  takeQueued(): { compressed?: Uint8Array; raw?: Uint8Array }[] {
-    const out: { compressed?: Uint8Array; raw?: Uint8Array }[] = []
-    for (const { compressed, raw } of this.queue.splice(0)) {
-      if (compressed !== undefined) out.push({ compressed })
-      else if (raw !== undefined) out.push({ raw })
-    }
-    return out
-  }
-
   /** A payload starting to compress. */
   private queued(payload: Omit<Payload, 'bytes'>, raw: Uint8Array, flush: number): Queued {
-    const item: Queued = { payload, raw, compressed: undefined, body: this.compress(raw), flush }
-    void item.body.then((body) => {
-      item.compressed = body
-      item.raw = undefined
-    })
-    return item
+    return { payload, body: this.compress(raw), flush }
   }
 
   /** Tries to deliver the queued payloads; resolves when done or when the Agent fails again. Never rejects. */

@@ -123,7 +123,14 @@ export class DataStreamsProcessor implements DataStreams {
       this.timer = setInterval(() => void this.flushFinished(), config.flushIntervalMs)
       ;(this.timer as { unref?: () => void }).unref?.()
     }
-    this.removeExitHook = platform.onExit?.(() => void this.send(Infinity, 'exit'))
+    this.removeExitHook = platform.onExit?.({
+      url: this.exporter.endpoint,
+      headers: this.exporter.headers,
+      timeoutMs: config.exitTimeoutMs,
+      drain: () => this.drainAtExit(),
+      final: () => this.unsent(),
+      warn: (message) => this.log.warnOnce('exit', message),
+    })
   }
 
   get backend(): Backend {
@@ -433,13 +440,12 @@ export class DataStreamsProcessor implements DataStreams {
   }
 
   /**
-   * 'caller' (flush, shutdown) keeps the process alive until delivered; 'timer' never does.
-   * 'exit' holds it too, but sends only what was recorded since the last send and retries no queue:
-   * beforeExit comes again once that send ends, and must then find nothing to do.
-   * Flushes build one after the other; each hands its payloads to the exporter as they are done.
+   * 'caller' (flush, shutdown) keeps the process alive until delivered; 'timer' never does; 'exit'
+   * (drainAtExit) leaves that to the exit hook, and retries no older queue on its own. Flushes
+   * build one after the other; each hands its payloads to the exporter as they are done.
    */
   private send(beforeBucket: number, by: 'caller' | 'timer' | 'exit'): Promise<void> {
-    const delivery = { hold: by !== 'timer' }
+    const delivery = { hold: by === 'caller' }
     const built = this.building.then(() => this.build(beforeBucket, by))
     this.building = built
     return built.then(async (payloads) => {
@@ -471,7 +477,7 @@ export class DataStreamsProcessor implements DataStreams {
         }
         count++
         const compressed = this.exporter.enqueue(next.value, { flush })
-        void this.exporter.flush({ hold: by !== 'timer' })
+        void this.exporter.flush({ hold: by === 'caller' })
         await compressing
         compressing = compressed
       }
@@ -529,19 +535,33 @@ export class DataStreamsProcessor implements DataStreams {
   }
 
   /**
-   * Everything not yet delivered, synchronously, for the exit (which sends it without returning to
-   * the event loop): the payloads waiting in the exporter's queue (compressed, or as they are if
-   * their compression has not ended), then the rest of a flush being built, then every bucket,
-   * its sketches in the form the Agent last said it reads; these last as they are. The payload
-   * in flight is not in it (it may have reached the Agent). Each is within the size bound; what
-   * is given as it is, the caller compresses (gzip level 1, as the transports do).
+   * The exit hook's send at a natural end: what was recorded since the last send, once, without
+   * retrying an older queue on its own (beforeExit comes again once this ends, and must then find
+   * nothing to do). The exit hook holds the process, within its bound; the exporter does not. A
+   * send in flight is waited for, and what is new stays in the core meanwhile: the exporter would
+   * queue it behind that send, where the final synchronous send could not reach it.
    */
-  pendingPayloads(): { compressed?: Uint8Array; raw?: Uint8Array }[] {
-    const out = this.exporter.takeQueued()
+  private drainAtExit(): Promise<void> | undefined {
+    try {
+      if (this.exporter.busy) return this.building.then(() => this.exporter.flush())
+      return this.hasStats(Infinity) ? this.send(Infinity, 'exit') : undefined
+    } catch (err) {
+      this.fail('flush', err)
+      return undefined
+    }
+  }
+
+  /**
+   * The exit hook's final send, synchronously: everything not yet handed to the exporter (the rest
+   * of a flush being built, then every bucket, the sketches in the form the Agent last said it
+   * reads), as msgpack payloads within the size bound, not yet compressed. Never throws.
+   */
+  private unsent(): Uint8Array[] {
+    const out: Uint8Array[] = []
     try {
       for (const source of [this.flushing, this.payloads(Infinity, this.agentInfo.sparseKnown)]) {
         if (source === undefined) continue
-        for (const p of source) if (p !== PAUSE) out.push({ raw: p.bytes })
+        for (const p of source) if (p !== PAUSE) out.push(p.bytes)
       }
     } catch (err) {
       this.fail('flush', err)
