@@ -7,6 +7,7 @@ import { sqsInstrumentation } from '../aws/sqs.js'
 import { kinesisInstrumentation } from '../aws/kinesis.js'
 import { snsInstrumentation } from '../aws/sns.js'
 import { eventBridgeInstrumentation } from '../aws/eventbridge.js'
+import { natsInstrumentation } from '../nats/connection.js'
 import type { DataStreams } from '../api/data-streams.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { createLogger } from '../common/logger.js'
@@ -22,6 +23,7 @@ export const instrumentations: readonly Instrumentation[] = [
   kinesisInstrumentation,
   snsInstrumentation,
   eventBridgeInstrumentation,
+  natsInstrumentation,
 ]
 
 type ModuleHook = { unhook(): void }
