@@ -13,4 +13,5 @@ export { autoInstrumentation, type AutoInstrumentation } from './register/auto-g
 export { pathwiseSqs, pathwiseSns, pathwiseEventBridge, pathwiseKinesis, type PathwiseKinesisOptions, type AwsPlugin } from './aws/index.js'
 export { instrumentKafkaJs, instrumentConfluent, setHeaderInjection, type KafkaInstrumentOptions } from './kafka/index.js'
 export { instrumentNats } from './nats/index.js'
+export { instrumentHttp, type HttpHopsOptions } from './http/hops.js'
 export { contextOf, withMessageContext } from './instrument/received-messages.js'

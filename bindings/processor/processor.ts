@@ -76,6 +76,8 @@ export class DataStreamsProcessor implements DataStreams {
       debug: config.debug,
       kafkaHeaderInjection: config.kafkaHeaderInjection,
       kinesisJsonContext: config.kinesisJsonContext,
+      httpEnabled: config.httpEnabled,
+      httpAllowedHosts: Object.freeze([...config.httpAllowedHosts]),
     })
     this.log = createLogger(config.debug)
     this.processTags = (config.processTags && platform.processTags?.(config.service, config.serviceGiven)) || []
