@@ -8,6 +8,7 @@
  * the connection's inbox subjects), heartbeats and flow control (a status code), NATS's `$` subjects.
  */
 import { Buffer } from 'node:buffer'
+import { types } from 'node:util'
 import type { PathwayContext } from '../pathway/context.js'
 import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
@@ -237,10 +238,10 @@ export function receiving<T>(hooks: NatsHooks, receive: () => T, messageOf: (res
     fail('receive', err)
   }
   const result = receive()
-  if (handOff === undefined || !isThenable(result)) return result
+  if (handOff === undefined || !types.isPromise(result)) return result
   const hand = handOff
   try {
-    return result.then((value) => {
+    return Promise.prototype.then.call(result, (value) => {
       try {
         const message = messageOf(value)
         const ctx = message !== null && typeof message === 'object' ? contextOf(message) : undefined
@@ -256,6 +257,3 @@ export function receiving<T>(hooks: NatsHooks, receive: () => T, messageOf: (res
   }
 }
 
-function isThenable(value: unknown): value is Promise<unknown> {
-  return typeof read(value, 'then') === 'function'
-}

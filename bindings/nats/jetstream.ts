@@ -10,6 +10,7 @@
  * - the legacy API: `js.subscribe` (push, with queue groups), `js.pullSubscribe`, `js.fetch` and
  *   `js.pull`: the subscription's `info` names its consumer; iterators and `pull` hand contexts on.
  */
+import { types } from 'node:util'
 import { wrapMethod } from '../instrument/instrumentation.js'
 import { read } from '../common/input.js'
 import { handOverContexts, receiving, whileMaking, type NatsHooks } from './delivery.js'
@@ -97,10 +98,9 @@ function nameOf(value: unknown): string {
 
 /** Runs `instrument` on what a promise resolves to, and resolves to it unchanged; anything else is returned as it is. */
 function thenInstrument(result: unknown, instrument: (value: unknown) => void): unknown {
-  const then = read(result, 'then')
-  if (typeof then !== 'function') return result
+  if (!types.isPromise(result)) return result
   try {
-    return then.call(result, (value: unknown) => {
+    return Promise.prototype.then.call(result, (value: unknown) => {
       try {
         instrument(value)
       } catch (err) {
