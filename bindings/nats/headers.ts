@@ -31,6 +31,8 @@ export function contextFromHeaders(headers: unknown): PathwayContext | null {
   }
 }
 
+const NONE = new Uint8Array(0)
+
 /** What nats.js's protocol reads of a publish's headers: their encoding. */
 export interface HeaderBlock {
   encode(): Uint8Array
@@ -41,7 +43,7 @@ export interface HeaderBlock {
  * they cannot be encoded or are not a NATS header block: the publish then goes as the caller made it.
  */
 export function callerBlock(headers: unknown): Uint8Array | undefined {
-  if (headers === undefined || headers === null) return new Uint8Array(0)
+  if (headers === undefined || headers === null) return NONE
   const encode = read(headers, 'encode')
   if (typeof encode !== 'function') return undefined
   try {
