@@ -9,47 +9,18 @@
  * Uses the built package: run `npm run build` first.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { createDataStreams, instrumentKafkaJs, pathwiseSqs } from '../bindings/index.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
+import { startServiceProcess } from './helpers/service-process.js'
 import { startKafka, type KafkaPeer } from './peers/kafka.js'
 import { sqsClientConfig, startSqs, type SqsPeer } from './peers/sqs.js'
 import { clusterIdOf, consumeTags, kafkajs, produceTags } from './fixtures/kafka/setup.js'
 import { ENV, expectedHash, waitForPoint } from './fixtures/aws/pathways.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-
-/** A child process: `line(re)` resolves with the first stdout line matching, `exit` with its code and output. */
-function child(script: string, env: Record<string, string>) {
-  const proc = spawn(process.execPath, ['-r', 'pathwise/register', `test/fixtures/http/${script}`], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  const waiting: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = []
-  proc.stdout.on('data', (chunk: Buffer) => {
-    out += chunk
-    for (const w of [...waiting]) {
-      const m = w.re.exec(out)
-      if (m !== null) (waiting.splice(waiting.indexOf(w), 1), w.resolve(m))
-    }
-  })
-  proc.stderr.on('data', (chunk: Buffer) => (err += chunk))
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000)
-  const exit = new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
-    proc.once('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code, out, err })
-    }),
-  )
-  const line = (re: RegExp) =>
-    Promise.race([
-      new Promise<RegExpExecArray>((resolve) => waiting.push({ re, resolve })),
-      exit.then(({ code }) => Promise.reject(new Error(`${script} exited ${code} before ${re}: ${err}${out}`))),
-    ])
-  return { line, exit }
-}
+/** A service of the pathway under the automatic mode. */
+const child = (script: string, env: Record<string, string>) => startServiceProcess(['-r', 'pathwise/register', `test/fixtures/http/${script}`], env)
 
 describe('a pathway through Kafka, HTTP and SQS', () => {
   let kafka: KafkaPeer

@@ -11,7 +11,6 @@
  * Uses the built package: run `npm run build` first.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
@@ -20,6 +19,7 @@ import { decodePathwayContext } from '../bindings/index.js'
 import type { Summary } from '../agent/src/views/api.js'
 import { startAgent as startPathwiseAgent, type RunningAgent } from '../agent/src/server.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
+import { startServiceProcess } from './helpers/service-process.js'
 import { startNats, type NatsPeer } from './peers/nats.js'
 import { ENV, expectedHash, pointsOf, waitForPoint } from './fixtures/aws/pathways.js'
 
@@ -33,29 +33,15 @@ interface Seen {
   current: string[]
 }
 
-/** A service in a child process: resolves `ready` once it printed so, `done` with what it saw. */
-function service(args: string[], env: Record<string, string>): { ready: Promise<void>; done: Promise<Seen> } {
-  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  let onReady: () => void = () => {}
-  const ready = new Promise<void>((resolve) => (onReady = resolve))
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk
-    if (out.includes('ready\n')) onReady()
+/** A service in a child process: `ready()` once it printed so, `done` with what it saw. */
+function service(args: string[], env: Record<string, string>): { ready(): Promise<unknown>; done: Promise<Seen> } {
+  const p = startServiceProcess(args, env, 40_000)
+  const done = p.exit.then(({ code, out, err }) => {
+    const line = out.split('\n').find((l) => l.startsWith('{'))
+    if (code !== 0 || line === undefined) throw new Error(`${env.ROLE} exited ${code}: ${err}${out}`)
+    return JSON.parse(line) as Seen
   })
-  child.stderr.on('data', (chunk: Buffer) => (err += chunk))
-  const timer = setTimeout(() => child.kill('SIGKILL'), 40_000)
-  const done = new Promise<Seen>((resolve, reject) => {
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      onReady()
-      const line = out.split('\n').find((l) => l.startsWith('{'))
-      if (code !== 0 || line === undefined) reject(new Error(`${env.ROLE} exited ${code}: ${err}${out}`))
-      else resolve(JSON.parse(line) as Seen)
-    })
-  })
-  return { ready, done }
+  return { ready: () => p.line(/ready\n/), done }
 }
 
 describe('NATS pipeline a → subject → b → stream → c, in child processes', () => {
@@ -102,7 +88,7 @@ describe('NATS pipeline a → subject → b → stream → c, in child processes
       })
       // b first; c only once the stream holds every message, so that its first one has COUNT - 1 pending.
       const b = service(args(app), env('b'))
-      await b.ready
+      await b.ready()
       const a = service(args(app), env('a'))
       const [seenA, seenB] = await Promise.all([a.done, b.done])
       assert.equal(seenA.role, 'a')
