@@ -214,12 +214,15 @@ describe('NATS core', () => {
       await watcher.flush()
       nc.publish('big', new Uint8Array(2000))
       nc.publish('big', new Uint8Array(100))
+      // Too large with or without the header: nats.js's own error, and nothing recorded.
+      assert.throws(() => nc.publish('big', new Uint8Array(3000)), /MAX_PAYLOAD_EXCEEDED/)
       const [big, small] = await got
       assert.equal(big.headers, undefined)
       assert.equal(big.data.length, 2000)
       assert.ok(small.headers?.get(KEY))
       await dsm.flush()
-      await waitForPoint(agent, 'nats-max', expectedHash('nats-max', out('big'), 0n))
+      const point = await waitForPoint(agent, 'nats-max', expectedHash('nats-max', out('big'), 0n))
+      assert.equal(decodeSketch(point.EdgeLatency).count, 2, 'the two messages sent')
     } finally {
       await limited.stop()
     }

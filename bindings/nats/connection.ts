@@ -148,6 +148,8 @@ function produce(hooks: NatsHooks, nc: unknown, subject: unknown, data: unknown,
   const caller = read(info, 'headers') === false ? undefined : callerBlock(read(options, 'headers'))
   const block = caller === undefined ? 0 : caller.length === 0 ? BLOCK_FRAME_BYTES + PATHWAY_LINE_BYTES : caller.length + PATHWAY_LINE_BYTES
   const maxPayload = read(info, 'max_payload')
+  // A message too large even without the header is refused by nats.js: not a message sent.
+  if (typeof maxPayload === 'number' && bytes + (caller?.length ?? 0) > maxPayload) return options
   if (caller === undefined || (typeof maxPayload === 'number' && bytes + block > maxPayload)) {
     dsm.setCheckpoint(node, parent, bytes + (caller?.length ?? 0))
     warnUncarried(info, caller)
