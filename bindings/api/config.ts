@@ -46,6 +46,10 @@ export interface InstrumentationSettings {
   readonly kafkaHeaderInjection: boolean
   /** The automatic mode's Kinesis `jsonContext`: PATHWISE_KINESIS_JSON_CONTEXT=true (or 1). */
   readonly kinesisJsonContext: boolean
+  /** The automatic mode's HTTP hops: DD_DATA_STREAMS_HTTP_ENABLED=true (or 1); off by default. */
+  readonly httpEnabled: boolean
+  /** The hosts an outgoing HTTP request may carry the context to: PATHWISE_HTTP_ALLOWED_HOSTS (`a.internal,*.svc.local,10.0.0.5:8080`); none by default. */
+  readonly httpAllowedHosts: readonly string[]
 }
 
 export interface ResolvedConfig extends InstrumentationSettings {
@@ -112,6 +116,8 @@ export function resolveConfig(options: unknown, env: unknown, defaults: { flushI
     maxNodes: Math.max(1, Math.floor(Math.min(1e7, positive(opt('maxNodes')) ?? 10_000))),
     kafkaHeaderInjection: !isFalse(envText('DD_KAFKA_CLIENT_PROPAGATION_ENABLED')),
     kinesisJsonContext: isTrue(envText('PATHWISE_KINESIS_JSON_CONTEXT')),
+    httpEnabled: isTrue(envText('DD_DATA_STREAMS_HTTP_ENABLED')),
+    httpAllowedHosts: hostList(envText('PATHWISE_HTTP_ALLOWED_HOSTS')),
   }
 }
 
@@ -171,6 +177,14 @@ function tagList(tags: unknown): string[] | undefined {
   } catch {
     return undefined
   }
+}
+
+/** A list of hosts: names separated by commas or spaces, lower-cased; at most 1,000 of at most 1,024 characters. */
+function hostList(value: string | undefined): string[] {
+  return parseTags(value)
+    .filter((h) => h.length <= MAX_TAG_LENGTH)
+    .slice(0, 1000)
+    .map((h) => h.toLowerCase())
 }
 
 /** DD_TAGS: `a:1,b:2` or `a:1 b:2`. */

@@ -112,6 +112,11 @@ export interface DataStreams {
   trackTransaction(transactionId: string, checkpointName: string): void
   /** A partition's high watermark (the offset its next message will get) as a consumer last fetched it: the lag without produce offsets. */
   trackKafkaHighWatermark(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void
+  /**
+   * A JetStream consumer's num_pending (the stream's messages it has not been delivered yet), as
+   * every delivered message's metadata states it: the `nats_pending` backlog the agent shows as lag.
+   */
+  trackNatsPending(stream: string, consumer: string, pending: number): void
   /** The context of the message being handled, where the runtime tracks one. */
   currentContext(): PathwayContext | undefined
   /** Runs fn with ctx as the current context. */

@@ -88,7 +88,13 @@ export class DataStreamsProcessor implements DataStreams {
   ) {
     this.service = config.service
     this.env = config.env
-    this.settings = Object.freeze({ debug: config.debug, kafkaHeaderInjection: config.kafkaHeaderInjection, kinesisJsonContext: config.kinesisJsonContext })
+    this.settings = Object.freeze({
+      debug: config.debug,
+      kafkaHeaderInjection: config.kafkaHeaderInjection,
+      kinesisJsonContext: config.kinesisJsonContext,
+      httpEnabled: config.httpEnabled,
+      httpAllowedHosts: Object.freeze([...config.httpAllowedHosts]),
+    })
     this.log = createLogger(config.debug)
     this.processTags = (config.processTags && platform.processTags?.(config.service, config.serviceGiven)) || []
     this.core = createCore({
@@ -377,6 +383,18 @@ export class DataStreamsProcessor implements DataStreams {
     if (t === undefined) return void this.invalid('backlog: topic not a string of at most 1024 characters')
     // The partition first, as dd-trace-go (the other tracer that sends this type) writes it.
     this.track([`topic:${t}`, 'type:kafka_high_watermark'], partition, offset, clusterId, true)
+  }
+
+  trackNatsPending(stream: string, consumer: string, pending: number): void {
+    const s = tagPart(stream)
+    const c = tagPart(consumer)
+    const value = typeof pending === 'number' && Number.isSafeInteger(pending) && pending >= 0 ? pending : undefined
+    if (s === undefined || c === undefined || value === undefined) return void this.invalid('backlog: stream, consumer or pending count unusable')
+    try {
+      this.backlogs.track(currentBucket(), ['type:nats_pending', `consumer_group:${c}`, `stream:${s}`], value)
+    } catch (err) {
+      this.fail('backlog', err)
+    }
   }
 
   /** The partition tag goes after `tags`, or before them (`partitionFirst`); the cluster id always last. */

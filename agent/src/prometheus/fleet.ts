@@ -223,6 +223,7 @@ function edgeTags(metric: Record<string, string>): string[] {
 
 function backlogTags(metric: Record<string, string>): string[] | null {
   const { kind, topic, partition } = metric
+  if (kind === 'nats_pending') return topic && metric.consumer_group ? ['type:nats_pending', `stream:${topic}`, `consumer_group:${metric.consumer_group}`] : null
   if ((kind !== 'produce' && kind !== 'commit' && kind !== 'high_watermark') || !topic || partition === undefined) return null
   const tags = [`type:kafka_${kind}`, `topic:${topic}`, `partition:${partition}`]
   if (kind === 'commit' && metric.consumer_group) tags.push(`consumer_group:${metric.consumer_group}`)

@@ -163,7 +163,7 @@ export class Metrics {
   private readonly size = new Layout(SIZE_BOUNDS)
   private readonly offsets = new Gauge({
     name: 'pathwise_kafka_offset',
-    help: 'Latest Kafka offset seen: kind="produce" or "high_watermark" (per topic and partition) or "commit" (per consumer group, topic and partition).',
+    help: 'Latest Kafka offset seen: kind="produce" or "high_watermark" (per topic and partition) or "commit" (per consumer group, topic and partition); kind="nats_pending": a JetStream durable consumer\'s pending messages (topic: its stream).',
     labelNames: ['kind', 'consumer_group', 'topic', 'partition', 'kafka_cluster_id'],
     registers: [this.registry],
   })
@@ -262,6 +262,7 @@ export class Metrics {
     this.lagMessages.reset()
     this.lagSeconds.reset()
     for (const r of lagRows(this.store, rangeOf(now, 60_000))) {
+      if (r.transport !== 'kafka') continue
       const labels = { consumer_group: r.group, topic: r.topic, partition: r.partition }
       if (r.lagMessages !== null) this.lagMessages.set(labels, r.lagMessages)
       if (r.lagSeconds !== null) this.lagSeconds.set(labels, r.lagSeconds)

@@ -1,4 +1,4 @@
-import { lagHistory, lagRows, type LagHistory, type LagRow } from './lag.js'
+import { lagHistory, lagRows, natsLagHistory, type LagHistory, type LagRow } from './lag.js'
 import { mergeCells, rangeOf, type Range } from '../model/range.js'
 import { quantilesOf, type Quantiles } from '../model/sketch.js'
 import { BUCKET_MS, type Store } from '../model/store.js'
@@ -74,8 +74,7 @@ export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summar
   const { nodes, edges } = topology(ctx.store, range)
   const lag = lagRows(ctx.store, range)
   for (const e of edges) {
-    if (e.kind !== 'consume' || e.type !== 'kafka' || !e.group) continue
-    const rows = lag.filter((r) => r.group === e.group && r.topic === e.topic)
+    const rows = lagOf(e, lag)
     if (rows.length === 0) continue
     e.lag = {
       messages: rows.some((r) => r.lagMessages === null) ? null : rows.reduce((sum, r) => sum + (r.lagMessages ?? 0), 0),
@@ -83,6 +82,13 @@ export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summar
     }
   }
   return { now: range.now, rangeSeconds: range.rangeMs / 1000, nodes, edges, pathways: pathways(ctx.store, range), lag, status: ctx.status() }
+}
+
+/** The lag rows of a consume edge: a Kafka group's on its topic, a JetStream durable consumer's. */
+function lagOf(e: EdgeView, lag: LagRow[]): LagRow[] {
+  if (e.kind !== 'consume' || !e.group) return []
+  if (e.type === 'kafka') return lag.filter((r) => r.transport === 'kafka' && r.group === e.group && r.topic === e.topic)
+  return e.type === 'nats' ? lag.filter((r) => r.transport === 'nats' && r.group === e.group) : []
 }
 
 function rangeFor(store: Store, rangeSeconds: number): Range {
@@ -111,13 +117,13 @@ export function edgeDetail(ctx: ApiContext, id: string, rangeSeconds = DEFAULT_R
       const m = mergeCells(cells, { now: s.now, rangeMs: BUCKET_MS, from: start, settled: filling ? start : start + BUCKET_MS, rateFrom: start })
       return { start, count: m.count, rate: m.rate, latency: quantilesOf(m.edge), filling }
     })
-  const kafka = edge.kind === 'consume' && edge.type === 'kafka' && edge.group && edge.topic
+  const lag = lagOf(edge, s.lag)
   return {
     now: s.now,
     edge,
     buckets,
-    lag: kafka ? s.lag.filter((r) => r.group === edge.group && r.topic === edge.topic) : [],
-    lagHistory: kafka ? lagHistory(history, edge.group!, edge.topic!) : [],
+    lag,
+    lagHistory: lag.length === 0 ? [] : edge.type === 'nats' ? natsLagHistory(history, edge.group!) : lagHistory(history, edge.group!, edge.topic!),
   }
 }
 

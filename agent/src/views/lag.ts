@@ -11,9 +11,13 @@ import type { BacklogKind, BacklogSeries, Store } from '../model/store.js'
  * when no producer reports (another language, no tracer), and where both arrive the fresher one
  * counts. (A produce offset is the last message's, a watermark the next one's: a consumer k
  * messages behind is k - 1 from the first, k from the second.)
+ *
+ * A JetStream consumer's lag is the num_pending its messages last stated (`nats_pending`, per
+ * durable consumer and stream): no offsets, and no rate to turn it into seconds.
  */
 
 export interface LagRow {
+  transport: 'kafka' | 'nats'
   group: string
   topic: string
   partition: string
@@ -21,7 +25,8 @@ export interface LagRow {
   produceOffset: number | null
   /** The latest high watermark a consumer of the partition reported; null while none is known. */
   highWatermark: number | null
-  commitOffset: number
+  /** Null for a JetStream consumer. */
+  commitOffset: number | null
   /** Null while neither a produce offset nor a high watermark of the partition is known. */
   lagMessages: number | null
   /** Null while the produce rate is unknown (fewer than two produce offsets) and the lag is not 0. */
@@ -58,7 +63,7 @@ function produceRate(s: BacklogSeries, range: Range): number | null {
 }
 
 function split(store: Store): Record<BacklogKind, BacklogSeries[]> {
-  const kinds: Record<BacklogKind, BacklogSeries[]> = { produce: [], commit: [], high_watermark: [] }
+  const kinds: Record<BacklogKind, BacklogSeries[]> = { produce: [], commit: [], high_watermark: [], nats_pending: [] }
   for (const s of store.backlogs()) kinds[s.kind].push(s)
   return kinds
 }
@@ -75,7 +80,7 @@ function endOf(
 }
 
 export function lagRows(store: Store, range: Range): LagRow[] {
-  const { produce, commit, high_watermark: watermark } = split(store)
+  const { produce, commit, high_watermark: watermark, nats_pending: pending } = split(store)
   const rows = commit.map((c): LagRow => {
     const commitOffset = latest(c)[1]
     const p = producerOf(c, produce)
@@ -87,6 +92,7 @@ export function lagRows(store: Store, range: Range): LagRow[] {
     const rate = (from ? produceRate(from, range) : null) ?? (other ? produceRate(other, range) : null)
     const lagSeconds = lagMessages === null ? null : lagMessages === 0 ? 0 : rate ? lagMessages / rate : null
     return {
+      transport: 'kafka',
       group: c.group,
       topic: c.topic,
       partition: c.partition,
@@ -99,6 +105,10 @@ export function lagRows(store: Store, range: Range): LagRow[] {
       produceRate: rate,
     }
   })
+  for (const p of pending) {
+    const [, value] = latest(p)
+    rows.push({ transport: 'nats', group: p.group, topic: p.topic, partition: '', cluster: '', produceOffset: null, highWatermark: null, commitOffset: null, lagMessages: value, lagSeconds: value === 0 ? 0 : null, produceRate: null })
+  }
   return rows.sort(
     (a, b) => a.group.localeCompare(b.group) || a.topic.localeCompare(b.topic) || Number(a.partition) - Number(b.partition) || a.partition.localeCompare(b.partition),
   )
@@ -141,4 +151,12 @@ export function lagHistory(store: Store, group: string, topic: string): LagHisto
       return { partition: c.partition, points }
     })
     .sort((a, b) => Number(a.partition) - Number(b.partition))
+}
+
+/** A JetStream consumer's pending count bucket by bucket, one series per stream (named in `partition`). */
+export function natsLagHistory(store: Store, group: string): LagHistory[] {
+  return split(store)
+    .nats_pending.filter((p) => p.group === group)
+    .map((p) => ({ partition: p.topic, points: samples(p) }))
+    .sort((a, b) => a.partition.localeCompare(b.partition))
 }
