@@ -22,12 +22,13 @@ import type { DataStreams } from '../bindings/api/data-streams.js'
 import { createDataStreamsFor } from '../bindings/processor/create.js'
 import { SPARSE_SKETCHES_FIELD } from '../bindings/export/agent-info.js'
 import { MAX_PAYLOAD_BYTES, PAUSE, flushPayloads } from '../bindings/export/flush.js'
-import { DROPPED_POINTS_FIELD, splitPayload, type BucketExtras, type Payload, type PayloadMeta } from '../bindings/export/payload.js'
-import type { Transport } from '../bindings/export/exporter.js'
+import { DROPPED_POINTS_FIELD, encodePayload, splitPayload, type BucketExtras, type ExportPoint, type Payload, type PayloadMeta } from '../bindings/export/payload.js'
+import { AgentExporter, type Transport } from '../bindings/export/exporter.js'
 import { nodeTransport } from '../bindings/export/node-transport.js'
 import { nodePlatform } from '../bindings/node/platform.js'
 import { startAgent, type DecodedBucket, type DecodedPayload, type TestAgent } from './helpers/agent-server.js'
 import { startRecordingProxy } from './helpers/recording-proxy.js'
+import { startScriptedAgent } from './helpers/scripted-agent.js'
 import { hasBinCounts } from './helpers/sketches.js'
 
 const META: PayloadMeta = { env: 'test', service: 'flusher', version: '1', tracerVersion: '0.0.0-test' }
@@ -327,6 +328,35 @@ describe('413: cut in two and sent again', () => {
       }
     })
   }
+})
+
+describe('413 from an Agent that takes nothing', () => {
+  test('a payload is cut down to single points, each dropped once and warned once; nothing loops', async () => {
+    const agent = await startScriptedAgent({ then: 413 })
+    try {
+      const warns: string[] = []
+      const exporter = new AgentExporter({ url: agent.url, tracerVersion: '0.0.0-test', transport: nodeTransport, log: { warn: (m) => warns.push(m), debug: () => {} } })
+      const point = (lo: number): ExportPoint => ({
+        edgeTags: ['topic:t'],
+        hashHi: 0,
+        hashLo: lo,
+        parentHi: 0,
+        parentLo: 0,
+        pathwayLatency: new Uint8Array(0),
+        edgeLatency: new Uint8Array(0),
+        payloadSize: new Uint8Array(0),
+        timestampType: 'current',
+      })
+      await exporter.send(encodePayload(META, [{ bucket: 1000, points: [point(1), point(2), point(3)], backlogs: [] }]))
+      // three points: cut into one and two, the two into one and one; four payloads cut or refused alone
+      assert.equal(agent.requests, 5)
+      assert.deepEqual(exporter.stats, { sent: 0, dropped: 3, failures: 0, unconfirmed: 0, queued: 0, split: 2 })
+      assert.equal(warns.length, 1)
+      assert.match(warns[0], /refused a stats payload of \d+ bytes \(gzip\) as too large, and it holds one point alone; dropped/)
+    } finally {
+      await agent.close()
+    }
+  })
 })
 
 describe('the point cap', () => {

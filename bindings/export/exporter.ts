@@ -275,8 +275,9 @@ export class AgentExporter {
     try {
       halves = splitPayload(item.payload, await this.transport.gunzip(body))
     } catch (err) {
-      halves = undefined
-      warnOnce(this.log, 'split', `could not cut a stats payload the Agent found too large: ${describe(err)}`)
+      this.counts.dropped++
+      warnOnce(this.log, 'split', `could not cut a stats payload the Agent found too large, dropped: ${describe(err)}`)
+      return
     }
     if (halves === undefined) {
       this.counts.dropped++
