@@ -18,6 +18,7 @@ import {
 import type { Backend, Core } from '../core/types.js'
 import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from '../pathway/context.js'
 import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from '../api/data-streams.js'
+import { SEND_OUTCOMES, type SendOutcomes } from '../api/send-outcomes.js'
 import { collectBuckets } from './collect.js'
 import { AgentExporter, type Delivery } from '../export/exporter.js'
 import { createLogger, type OnceLogger } from '../common/logger.js'
@@ -54,6 +55,8 @@ export class DataStreamsProcessor implements DataStreams {
   private readonly backlogs = new Backlogs()
   private readonly transactions = new TransactionLog()
   private droppedTransactions = 0
+  private contextsLeftOut = 0
+  private failedSends = 0
   /** ProcessTags of every payload, empty where the runtime cannot state them or they are switched off. */
   private readonly processTags: readonly string[]
   private readonly nodes: NodeCache
@@ -125,7 +128,33 @@ export class DataStreamsProcessor implements DataStreams {
       evictedNodes: this.nodes.evicted,
       droppedBacklogs: this.backlogs.dropped,
       droppedTransactions: this.droppedTransactions,
+      contextsLeftOut: this.contextsLeftOut,
+      failedSends: this.failedSends,
     }
+  }
+
+  /** What the transport wrappers report (api/send-outcomes.ts); counts that are no positive integers are ignored. */
+  readonly [SEND_OUTCOMES]: SendOutcomes = {
+    contextsLeftOut: (count) => {
+      if (Number.isSafeInteger(count) && count > 0) this.contextsLeftOut += count
+    },
+    failedSends: (node, count) => {
+      if (!Number.isSafeInteger(count) || count <= 0) return
+      this.failedSends += count
+      const resolved = this.resolveNode(node)
+      if (resolved === null) return
+      // The destination's edge tags, the transport's `type` as `transport`: the backlog's own `type` names it.
+      const tags = ['type:pathwise_failed_sends']
+      for (const tag of resolved.edgeTags) {
+        if (tag.startsWith('type:')) tags.push(`transport:${tag.slice(5)}`)
+        else if (!tag.startsWith('direction:')) tags.push(tag)
+      }
+      try {
+        this.backlogs.count(currentBucket(), tags, count)
+      } catch (err) {
+        this.fail('backlog', err)
+      }
+    },
   }
 
   node(edgeTags: readonly string[]): CheckpointNode | null {
