@@ -33,11 +33,18 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import type { PathwayContext } from '../pathway/context.js'
 import type { DataStreams } from '../api/data-streams.js'
 import { read } from '../common/input.js'
+import { createLogger } from '../common/logger.js'
+
+const log = createLogger(false)
 
 /** A receive's context, and the context that was current when the receive began. */
 interface Received {
   ctx: PathwayContext
   before: PathwayContext | undefined
+  /** Whether the receive's messages came along different pathways (then its last one is the wrong parent for some). */
+  mixed: boolean
+  /** Sends that linked to it by rule 2. */
+  sends: number
 }
 
 /** What a flow carries: its last receive per DataStreams, or the message withMessageContext pinned. */
@@ -57,17 +64,20 @@ const flows = (shared[FLOWS] ??= new AsyncLocalStorage<Flow>()) as AsyncLocalSto
 
 /**
  * Called at the start of a receive, synchronously in the caller's flow. Returns what the
- * response calls with the context of its last message.
+ * response calls with the contexts of its messages, in order (at least one).
  */
-export function beginReceive(dsm: DataStreams): (last: PathwayContext) => void {
+export function beginReceive(dsm: DataStreams): (ctxs: readonly PathwayContext[]) => void {
   // A copy, so that flows which shared the previous one do not see this receive.
   const previous = flows.getStore()
   const flow: Flow = { received: new Map(previous?.received), pinned: previous?.pinned }
   flows.enterWith(flow)
   const before = dsm.currentContext()
-  return (ctx) => {
+  return (ctxs) => {
+    const ctx = ctxs[ctxs.length - 1]
+    let mixed = false
+    for (const c of ctxs) mixed ||= c.hashHi !== ctx.hashHi || c.hashLo !== ctx.hashLo
     flow.pinned = undefined
-    flow.received.set(dsm, { ctx, before })
+    flow.received.set(dsm, { ctx, before, mixed, sends: 0 })
   }
 }
 
@@ -126,8 +136,23 @@ export function parentForSend(dsm: DataStreams): PathwayContext | null {
   // Pinned by withMessageContext, unless a context was made current inside it since.
   if (flow?.pinned !== undefined && (current === undefined || current === flow.pinned)) return flow.pinned
   const received = flow?.received.get(dsm)
-  if (received !== undefined && received.before === current) return received.ctx
+  if (received !== undefined && received.before === current) {
+    if (received.mixed && ++received.sends === 2) {
+      log.warnOnce(
+        'received:mixed',
+        'several sends after one receive of messages from different pathways all link to its last message: nothing said which message ' +
+          'each send handles. Walk the messages with for...of, forEach or map (each send then links to the message being walked), ' +
+          'or handle each inside withMessageContext(dsm, message, fn).',
+      )
+    }
+    return received.ctx
+  }
   return current ?? null
+}
+
+/** The context withMessageContext (or a walk's forEach or map) pinned for this flow; undefined when none. */
+export function pinnedContext(): PathwayContext | null | undefined {
+  return flows.getStore()?.pinned
 }
 
 /**
