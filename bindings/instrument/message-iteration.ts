@@ -24,13 +24,53 @@ import { contextOf, withMessageContext } from './received-messages.js'
 
 /** The walks in progress over one array: a transport's other rules stand aside while one runs. */
 export interface Walks {
+  readonly dsm: DataStreams
   /** Iterators that have started and not finished. */
   iterating: number
   /** The context a walk made current last. */
   entered: PathwayContext | undefined
 }
 
+/**
+ * An array's walks are kept on the array itself, in a private field a class stamps onto it (as
+ * received-messages.ts stamps a message's context): the methods pathwise puts on every followed
+ * array are then the same three functions, defined with the same three descriptors, which costs a
+ * quarter of making them per array.
+ */
+const ReturnsTarget = function (target: object) {
+  return target
+} as unknown as new (target: object) => object
+
+class WalkStamp extends ReturnsTarget {
+  #walks: Walks
+  constructor(target: object, walks: Walks) {
+    super(target)
+    this.#walks = walks
+  }
+  static of(array: unknown): Walks | undefined {
+    return array !== null && typeof array === 'object' && #walks in array ? (array as WalkStamp).#walks : undefined
+  }
+}
+
 const hidden = (value: unknown): PropertyDescriptor => ({ value, writable: true, configurable: true, enumerable: false })
+
+const ITERATOR = hidden(function (this: unknown[]) {
+  const walks = WalkStamp.of(this)
+  return walks === undefined ? Array.prototype[Symbol.iterator].call(this) : new MessageIterator(walks, this)
+})
+
+const FOR_EACH = hidden(function (this: unknown[], callback: unknown, thisArg?: unknown) {
+  const walks = WalkStamp.of(this)
+  // A callback that is no function: the native method throws its own TypeError.
+  if (walks === undefined || typeof callback !== 'function') return Array.prototype.forEach.call(this, callback as never, thisArg)
+  Array.prototype.forEach.call(this, (m: unknown, i: number, a: unknown[]) => inContextOf(walks.dsm, m, () => callback.call(thisArg, m, i, a)))
+})
+
+const MAP = hidden(function (this: unknown[], callback: unknown, thisArg?: unknown) {
+  const walks = WalkStamp.of(this)
+  if (walks === undefined || typeof callback !== 'function') return Array.prototype.map.call(this, callback as never, thisArg)
+  return Array.prototype.map.call(this, (m: unknown, i: number, a: unknown[]) => inContextOf(walks.dsm, m, () => callback.call(thisArg, m, i, a)))
+})
 
 /** %IteratorPrototype%: the iterators handed out get its helpers (`toArray`, `map`, ... where the runtime has them). */
 const ITERATOR_PROTOTYPE = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())) as object
@@ -44,21 +84,11 @@ export function followWalks(dsm: DataStreams, messages: unknown): Walks | undefi
   try {
     if (!Array.isArray(messages) || Object.getPrototypeOf(messages) !== Array.prototype || !Object.isExtensible(messages)) return undefined
     if (Object.prototype.hasOwnProperty.call(messages, Symbol.iterator)) return undefined
-    const walks: Walks = { iterating: 0, entered: undefined }
-    Object.defineProperties(messages, {
-      [Symbol.iterator]: hidden(function (this: unknown[]) {
-        return new MessageIterator(dsm, this, walks)
-      }),
-      forEach: hidden(function (this: unknown[], callback: unknown, thisArg?: unknown) {
-        // A callback that is no function: the native method throws its own TypeError.
-        if (typeof callback !== 'function') return Array.prototype.forEach.call(this, callback as never, thisArg)
-        Array.prototype.forEach.call(this, (m: unknown, i: number, a: unknown[]) => inContextOf(dsm, m, () => callback.call(thisArg, m, i, a)))
-      }),
-      map: hidden(function (this: unknown[], callback: unknown, thisArg?: unknown) {
-        if (typeof callback !== 'function') return Array.prototype.map.call(this, callback as never, thisArg)
-        return Array.prototype.map.call(this, (m: unknown, i: number, a: unknown[]) => inContextOf(dsm, m, () => callback.call(thisArg, m, i, a)))
-      }),
-    })
+    const walks: Walks = { dsm, iterating: 0, entered: undefined }
+    new WalkStamp(messages, walks)
+    Object.defineProperty(messages, Symbol.iterator, ITERATOR)
+    Object.defineProperty(messages, 'forEach', FOR_EACH)
+    Object.defineProperty(messages, 'map', MAP)
     return walks
   } catch {
     // A frozen or exotic array: the walks go unfollowed.
@@ -77,9 +107,8 @@ class MessageIterator {
   private state: 'new' | 'walking' | 'done' = 'new'
 
   constructor(
-    private readonly dsm: DataStreams,
-    private readonly array: unknown[],
     private readonly walks: Walks,
+    private readonly array: unknown[],
   ) {}
 
   next(): IteratorResult<unknown> {
@@ -91,7 +120,7 @@ class MessageIterator {
       const message = this.array[this.index++]
       const ctx = message !== null && typeof message === 'object' ? contextOf(message) : undefined
       if (ctx !== undefined) {
-        enter(this.dsm, ctx)
+        enter(this.walks.dsm, ctx)
         this.walks.entered = ctx
       }
       return { value: message, done: false }

@@ -14,7 +14,7 @@
  *   as the consumer's COMMIT_OFFSETS event: `kafka_commit` backlogs. (The confluent consumer has
  *   no events: confluent.ts reads its internal client's.)
  */
-import type { PathwayContext } from '../pathway/context.js'
+import { PATHWAY_KEY, type PathwayContext } from '../pathway/context.js'
 import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
 import { PATHWAY_HEADER_BYTES, TopicNodes, messageSize } from './edges.js'
@@ -48,22 +48,12 @@ interface TopicMessages {
   messages?: unknown
 }
 
-/** What one topic's messages of a send carried: the pathway headers added, and those left out for their size. */
-interface TopicHeaders {
-  /** Messages that carry the header, and their bytes with it. */
-  count: number
-  bytes: number
-  leftOut: number
-}
-
 /** One send or sendBatch after pathwise's part. */
 interface Plan {
   entries: TopicMessages[]
-  /** Whether a message carries a header pathwise added (a refusal may then be pathwise's doing). */
   injected: boolean
   /** Messages per topic, to place the last offset when a topic's messages all went to one partition, and to count failed sends. */
   counts: Map<string, number>
-  headers: Map<string, TopicHeaders>
 }
 
 /** The sizes each producer's topics refused (size-limits.ts), shared by the producer and its transactions. */
@@ -85,30 +75,44 @@ export function wrapProducer(target: Record<string, any>, hooks: ProducerHooks, 
     const clusterId = hooks.clusterId()
     const max = inject ? hooks.maxMessageBytes?.() : undefined
     const counts = new Map<string, number>()
-    const headers = new Map<string, TopicHeaders>()
-    let injected = false
     const out = entries.map((entry) => {
       const topic = read(entry, 'topic')
       const messages = items(read(entry, 'messages'))
       if (typeof topic !== 'string' || messages === undefined) return entry
-      const carried: TopicHeaders = { count: 0, bytes: 0, leftOut: 0 }
-      const fit: Fit | undefined = inject && (max !== undefined || sizes.at(topic) !== Infinity) ? { max, refusedAt: sizes.at(topic) } : undefined
-      const copy = entryWithMessages(entry, checkpointMessages(dsm, nodes.get(topic, clusterId), messages, inject, carried, fit))
+      // Only where a limit is known (none for kafkajs until a broker refuses a size): nothing more on the usual path.
+      const refusedAt = sizes.at(topic)
+      const fit: Fit | undefined = inject && (max !== undefined || refusedAt !== Infinity) ? { max, refusedAt, leftOut: 0, why: '' } : undefined
+      const copy = entryWithMessages(entry, checkpointMessages(dsm, nodes.get(topic, clusterId), messages, inject, fit))
       if (copy === undefined) return entry
       counts.set(topic, (counts.get(topic) ?? 0) + messages.length)
-      if (carried.leftOut > 0) contextsLeftOut(dsm, carried.leftOut, `Kafka topic ${topic}`, fit?.why ?? 'the header would have pushed a message past a size limit')
-      if (carried.count > 0) {
-        injected = true
-        const seen = headers.get(topic)
-        if (seen === undefined) headers.set(topic, carried)
-        else {
-          seen.count += carried.count
-          seen.bytes += carried.bytes
-        }
-      }
+      if (fit !== undefined && fit.leftOut > 0) contextsLeftOut(dsm, fit.leftOut, `Kafka topic ${topic}`, fit.why)
       return copy
     })
-    return { entries: out, injected, counts, headers }
+    return { entries: out, injected: inject, counts }
+  }
+
+  /**
+   * A send the broker refused for its size with headers pathwise added: per topic, the bytes it
+   * weighed with them are remembered (size-limits.ts). False when no message carried a header.
+   */
+  const refusedForSize = (p: Plan): boolean => {
+    const carried = new Map<string, { count: number; bytes: number }>()
+    for (const entry of p.entries) {
+      const topic = read(entry, 'topic')
+      if (typeof topic !== 'string') continue
+      for (const m of items(read(entry, 'messages')) ?? []) {
+        if (read(read(m, 'headers'), PATHWAY_KEY) === undefined) continue
+        const seen = carried.get(topic) ?? { count: 0, bytes: 0 }
+        seen.count++
+        seen.bytes += messageSize(m)
+        carried.set(topic, seen)
+      }
+    }
+    for (const [topic, { count, bytes }] of carried) {
+      sizes.refused(topic, bytes)
+      contextsLeftOut(dsm, count, `Kafka topic ${topic}`, 'the broker refused a send with the pathway headers for its size (MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE): it was sent again without them')
+    }
+    return carried.size > 0
   }
 
   const track = (result: unknown, p: Plan): unknown => {
@@ -142,12 +146,7 @@ export function wrapProducer(target: Record<string, any>, hooks: ProducerHooks, 
       (err: unknown) => {
         if (!p.injected) return failed(err, p)
         if (isHeaderRejection(err)) headersRefused(owner)
-        else if (isSizeRejection(err)) {
-          for (const [topic, carried] of p.headers) {
-            sizes.refused(topic, carried.bytes)
-            contextsLeftOut(dsm, carried.count, `Kafka topic ${topic}`, 'the broker refused a send with the pathway headers for its size (MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE): it was sent again without them')
-          }
-        } else return failed(err, p)
+        else if (!isSizeRejection(err) || !refusedForSize(p)) return failed(err, p)
         let again: unknown
         try {
           again = resend()
@@ -248,23 +247,16 @@ const PREPARED = Symbol('pathwise.prepared')
 interface Fit {
   max: number | undefined
   refusedAt: number
-  /** How the last message left out met its limit, for the warning. */
-  why?: string
+  /** Messages left without the header, and how the last one met its limit (for the warning). */
+  leftOut: number
+  why: string
 }
 
 /**
  * Produce checkpoints, in one pass: the messages to send, copies with the header where one is
- * added. `carried` receives what the headers added; `fit`, when given, leaves the header out of
- * the messages it would push past a limit.
+ * added. `fit`, when given, leaves the header out of the messages it would push past a limit.
  */
-function checkpointMessages(
-  dsm: DataStreams,
-  node: CheckpointNode | null,
-  messages: readonly unknown[],
-  inject: boolean,
-  carried: TopicHeaders,
-  fit?: Fit,
-): unknown[] {
+function checkpointMessages(dsm: DataStreams, node: CheckpointNode | null, messages: readonly unknown[], inject: boolean, fit?: Fit): unknown[] {
   const out = new Array<unknown>(messages.length) as unknown[] & { [PREPARED]?: true }
   out[PREPARED] = true
   if (node === null) {
@@ -283,7 +275,7 @@ function checkpointMessages(
     if (m === null || typeof m !== 'object') out[i] = m
     else {
       const size = messageSize(m)
-      if (max !== undefined && inject && tooLarge(m, size, max)) {
+      if (max !== undefined && tooLarge(m, size, max)) {
         bare ??= new Array<boolean>(positions.length).fill(false)
         bare.push(true)
         fit!.why = `the header would have pushed a message past the producer's message.max.bytes (${max})`
@@ -317,19 +309,14 @@ function checkpointMessages(
     const m = messages[positions[j]]
     const ctx = ctxs[j]
     const header = inject && ctx !== null && (bare === undefined || !bare[j])
-    if (bare !== undefined && bare[j]) carried.leftOut++
+    if (bare !== undefined && bare[j]) fit!.leftOut++
     if (header && ctx !== encoded && (encoded === null || !sameHeader(encoded, ctx))) {
       encoded = ctx
       value = pathwayHeaderBytes(ctx)
     }
     const headers = header ? withPathwayHeader(read(m, 'headers'), value) : undefined
     // A message whose headers are no object, or that cannot be copied, goes as it came.
-    const sent = (headers === undefined ? undefined : messageWithHeaders(m, headers)) ?? m
-    out[positions[j]] = sent
-    if (sent !== m) {
-      carried.count++
-      carried.bytes += sizes[j]
-    }
+    out[positions[j]] = (headers === undefined ? undefined : messageWithHeaders(m, headers)) ?? m
   }
   return out
 }
