@@ -133,6 +133,8 @@ function instrumentProducer(
       const state = stateOf(this)
       if (state === null || typeof topic !== 'string') return produce.apply(this, arguments as unknown as unknown[])
       let args: unknown[] | undefined
+      // Whether the opaque handed on is pathwise's (not an instanceof check: the caller's opaque may be a Proxy).
+      let watched = false
       try {
         const node = state.nodes.get(topic)
         if (node !== null) {
@@ -155,7 +157,10 @@ function instrumentProducer(
             const watch = size > (state.confirmed.get(topic) ?? -1) && deliveryReportsOn(this)
             const sentOpaque = watch ? new PendingDelivery(size, topic, partition, message, key, timestamp, opaque, headers) : opaque
             args = [topic, partition, message, key, timestamp, sentOpaque, withPathway]
-            if (watch) pending++
+            if (watch) {
+              pending++
+              watched = true
+            }
           } else if (ctx !== null) {
             args = arguments as unknown as unknown[]
           }
@@ -168,7 +173,7 @@ function instrumentProducer(
         return produce.apply(this, args)
       } catch (err) {
         // Refused at once (a full queue): no report will hand this opaque back, and the checkpointed message is not sent.
-        if (args[5] instanceof PendingDelivery) pending--
+        if (watched) pending--
         sendsFailed(dsm, state.nodes.get(topic), 1)
         throw err
       }
