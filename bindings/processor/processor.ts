@@ -23,7 +23,7 @@ import { collectBuckets } from './collect.js'
 import { AgentExporter, type Delivery } from '../export/exporter.js'
 import { createLogger, type OnceLogger } from '../common/logger.js'
 import { encodeStatsPayload, PRODUCT_DSM, type ExportBucket } from '../export/payload.js'
-import { batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
+import { MAX_BATCH, batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
 import { hangOff, hop } from './loop-detection.js'
 import { NodeCache, PreparedNode } from './nodes.js'
 import { isSaneTime } from '../pathway/time-window.js'
@@ -133,13 +133,13 @@ export class DataStreamsProcessor implements DataStreams {
     }
   }
 
-  /** What the transport wrappers report (api/send-outcomes.ts); counts that are no positive integers are ignored. */
+  /** What the transport wrappers report (api/send-outcomes.ts); a count that is no integer from 1 to a batch's most is ignored. */
   readonly [SEND_OUTCOMES]: SendOutcomes = {
     contextsLeftOut: (count) => {
-      if (Number.isSafeInteger(count) && count > 0) this.contextsLeftOut += count
+      if (isSendCount(count)) this.contextsLeftOut += count
     },
     failedSends: (node, count) => {
-      if (!Number.isSafeInteger(count) || count <= 0) return
+      if (!isSendCount(count)) return
       this.failedSends += count
       const resolved = this.resolveNode(node)
       if (resolved === null) return
@@ -531,6 +531,11 @@ export class DataStreamsProcessor implements DataStreams {
   private fail(what: string, err: unknown): void {
     this.log.warnOnce(`error:${what}`, `${what} failed, continuing without it: ${errorText(err)}`)
   }
+}
+
+/** A count of messages one send can hold: an integer from 1 to MAX_BATCH. */
+function isSendCount(count: unknown): count is number {
+  return Number.isInteger(count) && (count as number) > 0 && (count as number) <= MAX_BATCH
 }
 
 /** Whether `value` is a node of this cache; false for anything else, a Proxy whose traps throw included. */
