@@ -4,6 +4,8 @@
  * ReceiveMessage asks for that attribute, records a consume checkpoint per message, and hands back
  * only the attributes the caller asked for. A message that carries no `_datadog` attribute may
  * still carry a context in its body: an SNS notification (raw delivery off) or an EventBridge event.
+ * Near the size limits (a queue's, sqs-queue-limits.ts, and a batch's 1 MiB) the context is left
+ * out, and a send SQS refuses for its size is sent once more as the caller wrote it.
  */
 import type { PathwayContext } from '../pathway/context.js'
 import type { CheckpointNode, DataStreams } from '../api/data-streams.js'

@@ -11,12 +11,16 @@
  *    back (a Kafka message, an SQS `Message`, a Kinesis `Record`), and
  *    `withMessageContext(dsm, message, fn)` runs `fn` with it current: a send inside links to
  *    exactly that message.
+ *    Walking the array a receive handed back (for...of, forEach, map: message-iteration.ts)
+ *    makes each message's context current in turn, by rule 3.
  * 2. Otherwise a send links to the LAST message of the most recent receive (ReceiveMessage,
  *    GetRecords) that the same DataStreams made in the sender's async flow, the way Python's
  *    thread-local context is that of the last consumed message. The receive's flow is the async
  *    function that called `client.send(receive)`, from that call on, and whatever it calls or
  *    starts from then on; concurrent flows (two polling loops) each see their own receive.
- *    A receive that returns nothing changes nothing.
+ *    A receive that returns nothing changes nothing. When the receive's messages came along
+ *    different pathways, a second send linked by this rule warns once: it is likely a loop over
+ *    the messages that pathwise cannot follow (an indexed one).
  * 3. A context made current after that receive (`dsm.runWithContext`, a consumer
  *    instrumentation's handler scope) wins over it; with no receive at all, the current context
  *    is the parent; with neither, the send starts a new pathway.
