@@ -87,7 +87,13 @@ export class QueueLimits {
 
 /** SQS's refusal of a message for its size: InvalidParameterValue naming the size ("Message must be shorter than 262144 bytes"). */
 export function isSizeRefusal(code: unknown, message: unknown): boolean {
-  return typeof code === 'string' && code.endsWith('InvalidParameterValue') && typeof message === 'string' && /\b(shorter than|size|too long|too large)\b/i.test(message)
+  return typeof code === 'string' && code.includes('InvalidParameterValue') && typeof message === 'string' && /\b(shorter than|size|too long|too large)\b/i.test(message)
+}
+
+/** The code of an SDK error: its name, or the query protocol's Code where the name is generic. */
+export function errorCode(err: unknown): unknown {
+  const name = read(err, 'name')
+  return typeof name === 'string' && name.includes('InvalidParameterValue') ? name : (read(err, 'Code') ?? read(err, 'code') ?? name)
 }
 
 /** SQS's refusal of a whole SendMessageBatch whose messages weigh more than 1 MiB in all. */

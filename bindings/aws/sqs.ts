@@ -19,7 +19,7 @@ import { copyWith, items, read } from '../common/input.js'
 import { enabledDataStreams } from '../instrument/settings.js'
 import { md5OfMessageAttributes, type SqsAttribute } from './sqs-md5.js'
 import { attributesBytes, carrierText, fitBatch, planAttributeCarrier, sendWithContext, type AttributePlan, type AttributeService } from './message-attributes.js'
-import { MAX_BATCH_BYTES, QueueLimits, isBatchTooLong, lookupThrough, type QueueLookup } from './sqs-queue-limits.js'
+import { MAX_BATCH_BYTES, QueueLimits, errorCode, isBatchTooLong, lookupThrough, type QueueLookup } from './sqs-queue-limits.js'
 import { contextsLeftOut, sendsFailed } from '../instrument/send-outcomes.js'
 import { followWalks } from '../instrument/message-iteration.js'
 import { notificationContext } from './sns.js'
@@ -110,7 +110,7 @@ function sendOne(send: QueueSend, input: unknown): Interception {
   return {
     input: sent,
     retry(err) {
-      if (sent === input || plan === null || !limits.refused(queueUrl, plan.size, read(err, 'name'), read(err, 'message'))) return undefined
+      if (sent === input || plan === null || !limits.refused(queueUrl, plan.size, errorCode(err), read(err, 'message'))) return undefined
       contextsLeftOut(dsm, 1, `SQS queue ${nodes.queue}`, refusedWhy)
       return input
     },
