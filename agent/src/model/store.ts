@@ -53,6 +53,20 @@ export interface BacklogSeries {
   values: Map<number, number>
 }
 
+/**
+ * Sends a pathwise tracer checkpointed but whose send finally failed, per service, transport
+ * and destination: the `pathwise_failed_sends` backlogs, whose values are counts, summed.
+ */
+export interface FailedSendSeries {
+  key: string
+  service: string
+  /** The transport, as the produce checkpoint's `type` tag: kafka, sqs, sns, ... */
+  transport: string
+  topic: string
+  /** Bucket start (ms) → sends that failed in that bucket. */
+  counts: Map<number, number>
+}
+
 export interface StoreOptions {
   windowMs: number
   /** Most series (stats and backlog series together). */
@@ -70,6 +84,9 @@ export interface StoreCounters {
   outOfWindow: number
 }
 
+/** The tag of pathwise's failed-send backlogs. */
+const FAILED_SENDS = 'type:pathwise_failed_sends'
+
 /** How far ahead of the agent's clock a bucket may start (tracer clock skew). */
 const MAX_FUTURE_MS = 10 * 60_000
 
@@ -80,6 +97,7 @@ export class Store {
   private readonly maxCells: number
   private readonly seriesMap = new Map<string, Series>()
   private readonly backlogMap = new Map<string, BacklogSeries>()
+  private readonly failedMap = new Map<string, FailedSendSeries>()
   private cellCount = 0
   /** Cells and backlog values changed since `takeDirty`, for persistence. */
   private dirtyCells = new Map<string, Set<number>>()
@@ -96,7 +114,7 @@ export class Store {
   }
 
   get seriesCount(): number {
-    return this.seriesMap.size + this.backlogMap.size
+    return this.seriesMap.size + this.backlogMap.size + this.failedMap.size
   }
 
   get cells(): number {
@@ -109,6 +127,10 @@ export class Store {
 
   backlogs(): IterableIterator<BacklogSeries> {
     return this.backlogMap.values()
+  }
+
+  failedSends(): IterableIterator<FailedSendSeries> {
+    return this.failedMap.values()
   }
 
   ingest(payload: IntakePayload): void {
@@ -135,7 +157,8 @@ export class Store {
           this.counters.outOfWindow++
           continue
         }
-        this.recordBacklog(b.tags, start, b.value)
+        if (b.tags.includes(FAILED_SENDS)) this.recordFailedSends(payload.service, b.tags, start, b.value)
+        else this.recordBacklog(b.tags, start, b.value)
       }
     }
   }
@@ -199,6 +222,25 @@ export class Store {
     }
   }
 
+  /** Adds a tracer's count of failed sends in a bucket (several payloads, or hosts of one service, add up). */
+  recordFailedSends(service: string, tags: string[], start: number, value: number): void {
+    const map = tagMap(tags)
+    const transport = map.get('transport') ?? ''
+    const topic = map.get('topic') ?? map.get('exchange') ?? ''
+    if (!Number.isFinite(value) || value <= 0) return
+    const key = `${service}\u0000${transport}\u0000${topic}`
+    let series = this.failedMap.get(key)
+    if (!series) {
+      if (this.seriesCount >= this.maxSeries) {
+        this.counters.dropped++
+        return
+      }
+      series = { key, service, transport, topic, counts: new Map() }
+      this.failedMap.set(key, series)
+    }
+    series.counts.set(start, (series.counts.get(start) ?? 0) + value)
+  }
+
   /** Drops everything older than the window. */
   evict(now = this.now()): void {
     this.lastEvict = now
@@ -215,6 +257,10 @@ export class Store {
     for (const [key, s] of this.backlogMap) {
       for (const b of s.values.keys()) if (b <= oldest) s.values.delete(b)
       if (s.values.size === 0) this.backlogMap.delete(key)
+    }
+    for (const [key, s] of this.failedMap) {
+      for (const b of s.counts.keys()) if (b <= oldest) s.counts.delete(b)
+      if (s.counts.size === 0) this.failedMap.delete(key)
     }
   }
 

@@ -81,6 +81,7 @@ export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summar
       seconds: rows.some((r) => r.lagSeconds === null) ? null : Math.max(...rows.map((r) => r.lagSeconds ?? 0)),
     }
   }
+  addFailedSends(ctx.store, edges, range)
   return { now: range.now, rangeSeconds: range.rangeMs / 1000, nodes, edges, pathways: pathways(ctx.store, range), lag, status: ctx.status() }
 }
 
@@ -89,6 +90,17 @@ function lagOf(e: EdgeView, lag: LagRow[]): LagRow[] {
   if (e.kind !== 'consume' || !e.group) return []
   if (e.type === 'kafka') return lag.filter((r) => r.transport === 'kafka' && r.group === e.group && r.topic === e.topic)
   return e.type === 'nats' ? lag.filter((r) => r.transport === 'nats' && r.group === e.group) : []
+}
+
+/** Each produce edge's failed sends over the range, from its service's `pathwise_failed_sends` backlogs. */
+function addFailedSends(store: Store, edges: EdgeView[], range: Range): void {
+  for (const f of store.failedSends()) {
+    let count = 0
+    for (const [start, n] of f.counts) if (start >= range.from) count += n
+    if (count === 0) continue
+    const edge = edges.find((e) => e.kind === 'produce' && e.from === `service:${f.service}` && e.type === f.transport && e.topic === f.topic)
+    if (edge) edge.failedSends = (edge.failedSends ?? 0) + count
+  }
 }
 
 function rangeFor(store: Store, rangeSeconds: number): Range {

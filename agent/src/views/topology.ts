@@ -50,6 +50,8 @@ export interface EdgeView {
   payloadSize: Quantiles | null
   /** Kafka consume edges: the group's lag on the topic, summed over partitions (seconds: the largest). */
   lag?: { messages: number | null; seconds: number | null }
+  /** Produce edges of pathwise tracers: sends checkpointed over the range whose send finally failed (counted in `count` too). */
+  failedSends?: number
 }
 
 export interface PathwayView {
