@@ -26,7 +26,7 @@ import { createLogger, type OnceLogger } from '../common/logger.js'
 import { PRODUCT_DSM, type BucketExtras, type Payload, type PayloadMeta } from '../export/payload.js'
 import { MAX_BATCH, batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
 import { hangOff, hop } from './loop-detection.js'
-import { NodeCache, PreparedNode } from './nodes.js'
+import { NodeCache, type PreparedNode, liveNodeOf, nodeOf } from './nodes.js'
 import { isSaneTime } from '../pathway/time-window.js'
 import { TransactionLog } from './transactions.js'
 import { VERSION } from '../api/version.js'
@@ -200,9 +200,15 @@ export class DataStreamsProcessor implements DataStreams {
     }
   }
 
-  /** A node or edge tags as handed over: this DataStreams' node (prepared again if forgotten), or valid tags. */
+  /**
+   * A node or edge tags as handed over: this DataStreams' node (as it is: it was validated when
+   * prepared; prepared again if forgotten), or valid tags.
+   */
   private resolveNode(edgeTags: unknown): PreparedNode | null {
-    if (isNodeOf(edgeTags, this.nodes)) return edgeTags.live ? edgeTags : this.nodeOf(edgeTags.edgeTags)
+    const live = liveNodeOf(edgeTags, this.nodes)
+    if (live !== null) return live
+    const forgotten = nodeOf(edgeTags, this.nodes)
+    if (forgotten !== null) return this.nodeOf(forgotten.edgeTags)
     const tags = edgeTagList(edgeTags)
     if (tags === null) return this.invalid('edge tags: not an array of at most 64 strings of at most 1024 characters, nor a node of this DataStreams')
     return this.nodeOf(tags)
@@ -643,11 +649,3 @@ function isSendCount(count: unknown): count is number {
   return Number.isInteger(count) && (count as number) > 0 && (count as number) <= MAX_BATCH
 }
 
-/** Whether `value` is a node of this cache; false for anything else, a Proxy whose traps throw included. */
-function isNodeOf(value: unknown, cache: NodeCache): value is PreparedNode {
-  try {
-    return value instanceof PreparedNode && value.owner === cache
-  } catch {
-    return false
-  }
-}
