@@ -393,7 +393,7 @@ function latin1(s: string): Uint8Array {
 }
 
 /** The characters of a string header value, padding excluded. */
-const text = new Uint8Array(MAX_BASE64_CHARS)
+const text = new Uint8Array(MAX_BASE64_CHARS + 3)
 const decoded = new Uint8Array(MAX_CONTEXT_BYTES + 2)
 
 function decodeBase64(chars: Uint8Array, length: number): PathwayContext | null {
@@ -430,12 +430,31 @@ function decodeBase64(chars: Uint8Array, length: number): PathwayContext | null 
 }
 
 /**
- * The context of today's 27 characters (before the padding) straight from their sextets, in
- * int32 arithmetic: seven 24-bit groups hold the 20 bytes. Null when a character is no base64
+ * The context of today's 27 characters (before the padding): null when a character is no base64
  * or a time is not sane; undefined when the bytes are not two 6-byte varints after the hash
  * (then the general decoder reads them, as it reads every other length).
  */
 function todayContext(c: Uint8Array): PathwayContext | null | undefined {
+  const read = todayFields(c)
+  if (read !== TODAY) return read === MALFORMED ? null : undefined
+  const { hashHi, hashLo, pathwayStartMs, edgeStartMs } = headerFields
+  return isSaneTimeNow(pathwayStartMs) && isSaneTimeNow(edgeStartMs) ? new PathwayContext(hashHi, hashLo, pathwayStartMs, edgeStartMs) : null
+}
+
+/** What a header's value holds, as the batch path reads it (`decodeFields`): one record reused, no object per value. */
+export const headerFields = { hashHi: 0, hashLo: 0, pathwayStartMs: 0, edgeStartMs: 0 }
+
+const TODAY = 1
+const MALFORMED = 0
+const NOT_TODAY = -1
+
+/**
+ * Reads today's 27 characters (before the padding) into `headerFields` straight from their sextets, in
+ * int32 arithmetic: seven 24-bit groups hold the 20 bytes. TODAY when read (times not yet checked),
+ * MALFORMED when a character is no base64 or a varint an odd (negative) number, NOT_TODAY when the
+ * bytes are not two 6-byte varints after the hash.
+ */
+function todayFields(c: Uint8Array): number {
   const v0 = (SEXTETS[c[0]] << 18) | (SEXTETS[c[1]] << 12) | (SEXTETS[c[2]] << 6) | SEXTETS[c[3]]
   const v1 = (SEXTETS[c[4]] << 18) | (SEXTETS[c[5]] << 12) | (SEXTETS[c[6]] << 6) | SEXTETS[c[7]]
   const v2 = (SEXTETS[c[8]] << 18) | (SEXTETS[c[9]] << 12) | (SEXTETS[c[10]] << 6) | SEXTETS[c[11]]
@@ -444,22 +463,79 @@ function todayContext(c: Uint8Array): PathwayContext | null | undefined {
   const v5 = (SEXTETS[c[20]] << 18) | (SEXTETS[c[21]] << 12) | (SEXTETS[c[22]] << 6) | SEXTETS[c[23]]
   const v6 = (SEXTETS[c[24]] << 18) | (SEXTETS[c[25]] << 12) | (SEXTETS[c[26]] << 6)
   // a -1 (not base64) sets the sign bit, whatever its position
-  if ((v0 | v1 | v2 | v3 | v4 | v5 | v6) < 0) return null
-  const lo = ((v0 >> 16) | (((v0 >> 8) & 255) << 8) | ((v0 & 255) << 16) | ((v1 >> 16) << 24)) >>> 0
-  const hi = (((v1 >> 8) & 255) | ((v1 & 255) << 8) | ((v2 >> 16) << 16) | (((v2 >> 8) & 255) << 24)) >>> 0
+  if ((v0 | v1 | v2 | v3 | v4 | v5 | v6) < 0) return MALFORMED
   // Varint bytes: p0..p5 are v2's last byte, v3, v4's first two; e0..e5 v4's last, v5, v6's first two.
   // Each 6 long: the first five with the continuation bit, the sixth without.
-  const p = ((v2 & 128) << 24) | ((v3 & 0x808080) << 1) | (v4 & 0x800000) // continuation bits that must be set
+  const p = ((v2 & 128) << 24) | ((v3 & 0x808080) << 1) | (v4 & 0x800000)
   const e = ((v4 & 128) << 24) | ((v5 & 0x808080) << 1) | (v6 & 0x800000)
-  if (p !== (0x80000000 | 0x1010100 | 0x800000) || e !== (0x80000000 | 0x1010100 | 0x800000) || (v4 & 0x8000) !== 0 || (v6 & 0x8000) !== 0) return undefined
+  if (p !== CONTINUED || e !== CONTINUED || (v4 & 0x8000) !== 0 || (v6 & 0x8000) !== 0) return NOT_TODAY
   const pLow = (v2 & 127) | (((v3 >> 16) & 127) << 7) | (((v3 >> 8) & 127) << 14) | ((v3 & 127) << 21)
   const eLow = (v4 & 127) | (((v5 >> 16) & 127) << 7) | (((v5 >> 8) & 127) << 14) | ((v5 & 127) << 21)
   // an odd zigzag value is a negative number: garbage
-  if (((pLow | eLow) & 1) !== 0) return null
-  const pathwayStart = (((v4 >> 16) & 127) | (((v4 >> 8) & 127) << 7)) * LOW27 + (pLow >>> 1)
-  const edgeStart = (((v6 >> 16) & 127) | (((v6 >> 8) & 127) << 7)) * LOW27 + (eLow >>> 1)
-  if (!isSaneTimeNow(pathwayStart) || !isSaneTimeNow(edgeStart)) return null
-  return new PathwayContext(hi, lo, pathwayStart, edgeStart)
+  if (((pLow | eLow) & 1) !== 0) return MALFORMED
+  headerFields.hashLo = ((v0 >> 16) | (((v0 >> 8) & 255) << 8) | ((v0 & 255) << 16) | ((v1 >> 16) << 24)) >>> 0
+  headerFields.hashHi = (((v1 >> 8) & 255) | ((v1 & 255) << 8) | ((v2 >> 16) << 16) | (((v2 >> 8) & 255) << 24)) >>> 0
+  headerFields.pathwayStartMs = (((v4 >> 16) & 127) | (((v4 >> 8) & 127) << 7)) * LOW27 + (pLow >>> 1)
+  headerFields.edgeStartMs = (((v6 >> 16) & 127) | (((v6 >> 8) & 127) << 7)) * LOW27 + (eLow >>> 1)
+  return TODAY
+}
+
+/** Whether two header values (the bytes of base64 texts) hold the same bytes: a send's messages carry one value. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  try {
+    const n = a.length
+    if (n !== b.length || n > MAX_BASE64_CHARS + 3) return false
+    // from the end: two values of one pathway differ in their times, written last
+    let i = n
+    while (i > 0 && a[i - 1] === b[i - 1]) i--
+    return i === 0
+  } catch {
+    return false // a Proxy posing as bytes
+  }
+}
+
+/** The continuation bits todayFields gathers from a 6-byte varint: set on its first five bytes. */
+const CONTINUED = 0x80000000 | 0x1010100 | 0x800000
+
+/**
+ * Reads a header value (the base64 text, as a string or its bytes, as decodePathwayContext takes
+ * it) into `headerFields`, its times sane for a clock reading `now`; false for anything else, and then
+ * `headerFields` holds nothing of it. The batch path's decoder: no context object is made. Never throws.
+ */
+export function decodeFields(value: unknown, now: number): boolean {
+  if (value instanceof Uint8Array) return decodeBytesFields(value, now)
+  if (typeof value !== 'string' || value.length > MAX_BASE64_CHARS + 3) return false
+  const length = value.length
+  for (let i = 0; i < length; i++) {
+    const c = value.charCodeAt(i)
+    if (c > 255) return false
+    text[i] = c
+  }
+  return decodeCharsFields(text, length, now)
+}
+
+/** decodeFields of a value given as the bytes of its text. */
+export function decodeBytesFields(value: Uint8Array, now: number): boolean {
+  try {
+    return decodeCharsFields(value, value.length, now)
+  } catch {
+    return false // a Proxy posing as bytes
+  }
+}
+
+function decodeCharsFields(chars: Uint8Array, length: number, now: number): boolean {
+  while (length > 0 && chars[length - 1] === PAD) length--
+  const read = length === TODAY_CHARS ? todayFields(chars) : NOT_TODAY
+  if (read === MALFORMED) return false
+  if (read === NOT_TODAY) {
+    const ctx = decodeBase64(chars, length)
+    if (ctx === null) return false
+    headerFields.hashHi = ctx.hashHi
+    headerFields.hashLo = ctx.hashLo
+    headerFields.pathwayStartMs = ctx.pathwayStartMs
+    headerFields.edgeStartMs = ctx.edgeStartMs
+  }
+  return isSaneTime(headerFields.pathwayStartMs, now) && isSaneTime(headerFields.edgeStartMs, now)
 }
 
 function readContext(b: Uint8Array, n: number): PathwayContext | null {

@@ -16,7 +16,8 @@ import {
   BATCH_STRIDE,
 } from '../core/layout.js'
 import { DEFAULT_MAX_POINTS, type Backend, type Core } from '../core/types.js'
-import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from '../pathway/context.js'
+import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, decodeBytesFields, decodeFields, encodePathwayContext, extractPathwayContext, headerFields, sameBytes } from '../pathway/context.js'
+import { FIELDS, RecordedBatch, noContexts, sameFields, type BatchContexts } from './batch-contexts.js'
 import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from '../api/data-streams.js'
 import { SEND_OUTCOMES, type SendOutcomes } from '../api/send-outcomes.js'
 import { AgentInfo } from '../export/agent-info.js'
@@ -363,6 +364,77 @@ export class DataStreamsProcessor implements DataStreams {
     }
   }
 
+  /**
+   * The consume checkpoints of a fetched batch in one pass, one core call per BATCH_CAPACITY
+   * messages: `values[i]` is message i's pathway header value (its base64 text, as a string or
+   * its bytes), decoded straight into the core's batch buffer, or a parent context read elsewhere
+   * (a legacy header), or anything else for none; `sizes[i]` its bytes. No context object is made
+   * here: the result makes one when asked. A value equal to the one before (a send's messages)
+   * is not decoded again. The transports' batch path (`instrument/batch-checkpoints.ts`).
+   */
+  checkpointHeaders(edgeTags: readonly string[] | CheckpointNode, values: readonly unknown[], sizes?: ArrayLike<number>): BatchContexts {
+    const count = batchLength(values)
+    if (count < 0) return this.invalid('batch: header values is not an array of at most 1,000,000 entries') ?? noContexts(0)
+    try {
+      const node = this.resolveNode(edgeTags)
+      if (node === null) return noContexts(count)
+      const given = sizes === undefined ? undefined : batchLength(sizes) >= count ? sizes : this.invalid('batch: payload sizes not an array as long as the header values')
+      const fields = new Float64Array(count * FIELDS)
+      const runs = new Int32Array(count)
+      const now = nowMs()
+      const bucket = Math.floor(now / BUCKET_MS)
+      const id = node.id
+      const direction = node.direction
+      // The value before, if a header value (a context given as a parent is looked at each time: each refusal counts).
+      let previous: unknown = NOT_HUNG
+      let previousBytes: Uint8Array | null = null
+      for (let first = 0; first < count; first += BATCH_CAPACITY) {
+        const n = Math.min(BATCH_CAPACITY, count - first)
+        let b = this.core.batchBuffer()
+        for (let i = 0, r = 0; i < n; i++, r += BATCH_STRIDE) {
+          const value = values[first + i]
+          if (value !== previous) {
+            if (value instanceof Uint8Array) {
+              if (previousBytes === null || !sameBytes(value, previousBytes)) hangOffHeader(decodeBytesFields(value, now), direction, now)
+              previous = previousBytes = value
+            } else {
+              if (typeof value === 'string') hangOffHeader(decodeFields(value, now), direction, now)
+              else hangOff(direction, value === null || value === undefined ? null : this.resolveParent(value, now), now)
+              previous = typeof value === 'string' ? value : NOT_HUNG
+              previousBytes = null
+            }
+          }
+          const size = given == null ? 0 : given[first + i]
+          const { pathwayStart, edgeStart } = hop
+          b[r + BATCH_NODE] = id
+          b[r + BATCH_PARENT_HI] = hop.parentHi
+          b[r + BATCH_PARENT_LO] = hop.parentLo
+          b[r + BATCH_PATHWAY_LATENCY] = now > pathwayStart ? (now - pathwayStart) / 1000 : 0
+          b[r + BATCH_EDGE_LATENCY] = now > edgeStart ? (now - edgeStart) / 1000 : 0
+          b[r + BATCH_PAYLOAD] = typeof size === 'number' && size >= 0 && size <= Number.MAX_SAFE_INTEGER ? size : this.resolveSize(size)
+          const q = (first + i) * FIELDS
+          fields[q + 2] = pathwayStart
+          fields[q + 3] = hop.oppositeHi
+          fields[q + 4] = hop.oppositeLo
+          fields[q + 5] = hop.oppositeEdgeStart
+        }
+        this.core.checkpointBatch(n, bucket)
+        b = this.core.batchBuffer() // a Wasm memory growth during the call replaces the view
+        for (let i = 0, r = 0; i < n; i++, r += BATCH_STRIDE) {
+          const m = first + i
+          const q = m * FIELDS
+          fields[q] = b[r + BATCH_OUT_HI]
+          fields[q + 1] = b[r + BATCH_OUT_LO]
+          runs[m] = m > 0 && sameFields(fields, q, q - FIELDS) ? runs[m - 1] : m
+        }
+      }
+      return new RecordedBatch(count, fields, runs, now, direction)
+    } catch (err) {
+      this.fail('checkpoint', err)
+      return noContexts(count)
+    }
+  }
+
   setProduceCheckpoint(type: string, target: string, carrier: Carrier, options?: CheckpointOptions): PathwayContext | null {
     if (!isObject(carrier)) return this.invalid('carrier: not an object')
     const node = this.manualNode(Direction.Out, type, target)
@@ -649,3 +721,15 @@ function isSendCount(count: unknown): count is number {
   return Number.isInteger(count) && (count as number) > 0 && (count as number) <= MAX_BATCH
 }
 
+/**
+ * Fills `hop` for a checkpoint of `direction` after a header value that `decodeFields` read into
+ * `headerFields` (a context of no direction: the checkpoint hangs off it whatever its own
+ * direction), or after none (`read` false: a new pathway).
+ */
+function hangOffHeader(read: boolean, direction: Direction, now: number): void {
+  if (!read) return hangOff(direction, null, now)
+  hop.oppositeHi = hop.parentHi = headerFields.hashHi
+  hop.oppositeLo = hop.parentLo = headerFields.hashLo
+  hop.oppositeEdgeStart = hop.edgeStart = headerFields.edgeStartMs
+  hop.pathwayStart = headerFields.pathwayStartMs
+}
