@@ -28,19 +28,38 @@ let isOwnContext: (value: object) => value is PathwayContext
  * closest checkpoint of the opposite direction.
  */
 export class PathwayContext {
+  // Declared, not parameter properties: those are emitted as class fields defined first as
+  // undefined and then assigned, twice the stores for every context made.
+  declare readonly hashHi: number
+  declare readonly hashLo: number
+  declare readonly pathwayStartMs: number
+  declare readonly edgeStartMs: number
+  declare readonly direction: Direction
+  declare readonly oppositeHashHi: number
+  declare readonly oppositeHashLo: number
+  declare readonly oppositeEdgeStartMs: number
   /** The brand `isOwnContext` asks for: an object this class made (a Proxy or a lookalike has none). */
   readonly #made = true
 
   constructor(
-    readonly hashHi: number,
-    readonly hashLo: number,
-    readonly pathwayStartMs: number,
-    readonly edgeStartMs: number,
-    readonly direction: Direction = Direction.None,
-    readonly oppositeHashHi: number = 0,
-    readonly oppositeHashLo: number = 0,
-    readonly oppositeEdgeStartMs: number = edgeStartMs,
-  ) {}
+    hashHi: number,
+    hashLo: number,
+    pathwayStartMs: number,
+    edgeStartMs: number,
+    direction: Direction = Direction.None,
+    oppositeHashHi = 0,
+    oppositeHashLo = 0,
+    oppositeEdgeStartMs: number = edgeStartMs,
+  ) {
+    this.hashHi = hashHi
+    this.hashLo = hashLo
+    this.pathwayStartMs = pathwayStartMs
+    this.edgeStartMs = edgeStartMs
+    this.direction = direction
+    this.oppositeHashHi = oppositeHashHi
+    this.oppositeHashLo = oppositeHashLo
+    this.oppositeEdgeStartMs = oppositeEdgeStartMs
+  }
 
   /** The pathway hash as an unsigned 64-bit integer (for display and tests; not for the hot path). 0 for halves that are no numbers. */
   get hash(): bigint {
@@ -106,10 +125,8 @@ export function encodePathwayContextBytes(ctx: PathwayContext): Uint8Array {
  * with the same three has the same value (a send's messages, messages of one parent produced in
  * the same millisecond): it is handed out again, not made anew.
  */
-let lastHi = -1
-let lastLo = -1
-let lastPathwayStart = -1
-let lastEdgeStart = -1
+/** hi, lo, pathway start, edge start: in a typed array, where a module `let` holding a double boxes it anew at each store. */
+const lastMade = new Float64Array([-1, -1, -1, -1])
 let lastValue = ''
 
 /**
@@ -125,15 +142,15 @@ export function encodePathwayContext(ctx: PathwayContext): string {
   const lo = valid.hashLo
   const pathwayStart = Math.floor(valid.pathwayStartMs)
   const edgeStart = Math.floor(valid.edgeStartMs)
-  if (edgeStart === lastEdgeStart && pathwayStart === lastPathwayStart && lo === lastLo && hi === lastHi) return lastValue
+  if (edgeStart === lastMade[3] && pathwayStart === lastMade[2] && lo === lastMade[1] && hi === lastMade[0]) return lastValue
   const value =
     pathwayStart >= TODAY_MIN_MS && pathwayStart < TODAY_END_MS && edgeStart >= TODAY_MIN_MS && edgeStart < TODAY_END_MS
       ? todayValue(hi, lo, pathwayStart, edgeStart)
       : base64(writeContext(hi, lo, pathwayStart, edgeStart))
-  lastHi = hi
-  lastLo = lo
-  lastPathwayStart = pathwayStart
-  lastEdgeStart = edgeStart
+  lastMade[0] = hi
+  lastMade[1] = lo
+  lastMade[2] = pathwayStart
+  lastMade[3] = edgeStart
   lastValue = value
   return value
 }
