@@ -1,4 +1,4 @@
-import { Backlogs } from './backlogs.js'
+import { BacklogKeys, Backlogs } from './backlogs.js'
 import { nowMs } from '../common/clock.js'
 import type { InstrumentationSettings, ResolvedConfig } from '../api/config.js'
 import { BUCKET_MS } from '../core/constants.js'
@@ -62,6 +62,7 @@ export class DataStreamsProcessor implements DataStreams {
   private readonly agentInfo: AgentInfo
   private readonly meta: PayloadMeta
   private readonly backlogs = new Backlogs()
+  private readonly backlogKeys = new BacklogKeys()
   private readonly transactions = new TransactionLog()
   private droppedTransactions = 0
   private contextsLeftOut = 0
@@ -475,21 +476,21 @@ export class DataStreamsProcessor implements DataStreams {
   trackKafkaProduce(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void {
     const t = tagPart(topic)
     if (t === undefined) return void this.invalid('backlog: topic not a string of at most 1024 characters')
-    this.track(['type:kafka_produce', `topic:${t}`], partition, offset, clusterId)
+    this.track('kafka_produce', t, '', partition, offset, clusterId, (p) => ['type:kafka_produce', `topic:${t}`, `partition:${p}`])
   }
 
   trackKafkaCommit(group: string, topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void {
     const g = tagPart(group)
     const t = tagPart(topic)
     if (g === undefined || t === undefined) return void this.invalid('backlog: group or topic not a string of at most 1024 characters')
-    this.track(['type:kafka_commit', `consumer_group:${g}`, `topic:${t}`], partition, offset, clusterId)
+    this.track('kafka_commit', g, t, partition, offset, clusterId, (p) => ['type:kafka_commit', `consumer_group:${g}`, `topic:${t}`, `partition:${p}`])
   }
 
   trackKafkaHighWatermark(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void {
     const t = tagPart(topic)
     if (t === undefined) return void this.invalid('backlog: topic not a string of at most 1024 characters')
     // The partition first, as dd-trace-go (the other tracer that sends this type) writes it.
-    this.track([`topic:${t}`, 'type:kafka_high_watermark'], partition, offset, clusterId, true)
+    this.track('kafka_high_watermark', t, '', partition, offset, clusterId, (p) => [`partition:${p}`, `topic:${t}`, 'type:kafka_high_watermark'])
   }
 
   trackNatsPending(stream: string, consumer: string, pending: number): void {
@@ -498,23 +499,22 @@ export class DataStreamsProcessor implements DataStreams {
     const value = typeof pending === 'number' && Number.isSafeInteger(pending) && pending >= 0 ? pending : undefined
     if (s === undefined || c === undefined || value === undefined) return void this.invalid('backlog: stream, consumer or pending count unusable')
     try {
-      this.backlogs.track(currentBucket(), ['type:nats_pending', `consumer_group:${c}`, `stream:${s}`], value)
+      const key = this.backlogKeys.get('nats_pending', c, s, -1, '', () => ['type:nats_pending', `consumer_group:${c}`, `stream:${s}`])
+      this.backlogs.track(currentBucket(), key, value)
     } catch (err) {
       this.fail('backlog', err)
     }
   }
 
-  /** The partition tag goes after `tags`, or before them (`partitionFirst`); the cluster id always last. */
-  private track(tags: string[], partition: unknown, offset: unknown, clusterId: unknown, partitionFirst = false): void {
+  /** A Kafka backlog: `tags(partition)` its tags but the cluster id, which always goes last. */
+  private track(kind: string, a: string, b: string, partition: unknown, offset: unknown, clusterId: unknown, tags: (partition: number) => string[]): void {
     const p = partitionNumber(partition)
     const value = offsetNumber(offset)
     const cluster = clusterId === undefined || clusterId === null || clusterId === '' ? '' : tagPart(clusterId)
     if (p === undefined || value === undefined || cluster === undefined) return void this.invalid('backlog: partition, offset or cluster id unusable')
-    if (partitionFirst) tags.unshift(`partition:${p}`)
-    else tags.push(`partition:${p}`)
-    if (cluster !== '') tags.push(`kafka_cluster_id:${cluster}`)
     try {
-      this.backlogs.track(currentBucket(), tags, value)
+      const key = this.backlogKeys.get(kind, a, b, p, cluster, () => (cluster === '' ? tags(p) : [...tags(p), `kafka_cluster_id:${cluster}`]))
+      this.backlogs.track(currentBucket(), key, value)
     } catch (err) {
       this.fail('backlog', err)
     }
