@@ -27,7 +27,35 @@ let isOwnContext: (value: object) => value is PathwayContext
  * The last three fields serve loop detection: the direction of the last checkpoint and the
  * closest checkpoint of the opposite direction.
  */
-export class PathwayContext {
+export interface PathwayContext {
+  readonly hashHi: number
+  readonly hashLo: number
+  readonly pathwayStartMs: number
+  readonly edgeStartMs: number
+  readonly direction: Direction
+  readonly oppositeHashHi: number
+  readonly oppositeHashLo: number
+  readonly oppositeEdgeStartMs: number
+  /** The pathway hash as an unsigned 64-bit integer (for display and tests; not for the hot path). 0 for halves that are no numbers. */
+  readonly hash: bigint
+}
+
+/**
+ * The class of the contexts, typed by the interface above rather than by its own declaration: the
+ * brand is a private field, and a private field in the declared type would make the type of each
+ * bundled entry point (`pathwise`, `pathwise/edge`) its own, one's DataStreams no longer
+ * assignable to the other's.
+ */
+export const PathwayContext: new (
+  hashHi: number,
+  hashLo: number,
+  pathwayStartMs: number,
+  edgeStartMs: number,
+  direction?: Direction,
+  oppositeHashHi?: number,
+  oppositeHashLo?: number,
+  oppositeEdgeStartMs?: number,
+) => PathwayContext = class PathwayContext {
   // Declared, not parameter properties: those are emitted as class fields defined first as
   // undefined and then assigned, twice the stores for every context made.
   declare readonly hashHi: number
@@ -61,13 +89,12 @@ export class PathwayContext {
     this.oppositeEdgeStartMs = oppositeEdgeStartMs
   }
 
-  /** The pathway hash as an unsigned 64-bit integer (for display and tests; not for the hot path). 0 for halves that are no numbers. */
   get hash(): bigint {
     return (BigInt(u32(this.hashHi)) << 32n) | BigInt(u32(this.hashLo))
   }
 
   static {
-    isOwnContext = (value) => #made in value
+    isOwnContext = (value): value is PathwayContext => #made in value
   }
 }
 
