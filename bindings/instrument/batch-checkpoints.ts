@@ -7,10 +7,10 @@
  */
 import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { asPathwayContext, decodePathwayContext, type PathwayContext } from '../pathway/context.js'
-import type { BatchContexts } from '../processor/batch-contexts.js'
+import { contextList, type BatchContexts } from '../processor/batch-contexts.js'
 import { DataStreamsProcessor } from '../processor/processor.js'
 
-export type { BatchContexts }
+export { contextList, type BatchContexts }
 
 /**
  * `values[i]`: message i's header value (the base64 text, or its bytes), a parent context read
@@ -20,7 +20,7 @@ export function checkpointHeaders(dsm: DataStreams, node: CheckpointNode, values
   if (isProcessor(dsm)) return dsm.checkpointHeaders(node, values, sizes)
   const parents = values.map(parentOf)
   const ctxs = dsm.setCheckpointBatch(node, parents, sizes)
-  return { length: values.length, get: (i) => ctxs[i] ?? null }
+  return contextList(ctxs)
 }
 
 function isProcessor(dsm: DataStreams): dsm is DataStreamsProcessor {

@@ -25,7 +25,7 @@ import { contextsLeftOut, sendsFailed } from '../instrument/send-outcomes.js'
 import { fail } from './log.js'
 import { BatchFollower, noteProduce } from './message-context.js'
 import { rememberMessageContext } from '../instrument/received-messages.js'
-import { checkpointHeaders, type BatchContexts } from '../instrument/batch-checkpoints.js'
+import { checkpointHeaders, contextList, type BatchContexts } from '../instrument/batch-checkpoints.js'
 import { copyOf, copyWith, isRecord, items, numberOf, read } from '../common/input.js'
 
 // Client objects are shapes of two libraries: `any` at this boundary, checked where read.
@@ -395,8 +395,7 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
     for (let i = 0; i < n; i++) {
       const m = messages[i]
       if (m === null || typeof m !== 'object') {
-        const one = messages.map((m) => checkpoint(topic, m))
-        return { length: n, get: (i) => one[i] ?? null }
+        return contextList(messages.map((m) => checkpoint(topic, m)))
       }
       values[i] = pathwayHeaderValue(read(m, 'headers'))
       sizes[i] = messageSize(m)

@@ -31,7 +31,8 @@ export class RecordedBatch implements BatchContexts {
   ) {}
 
   get(i: number): PathwayContext | null {
-    if (!(i >= 0 && i < this.length)) return null
+    // A number first: comparing anything else would convert it (a hostile index's toString can throw or run long).
+    if (typeof i !== 'number' || !(i >= 0 && i < this.length)) return null
     const r = this.runs[i | 0]
     const q = r * FIELDS
     const f = this.fields
@@ -43,6 +44,11 @@ export class RecordedBatch implements BatchContexts {
 /** Whether messages a and b (their first field's index) hold the same context. */
 export function sameFields(f: Float64Array, a: number, b: number): boolean {
   return f[a] === f[b] && f[a + 1] === f[b + 1] && f[a + 2] === f[b + 2] && f[a + 3] === f[b + 3] && f[a + 4] === f[b + 4] && f[a + 5] === f[b + 5]
+}
+
+/** The contexts of a batch recorded message by message. */
+export function contextList(ctxs: readonly (PathwayContext | null)[]): BatchContexts {
+  return { length: ctxs.length, get: (i) => (typeof i === 'number' && i >= 0 && i < ctxs.length ? (ctxs[i] ?? null) : null) }
 }
 
 /** A batch where nothing was recorded. */
