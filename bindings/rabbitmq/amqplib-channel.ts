@@ -19,6 +19,7 @@
  *   `checkQueue` replies: the messages ready for delivery (not those delivered and unacknowledged),
  *   as `queue_depth` backlogs (`queue_type:rabbitmq`, `state:ready`), which the agent shows as lag.
  */
+import { Buffer } from 'node:buffer'
 import type { PathwayContext } from '../pathway/context.js'
 import { PATHWAY_KEY, encodePathwayContext } from '../pathway/context.js'
 import type { DataStreams } from '../api/data-streams.js'
@@ -83,6 +84,8 @@ function publishCheckpoint(
   const headers = read(properties, 'headers')
   const table = headers !== null && typeof headers === 'object' ? (headers as Record<string, unknown>) : undefined
   const footprint = tableFootprint(table)
+  // A table that cannot be read makes amqplib throw the application's error: nothing to record.
+  if (footprint === null) return undefined
   const room = table !== undefined && fits(channel, properties, footprint.encoded)
   if (table !== undefined && !room) log.warnOnce('rabbitmq:room', 'a message whose headers leave no room for the pathway header under frame_max went without it')
   const add = room && Object.isExtensible(table)
@@ -119,7 +122,7 @@ function fits(channel: unknown, properties: unknown, tableBytes: number): boolea
   let frame = table + FRAME_FIXED
   for (const name of SHORT_STRINGS) {
     const value = read(properties, name)
-    if (typeof value === 'string') frame += 1 + Math.min(value.length * 3, 255)
+    if (typeof value === 'string') frame += 1 + Buffer.byteLength(value)
   }
   return frame <= limit
 }
@@ -130,31 +133,39 @@ interface Footprint {
   encoded: number
 }
 
-/**
- * amqplib encodes the table's enumerable keys, inherited ones included, whose value is not
- * undefined. The encoding bound is Infinity for a table too big or deep to walk, or that cannot
- * be read: the pathway entry is then not added.
- */
-function tableFootprint(table: Record<string, unknown> | undefined): Footprint {
-  if (table === undefined) return { bytes: 0, encoded: 0 }
-  const budget = { parts: MAX_PARTS }
-  try {
-    return { bytes: bytesOf(table), encoded: tableBound(table, 0, budget) }
-  } catch {
-    return { bytes: 0, encoded: Infinity }
-  }
-}
-
 const MAX_PARTS = 10_000
 const MAX_DEPTH = 8
+
+/**
+ * Both in one pass, which reads each entry once (amqplib encodes the table's enumerable keys,
+ * inherited ones included, whose value is not undefined). The bound is Infinity for a table too
+ * big or deep to walk: the pathway entry is then not added. Null for a table that cannot be read.
+ */
+function tableFootprint(table: Record<string, unknown> | undefined): Footprint | null {
+  if (table === undefined) return { bytes: 0, encoded: 0 }
+  const budget = { parts: MAX_PARTS }
+  let bytes = 0
+  let encoded = 4
+  try {
+    for (const key in table) {
+      const value = table[key]
+      if (value === undefined) continue
+      const keyBytes = Buffer.byteLength(key)
+      bytes += keyBytes + bytesOf(value)
+      encoded += 1 + keyBytes + valueBound(value, 0, budget)
+    }
+  } catch {
+    return null
+  }
+  return { bytes, encoded }
+}
 
 /** Length prefix, then per entry: key length byte, key, value. */
 function tableBound(table: object, depth: number, budget: { parts: number }): number {
   let n = 4
   for (const key in table) {
     const value = (table as Record<string, unknown>)[key]
-    if (value === undefined) continue
-    n += 1 + key.length * 3 + valueBound(value, depth, budget)
+    if (value !== undefined) n += 1 + Buffer.byteLength(key) + valueBound(value, depth, budget)
   }
   return n
 }
@@ -162,7 +173,7 @@ function tableBound(table: object, depth: number, budget: { parts: number }): nu
 /** A value's type byte and its encoding at most: a number or date 8 bytes, a string or buffer its length and bytes, an array or table its parts. */
 function valueBound(value: unknown, depth: number, budget: { parts: number }): number {
   if (--budget.parts < 0 || depth > MAX_DEPTH) return Infinity
-  if (typeof value === 'string') return 5 + value.length * 3
+  if (typeof value === 'string') return 5 + Buffer.byteLength(value)
   if (value === null || typeof value !== 'object') return 9
   if (ArrayBuffer.isView(value)) return 5 + value.byteLength
   if (value instanceof Date) return 9

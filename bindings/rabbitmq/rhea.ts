@@ -16,9 +16,10 @@ type AnyFn = (...args: any[]) => any
  * Instruments the links made from `target` from now on: a container (`import rhea from 'rhea'` is
  * the default one; the connections its `connect` and `create_connection` make, and the containers
  * `create_container` makes), a connection (its sessions: every link on it, opened by either
- * side), a session, or a sender or receiver itself. Returns the undo: the methods it wrapped are
- * restored, and the links instrumented meanwhile pass everything through. With DSM disabled
- * nothing is changed.
+ * side), a session, or a sender or receiver itself. A listening container's connections are
+ * made inside rhea: instrument each in the container's 'connection_open' handler, before its
+ * peer opens sessions. Returns the undo: the methods it wrapped are restored, and the links
+ * instrumented meanwhile pass everything through. With DSM disabled nothing is changed.
  */
 export function instrumentRhea(target: object, dsm: DataStreams): () => void {
   return withOffSwitch(dsm, (dsm, active) => {
