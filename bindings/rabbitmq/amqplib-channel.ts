@@ -153,6 +153,7 @@ function tableFootprint(table: Record<string, unknown> | undefined): Footprint |
       const keyBytes = Buffer.byteLength(key)
       bytes += keyBytes + bytesOf(value)
       encoded += 1 + keyBytes + valueBound(value, 0, budget)
+      if (encoded === Infinity) break
     }
   } catch {
     return null
@@ -166,6 +167,7 @@ function tableBound(table: object, depth: number, budget: { parts: number }): nu
   for (const key in table) {
     const value = (table as Record<string, unknown>)[key]
     if (value !== undefined) n += 1 + Buffer.byteLength(key) + valueBound(value, depth, budget)
+    if (n === Infinity) break
   }
   return n
 }
@@ -178,8 +180,9 @@ function valueBound(value: unknown, depth: number, budget: { parts: number }): n
   if (ArrayBuffer.isView(value)) return 5 + value.byteLength
   if (value instanceof Date) return 9
   if (Array.isArray(value)) {
+    // Walked while the budget lasts: a sparse array of 2^32 - 1 holes must not be.
     let n = 5
-    for (let i = 0; i < value.length; i++) n += valueBound(value[i], depth + 1, budget)
+    for (let i = 0; i < value.length && n !== Infinity; i++) n += valueBound(value[i], depth + 1, budget)
     return n
   }
   // amqplib's typed value, { '!': type, value }: at most a string's or a number's encoding.
@@ -227,10 +230,11 @@ export function wrapReceive(target: object, hooks: ChannelHooks): () => void {
     }
   }
 
+  // The application's callbacks are called with Reflect.apply, as amqplib calls them: reading their `apply` could run a Proxy's trap.
   /** A delivery callback that records the message's checkpoint and runs with its context current. */
   const delivered = (queue: unknown, callback: AnyFn): AnyFn =>
     function (this: unknown, message: unknown) {
-      if (!hooks.active()) return callback.apply(this, arguments as unknown as unknown[])
+      if (!hooks.active()) return Reflect.apply(callback, this, arguments)
       let ctx: PathwayContext | null = null
       try {
         ctx = checkpoint(queue, message)
@@ -238,7 +242,7 @@ export function wrapReceive(target: object, hooks: ChannelHooks): () => void {
         fail('consume', err)
       }
       const args = arguments as unknown as unknown[]
-      return ctx === null ? callback.apply(this, args) : dsm.runWithContext(ctx, () => callback.apply(this, args))
+      return ctx === null ? Reflect.apply(callback, this, args) : dsm.runWithContext(ctx, () => Reflect.apply(callback, this, args))
     }
 
   /** `get`'s callback (the callback API): runs with the message's context current. */
@@ -246,7 +250,7 @@ export function wrapReceive(target: object, hooks: ChannelHooks): () => void {
     function (this: unknown, err: unknown, message: unknown) {
       const args = arguments as unknown as unknown[]
       const ctx = hooks.active() && err === null ? got(queue, message) : null
-      return ctx === null ? callback.apply(this, args) : dsm.runWithContext(ctx, () => callback.apply(this, args))
+      return ctx === null ? Reflect.apply(callback, this, args) : dsm.runWithContext(ctx, () => Reflect.apply(callback, this, args))
     }
 
   /** A reply of assertQueue or checkQueue: `{ queue, messageCount, consumerCount }`. */
@@ -303,7 +307,7 @@ export function wrapReceive(target: object, hooks: ChannelHooks): () => void {
           if (typeof callback === 'function') {
             args[at] = function (this: unknown, err: unknown, ok: unknown) {
               if (err === null) declared(ok)
-              return (callback as AnyFn).apply(this, arguments as unknown as unknown[])
+              return Reflect.apply(callback as AnyFn, this, arguments)
             }
           }
           const result = declare.apply(this, args)

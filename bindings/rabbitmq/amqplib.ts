@@ -63,7 +63,7 @@ function onCreate(target: Record<string, AnyFn>, name: string, hooks: ChannelHoo
         const callback = args[at] as AnyFn
         args[at] = function (this: unknown, err: unknown, made: unknown) {
           if (err === null || err === undefined) safely(made)
-          return callback.apply(this, arguments as unknown as unknown[])
+          return Reflect.apply(callback, this, arguments)
         }
       }
       const result = create.apply(this, args)
