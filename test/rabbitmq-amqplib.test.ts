@@ -17,6 +17,7 @@ import rhea from 'rhea'
 import { PATHWAY_KEY, createDataStreams, decodePathwayContext, instrumentAmqplib, instrumentRhea, type DataStreams } from '../bindings/index.js'
 import { amqplibPublishInstrumentation, amqplibReceiveInstrumentations } from '../bindings/rabbitmq/index.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
+import { flushUntil } from './helpers/flush-until.js'
 import { startRabbitMq, type RabbitMqPeer } from './peers/rabbitmq.js'
 import { ENV, backlogsOf, consumeTags, declare, expectedHash, pointsOf, publishTags, sendTags, unique } from './fixtures/rabbitmq/setup.js'
 
@@ -297,14 +298,4 @@ function thrown(fn: () => unknown): { name: string; message: string } | undefine
 
 function once(emitter: { once(event: string, fn: () => void): unknown }, event: string): Promise<void> {
   return new Promise((resolve) => void emitter.once(event, resolve))
-}
-
-async function flushUntil(dsms: DataStreams[], check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    await Promise.all(dsms.map((d) => d.flush()))
-    if (check()) return
-    if (Date.now() > deadline) throw new Error('the Agent did not get what was expected in time')
-    await new Promise((r) => setTimeout(r, 100))
-  }
 }

@@ -25,9 +25,9 @@ import { PATHWAY_KEY, encodePathwayContext } from '../pathway/context.js'
 import type { DataStreams } from '../api/data-streams.js'
 import { undoAll, wrapMethod } from '../instrument/instrumentation.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../instrument/received-messages.js'
-import { read } from '../common/input.js'
+import { isRecord, read } from '../common/input.js'
 import { headersContext } from './carriers.js'
-import { PATHWAY_ENTRY_BYTES, PublishNodes, TYPE, bytesOf, consumeNodes } from './edges.js'
+import { PATHWAY_ENTRY_BYTES, PublishNodes, TYPE, bytesOf, consumeNodes, recordChain } from './edges.js'
 import { fail, log } from './log.js'
 
 // Channels are amqplib's shapes: `any` at this boundary, checked where read.
@@ -82,7 +82,8 @@ function publishCheckpoint(
   const node = nodes.get(exchange, routingKey ?? undefined)
   if (node === null) return undefined
   const headers = read(properties, 'headers')
-  const table = headers !== null && typeof headers === 'object' ? (headers as Record<string, unknown>) : undefined
+  // A table is a record: binary data or an array (whose every index amqplib would encode as a key) gets no context.
+  const table = isRecord(headers) ? (headers as Record<string, unknown>) : undefined
   const footprint = tableFootprint(table)
   // A table that cannot be read makes amqplib throw the application's error: nothing to record.
   if (footprint === null) return undefined
@@ -147,6 +148,8 @@ function tableFootprint(table: Record<string, unknown> | undefined): Footprint |
   let bytes = 0
   let encoded = 4
   try {
+    // Inheriting binary data or an array (a publish's `headers: buffer`): its every index is a key, too many to walk.
+    if (!recordChain(table)) return { bytes: 0, encoded: Infinity }
     for (const key in table) {
       const value = table[key]
       if (value === undefined) continue

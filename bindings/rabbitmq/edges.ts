@@ -70,7 +70,7 @@ function walk(value: unknown, depth: number, budget: { parts: number }): number 
   if (value === null || typeof value !== 'object') return 0
   if (ArrayBuffer.isView(value)) return value.byteLength
   if (value instanceof ArrayBuffer) return value.byteLength
-  if (depth >= MAX_DEPTH) return 0
+  if (depth >= MAX_DEPTH || (!Array.isArray(value) && !recordChain(value))) return 0
   let n = 0
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length && budget.parts-- > 0; i++) n += walk(value[i], depth + 1, budget)
@@ -82,4 +82,20 @@ function walk(value: unknown, depth: number, budget: { parts: number }): number 
     if (typeof v !== 'function') n += Buffer.byteLength(key) + walk(v, depth + 1, budget)
   }
   return n
+}
+
+/** Prototype levels looked at by recordChain. */
+const MAX_CHAIN = 8
+
+/**
+ * Whether an object and what it inherits from (at most MAX_CHAIN levels) are records, no binary
+ * data or array: a table inheriting a buffer (amqplib's `headers: buffer`) has its every index as
+ * a key, too many to walk. Throws as a Proxy's trap does.
+ */
+export function recordChain(value: object): boolean {
+  let level: object | null = value
+  for (let depth = 0; level !== null; depth++, level = Object.getPrototypeOf(level) as object | null) {
+    if (depth > MAX_CHAIN || ArrayBuffer.isView(level) || Array.isArray(level)) return false
+  }
+  return true
 }

@@ -3,8 +3,8 @@
  * or on rhea's Sender and Receiver classes):
  *
  * - Send: `Sender#send` records a produce checkpoint (dd-trace's tags: `exchange:<target address>`)
- *   and sends, in the caller's place, a message that inherits the caller's and adds the context
- *   (the caller's message and maps are never touched). Where it goes depends on the peer, which
+ *   and sends, in the caller's place, a copy of the caller's message that adds the context (the
+ *   caller's message and maps are never touched). Where it goes depends on the peer, which
  *   announces itself when the connection opens: an application property always, since every
  *   broker keeps those; a delivery annotation too, dd-trace's carrier, only on a peer that
  *   announced itself as something other than RabbitMQ. RabbitMQ 3.10 closes the session on a
@@ -15,11 +15,12 @@
  *   address>`; parent: carriers.ts's messageContext, none: a new pathway) and runs every listener
  *   of that message (on the receiver, its session, connection or container) with its context current.
  */
+import { types } from 'node:util'
 import { PATHWAY_KEY, encodePathwayContext, type PathwayContext } from '../pathway/context.js'
 import type { DataStreams } from '../api/data-streams.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
 import { parentForSend, rememberMessageContext } from '../instrument/received-messages.js'
-import { read } from '../common/input.js'
+import { copyOf, read } from '../common/input.js'
 import { messageContext } from './carriers.js'
 import { PATHWAY_ENTRY_BYTES, bytesOf, consumeNodes, sendNodes } from './edges.js'
 import { fail } from './log.js'
@@ -63,34 +64,62 @@ export function wrapSend(target: object, hooks: LinkHooks): () => void {
 }
 
 /**
- * The message to send in the caller's place: it inherits every section of the caller's, and adds
- * the context to an application properties map that inherits the caller's (rhea encodes a map's
- * inherited keys too), and to a delivery annotations map likewise when the peer takes them.
+ * The message to send in the caller's place, with the context in an application properties map
+ * (and a delivery annotations map when the peer takes them), the caller's keys kept. Plain objects
+ * (the usual message) are copied, which rhea encodes as fast as the caller's own; anything else (a
+ * class instance, a Proxy, a frozen or inheriting object) is inherited from instead, so that
+ * nothing of it is lost or read here (rhea encodes a map's inherited keys too).
  */
 function withContext(dsm: DataStreams, node: Parameters<DataStreams['setCheckpoint']>[0], message: object, annotate: boolean): object {
-  const properties = inheriting(read(message, 'application_properties'))
-  const annotations = annotate ? inheriting(read(message, 'delivery_annotations')) : undefined
-  const entries = (properties === undefined ? 0 : 1) + (annotations === undefined ? 0 : 1)
-  const size = bodyBytes(read(message, 'body')) + bytesOf(read(message, 'application_properties')) + bytesOf(read(message, 'delivery_annotations')) + entries * PATHWAY_ENTRY_BYTES
+  const ownProperties = read(message, 'application_properties')
+  const ownAnnotations = annotate ? read(message, 'delivery_annotations') : undefined
+  const addProperties = isMap(ownProperties)
+  const addAnnotations = annotate && isMap(ownAnnotations)
+  const entries = (addProperties ? 1 : 0) + (addAnnotations ? 1 : 0)
+  const size = bodyBytes(read(message, 'body')) + bytesOf(ownProperties) + bytesOf(read(message, 'delivery_annotations')) + entries * PATHWAY_ENTRY_BYTES
   const ctx = dsm.setCheckpoint(node, parentForSend(dsm), size)
   if (ctx === null || entries === 0) return message
   const value = encodePathwayContext(ctx)
-  const copy = Object.create(message) as Record<string, unknown>
-  for (const [name, map] of [['application_properties', properties], ['delivery_annotations', annotations]] as const) {
-    if (map === undefined) continue
-    define(map, PATHWAY_KEY, value)
-    define(copy, name, map)
-  }
+  const copy = extended(message)
+  if (addProperties) set(copy, 'application_properties', withEntry(ownProperties, value))
+  if (addAnnotations) set(copy, 'delivery_annotations', withEntry(ownAnnotations, value))
   return copy
 }
 
-/** A map inheriting the caller's (none, or an object); undefined for anything else, which is left as it is. */
-function inheriting(map: unknown): object | undefined {
-  if (map === undefined || map === null) return {}
-  return typeof map === 'object' && !Array.isArray(map) ? Object.create(map) : undefined
+/** A map the context may join: none yet, or an object (not an array). */
+function isMap(map: unknown): boolean {
+  return map === undefined || map === null || (typeof map === 'object' && !Array.isArray(map))
 }
 
-function define(target: object, key: string, value: unknown): void {
+/** A map with the context: a new one, a copy of a plain one, or one inheriting the caller's. */
+function withEntry(map: unknown, value: string): object {
+  if (map === undefined || map === null) return { 'dd-pathway-ctx-base64': value }
+  const copy = extended(map as object)
+  set(copy, PATHWAY_KEY, value)
+  return copy
+}
+
+/** A copy of a plain object (its own keys are all it has), else an object inheriting from it. */
+function extended(target: object): Record<string, unknown> {
+  if (isPlain(target)) {
+    const copy = copyOf(target)
+    if (copy !== undefined) return copy
+  }
+  return Object.create(target) as Record<string, unknown>
+}
+
+function isPlain(value: object): boolean {
+  try {
+    if (types.isProxy(value) || !Object.isExtensible(value)) return false
+    const proto = Object.getPrototypeOf(value)
+    return proto === Object.prototype || proto === null
+  } catch {
+    return false
+  }
+}
+
+/** Sets an own property, defined: a setter up an inherited chain is not run. */
+function set(target: object, key: string, value: unknown): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true })
 }
 
