@@ -128,21 +128,28 @@ describe('interop with dd-trace 6.21 (Node 24)', { concurrency: true }, () => {
     })
   }
 
-  test("rhea on RabbitMQ 3.10: dd-trace's sender loses its messages (the connection is reset), pathwise's arrive", async () => {
-    const outcomes: Record<Tracer, unknown[]> = { 'dd-trace': [], pathwise: [] }
-    const queues: Record<Tracer, string> = { 'dd-trace': unique('interop-dd-lost'), pathwise: unique('interop-pw-kept') }
+  test("rhea on RabbitMQ 3.10: dd-trace's sender loses its messages (the connection is reset), with DSM or tracing alone; pathwise's arrive", async () => {
+    // dd-trace's rhea sender writes its trace context into delivery annotations too, DSM or not.
+    const runs = { 'dd-trace': { tracer: 'dd-trace', dsm: 'true' }, 'dd-trace tracing': { tracer: 'dd-trace', dsm: 'false' }, pathwise: { tracer: 'pathwise', dsm: 'true' } } as const
+    const names = Object.keys(runs) as (keyof typeof runs)[]
+    const queues = Object.fromEntries(names.map((n) => [n, unique('interop-rhea-rabbit')])) as Record<keyof typeof runs, string>
     await declare(rabbit.url, { queues: Object.values(queues), bindings: [] })
-    await Promise.all(
-      (['dd-trace', 'pathwise'] as const).map(async (tracer) => {
-        outcomes[tracer] = await run(tracer, `interop-rhea-rabbit-${tracer}`, 'send', { PORT: String(rabbit.port), RABBIT_USER: rabbit.username, ADDRESS: `/amq/queue/${queues[tracer]}` })
-      }),
-    )
+    const outcomes = Object.fromEntries(
+      await Promise.all(
+        names.map(async (n) => {
+          const env = { PORT: String(rabbit.port), RABBIT_USER: rabbit.username, ADDRESS: `/amq/queue/${queues[n]}`, DD_DATA_STREAMS_ENABLED: runs[n].dsm }
+          return [n, await run(runs[n].tracer, `interop-rhea-rabbit-${n.replace(' ', '-')}`, 'send', env)] as const
+        }),
+      ),
+    ) as Record<keyof typeof runs, unknown[]>
     assert.match(String(outcomes['dd-trace'][0]), /^disconnected: ECONNRESET/)
+    assert.match(String(outcomes['dd-trace tracing'][0]), /^disconnected: ECONNRESET/)
     assert.deepEqual(outcomes.pathwise, ['accepted'])
     const connection = await amqplib.connect(rabbit.url)
     try {
       const channel = await connection.createChannel()
       assert.equal((await channel.checkQueue(queues['dd-trace'])).messageCount, 0)
+      assert.equal((await channel.checkQueue(queues['dd-trace tracing'])).messageCount, 0)
       assert.equal((await channel.checkQueue(queues.pathwise)).messageCount, COUNT)
     } finally {
       await connection.close()
