@@ -6,16 +6,19 @@
  * the context read from a message RabbitMQ converted from AMQP 1.0 (its x-amqp-1.0-* headers),
  * and a message without headers starting a pathway; `get`'s messageCount as a queue depth; the
  * undo, DSM off, and the automatic mode's class wrappers standing aside for an explicitly
- * instrumented channel.
+ * instrumented channel; the automatic mode's version gate on amqplib's internal files.
  */
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
+import path, { dirname, join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import amqplib from 'amqplib'
 import rhea from 'rhea'
 import { PATHWAY_KEY, createDataStreams, decodePathwayContext, instrumentAmqplib, instrumentRhea, type DataStreams } from '../bindings/index.js'
-import { amqplibPublishInstrumentation, amqplibReceiveInstrumentations } from '../bindings/rabbitmq/index.js'
+import { amqplibPublishInstrumentation, amqplibReceiveInstrumentations, rheaInstrumentation } from '../bindings/rabbitmq/index.js'
+import { appDir, run } from './helpers/app-dir.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { flushUntil } from './helpers/flush-until.js'
 import { startRabbitMq, type RabbitMqPeer } from './peers/rabbitmq.js'
@@ -299,3 +302,34 @@ function thrown(fn: () => unknown): { name: string; message: string } | undefine
 function once(emitter: { once(event: string, fn: () => void): unknown }, event: string): Promise<void> {
   return new Promise((resolve) => void emitter.once(event, resolve))
 }
+
+describe('the automatic mode and amqplib versions', { concurrency: true }, () => {
+  // A stand-in amqplib (its lib/channel.js with a Channel class): patched inside the peer dependency's range, left alone outside.
+  const CHANNEL = `class Channel { sendMessage() { return true } }\nmodule.exports = { Channel, original: Channel.prototype.sendMessage }\n`
+  const APP = `const channel = require('amqplib/lib/channel')\nconsole.log(JSON.stringify({ patched: channel.Channel.prototype.sendMessage !== channel.original }))\n`
+  test('the peer dependency ranges are the instrumentations\' own', () => {
+    const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { peerDependencies: Record<string, string> }
+    for (const i of [amqplibPublishInstrumentation, ...amqplibReceiveInstrumentations]) assert.equal(i.supportedVersions, manifest.peerDependencies.amqplib)
+    assert.equal(rheaInstrumentation.supportedVersions, manifest.peerDependencies.rhea)
+  })
+  for (const [version, patched] of [['1.2.0', false], ['2.3.1', true], ['3.0.0', false]] as const) {
+    test(`amqplib ${version} under -r pathwise/register: its internal classes ${patched ? 'patched' : 'left alone'}`, async () => {
+      const dir = await appDir({ 'app.cjs': APP })
+      try {
+        const lib = path.join(dir.dir, 'node_modules/amqplib/lib')
+        await mkdir(lib, { recursive: true })
+        await writeFile(path.join(dir.dir, 'node_modules/amqplib/package.json'), JSON.stringify({ name: 'amqplib', version, main: 'index.js' }))
+        await writeFile(path.join(dir.dir, 'node_modules/amqplib/index.js'), '')
+        await writeFile(path.join(lib, 'channel.js'), CHANNEL)
+        const result = await run(process.execPath, ['-r', 'pathwise/register', 'app.cjs'], {
+          dir: dir.dir,
+          env: { DD_DATA_STREAMS_ENABLED: 'true', DD_TRACE_AGENT_URL: 'http://127.0.0.1:9' },
+        })
+        assert.equal(result.code, 0, result.stderr)
+        assert.deepEqual(JSON.parse(result.stdout.trim().split('\n').pop()!), { patched })
+      } finally {
+        await dir.remove()
+      }
+    })
+  }
+})
