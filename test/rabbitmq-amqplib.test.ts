@@ -69,7 +69,8 @@ describe('amqplib, in process', () => {
   test("frozen and hostile header tables: the caller's object untouched; what amqplib throws without pathwise, it throws with it", async () => {
     const plain = await (await connect()).createChannel()
     const connection = await connect()
-    instrumentAmqplib(connection, make('amqplib-hostile'))
+    const dsm = make('amqplib-hostile')
+    instrumentAmqplib(connection, dsm)
     const channel = await connection.createChannel()
     const q = await queue(channel)
 
@@ -96,12 +97,18 @@ describe('amqplib, in process', () => {
       const withPathwise = thrown(() => channel.sendToQueue(q, Buffer.from('h'), { headers }))
       assert.deepEqual(withPathwise, without)
     }
+    // A publish amqplib refuses after pathwise recorded it (a property of the wrong type): its own error, and a failed send counted.
+    const failed = dsm.stats.failedSends
+    const wrongType = { contentType: 5 as unknown as string }
+    assert.deepEqual(thrown(() => channel.sendToQueue(q, Buffer.from('t'), wrongType)), thrown(() => plain.sendToQueue(q, Buffer.from('t'), wrongType)))
+    assert.equal(dsm.stats.failedSends, failed + 1)
   })
 
   test('a header table near frame_max or the 64 KiB buffer goes without the context; a body over frame_max is split as ever', async () => {
     // frame_max 4096: a properties frame may not be larger.
     const connection = await connect('?frameMax=4096')
-    instrumentAmqplib(connection, make('amqplib-frames'))
+    const dsm = make('amqplib-frames')
+    instrumentAmqplib(connection, dsm)
     const channel = await connection.createConfirmChannel()
     const q = await queue(channel)
     // 4040 fits alone (a frame of 4077 bytes), not with the context (55 more).
@@ -122,10 +129,12 @@ describe('amqplib, in process', () => {
       ],
     )
     assert.ok(got[3].content.equals(body))
+    assert.equal(dsm.stats.contextsLeftOut, 1, 'the message without its context is counted')
 
     // frame_max 131072 (amqplib's default): a table just under amqplib's 64 KiB encoding buffer.
     const wide = await connect()
-    instrumentAmqplib(wide, make('amqplib-buffer'))
+    const wideDsm = make('amqplib-buffer')
+    instrumentAmqplib(wide, wideDsm)
     const big = await wide.createConfirmChannel()
     const q2 = await queue(big)
     big.sendToQueue(q2, Buffer.from('near 64 KiB'), { headers: { 'x-big': 'z'.repeat(65_480) } })
@@ -133,11 +142,13 @@ describe('amqplib, in process', () => {
     const near = await next(big, q2)
     assert.equal(near.properties.headers?.['x-big'].length, 65_480)
     assert.equal(near.properties.headers?.[PATHWAY_KEY], undefined)
+    assert.equal(wideDsm.stats.contextsLeftOut, 1)
   })
 
   test("a table that grows after pathwise measured it (a getter): amqplib refuses it with the context, and it goes as the application sent it", async () => {
     const connection = await connect()
-    instrumentAmqplib(connection, make('amqplib-growing'))
+    const dsm = make('amqplib-growing')
+    instrumentAmqplib(connection, dsm)
     const channel = await connection.createConfirmChannel()
     const q = await queue(channel)
     let reads = 0
@@ -147,6 +158,7 @@ describe('amqplib, in process', () => {
     const got = await next(channel, q)
     assert.equal(got.properties.headers?.['x-growing'].length, 65_490)
     assert.equal(got.properties.headers?.[PATHWAY_KEY], undefined)
+    assert.equal(dsm.stats.contextsLeftOut, 1)
     // And one the table cannot take even without the context: amqplib's own error, as without pathwise.
     const plain = await (await connect()).createChannel()
     const huge = { 'x-huge': 'h'.repeat(70_000) }

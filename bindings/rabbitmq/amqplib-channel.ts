@@ -8,7 +8,9 @@
  *   for this publish (a fresh object whose prototype is the caller's headers: the caller's object
  *   is never touched). Where the header would not fit (the table's 64 KiB encoding buffer, the
  *   connection's frame_max) the message goes without it; where amqplib refuses the table anyway,
- *   the message goes again as the application sent it, and what amqplib then throws is the application's.
+ *   the message goes again as the application sent it; both are counted as contexts left out.
+ *   A publish that throws after its checkpoint (a closed connection) counts as a failed send, and
+ *   what amqplib throws is the application's.
  * - Consume: the callback given to `consume` records a consume checkpoint per delivery (parent:
  *   the header, or the AMQP 1.0 sections of carriers.ts; none: a new pathway) and runs with that
  *   message's context current, so concurrent handlers (prefetch > 1, async) each keep their own.
@@ -22,13 +24,14 @@
 import { Buffer } from 'node:buffer'
 import type { PathwayContext } from '../pathway/context.js'
 import { PATHWAY_KEY, encodePathwayContext } from '../pathway/context.js'
-import type { DataStreams } from '../api/data-streams.js'
+import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { undoAll, wrapMethod } from '../instrument/instrumentation.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../instrument/received-messages.js'
+import { contextsLeftOut, sendsFailed } from '../instrument/send-outcomes.js'
 import { isRecord, read } from '../common/input.js'
 import { headersContext } from './carriers.js'
 import { PATHWAY_ENTRY_BYTES, PublishNodes, TYPE, bytesOf, consumeNodes, recordChain } from './edges.js'
-import { fail, log } from './log.js'
+import { fail } from './log.js'
 
 // Channels are amqplib's shapes: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any
@@ -44,29 +47,43 @@ export interface ChannelHooks {
 
 /** Wraps `sendMessage` (on a channel, or on lib/channel.js's Channel class). Returns the undo. */
 export function wrapPublish(target: object, hooks: ChannelHooks): () => void {
-  const nodes = new PublishNodes(hooks.dsm)
+  const { dsm } = hooks
+  const nodes = new PublishNodes(dsm)
   return wrapMethod(target as Record<string, AnyFn>, 'sendMessage', (sendMessage) =>
     function (this: unknown, fields: unknown, properties: unknown) {
-      if (!hooks.active() || hooks.standAside(this)) return sendMessage.apply(this, arguments as unknown as unknown[])
-      let added: Record<string, unknown> | undefined
+      const args = arguments as unknown as unknown[]
+      if (!hooks.active() || hooks.standAside(this)) return sendMessage.apply(this, args)
+      let publish: Publish | undefined
       try {
-        added = publishCheckpoint(hooks.dsm, nodes, this, fields, properties, arguments[2])
+        publish = publishCheckpoint(dsm, nodes, this, fields, properties, args[2])
       } catch (err) {
         fail('publish', err)
       }
       try {
-        return sendMessage.apply(this, arguments as unknown as unknown[])
+        return sendMessage.apply(this, args)
       } catch (err) {
-        // amqplib encodes the header table before it writes anything: refused, the message goes without ours.
-        if (added === undefined || !(err instanceof RangeError) || !delete added[PATHWAY_KEY]) throw err
-        log.warnOnce('rabbitmq:table', 'amqplib refused a header table with the pathway header added: the message was sent without it')
-        return sendMessage.apply(this, arguments as unknown as unknown[])
+        // amqplib encodes the header table before it writes anything: refused with ours, the message goes again as the application made it.
+        const table = publish?.table
+        if (table !== undefined && err instanceof RangeError && delete table[PATHWAY_KEY]) {
+          contextsLeftOut(dsm, 1, publish!.destination, 'amqplib refused the header table with the pathway header')
+          return sendMessage.apply(this, args)
+        }
+        // Checkpointed, then not sent (a connection closed under the channel): counted, and amqplib's error is the application's.
+        if (publish !== undefined) sendsFailed(dsm, publish.node, 1)
+        throw err
       }
     },
   )
 }
 
-/** The produce checkpoint of one publish; returns the header table it added the context to, if it did. */
+/** A publish pathwise checkpointed: where to, and the header table it added the context to, if it did. */
+interface Publish {
+  node: CheckpointNode
+  destination: string
+  table?: Record<string, unknown>
+}
+
+/** The produce checkpoint of one publish. */
 function publishCheckpoint(
   dsm: DataStreams,
   nodes: PublishNodes,
@@ -74,11 +91,11 @@ function publishCheckpoint(
   fields: unknown,
   properties: unknown,
   content: unknown,
-): Record<string, unknown> | undefined {
+): Publish | undefined {
   const exchange = read(fields, 'exchange')
   const routingKey = read(fields, 'routingKey')
   // Anything else makes amqplib throw the application's own error: nothing to record.
-  if (typeof exchange !== 'string' || !(routingKey === undefined || routingKey === null || typeof routingKey === 'string')) return undefined
+  if (typeof exchange !== 'string' || !(routingKey === undefined || routingKey === null || typeof routingKey === 'string') || !Buffer.isBuffer(content)) return undefined
   const node = nodes.get(exchange, routingKey ?? undefined)
   if (node === null) return undefined
   const headers = read(properties, 'headers')
@@ -87,15 +104,17 @@ function publishCheckpoint(
   const footprint = tableFootprint(table)
   // A table that cannot be read makes amqplib throw the application's error: nothing to record.
   if (footprint === null) return undefined
+  const destination = exchange === '' && typeof routingKey === 'string' ? `RabbitMQ queue ${routingKey}` : `RabbitMQ exchange ${exchange}`
   const room = table !== undefined && fits(channel, properties, footprint.encoded)
-  if (table !== undefined && !room) log.warnOnce('rabbitmq:room', 'a message whose headers leave no room for the pathway header under frame_max went without it')
   const add = room && Object.isExtensible(table)
   const size = bytesOf(content) + footprint.bytes + (add ? PATHWAY_ENTRY_BYTES : 0)
   const ctx = dsm.setCheckpoint(node, parentForSend(dsm), size)
-  if (ctx === null || !add) return undefined
+  if (ctx === null) return undefined
+  if (table !== undefined && !room) contextsLeftOut(dsm, 1, destination, "the header would have pushed the message's properties past the connection's frame_max or amqplib's 64 KiB header buffer")
+  if (!add) return { node, destination }
   // An own property of amqplib's table, shadowing any the caller's headers forward; defined, so that a setter up the chain is not run.
   Object.defineProperty(table, PATHWAY_KEY, { value: encodePathwayContext(ctx), enumerable: true, writable: true, configurable: true })
-  return table
+  return { node, destination, table }
 }
 
 /** RabbitMQ's name for what messageCount counts: messages ready for delivery. */
@@ -291,7 +310,7 @@ export function wrapReceive(target: object, hooks: ChannelHooks): () => void {
           result.then(
             (message: unknown) => {
               const ctx = got(queue, message)
-              if (ctx !== null) handOff(ctx)
+              if (ctx !== null) handOff([ctx])
             },
             () => {},
           )

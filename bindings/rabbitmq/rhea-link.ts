@@ -17,9 +17,10 @@
  */
 import { types } from 'node:util'
 import { PATHWAY_KEY, encodePathwayContext, type PathwayContext } from '../pathway/context.js'
-import type { DataStreams } from '../api/data-streams.js'
+import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
 import { parentForSend, rememberMessageContext } from '../instrument/received-messages.js'
+import { sendsFailed } from '../instrument/send-outcomes.js'
 import { copyOf, read } from '../common/input.js'
 import { messageContext } from './carriers.js'
 import { PATHWAY_ENTRY_BYTES, bytesOf, consumeNodes, sendNodes } from './edges.js'
@@ -52,25 +53,34 @@ export function wrapSend(target: object, hooks: LinkHooks): () => void {
       if (!hooks.active() || hooks.standAside(this) || args[2] !== undefined || message === null || typeof message !== 'object') {
         return send.apply(this, args)
       }
+      let checkpointed: CheckpointNode | null = null
       try {
         const node = nodes.get(addressOf(this, 'target'))
-        if (node !== null) args[0] = withContext(hooks.dsm, node, message, takesDeliveryAnnotations(read(this, 'connection')))
+        const sent = node === null ? undefined : withContext(hooks.dsm, node, message, takesDeliveryAnnotations(read(this, 'connection')))
+        if (sent !== undefined) [args[0], checkpointed] = [sent, node]
       } catch (err) {
         fail('send', err)
       }
-      return send.apply(this, args)
+      try {
+        return send.apply(this, args)
+      } catch (err) {
+        // Checkpointed, then not sent: counted, and rhea's error is the application's.
+        sendsFailed(hooks.dsm, checkpointed, 1)
+        throw err
+      }
     },
   )
 }
 
 /**
  * The message to send in the caller's place, with the context in an application properties map
- * (and a delivery annotations map when the peer takes them), the caller's keys kept. Plain objects
- * (the usual message) are copied, which rhea encodes as fast as the caller's own; anything else (a
- * class instance, a Proxy, a frozen or inheriting object) is inherited from instead, so that
- * nothing of it is lost or read here (rhea encodes a map's inherited keys too).
+ * (and a delivery annotations map when the peer takes them), the caller's keys kept; undefined
+ * when no checkpoint was recorded. Plain objects (the usual message) are copied, which rhea
+ * encodes as fast as the caller's own; anything else (a class instance, a Proxy, a frozen or
+ * inheriting object) is inherited from instead, so that nothing of it is lost or read here (rhea
+ * encodes a map's inherited keys too).
  */
-function withContext(dsm: DataStreams, node: Parameters<DataStreams['setCheckpoint']>[0], message: object, annotate: boolean): object {
+function withContext(dsm: DataStreams, node: CheckpointNode, message: object, annotate: boolean): object | undefined {
   const ownProperties = read(message, 'application_properties')
   const ownAnnotations = annotate ? read(message, 'delivery_annotations') : undefined
   const addProperties = isMap(ownProperties)
@@ -78,7 +88,8 @@ function withContext(dsm: DataStreams, node: Parameters<DataStreams['setCheckpoi
   const entries = (addProperties ? 1 : 0) + (addAnnotations ? 1 : 0)
   const size = bodyBytes(read(message, 'body')) + bytesOf(ownProperties) + bytesOf(read(message, 'delivery_annotations')) + entries * PATHWAY_ENTRY_BYTES
   const ctx = dsm.setCheckpoint(node, parentForSend(dsm), size)
-  if (ctx === null || entries === 0) return message
+  if (ctx === null) return undefined
+  if (entries === 0) return message
   const value = encodePathwayContext(ctx)
   const copy = extended(message)
   if (addProperties) set(copy, 'application_properties', withEntry(ownProperties, value))
