@@ -426,6 +426,21 @@ export class DataStreamsProcessor implements DataStreams {
     }
   }
 
+  trackQueueDepth(queueType: string, queue: string, state: string, count: number): void {
+    const t = tagPart(queueType)
+    const q = tagPart(queue)
+    const s = tagPart(state)
+    const value = typeof count === 'number' && Number.isSafeInteger(count) && count >= 0 ? count : undefined
+    if (t === undefined || q === undefined || s === undefined || value === undefined) {
+      return void this.invalid('queue depth: type, queue or state not a string of at most 1024 characters, or count not a non-negative integer')
+    }
+    try {
+      this.backlogs.track(currentBucket(), ['type:queue_depth', `queue_type:${t}`, `topic:${q}`, `state:${s}`], value)
+    } catch (err) {
+      this.fail('backlog', err)
+    }
+  }
+
   /** The partition tag goes after `tags`, or before them (`partitionFirst`); the cluster id always last. */
   private track(tags: string[], partition: unknown, offset: unknown, clusterId: unknown, partitionFirst = false): void {
     const p = partitionNumber(partition)
