@@ -9,47 +9,69 @@ import { Buffer } from 'node:buffer'
 /** Most values walked: past it the size counts what was walked (a job of more is large anyway). */
 const BUDGET = 10_000
 
-/** `null`, `true`, `false`. */
-const NULL_BYTES = 4
+/** What JSON.stringify refuses (a bigint, a cycle, a getter or Proxy that throws): BullMQ will not add such a job. */
+export const NOT_JSON = -1
 
-/** The bytes of `data` as JSON, about: exact for plain data without escapes; 0 for what JSON cannot hold. Never throws. */
+/** `null`, `true`. */
+const FOUR_BYTES = 4
+
+class NotJson extends Error {}
+
+interface Walk {
+  left: number
+  /** The objects the walk is inside of: meeting one again is a cycle. */
+  ancestors: object[]
+}
+
+/**
+ * The bytes of `data` as JSON, about: exact for plain data without escapes; `{}` for undefined,
+ * as BullMQ stores it; NOT_JSON for what JSON.stringify would throw on. Never throws.
+ */
 export function jsonSize(data: unknown): number {
-  const walk = { left: BUDGET }
+  const walk: Walk = { left: BUDGET, ancestors: [] }
   try {
-    return sizeOf(data, walk) ?? 0
+    return data === undefined ? 2 : (sizeOf(data, walk) ?? 0)
   } catch {
-    return 0
+    return NOT_JSON
   }
 }
 
 /** The JSON bytes of a value, or undefined where JSON leaves it out (undefined, functions, symbols). */
-function sizeOf(value: unknown, walk: { left: number }): number | undefined {
+function sizeOf(value: unknown, walk: Walk): number | undefined {
   if (walk.left-- <= 0) return 0
   switch (typeof value) {
     case 'string':
       return Buffer.byteLength(value) + 2
     case 'number':
-      return Number.isFinite(value) ? String(value).length : NULL_BYTES
+      return Number.isFinite(value) ? String(value).length : FOUR_BYTES
     case 'boolean':
       return value ? 4 : 5
+    case 'bigint':
+      throw new NotJson()
     case 'object':
-      if (value === null) return NULL_BYTES
+      if (value === null) return FOUR_BYTES
       if (ArrayBuffer.isView(value)) return value.byteLength
       if (value instanceof Date) return 26
-      return Array.isArray(value) ? arraySize(value, walk) : objectSize(value, walk)
+      if (walk.ancestors.includes(value)) throw new NotJson()
+      walk.ancestors.push(value)
+      try {
+        return Array.isArray(value) ? arraySize(value, walk) : objectSize(value, walk)
+      } finally {
+        walk.ancestors.pop()
+      }
     default:
-      // undefined, functions and symbols are left out; a bigint makes BullMQ's JSON.stringify throw.
+      // undefined, functions and symbols are left out.
       return undefined
   }
 }
 
-function arraySize(array: readonly unknown[], walk: { left: number }): number {
+function arraySize(array: readonly unknown[], walk: Walk): number {
   let bytes = 2
-  for (let i = 0; i < array.length && walk.left > 0; i++) bytes += (i === 0 ? 0 : 1) + (sizeOf(array[i], walk) ?? NULL_BYTES)
+  for (let i = 0; i < array.length && walk.left > 0; i++) bytes += (i === 0 ? 0 : 1) + (sizeOf(array[i], walk) ?? FOUR_BYTES)
   return bytes
 }
 
-function objectSize(object: object, walk: { left: number }): number {
+function objectSize(object: object, walk: Walk): number {
   let bytes = 2
   let first = true
   for (const key of Object.keys(object)) {

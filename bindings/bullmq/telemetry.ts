@@ -29,7 +29,7 @@ import { parentForSend, rememberMessageContext } from '../instrument/received-me
 import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
 import { errorText, isRecord, items, read } from '../common/input.js'
 import { createLogger } from '../common/logger.js'
-import { jsonSize } from './data-size.js'
+import { NOT_JSON, jsonSize } from './data-size.js'
 
 /** Where the BullMQ instrumentation reports trouble: once per kind, and BullMQ goes on. */
 export const log = createLogger(false)
@@ -253,23 +253,20 @@ export class PathwiseTelemetry {
     }
   }
 
-  /** The produce checkpoint of a job (one per job of an addBulk) and the metadata that carries its context. */
+  /**
+   * The produce checkpoint of a job (one per job of an addBulk) and the metadata that carries its
+   * context; none for data BullMQ will refuse to store (its add then throws, as without pathwise).
+   */
   private produce(span: JobSpan, inner: string | undefined): string {
     const { dsm, nodes } = this.journey
     const queue = span.queueName()
     const node = nodes.get(queue).out
-    const parent = parentForSend(dsm)
     const what = take()
-    let ctx: PathwayContext | null
     const jobs = what !== undefined && 'jobs' in what ? items(what.jobs) : undefined
-    if (jobs !== undefined) {
-      if (node === null || jobs.length === 0) return inner ?? ''
-      const sizes = jobs.map((job) => jsonSize(read(job, 'data')))
-      ctx = dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(jobs.length).fill(parent), sizes)[0]
-    } else {
-      const size = what !== undefined && 'data' in what ? jsonSize(what.data) : (flowSizes.getStore()?.get(queue)?.shift() ?? 0)
-      ctx = node === null ? null : dsm.setCheckpoint(node, parent, size)
-    }
+    const sizes = jobs !== undefined ? jobs.map((job) => jsonSize(read(job, 'data'))) : [what !== undefined && 'data' in what ? jsonSize(what.data) : (flowSizes.getStore()?.get(queue)?.shift() ?? 0)]
+    if (node === null || sizes.length === 0 || sizes.includes(NOT_JSON)) return inner ?? ''
+    const parent = parentForSend(dsm)
+    const ctx = sizes.length === 1 ? dsm.setCheckpoint(node, parent, sizes[0]) : dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(sizes.length).fill(parent), sizes)[0]
     return ctx === null ? (inner ?? '') : withDatadog(inner, { [PATHWAY_KEY]: encodePathwayContext(ctx) })
   }
 
@@ -283,7 +280,7 @@ export class PathwiseTelemetry {
       const carried = ctx.metadata === undefined ? undefined : carrierOf(ctx.metadata)
       const parent = carried === undefined ? null : extractPathwayContext(carried)
       const node = nodes.get(span.queueName()).in
-      const consumed = node === null ? null : dsm.setCheckpoint(node, parent, job === undefined ? 0 : jsonSize(read(job, 'data')))
+      const consumed = node === null ? null : dsm.setCheckpoint(node, parent, job === undefined ? 0 : Math.max(0, jsonSize(read(job, 'data'))))
       if (consumed === null) return undefined
       if (job !== undefined) rememberMessageContext(job, consumed)
       if (carried !== undefined && this.innerContexts !== undefined) carriedOf.set(consumed, carried)
