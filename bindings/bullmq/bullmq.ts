@@ -15,7 +15,7 @@ import { undoAll, withOffSwitch, wrapMethod, type Instrumentation } from '../ins
 import { classPrototype, isRecord, items, read } from '../common/input.js'
 import { JobCountSampler } from './job-counts.js'
 import { jsonSize } from './data-size.js'
-import { PathwiseTelemetry, fail, handOver, log, isPathwiseTelemetry, queueNodes, runFlow, type BullmqJourney } from './telemetry.js'
+import { PathwiseTelemetry, fail, handOver, log, isPathwiseTelemetry, queueNodes, runFlow, type BullmqJourney, type FlowNodes } from './telemetry.js'
 
 // BullMQ's objects: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any
@@ -40,78 +40,97 @@ export function instrumentBullmq(bullmq: object, dsm: DataStreams): () => void {
     const base = classPrototype(bullmq, 'QueueBase')
     if (base === undefined || claimed.has(base)) return () => {}
     claimed.add(base)
-    const journey: BullmqJourney = { dsm, active, nodes: queueNodes(dsm) }
-    const sampler = new JobCountSampler(dsm)
-    const classes = { Queue: classOf(bullmq, 'Queue'), Worker: classOf(bullmq, 'Worker'), JobScheduler: classOf(bullmq, 'JobScheduler') }
-    const telemetryFor = (instance: object, given: unknown): unknown => {
-      const scheduled = isInstance(instance, classes.JobScheduler)
-      if (isPathwiseTelemetry(given)) return given.scheduled === scheduled ? given : new PathwiseTelemetry(journey, given.inner, scheduled)
-      return new PathwiseTelemetry(journey, given, scheduled)
+    const undos: (() => void)[] = [() => claimed.delete(base)]
+    try {
+      instrumentClasses(bullmq, base, { dsm, active, nodes: queueNodes(dsm) }, undos)
+    } catch (err) {
+      // Not BullMQ as pathwise knows it: whatever was patched is undone, and the module goes on as it came.
+      fail('instrument', err)
+      undoAll(undos)()
+      return () => {}
     }
-    const undos = [
-      catchOnConstruction(base, 'opts', active, (instance, opts) => {
-        if (!isRecord(opts)) return opts
-        if (isInstance(instance, classes.Queue) || isInstance(instance, classes.Worker)) sampler.register(read(instance, 'name'), instance)
-        return withTelemetry(opts, telemetryFor(instance, read(opts, 'telemetry')))
-      }),
-      () => sampler.stop(),
-      () => claimed.delete(base),
-    ]
-    const queue = classPrototype(bullmq, 'Queue')
-    if (queue !== undefined) {
-      undos.push(
-        wrapMethod(queue, 'add', (add: AnyFn) =>
-          function (this: object, ...args: unknown[]) {
-            return active() ? handOver({ data: args[1] }, () => add.apply(this, args)) : add.apply(this, args)
-          },
-        ),
-        wrapMethod(queue, 'addBulk', (addBulk: AnyFn) =>
-          function (this: object, ...args: unknown[]) {
-            return active() ? handOver({ jobs: items(args[0]) ?? [] }, () => addBulk.apply(this, args)) : addBulk.apply(this, args)
-          },
-        ),
-      )
-    }
-    const worker = classPrototype(bullmq, 'Worker')
-    if (worker !== undefined) {
-      undos.push(
-        wrapMethod(worker, 'processJob', (processJob: AnyFn) =>
-          function (this: object, ...args: unknown[]) {
-            const job = args[0]
-            return active() && isRecord(job) ? handOver({ job }, () => processJob.apply(this, args)) : processJob.apply(this, args)
-          },
-        ),
-      )
-    }
-    const flowProducer = classPrototype(bullmq, 'FlowProducer')
-    if (flowProducer !== undefined) undos.push(...instrumentFlows(flowProducer, active, (instance, given) => telemetryFor(instance, given)))
     return undoAll(undos)
   })
 }
 
+/** Patches the classes, pushing each patch's undo as it is made (so that a failure halfway undoes what was done). */
+function instrumentClasses(bullmq: object, base: Record<string, any>, journey: BullmqJourney, undos: (() => void)[]): void {
+  const { dsm, active } = journey
+  const sampler = new JobCountSampler(dsm)
+  const classes = { Queue: classOf(bullmq, 'Queue'), Worker: classOf(bullmq, 'Worker'), JobScheduler: classOf(bullmq, 'JobScheduler') }
+  const telemetryFor = (instance: object, given: unknown): unknown => {
+    const scheduled = isInstance(instance, classes.JobScheduler)
+    if (isPathwiseTelemetry(given)) return given.scheduled === scheduled ? given : new PathwiseTelemetry(journey, given.inner, scheduled)
+    return new PathwiseTelemetry(journey, given, scheduled)
+  }
+  undos.push(
+    () => sampler.stop(),
+    catchOnConstruction(base, 'opts', active, (instance, opts) => {
+      if (!isRecord(opts)) return opts
+      if (isInstance(instance, classes.Queue) || isInstance(instance, classes.Worker)) sampler.register(read(instance, 'name'), instance)
+      return withTelemetry(opts, telemetryFor(instance, read(opts, 'telemetry')))
+    }),
+  )
+  const queue = classPrototype(bullmq, 'Queue')
+  if (queue !== undefined) {
+    undos.push(
+      wrapMethod(queue, 'add', (add: AnyFn) =>
+        function (this: object, ...args: unknown[]) {
+          return active() ? handOver({ data: args[1], carry: telemetryReadable(args[2], false) }, () => add.apply(this, args)) : add.apply(this, args)
+        },
+      ),
+      wrapMethod(queue, 'addBulk', (addBulk: AnyFn) =>
+        function (this: object, ...args: unknown[]) {
+          if (!active()) return addBulk.apply(this, args)
+          const jobs = items(args[0]) ?? []
+          return handOver({ jobs, carry: jobs.every((job) => telemetryReadable(read(job, 'opts'), true)) }, () => addBulk.apply(this, args))
+        },
+      ),
+    )
+  }
+  const worker = classPrototype(bullmq, 'Worker')
+  if (worker !== undefined) {
+    undos.push(
+      wrapMethod(worker, 'processJob', (processJob: AnyFn) =>
+        function (this: object, ...args: unknown[]) {
+          const job = args[0]
+          return active() && isRecord(job) ? handOver({ job }, () => processJob.apply(this, args)) : processJob.apply(this, args)
+        },
+      ),
+    )
+  }
+  const flowProducer = classPrototype(bullmq, 'FlowProducer')
+  if (flowProducer !== undefined) instrumentFlows(flowProducer, active, telemetryFor, undos)
+}
+
 /** FlowProducer: its `telemetry` (set by the constructor only when the application gives one), and its flows' nodes given `opts`. */
-function instrumentFlows(flowProducer: Record<string, any>, active: () => boolean, telemetryFor: (instance: object, given: unknown) => unknown): (() => void)[] {
-  const addFlows = (add: AnyFn, toFlows: (args: unknown[]) => { args: unknown[]; sizes: Map<string, number[]> } | undefined) =>
+function instrumentFlows(
+  flowProducer: Record<string, any>,
+  active: () => boolean,
+  telemetryFor: (instance: object, given: unknown) => unknown,
+  undos: (() => void)[],
+): void {
+  const addFlows = (add: AnyFn, toFlows: (args: unknown[]) => { args: unknown[]; flow: FlowNodes } | undefined) =>
     function (this: object, ...args: unknown[]) {
       const copy = active() ? toFlows(args) : undefined
-      return copy === undefined ? add.apply(this, args) : runFlow(copy.sizes, () => add.apply(this, copy.args))
+      return copy === undefined ? add.apply(this, args) : runFlow(copy.flow, () => add.apply(this, copy.args))
     }
-  return [
-    catchOnConstruction(flowProducer, 'telemetry', active, (instance, given) => telemetryFor(instance, given), (instance) => telemetryFor(instance, undefined)),
+  undos.push(catchOnConstruction(flowProducer, 'telemetry', active, (instance, given) => telemetryFor(instance, given), (instance) => telemetryFor(instance, undefined)))
+  undos.push(
     wrapMethod(flowProducer, 'add', (add: AnyFn) =>
       addFlows(add, (args) => {
         const flows = withOpts([args[0]])
-        return flows === undefined ? undefined : { args: [flows.copies[0], ...args.slice(1)], sizes: flows.sizes }
+        return flows === undefined ? undefined : { args: [flows.copies[0], ...args.slice(1)], flow: flows.flow }
       }),
     ),
     wrapMethod(flowProducer, 'addBulk', (addBulk: AnyFn) =>
       addFlows(addBulk, (args) => {
         const list = items(args[0])
         const flows = list === undefined ? undefined : withOpts(list)
-        return flows === undefined ? undefined : { args: [flows.copies, ...args.slice(1)], sizes: flows.sizes }
+        return flows === undefined ? undefined : { args: [flows.copies, ...args.slice(1)], flow: flows.flow }
       }),
     ),
-  ]
+  )
 }
 
 /**
@@ -119,14 +138,16 @@ function instrumentFlows(flowProducer: Record<string, any>, active: () => boolea
  * and the sizes of the nodes' data per queue in the order BullMQ adds the nodes: level by level,
  * over every flow of the call. Undefined (the flows go as they came) when a node cannot be copied.
  */
-function withOpts(flows: readonly unknown[]): { copies: unknown[]; sizes: Map<string, number[]> } | undefined {
+function withOpts(flows: readonly unknown[]): { copies: unknown[]; flow: FlowNodes } | undefined {
   try {
-    const sizes = new Map<string, number[]>()
+    const flow: FlowNodes = { sizes: new Map(), carry: true }
+    const sizes = flow.sizes
     const copies = flows.map(copyNode)
     for (let level = copies; level.length > 0; ) {
       const next: unknown[] = []
       for (const node of level) {
         if (!isRecord(node)) continue
+        if (!telemetryReadable(read(node, 'opts'), true)) flow.carry = false
         const queue = read(node, 'queueName')
         if (typeof queue === 'string') {
           let list = sizes.get(queue)
@@ -137,7 +158,7 @@ function withOpts(flows: readonly unknown[]): { copies: unknown[]; sizes: Map<st
       }
       level = next
     }
-    return { copies, sizes }
+    return { copies, flow }
   } catch (err) {
     fail('flow', err)
     return undefined
@@ -152,6 +173,22 @@ function copyNode(node: unknown): unknown {
   const children = items(copy.children)
   if (children !== undefined) copy.children = children.map(copyNode)
   return copy
+}
+
+/**
+ * Whether BullMQ can read a job's `opts.telemetry.omitContext` (and `metadata`, for addBulk and
+ * flows), which it reads only when its telemetry gives a context: jobs whose options throw there
+ * (a getter, a Proxy) get none, so that the call goes as it goes without pathwise.
+ */
+function telemetryReadable(opts: unknown, metadataToo: boolean): boolean {
+  try {
+    const telemetry = (opts as { telemetry?: { omitContext?: unknown; metadata?: unknown } } | null | undefined)?.telemetry
+    void telemetry?.omitContext
+    if (metadataToo) void telemetry?.metadata
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** BullMQ's own copy of the options with the telemetry in it (a copy of that where it takes no property). */

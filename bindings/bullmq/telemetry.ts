@@ -91,9 +91,10 @@ export function queueNodes(dsm: DataStreams): TransportNodes<QueueNodes> {
 /**
  * What a call of bullmq.ts hands the telemetry it reaches synchronously (Queue.add and addBulk reach
  * getMetadata, Worker.processJob the CONSUMER span, before their first await): the data BullMQ's
- * interface does not show.
+ * interface does not show; and `carry: false` where BullMQ could not read the job's own telemetry
+ * options, which it reads only when given a context (no context is given then).
  */
-type HandedOver = { data: unknown } | { jobs: readonly unknown[] } | { job: object }
+type HandedOver = { data: unknown; carry: boolean } | { jobs: readonly unknown[]; carry: boolean } | { job: object }
 let handed: HandedOver | undefined
 
 export function handOver<T>(what: HandedOver, fn: () => T): T {
@@ -112,11 +113,18 @@ function take(): HandedOver | undefined {
   return what
 }
 
-/** A flow's nodes' sizes, per queue in the order BullMQ adds them (breadth first), for the nodes' getMetadata. */
-const flowSizes = new AsyncLocalStorage<Map<string, number[]>>()
+/**
+ * A flow's nodes, for their getMetadata: their sizes per queue in the order BullMQ adds them
+ * (breadth first), and whether they may carry a context (`carry`, as in HandedOver).
+ */
+export interface FlowNodes {
+  sizes: Map<string, number[]>
+  carry: boolean
+}
+const flows = new AsyncLocalStorage<FlowNodes>()
 
-export function runFlow<T>(sizes: Map<string, number[]>, fn: () => T): T {
-  return flowSizes.run(sizes, fn)
+export function runFlow<T>(flow: FlowNodes, fn: () => T): T {
+  return flows.run(flow, fn)
 }
 
 /** The context BullMQ carries for this telemetry: the application telemetry's, pathwise's, and a job's metadata where one was read. */
@@ -262,8 +270,10 @@ export class PathwiseTelemetry {
     const queue = span.queueName()
     const node = nodes.get(queue).out
     const what = take()
+    const flow = what === undefined ? flows.getStore() : undefined
+    if ((what !== undefined && 'carry' in what && !what.carry) || flow?.carry === false) return inner ?? ''
     const jobs = what !== undefined && 'jobs' in what ? items(what.jobs) : undefined
-    const sizes = jobs !== undefined ? jobs.map((job) => jsonSize(read(job, 'data'))) : [what !== undefined && 'data' in what ? jsonSize(what.data) : (flowSizes.getStore()?.get(queue)?.shift() ?? 0)]
+    const sizes = jobs !== undefined ? jobs.map((job) => jsonSize(read(job, 'data'))) : [what !== undefined && 'data' in what ? jsonSize(what.data) : (flow?.sizes.get(queue)?.shift() ?? 0)]
     if (node === null || sizes.length === 0 || sizes.includes(NOT_JSON)) return inner ?? ''
     const parent = parentForSend(dsm)
     const ctx = sizes.length === 1 ? dsm.setCheckpoint(node, parent, sizes[0]) : dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(sizes.length).fill(parent), sizes)[0]
