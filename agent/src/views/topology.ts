@@ -28,6 +28,8 @@ export interface NodeView {
   outRate: number
   /** Services: p99 end-to-end latency of the messages they consume; queues: p99 latency of the hops out of them (s). */
   p99: number | null
+  /** Queues whose clients sample their depth (BullMQ): the latest count of jobs per state (views/queue-jobs.ts). */
+  jobs?: Record<string, number>
 }
 
 export interface EdgeView {
@@ -48,7 +50,7 @@ export interface EdgeView {
   latency: Quantiles | null
   /** Payload size (bytes). */
   payloadSize: Quantiles | null
-  /** Kafka consume edges: the group's lag on the topic, summed over partitions (seconds: the largest). */
+  /** Kafka consume edges: the group's lag on the topic, summed over partitions (seconds: the largest); a queue's consume edges: its depth where clients report it (views/lag.ts queueLag). */
   lag?: { messages: number | null; seconds: number | null }
   /** Produce edges of pathwise tracers: sends checkpointed over the range whose send finally failed (counted in `count` too). */
   failedSends?: number
