@@ -3,6 +3,7 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import { runAgentLoad } from './agent-load.js'
 import { batchConsume } from './cases/batch-consume.js'
+import { runBullmq } from './cases/bullmq.js'
 import { cardinality } from './cases/cardinality.js'
 import { consume } from './cases/consume.js'
 import { core } from './cases/core.js'
@@ -30,6 +31,7 @@ export const CASES: { n: number; name: string; run: (s: Settings) => Row[] | Pro
 export const PIPELINE_CASE = 7
 export const AGENT_LOAD_CASE = 9
 export const HOPS_CASE = 10
+export const BULLMQ_CASE = 12
 
 export interface SuiteOptions {
   quick: boolean
@@ -67,6 +69,13 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
     hops = await runHops(settings, options.log)
     options.log(`case ${HOPS_CASE}: NATS and HTTP hops done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
   }
+  let bullmq: Results['bullmq']
+  if (options.only === undefined || options.only.includes(BULLMQ_CASE)) {
+    const t = Date.now()
+    options.log(`case ${BULLMQ_CASE}: BullMQ jobs…`)
+    bullmq = await runBullmq(settings, options.log)
+    options.log(`case ${BULLMQ_CASE}: BullMQ jobs done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+  }
   const require = createRequire(import.meta.url)
   return {
     suite: options.quick ? 'quick' : 'full',
@@ -85,6 +94,7 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
       '@confluentinc/kafka-javascript': require('@confluentinc/kafka-javascript/package.json').version,
       benchmark: require('benchmark/package.json').version,
       nats: require('nats/package.json').version,
+      bullmq: require('bullmq/package.json').version,
     },
     seconds: (Date.now() - started) / 1000,
     rows,
@@ -92,6 +102,7 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
     ...(pipeline !== undefined && { pipeline }),
     ...(agentLoad !== undefined && { agentLoad }),
     ...(hops !== undefined && { hops }),
+    ...(bullmq !== undefined && { bullmq }),
   }
 }
 
