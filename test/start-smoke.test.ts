@@ -55,6 +55,8 @@ test('npm start serves the pipeline within 30 s and stops cleanly on Ctrl-C', { 
       ['service:enricher', 'service:pricing'],
       ['service:pricing', 'nats:quotes.priced'],
       ['nats:quotes.priced', 'service:auditor'],
+      ['service:archiver', 'bullmq:reports'],
+      ['bullmq:reports', 'service:reporter'],
     ]
     let summary: Summary = { nodes: [], edges: [] }
     const missing = () => expected.filter(([from, to]) => !summary.edges.some((e) => e.from === from && e.to === to && e.rate > 0))
