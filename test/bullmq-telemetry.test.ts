@@ -190,6 +190,30 @@ describe('BullMQ telemetry, in process', () => {
     assert.equal(produced.reduce((sum, p) => sum + decodeSketch(p.EdgeLatency).count, 0), 4)
   })
 
+  test('a job BullMQ adds without its context is counted as such, and an add that fails after its checkpoint as a failed send', async () => {
+    const dsm = dataStreams('outcomes')
+    const undo = instrumentBullmq(bullmq, dsm)
+    const queue = new bullmq.Queue('outcomes', { connection })
+    try {
+      const omitted = await queue.add('omitted', { n: 1 }, { telemetry: { omitContext: true } })
+      const [own, carried] = await queue.addBulk([
+        { name: 'own', data: { n: 2 }, opts: { telemetry: { metadata: '{"traceparent":"mine"}' } } },
+        { name: 'carried', data: { n: 3 } },
+      ])
+      assert.equal(omitted.opts.telemetry?.metadata, undefined)
+      assert.equal(own.opts.telemetry?.metadata, '{"traceparent":"mine"}', "the job's own metadata, kept by BullMQ")
+      assert.match(String(carried.opts.telemetry?.metadata), /_datadog/)
+      assert.equal(dsm.stats.contextsLeftOut, 2)
+      // BullMQ refuses a job id of '0' after asking for its metadata: the checkpoint made for it is a failed send.
+      await assert.rejects(queue.add('refused', { n: 4 }, { jobId: '0' }), /JobId cannot be '0'/)
+      assert.equal(dsm.stats.failedSends, 1)
+    } finally {
+      await queue.obliterate({ force: true })
+      await queue.close()
+      undo()
+    }
+  })
+
   test("a job scheduler's jobs carry no context: each iteration starts its pathway where it is processed", async () => {
     const dsm = dataStreams('scheduled')
     const undo = instrumentBullmq(bullmq, dsm)

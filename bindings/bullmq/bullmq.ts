@@ -14,8 +14,9 @@ import type { DataStreams } from '../api/data-streams.js'
 import { undoAll, withOffSwitch, wrapMethod, type Instrumentation } from '../instrument/instrumentation.js'
 import { classPrototype, isRecord, items, read } from '../common/input.js'
 import { JobCountSampler } from './job-counts.js'
-import { jsonSize } from './data-size.js'
-import { PathwiseTelemetry, fail, handOver, log, isPathwiseTelemetry, queueNodes, runFlow, type BullmqJourney, type FlowNodes } from './telemetry.js'
+import { addedJob, addedJobOf, handOver, runFlow, type Adding, type AddedJob, type FlowAdding, type Recorded } from './handoff.js'
+import { sendsFailed } from '../instrument/send-outcomes.js'
+import { PathwiseTelemetry, fail, log, isPathwiseTelemetry, queueNodes, type BullmqJourney } from './telemetry.js'
 
 // BullMQ's objects: `any` at this boundary, checked where read.
 type AnyFn = (...args: any[]) => any
@@ -73,19 +74,15 @@ function instrumentClasses(bullmq: object, base: Record<string, any>, journey: B
   )
   const queue = classPrototype(bullmq, 'Queue')
   if (queue !== undefined) {
+    const adding = (add: AnyFn, jobsOf: (args: unknown[]) => AddedJob[]) =>
+      function (this: object, ...args: unknown[]) {
+        if (!active()) return add.apply(this, args)
+        const call: Adding = { jobs: jobsOf(args), recorded: [] }
+        return failedSends(dsm, call.recorded, handOver(call, () => add.apply(this, args)))
+      }
     undos.push(
-      wrapMethod(queue, 'add', (add: AnyFn) =>
-        function (this: object, ...args: unknown[]) {
-          return active() ? handOver({ data: args[1], carry: telemetryReadable(args[2], false) }, () => add.apply(this, args)) : add.apply(this, args)
-        },
-      ),
-      wrapMethod(queue, 'addBulk', (addBulk: AnyFn) =>
-        function (this: object, ...args: unknown[]) {
-          if (!active()) return addBulk.apply(this, args)
-          const jobs = items(args[0]) ?? []
-          return handOver({ jobs, carry: jobs.every((job) => telemetryReadable(read(job, 'opts'), true)) }, () => addBulk.apply(this, args))
-        },
-      ),
+      wrapMethod(queue, 'add', (add: AnyFn) => adding(add, (args) => [addedJob(args[1], args[2], false)])),
+      wrapMethod(queue, 'addBulk', (addBulk: AnyFn) => adding(addBulk, (args) => (items(args[0]) ?? []).map(addedJobOf))),
     )
   }
   const worker = classPrototype(bullmq, 'Worker')
@@ -100,20 +97,21 @@ function instrumentClasses(bullmq: object, base: Record<string, any>, journey: B
     )
   }
   const flowProducer = classPrototype(bullmq, 'FlowProducer')
-  if (flowProducer !== undefined) instrumentFlows(flowProducer, active, telemetryFor, undos)
+  if (flowProducer !== undefined) instrumentFlows(flowProducer, dsm, active, telemetryFor, undos)
 }
 
 /** FlowProducer: its `telemetry` (set by the constructor only when the application gives one), and its flows' nodes given `opts`. */
 function instrumentFlows(
   flowProducer: Record<string, any>,
+  dsm: DataStreams,
   active: () => boolean,
   telemetryFor: (instance: object, given: unknown) => unknown,
   undos: (() => void)[],
 ): void {
-  const addFlows = (add: AnyFn, toFlows: (args: unknown[]) => { args: unknown[]; flow: FlowNodes } | undefined) =>
+  const addFlows = (add: AnyFn, toFlows: (args: unknown[]) => { args: unknown[]; flow: FlowAdding } | undefined) =>
     function (this: object, ...args: unknown[]) {
       const copy = active() ? toFlows(args) : undefined
-      return copy === undefined ? add.apply(this, args) : runFlow(copy.flow, () => add.apply(this, copy.args))
+      return copy === undefined ? add.apply(this, args) : failedSends(dsm, copy.flow.recorded, runFlow(copy.flow, () => add.apply(this, copy.args)))
     }
   undos.push(catchOnConstruction(flowProducer, 'telemetry', active, (instance, given) => telemetryFor(instance, given), (instance) => telemetryFor(instance, undefined)))
   undos.push(
@@ -135,24 +133,22 @@ function instrumentFlows(
 
 /**
  * Copies of flows in which every node has `opts` (the application's objects stay as they are),
- * and the sizes of the nodes' data per queue in the order BullMQ adds the nodes: level by level,
- * over every flow of the call. Undefined (the flows go as they came) when a node cannot be copied.
+ * and their nodes' jobs per queue in the order BullMQ adds the nodes: level by level, over every
+ * flow of the call. Undefined (the flows go as they came) when a node cannot be copied.
  */
-function withOpts(flows: readonly unknown[]): { copies: unknown[]; flow: FlowNodes } | undefined {
+function withOpts(flows: readonly unknown[]): { copies: unknown[]; flow: FlowAdding } | undefined {
   try {
-    const flow: FlowNodes = { sizes: new Map(), carry: true }
-    const sizes = flow.sizes
+    const flow: FlowAdding = { byQueue: new Map(), recorded: [] }
     const copies = flows.map(copyNode)
     for (let level = copies; level.length > 0; ) {
       const next: unknown[] = []
       for (const node of level) {
         if (!isRecord(node)) continue
-        if (!telemetryReadable(read(node, 'opts'), true)) flow.carry = false
         const queue = read(node, 'queueName')
         if (typeof queue === 'string') {
-          let list = sizes.get(queue)
-          if (list === undefined) sizes.set(queue, (list = []))
-          list.push(jsonSize(read(node, 'data')))
+          let list = flow.byQueue.get(queue)
+          if (list === undefined) flow.byQueue.set(queue, (list = []))
+          list.push(addedJobOf(node))
         }
         next.push(...(items(read(node, 'children')) ?? []))
       }
@@ -175,20 +171,13 @@ function copyNode(node: unknown): unknown {
   return copy
 }
 
-/**
- * Whether BullMQ can read a job's `opts.telemetry.omitContext` (and `metadata`, for addBulk and
- * flows), which it reads only when its telemetry gives a context: jobs whose options throw there
- * (a getter, a Proxy) get none, so that the call goes as it goes without pathwise.
- */
-function telemetryReadable(opts: unknown, metadataToo: boolean): boolean {
-  try {
-    const telemetry = (opts as { telemetry?: { omitContext?: unknown; metadata?: unknown } } | null | undefined)?.telemetry
-    void telemetry?.omitContext
-    if (metadataToo) void telemetry?.metadata
-    return true
-  } catch {
-    return false
-  }
+/** The call's promise as it comes, its failure also counting the produce checkpoints it made as failed sends. */
+function failedSends<T>(dsm: DataStreams, recorded: Recorded[], result: T): T {
+  if (!(result instanceof Promise)) return result
+  return result.then(undefined, (err: unknown) => {
+    for (const { node, count } of recorded) sendsFailed(dsm, node, count)
+    throw err
+  }) as T
 }
 
 /** BullMQ's own copy of the options with the telemetry in it (a copy of that where it takes no property). */

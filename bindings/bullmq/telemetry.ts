@@ -15,21 +15,22 @@
  *
  * An application's own telemetry (an OpenTelemetry adapter) is composed: every call goes on to it
  * with its own contexts and spans, and `_datadog` is one more key of its JSON metadata. What BullMQ's
- * interface does not show, the job's data, the calls of bullmq.ts hand over (`handOver`, `runFlow`).
+ * interface does not show, the jobs themselves, BullMQ's public methods hand over (handoff.ts).
  *
  * Retries: BullMQ stores a new metadata on a failed attempt only when its telemetry gives one for
  * the retry's INTERNAL span; pathwise gives none (with an application's telemetry, that telemetry's
  * with the job's own `_datadog` kept), so every attempt is consumed from the job's add. A job
  * scheduler's jobs carry no context (`scheduled`): each iteration would reuse the first one's.
  */
-import { AsyncLocalStorage } from 'node:async_hooks'
 import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { PATHWAY_KEY, encodePathwayContext, extractPathwayContext, type PathwayContext } from '../pathway/context.js'
 import { parentForSend, rememberMessageContext } from '../instrument/received-messages.js'
 import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
-import { errorText, isRecord, items, read } from '../common/input.js'
+import { errorText, isRecord, read } from '../common/input.js'
 import { createLogger } from '../common/logger.js'
 import { NOT_JSON, jsonSize } from './data-size.js'
+import { currentFlow, take, type AddedJob, type Carriage, type Recorded } from './handoff.js'
+import { contextsLeftOut } from '../instrument/send-outcomes.js'
 
 /** Where the BullMQ instrumentation reports trouble: once per kind, and BullMQ goes on. */
 export const log = createLogger(false)
@@ -86,45 +87,6 @@ export function queueNodes(dsm: DataStreams): TransportNodes<QueueNodes> {
     (queue) => ({ out: dsm.node(['direction:out', `topic:${queue}`, 'type:bullmq']), in: dsm.node(['direction:in', `topic:${queue}`, 'type:bullmq']) }),
     (nodes) => isLive(nodes.out) && isLive(nodes.in),
   )
-}
-
-/**
- * What a call of bullmq.ts hands the telemetry it reaches synchronously (Queue.add and addBulk reach
- * getMetadata, Worker.processJob the CONSUMER span, before their first await): the data BullMQ's
- * interface does not show; and `carry: false` where BullMQ could not read the job's own telemetry
- * options, which it reads only when given a context (no context is given then).
- */
-type HandedOver = { data: unknown; carry: boolean } | { jobs: readonly unknown[]; carry: boolean } | { job: object }
-let handed: HandedOver | undefined
-
-export function handOver<T>(what: HandedOver, fn: () => T): T {
-  const previous = handed
-  handed = what
-  try {
-    return fn()
-  } finally {
-    handed = previous
-  }
-}
-
-function take(): HandedOver | undefined {
-  const what = handed
-  handed = undefined
-  return what
-}
-
-/**
- * A flow's nodes, for their getMetadata: their sizes per queue in the order BullMQ adds them
- * (breadth first), and whether they may carry a context (`carry`, as in HandedOver).
- */
-export interface FlowNodes {
-  sizes: Map<string, number[]>
-  carry: boolean
-}
-const flows = new AsyncLocalStorage<FlowNodes>()
-
-export function runFlow<T>(flow: FlowNodes, fn: () => T): T {
-  return flows.run(flow, fn)
 }
 
 /** The context BullMQ carries for this telemetry: the application telemetry's, pathwise's, and a job's metadata where one was read. */
@@ -254,7 +216,7 @@ export class PathwiseTelemetry {
       if (context?.span?.kind === PRODUCER) return this.scheduled ? (inner ?? '') : this.produce(context.span, inner)
       // A retry's INTERNAL span: BullMQ stores what is given here as the job's metadata, so the job's own `_datadog` stays.
       const carried = inner ? carriedOf.get(context?.pathway as PathwayContext) : undefined
-      return carried === undefined ? (inner ?? '') : withDatadog(inner, carried)
+      return (carried === undefined ? undefined : withDatadog(inner, carried)) ?? inner ?? ''
     } catch (err) {
       fail('add', err)
       return inner ?? ''
@@ -262,22 +224,33 @@ export class PathwiseTelemetry {
   }
 
   /**
-   * The produce checkpoint of a job (one per job of an addBulk) and the metadata that carries its
-   * context; none for data BullMQ will refuse to store (its add then throws, as without pathwise).
+   * The produce checkpoints of the jobs the call adds (one for Queue.add and each flow node, one per
+   * job of an addBulk), and the metadata that carries their context: none where BullMQ will not
+   * carry it (handoff.ts Carriage: counted in stats.contextsLeftOut), nothing at all for data
+   * BullMQ will refuse to store (the add then throws, as without pathwise).
    */
   private produce(span: JobSpan, inner: string | undefined): string {
     const { dsm, nodes } = this.journey
     const queue = span.queueName()
     const node = nodes.get(queue).out
-    const what = take()
-    const flow = what === undefined ? flows.getStore() : undefined
-    if ((what !== undefined && 'carry' in what && !what.carry) || flow?.carry === false) return inner ?? ''
-    const jobs = what !== undefined && 'jobs' in what ? items(what.jobs) : undefined
-    const sizes = jobs !== undefined ? jobs.map((job) => jsonSize(read(job, 'data'))) : [what !== undefined && 'data' in what ? jsonSize(what.data) : (flow?.sizes.get(queue)?.shift() ?? 0)]
-    if (node === null || sizes.length === 0 || sizes.includes(NOT_JSON)) return inner ?? ''
+    const call = take()
+    const flow = call === undefined ? currentFlow() : undefined
+    let jobs: AddedJob[]
+    let recorded: Recorded[] | undefined
+    if (call !== undefined && 'jobs' in call) [jobs, recorded] = [call.jobs, call.recorded]
+    else if (flow !== undefined) [jobs, recorded] = [flow.byQueue.get(queue)?.splice(0, 1) ?? [], flow.recorded]
+    // A call that handed nothing over (a subclass's own add): one job of unknown size.
+    else jobs = [{ size: 0, carriage: 'carried' }]
+    if (node === null || jobs.length === 0 || jobs.some((job) => job.size === NOT_JSON)) return inner ?? ''
     const parent = parentForSend(dsm)
-    const ctx = sizes.length === 1 ? dsm.setCheckpoint(node, parent, sizes[0]) : dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(sizes.length).fill(parent), sizes)[0]
-    return ctx === null ? (inner ?? '') : withDatadog(inner, { [PATHWAY_KEY]: encodePathwayContext(ctx) })
+    const ctx = jobs.length === 1 ? dsm.setCheckpoint(node, parent, jobs[0].size) : dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(jobs.length).fill(parent), jobs.map((job) => job.size))[0]
+    if (ctx === null) return inner ?? ''
+    recorded?.push({ node, count: jobs.length })
+    // BullMQ reads a job's telemetry options only when given a context: one it cannot read gets none, nor its call's others.
+    const unreadable = jobs.some((job) => job.carriage === 'unreadable')
+    const metadata = unreadable ? undefined : withDatadog(inner, { [PATHWAY_KEY]: encodePathwayContext(ctx) })
+    leftOut(dsm, queue, metadata === undefined ? jobs.map(() => (unreadable ? 'unreadable' : 'not json')) : jobs.map((job) => job.carriage))
+    return metadata ?? inner ?? ''
   }
 
   /** The consume checkpoint of the job whose CONSUMER span this is; its context, current around the processor. */
@@ -320,11 +293,10 @@ function carrierOf(metadata: unknown): Record<string, unknown> | undefined {
 
 /**
  * The metadata with `_datadog` holding `carrier`'s keys: the application telemetry's JSON object
- * with one more key, or `{"_datadog":{…}}` alone. Metadata that is no JSON object is the
- * application's own format, given back unchanged (that telemetry goes on working; pathwise carries
- * no context beside it).
+ * with one more key, or `{"_datadog":{…}}` alone. Undefined for metadata that is no JSON object:
+ * the application's own format, which its jobs carry alone (that telemetry goes on working).
  */
-function withDatadog(inner: string | undefined, carrier: Record<string, unknown>): string {
+function withDatadog(inner: string | undefined, carrier: Record<string, unknown>): string | undefined {
   if (!inner) return JSON.stringify({ [DATADOG_KEY]: carrier })
   let metadata: unknown
   try {
@@ -332,11 +304,22 @@ function withDatadog(inner: string | undefined, carrier: Record<string, unknown>
   } catch {
     metadata = undefined
   }
-  if (!isRecord(metadata) || Array.isArray(metadata)) {
-    log.warnOnce('bullmq:metadata', "bullmq: the application's telemetry metadata is not a JSON object: jobs carry it alone, without a pathway context")
-    return inner
-  }
+  if (!isRecord(metadata) || Array.isArray(metadata)) return undefined
   const existing = read(metadata, DATADOG_KEY)
   ;(metadata as Record<string, unknown>)[DATADOG_KEY] = isRecord(existing) ? { ...existing, ...carrier } : carrier
   return JSON.stringify(metadata)
+}
+
+const LEFT_OUT: Record<Exclude<Carriage, 'carried'> | 'not json', string> = {
+  omitted: 'the job asks for no telemetry context (telemetry.omitContext)',
+  own: 'the job brings telemetry.metadata of its own, which BullMQ keeps instead',
+  unreadable: "the job's telemetry options cannot be read",
+  'not json': "the application's telemetry metadata is no JSON object",
+}
+
+/** Counts the jobs BullMQ adds without their context, per reason. */
+function leftOut(dsm: unknown, queue: string, carriages: (Carriage | 'not json')[]): void {
+  const counts = new Map<Exclude<Carriage, 'carried'> | 'not json', number>()
+  for (const c of carriages) if (c !== 'carried') counts.set(c, (counts.get(c) ?? 0) + 1)
+  for (const [why, count] of counts) contextsLeftOut(dsm, count, `BullMQ queue ${queue}`, LEFT_OUT[why])
 }
