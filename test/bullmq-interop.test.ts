@@ -11,14 +11,12 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { createDataStreams, instrumentBullmq } from '../bindings/index.js'
 import { node24Binary } from '../bench/node24.js'
-import { startAgent, type TestAgent } from './helpers/agent-server.js'
 import { decodeSketch } from './helpers/sketches.js'
-import { startRedis, type RedisPeer } from './peers/redis.js'
 import { pointsOf, type ServicePoint } from './fixtures/aws/pathways.js'
-import { ENV, expectedHash, inTags, outTags } from './fixtures/bullmq/setup.js'
+import { ENV, expectedHash, inTags, outTags, redisAndAgent } from './fixtures/bullmq/setup.js'
 
 const require = createRequire(import.meta.url)
 const bullmq = require('bullmq') as typeof import('bullmq')
@@ -34,18 +32,11 @@ function counted(points: ServicePoint[], tags: string[], parent: bigint): number
 }
 
 describe('BullMQ between dd-trace 6.21 (Node 24) and pathwise', () => {
-  let redis: RedisPeer
-  let agent: TestAgent
-
-  before(async () => {
-    ;[redis, agent] = await Promise.all([startRedis(), startAgent()])
-  })
-  after(async () => {
-    await Promise.all([redis.stop(), agent.close()])
-  })
+  const peers = redisAndAgent()
 
   test('pathways cross both ways: the same edge tags, and every parent hash joins', async () => {
     const node = await node24Binary((line) => console.log(line))
+    const { redis, agent } = peers
     const prefix = 'interop'
     const dsm = createDataStreams({ enabled: true, service: 'pathwise-worker', env: ENV, agentUrl: agent.url, flushIntervalMs: 0 })
     const undo = instrumentBullmq(bullmq, dsm)

@@ -8,30 +8,21 @@ import { readFileSync } from 'node:fs'
 import { symlink } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { appDir, run } from './helpers/app-dir.js'
-import { startAgent, type TestAgent } from './helpers/agent-server.js'
-import { startRedis, type RedisPeer } from './peers/redis.js'
 import { pointsOf } from './fixtures/aws/pathways.js'
-import { inTags, outTags } from './fixtures/bullmq/setup.js'
+import { inTags, outTags, redisAndAgent } from './fixtures/bullmq/setup.js'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 const example = /```js\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('\n## BullMQ')))?.[1] ?? ''
 const bullmqDir = path.dirname(createRequire(import.meta.url).resolve('bullmq/package.json'))
 
 describe('the README BullMQ example', () => {
-  let redis: RedisPeer
-  let agent: TestAgent
-
-  before(async () => {
-    ;[redis, agent] = await Promise.all([startRedis(), startAgent()])
-  })
-  after(async () => {
-    await Promise.all([redis.stop(), agent.close()])
-  })
+  const peers = redisAndAgent()
 
   test('runs as is: the job is processed, and its produce and consume reach the Agent, joined', async () => {
     assert.match(example, /^import \{ createDataStreams, instrumentBullmq \} from 'pathwise'$/m)
+    const { redis, agent } = peers
     const app = await appDir({ 'example.mjs': example })
     try {
       await symlink(bullmqDir, path.join(app.dir, 'node_modules/bullmq'), 'dir')
