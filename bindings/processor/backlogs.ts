@@ -1,4 +1,4 @@
-/** The highest offset seen per backlog key in each bucket (Kafka produce and commit offsets, high watermarks, NATS pending counts), or a count (failed sends). */
+/** The highest value seen per backlog key in each bucket (Kafka produce and commit offsets, high watermarks, NATS pending counts, queue depths), or a count (failed sends). */
 export interface Backlog {
   tags: string[]
   value: number
@@ -19,7 +19,8 @@ type Level = Map<string | number, Level | BacklogKey>
 
 /**
  * The keys of the backlogs tracked, made once each: found by their parts (kind, two names, the
- * partition, the cluster id), one map level a part, so that tracking an offset builds no string.
+ * partition, the cluster id; a queue depth's state in the cluster id's place), one map level a
+ * part, so that tracking an offset builds no string.
  * Bounded: past MAX_BACKLOG_KEYS it starts over.
  */
 export class BacklogKeys {
