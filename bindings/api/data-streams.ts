@@ -117,6 +117,11 @@ export interface DataStreams {
    * every delivered message's metadata states it: the `nats_pending` backlog the agent shows as lag.
    */
   trackNatsPending(stream: string, consumer: string, pending: number): void
+  /**
+   * How many messages (jobs) a queue holds in a state, as sampled now (BullMQ's `waiting`, `delayed`,
+   * `active`, `failed`): a `queue_depth` backlog, the highest sample of each bucket.
+   */
+  trackQueueDepth(queueType: string, queue: string, state: string, count: number): void
   /** The context of the message being handled, where the runtime tracks one. */
   currentContext(): PathwayContext | undefined
   /** Runs fn with ctx as the current context. */

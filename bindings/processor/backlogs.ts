@@ -1,4 +1,4 @@
-/** The highest offset seen per backlog key in each bucket (Kafka produce and commit offsets), or a count (failed sends). */
+/** The highest value seen per backlog key in each bucket (Kafka produce and commit offsets, queue depths), or a count (failed sends). */
 export interface Backlog {
   tags: string[]
   value: number

@@ -45,6 +45,7 @@ export class DisabledDataStreams implements DataStreams {
   trackTransaction(): void {}
   trackKafkaHighWatermark(): void {}
   trackNatsPending(): void {}
+  trackQueueDepth(): void {}
   currentContext(): undefined {
     return undefined
   }

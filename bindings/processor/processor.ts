@@ -97,6 +97,7 @@ export class DataStreamsProcessor implements DataStreams {
       kinesisJsonContext: config.kinesisJsonContext,
       httpEnabled: config.httpEnabled,
       httpAllowedHosts: Object.freeze([...config.httpAllowedHosts]),
+      flushIntervalMs: config.flushIntervalMs,
     })
     this.log = createLogger(config.debug)
     this.processTags = (config.processTags && platform.processTags?.(config.service, config.serviceGiven)) || []
@@ -421,6 +422,21 @@ export class DataStreamsProcessor implements DataStreams {
     if (s === undefined || c === undefined || value === undefined) return void this.invalid('backlog: stream, consumer or pending count unusable')
     try {
       this.backlogs.track(currentBucket(), ['type:nats_pending', `consumer_group:${c}`, `stream:${s}`], value)
+    } catch (err) {
+      this.fail('backlog', err)
+    }
+  }
+
+  trackQueueDepth(queueType: string, queue: string, state: string, count: number): void {
+    const t = tagPart(queueType)
+    const q = tagPart(queue)
+    const s = tagPart(state)
+    const value = typeof count === 'number' && Number.isSafeInteger(count) && count >= 0 ? count : undefined
+    if (t === undefined || q === undefined || s === undefined || value === undefined) {
+      return void this.invalid('queue depth: type, queue or state not a string of at most 1024 characters, or count not a non-negative integer')
+    }
+    try {
+      this.backlogs.track(currentBucket(), ['type:queue_depth', `queue_type:${t}`, `topic:${q}`, `state:${s}`], value)
     } catch (err) {
       this.fail('backlog', err)
     }

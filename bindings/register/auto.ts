@@ -9,6 +9,9 @@ import { snsInstrumentation } from '../aws/sns.js'
 import { eventBridgeInstrumentation } from '../aws/eventbridge.js'
 import { natsInstrumentation } from '../nats/connection.js'
 import { instrumentHttpFromSettings } from '../http/hops.js'
+import { amqplibPublishInstrumentation, amqplibReceiveInstrumentations } from '../rabbitmq/amqplib.js'
+import { rheaInstrumentation } from '../rabbitmq/rhea.js'
+import { bullmqInstrumentation } from '../bullmq/bullmq.js'
 import type { DataStreams } from '../api/data-streams.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { createLogger } from '../common/logger.js'
@@ -25,6 +28,10 @@ export const instrumentations: readonly Instrumentation[] = [
   snsInstrumentation,
   eventBridgeInstrumentation,
   natsInstrumentation,
+  amqplibPublishInstrumentation,
+  ...amqplibReceiveInstrumentations,
+  rheaInstrumentation,
+  bullmqInstrumentation,
 ]
 
 type ModuleHook = { unhook(): void }

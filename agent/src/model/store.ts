@@ -34,8 +34,8 @@ export interface Series {
   cells: Map<number, Cell>
 }
 
-/** The backlog types kafka_produce, kafka_commit and kafka_high_watermark, without their `kafka_`, and nats_pending. */
-export type BacklogKind = 'produce' | 'commit' | 'high_watermark' | 'nats_pending'
+/** The backlog types kafka_produce, kafka_commit and kafka_high_watermark, without their `kafka_`, nats_pending, and queue_depth (messages waiting in a queue). */
+export type BacklogKind = 'produce' | 'commit' | 'high_watermark' | 'nats_pending' | 'queue_depth'
 
 export interface BacklogSeries {
   key: string
@@ -48,6 +48,9 @@ export interface BacklogSeries {
   group: string
   /** Kafka cluster id; '' when the tracer did not know it. */
   cluster: string
+  /** queue_depth: the queue's transport (`queue_type`, e.g. rabbitmq) and the state of the messages counted (`state`, e.g. ready). */
+  queueType?: string
+  state?: string
   tags: string[]
   /** Bucket start (ms) → highest offset seen in that bucket. */
   values: Map<number, number>
@@ -192,11 +195,12 @@ export class Store {
 
   /**
    * Keeps the highest value per key and bucket. Only Kafka produce, commit and high watermark
-   * offsets and JetStream consumers' pending counts are read; other types are ignored.
+   * offsets, JetStream consumers' pending counts and queue depths are read; other types are ignored.
    */
   recordBacklog(tags: string[], start: number, value: number, dirty = true): void {
     const map = tagMap(tags)
     const type = map.get('type')
+    if (type === 'queue_depth') return this.recordQueueDepth(tags, map, start, value, dirty)
     const kind: BacklogKind | null =
       type === 'kafka_produce' ? 'produce' : type === 'kafka_commit' ? 'commit' : type === 'kafka_high_watermark' ? 'high_watermark' : type === 'nats_pending' ? 'nats_pending' : null
     const nats = kind === 'nats_pending'
@@ -206,13 +210,28 @@ export class Store {
     const group = kind === 'commit' || nats ? (map.get('consumer_group') ?? '') : ''
     const cluster = map.get('kafka_cluster_id') ?? ''
     const key = `${kind}\u0000${cluster}\u0000${group}\u0000${topic}\u0000${partition}`
+    this.keepBacklog(key, () => ({ key, kind, topic, partition, group, cluster, tags: [...tags], values: new Map() }), start, value, dirty)
+  }
+
+  /** A queue's depth in a state (`type:queue_depth`, `queue_type`, `topic`, `state`), highest per bucket. */
+  private recordQueueDepth(tags: string[], map: Map<string, string>, start: number, value: number, dirty: boolean): void {
+    const queueType = map.get('queue_type')
+    const topic = map.get('topic')
+    const state = map.get('state') ?? ''
+    if (!queueType || !topic) return
+    const key = `queue_depth\u0000${queueType}\u0000${state}\u0000${topic}`
+    const make = (): BacklogSeries => ({ key, kind: 'queue_depth', topic, partition: '', group: '', cluster: '', queueType, state, tags: [...tags], values: new Map() })
+    this.keepBacklog(key, make, start, value, dirty)
+  }
+
+  private keepBacklog(key: string, make: () => BacklogSeries, start: number, value: number, dirty: boolean): void {
     let series = this.backlogMap.get(key)
     if (!series) {
       if (this.seriesCount >= this.maxSeries) {
         this.counters.dropped++
         return
       }
-      series = { key, kind, topic, partition, group, cluster, tags: [...tags], values: new Map() }
+      series = make()
       this.backlogMap.set(key, series)
     }
     const old = series.values.get(start)

@@ -1,17 +1,18 @@
-import { lagHistory, lagRows, natsLagHistory, type LagHistory, type LagRow } from './lag.js'
+import { lagHistory, lagRows, natsLagHistory, queueLag, type LagHistory, type LagRow } from './lag.js'
 import { mergeCells, rangeOf, type Range } from '../model/range.js'
 import { quantilesOf, type Quantiles } from '../model/sketch.js'
 import { BUCKET_MS, type Store } from '../model/store.js'
 import type { ForwardStats } from '../intake/forward.js'
 import type { PersistenceStatus } from '../model/persistence.js'
 import { collectEdges, pathways, topology, type EdgeView, type NodeView, type PathwayView } from './topology.js'
+import { withQueueJobs } from './queue-jobs.js'
 
 /**
  * The JSON API under `/api/`: what the page, `pathwise top` and anyone else read.
  *   GET /api/summary?range=60   everything below in one answer (what the page polls)
  *   GET /api/topology           nodes and edges
  *   GET /api/pathways           pathways with end-to-end latency
- *   GET /api/lag                Kafka consumer lag per group, topic and partition
+ *   GET /api/lag                Kafka consumer lag per group, topic and partition (a queue's lag is on its consume edges)
  *   GET /api/edge?id=EDGE_ID    one edge: its latency and throughput per bucket, and its lag
  *   GET /api/status             intake counters and settings
  * `range` (seconds, default 60, at most the window) is how far back rates and quantiles look.
@@ -72,8 +73,11 @@ export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summar
   ctx.store.evict()
   const range = rangeFor(ctx.store, rangeSeconds)
   const { nodes, edges } = topology(ctx.store, range)
+  withQueueJobs(ctx.store, nodes)
   const lag = lagRows(ctx.store, range)
   for (const e of edges) {
+    const depth = e.kind === 'consume' && e.type !== 'kafka' && e.topic ? queueLag(ctx.store, e.type, e.topic, e.rate) : null
+    if (depth !== null) e.lag = depth
     const rows = lagOf(e, lag)
     if (rows.length === 0) continue
     e.lag = {
