@@ -83,6 +83,19 @@ describe('Kafka size limits and failed sends', () => {
     return dsm
   }
 
+  /** A plain and an instrumented confluent KafkaJS-API producer, connected, with this `message.max.bytes`. */
+  function confluentProducers(dsm: DataStreams, maxBytes: number): Promise<any[]> {
+    const kafka = newKafka('confluent', peer.brokers)
+    instrumentConfluent(kafka, dsm)
+    return Promise.all(
+      [newKafka('confluent', peer.brokers), kafka].map(async (k) => {
+        const producer = k.producer({ 'linger.ms': 0, 'message.max.bytes': maxBytes })
+        await producer.connect()
+        return producer
+      }),
+    )
+  }
+
   /** Reads `count` messages of `topic` with a plain kafkajs consumer. */
   async function readTopic(topic: string, count: number): Promise<Received[]> {
     const got: Received[] = []
@@ -119,15 +132,7 @@ describe('Kafka size limits and failed sends', () => {
         plainSend = (topic, value) => plain.send(topic, value, { app: 'a' })
         closers.push(plain.close, instrumented.close)
       } else {
-        const kafka = newKafka('confluent', peer.brokers)
-        instrumentConfluent(kafka, dsm)
-        const [plain, instrumented] = await Promise.all(
-          [newKafka('confluent', peer.brokers), kafka].map(async (k) => {
-            const producer = k.producer({ 'linger.ms': 0, 'message.max.bytes': 1000 })
-            await producer.connect()
-            return producer
-          }),
-        )
+        const [plain, instrumented] = await confluentProducers(dsm, 1000)
         send = (topic, value) => instrumented.send({ topic, messages: [{ key: 'k', value, headers: { app: 'a' } }] })
         plainSend = (topic, value) => plain.send({ topic, messages: [{ key: 'k', value, headers: { app: 'a' } }] })
         closers.push(() => plain.disconnect(), () => instrumented.disconnect())
@@ -178,15 +183,7 @@ describe('Kafka size limits and failed sends', () => {
         await Promise.all([plain.close(), instrumented.close()])
       } else {
         // The KafkaJS API: a header object, one of whose values is the array (a repeated header).
-        const kafka = newKafka('confluent', peer.brokers)
-        instrumentConfluent(kafka, dsm)
-        const [plain, instrumented] = await Promise.all(
-          [newKafka('confluent', peer.brokers), kafka].map(async (k) => {
-            const producer = k.producer({ 'linger.ms': 0, 'message.max.bytes': 1000 })
-            await producer.connect()
-            return producer
-          }),
-        )
+        const [plain, instrumented] = await confluentProducers(dsm, 1000)
         const send = (producer: any, r: { n: number }) => () => producer.send({ topic: 'holes', messages: [{ key: 'k', value, headers: { app: 'a', big: holes(r) } }] })
         expected = await outcome(send(plain, plainReads))
         got = await outcome(send(instrumented, reads))
