@@ -6,7 +6,7 @@ import { Buffer } from 'node:buffer'
 import { PATHWAY_KEY } from '../pathway/context.js'
 import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
-import { items, viewBytes } from '../common/input.js'
+import { isRecord, items, viewBytes } from '../common/input.js'
 
 /** The header pathwise adds: its key and a 28-character value (20 context bytes) for any time between 2004 and 2112. */
 export const PATHWAY_HEADER_BYTES = Buffer.byteLength(PATHWAY_KEY) + 28
@@ -97,7 +97,8 @@ export function headerListSize(headers: unknown): number {
     let n = 0
     for (let i = 0; i < list.length; i++) {
       const header = list[i] as Record<string, unknown>
-      if (header === null || typeof header !== 'object') continue
+      // Binary data or an array is no header: its every index would be a key (a million for a MB).
+      if (!isRecord(header)) continue
       for (const key of Object.keys(header)) n += Buffer.byteLength(key) + bytesOf(header[key])
     }
     return n

@@ -16,7 +16,7 @@
 import { Buffer } from 'node:buffer'
 import { PATHWAY_HEADER_BYTES, bytesOf } from './edges.js'
 import { TransportNodes } from '../instrument/transport-nodes.js'
-import { items, read } from '../common/input.js'
+import { isRecord, items, read } from '../common/input.js'
 
 /** librdkafka's most a record adds to its key, value and headers (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD). */
 export const RECORD_OVERHEAD = 36
@@ -94,7 +94,8 @@ export function recordExtraBytes(headers: unknown): number {
     const pairs = Array.isArray(headers) ? (items(headers) ?? []) : [headers]
     for (let i = 0; i < pairs.length; i++) {
       const pair = pairs[i]
-      if (pair === null || typeof pair !== 'object') continue
+      // Binary data or an array is no header (as headerListSize).
+      if (!isRecord(pair)) continue
       for (const key of Object.keys(pair)) {
         const value = (pair as Record<string, unknown>)[key]
         if (value === undefined || value === null) continue
