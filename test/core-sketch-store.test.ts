@@ -11,8 +11,9 @@ import fc from 'fast-check'
 import { MIN_INDEXABLE_VALUE } from '../bindings/core/sketch-constants.js'
 import type { SketchStore } from '../bindings/core/sketch-store.js'
 import type { Core, Sketch } from '../bindings/core/types.js'
-import { CompactWriter } from '../bindings/ts/compact-writer.js'
+import { CompactReader, CompactWriter } from '../bindings/ts/compact-cells.js'
 import { TsCore } from '../bindings/ts/core.js'
+import { TsSketch } from '../bindings/ts/sketch.js'
 import { TsSketchStore } from '../bindings/ts/sketch-store.js'
 import { createWasmCore } from '../bindings/wasm/core.js'
 import { createWasmSketchStore } from '../bindings/wasm/sketch-store.js'
@@ -181,6 +182,29 @@ describe('sketch store: a cell is the merge of its sketches, as the cores merge 
           assert.equal(to.merge(fresh, bytes, [0, ...ends], fresh.length), fresh.length)
           assert.deepEqual(to.bytesOf(fresh, fresh.length), { bytes, ends })
         }
+      }),
+      { numRuns: RUNS },
+    )
+  })
+})
+
+describe('compact cells read back', () => {
+  test("CompactReader gives each sketch's zeros and bins, lowest key first, as the core's sketch holds them", () => {
+    fc.assert(
+      fc.property(cell, (c) => {
+        const bytes = compact(c)
+        const reader = new CompactReader(WIDTH)
+        assert.equal(reader.read(bytes, 0, bytes.length), true)
+        c.forEach((list, i) => {
+          const s = fill(new TsCore().newSketch(), list) as TsSketch
+          const expected: Array<[number, number]> = []
+          if (s.binCount > 0) for (let k = s.minKey; k <= s.maxKey; k++) if (s.bins[k - s.offset] !== 0) expected.push([k, s.bins[k - s.offset]])
+          const bins: Array<[number, number]> = []
+          reader.forEachBin(i, (key, count) => bins.push([key, count]))
+          assert.deepEqual(bins, expected)
+          assert.ok(Object.is(reader.zeroCount(i), s.zeroCount))
+        })
+        assert.equal(reader.read(bytes, 0, bytes.length - 1), false)
       }),
       { numRuns: RUNS },
     )

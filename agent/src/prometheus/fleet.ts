@@ -2,7 +2,8 @@ import { DEFAULT_RANGE_S, type ApiContext, type Status } from '../views/api.js'
 import { BUCKETS_PER_OCTAVE, bucketOf, LATENCY_BOUNDS, POINT_LABELS, SIZE_BOUNDS } from './metrics.js'
 import { PromqlClient, PromqlError, type InstantSample, type PromqlOptions } from './promql.js'
 import { rangeOf, type Range } from '../model/range.js'
-import type { Sketch } from '../model/sketch.js'
+import { CompactWriter } from 'pathwise/core'
+import { CELL_WIDTH, EDGE, PATHWAY, SIZE } from '../model/payload.js'
 import { collectEdges } from '../views/topology.js'
 import { BUCKET_MS, bucketStart, Store, type Cell, type Series } from '../model/store.js'
 
@@ -114,12 +115,12 @@ export class PrometheusSource {
       if (key === null || !ids) continue
       // A series with no messages in the range is in the window but not in the range, as in an agent's store.
       const start = value > 0 ? range.from : range.from - BUCKET_MS
-      const cell = store.cellFor(metric.service, metric.env, ids.hash, ids.parent, edgeTags(metric), start, false)
-      if (cell) cells.set(key, cell)
+      const cell = store.cellFor(metric.service, metric.env, ids.hash, ids.parent, edgeTags(metric), start)
+      if (cell !== null) cells.set(key, cell)
     }
-    fill(cells, edge, LATENCY_BOUNDS, (c) => c.edge)
-    fill(cells, pathway, LATENCY_BOUNDS, (c) => c.pathway)
-    fill(cells, size, SIZE_BOUNDS, (c) => c.size)
+    fill(store, cells, edge, LATENCY_BOUNDS, EDGE)
+    fill(store, cells, pathway, LATENCY_BOUNDS, PATHWAY)
+    fill(store, cells, size, SIZE_BOUNDS, SIZE)
     for (const { metric, values } of offsets) {
       const tags = backlogTags(metric)
       if (tags) for (const [at, value] of values) if (Number.isFinite(value)) store.recordBacklog(tags, bucketStart(at * 1000), value, false)
@@ -140,7 +141,7 @@ export class PrometheusSource {
     const mine = new Set<Series>(acc?.series ?? [])
     for (const s of snap.store.series()) {
       if (mine.has(s)) continue
-      for (const start of s.cells.keys()) history.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, start, false)
+      for (const start of s.cells.keys()) history.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, start)
     }
     for (const b of snap.store.backlogs()) for (const [start, value] of b.values) history.recordBacklog(b.tags, start, value, false)
     if (mine.size === 0) return history
@@ -172,10 +173,10 @@ export class PrometheusSource {
         const key = seriesKey(metric)
         const ids = idsOf(metric)
         if (key === null || !ids || !(value > 0) || !wanted.has(key) || cells.has(key)) continue
-        const cell = history.cellFor(metric.service, metric.env, ids.hash, ids.parent, edgeTags(metric), time * 1000 - BUCKET_MS, false)
-        if (cell) cells.set(key, cell)
+        const cell = history.cellFor(metric.service, metric.env, ids.hash, ids.parent, edgeTags(metric), time * 1000 - BUCKET_MS)
+        if (cell !== null) cells.set(key, cell)
       }
-      fill(cells, answer, LATENCY_BOUNDS, (c) => c.edge)
+      fill(history, cells, answer, LATENCY_BOUNDS, EDGE)
     }
     return history
   }
@@ -258,11 +259,11 @@ function middle(bounds: Float64Array, i: number): number {
 }
 
 /**
- * Adds each series' messages to the sketch `pick` chooses in its cell, at the middle of their
- * bucket. The buckets answered are consecutive; what is above the last of them is in the next one,
- * and when none is answered all the messages are in one bucket, the one their mean is in.
+ * Adds each series' messages to sketch `sketch` (model/payload.ts) of its cell, at the middle of
+ * their bucket. The buckets answered are consecutive; what is above the last of them is in the next
+ * one, and when none is answered all the messages are in one bucket, the one their mean is in.
  */
-function fill(cells: Map<string, Cell>, answer: FamilyAnswer, bounds: Float64Array, pick: (c: Cell) => Sketch): void {
+function fill(store: Store, cells: Map<string, Cell>, answer: FamilyAnswer, bounds: Float64Array, sketch: number): void {
   const perSeries = new Map<string, { total: number; sum: number; buckets: Array<[number, number]> }>()
   for (const { metric, value } of answer.totals) {
     const key = seriesKey(metric)
@@ -277,15 +278,16 @@ function fill(cells: Map<string, Cell>, answer: FamilyAnswer, bounds: Float64Arr
     const le = Number(metric.le)
     if (s && le > 0 && Number.isFinite(le) && value > 0 && value < s.total) s.buckets.push([le, value])
   }
+  const writer = new CompactWriter(CELL_WIDTH)
   for (const [key, { total, sum, buckets }] of perSeries) {
-    const sketch = pick(cells.get(key)!)
     buckets.sort((a, b) => a[0] - b[0])
     let below = 0
     for (const [le, cumulative] of buckets) {
-      if (cumulative > below) sketch.accept(middle(bounds, bucketOf(bounds, le)), cumulative - below)
+      if (cumulative > below) writer.add(sketch, middle(bounds, bucketOf(bounds, le)), cumulative - below)
       below = Math.max(below, cumulative)
     }
     const last = buckets.length > 0 ? bucketOf(bounds, buckets[buckets.length - 1][0]) + 1 : bucketOf(bounds, sum / total)
-    sketch.accept(middle(bounds, Math.min(last, bounds.length)), total - below)
+    writer.add(sketch, middle(bounds, Math.min(last, bounds.length)), total - below)
+    store.mergeInto(cells.get(key)!, writer.endCell())
   }
 }

@@ -4,7 +4,7 @@ import type { Status } from '../views/api.js'
 import type { IntakePayload, IntakePoint } from '../model/payload.js'
 import { lagRows } from '../views/lag.js'
 import { rangeOf } from '../model/range.js'
-import type { Sketch } from '../model/sketch.js'
+import { keyValue, type SketchBins } from '../model/sketch.js'
 import type { Store } from '../model/store.js'
 import { edgeInfo } from '../model/tags.js'
 
@@ -53,21 +53,20 @@ class Buckets {
     this.counts = new Float64Array(layout.bounds.length + 1)
   }
 
-  /** Adds every bin of a sketch at its value (the value the intake gave it). */
-  add(sketch: Sketch): void {
+  /** Adds every bin of a sketch at its key's value. */
+  add(sketch: SketchBins): void {
     if (sketch.zeroCount > 0) {
       this.counts[0] += sketch.zeroCount
       this.count += sketch.zeroCount
     }
-    const { store, mapping } = sketch
-    for (let key = store.minKey; key <= store.maxKey; key++) {
-      const n = store.bins[key - store.offset]
-      if (!(n > 0)) continue
-      const [bucket, value] = this.layout.of(key, mapping)
-      this.counts[bucket] += n
-      this.sum += value * n
-      this.count += n
-    }
+    sketch.forEachBin(this.addBin)
+  }
+
+  private readonly addBin = (key: number, n: number): void => {
+    const [bucket, value] = this.layout.of(key)
+    this.counts[bucket] += n
+    this.sum += value * n
+    this.count += n
   }
 }
 
@@ -79,10 +78,10 @@ class Layout {
   private readonly keys = new Map<number, readonly [number, number]>()
   constructor(readonly bounds: Float64Array) {}
 
-  of(key: number, mapping: Sketch['mapping']): readonly [number, number] {
+  of(key: number): readonly [number, number] {
     let known = this.keys.get(key)
     if (!known) {
-      const value = mapping.value(key)
+      const value = keyValue(key)
       known = [bucketOf(this.bounds, value), value] as const
       if (this.keys.size < MAX_KEYS) this.keys.set(key, known)
     }
@@ -208,9 +207,10 @@ export class Metrics {
           this.dropped.inc()
           continue
         }
-        c.edge.add(p.edge)
-        c.pathway.add(p.pathway)
-        c.size.add(p.size)
+        const [pathway, edge, size] = p.sketches()
+        c.edge.add(edge)
+        c.pathway.add(pathway)
+        c.size.add(size)
         c.lastSeen = now
       }
     }

@@ -1,13 +1,15 @@
 import { MAX_COMPACT_KEY } from '../core/compact-constants.js'
 import { cellWidth } from './sketch-store.js'
-import { compactSize, resetSketch, writeCompact } from './compact.js'
+import { compactSize, readCompact, resetSketch, writeCompact } from './compact.js'
 import { TsSketch } from './sketch.js'
 
 /**
- * Cells in the compact form (`bindings/core/sketch-store.ts`), built from values or keys as a
- * core's sketches would hold them, for a caller that decodes sketches itself (the pathwise
- * agent's intake, which reads other tracers' protobufs) and hands the cells to a store's `merge`.
+ * Cells in the compact form (`bindings/core/sketch-store.ts`) for a caller that handles sketches
+ * itself: the pathwise agent's intake, which reads other tracers' protobufs into cells for a
+ * store's `merge` (CompactWriter), and counts their bins into /metrics (CompactReader).
  */
+
+/** Builds cells from values or keys, as a core's sketches would hold them. */
 export class CompactWriter {
   readonly width: number
   private readonly sketches: TsSketch[]
@@ -47,5 +49,43 @@ export class CompactWriter {
       resetSketch(s)
     }
     return this.out.subarray(0, p)
+  }
+}
+
+/** Reads a compact cell's sketches back, bin by bin. */
+export class CompactReader {
+  readonly width: number
+  private readonly sketches: TsSketch[]
+
+  constructor(width: number) {
+    this.width = cellWidth(width)
+    this.sketches = Array.from({ length: this.width }, () => new TsSketch())
+  }
+
+  /** Reads the cell at `bytes[at, end)`; false (and empty sketches) if it is not one. */
+  read(bytes: Uint8Array, at: number, end: number): boolean {
+    let p = at
+    for (const s of this.sketches) resetSketch(s)
+    for (const s of this.sketches) {
+      p = readCompact(bytes, p, end, s, true)
+      if (p < 0) break
+    }
+    if (p === end) return true
+    for (const s of this.sketches) resetSketch(s)
+    return false
+  }
+
+  zeroCount(i: number): number {
+    return this.sketches[i].zeroCount
+  }
+
+  /** Every occupied bin of sketch `i`, lowest key first. */
+  forEachBin(i: number, each: (key: number, count: number) => void): void {
+    const s = this.sketches[i]
+    if (s.binCount === 0) return
+    for (let k = s.minKey; k <= s.maxKey; k++) {
+      const c = s.bins[k - s.offset]
+      if (c !== 0) each(k, c)
+    }
   }
 }
