@@ -82,7 +82,7 @@ export function storeNewCell(): i32 {
     freeCount--
     id = load<i32>(freeIds + (<usize>freeCount << 2))
   } else {
-    if (tableLength == tableCapacity) {
+    if (tableLength >= tableCapacity) {
       tableCapacity = tableCapacity == 0 ? 1024 : tableCapacity << 1
       table = grow(table, <usize>tableCapacity << PTR_SHIFT)
     }

@@ -167,6 +167,32 @@ describe('sketch store: a cell is the merge of its sketches, as the cores merge 
     )
   })
 
+  test('tens of thousands of cells, merged, rolled up and freed over and over: both stores alike', () => {
+    const pair = stores()
+    const next = (() => {
+      let a = 7
+      return () => ((a = (Math.imul(a, 1103515245) + 12345) >>> 0) / 2 ** 32)
+    })()
+    const live: number[][] = [[], []]
+    for (let round = 0; round < 40; round++) {
+      const sketches = Array.from({ length: WIDTH }, () => Array.from({ length: 1 + Math.floor(next() * 200) }, () => [0.001 * Math.exp(4 * next()), 1] as const))
+      const bytes = compact(sketches)
+      pair.forEach((store, s) => {
+        for (let i = 0; i < 800; i++) live[s].push(store.newCell())
+        const ids = live[s].filter((_, i) => i % 3 === round % 3)
+        const input = new Uint8Array(bytes.length * ids.length)
+        ids.forEach((_, i) => input.set(bytes, i * bytes.length))
+        assert.equal(store.merge(ids, input, ids.map((_, i) => i * bytes.length).concat(input.length), ids.length), ids.length)
+        const target = store.newCell()
+        store.mergeCells(target, live[s].slice(0, 50), 50)
+        for (const id of live[s].splice(0, 50)) store.freeCell(id)
+        live[s].push(target)
+      })
+      assert.deepEqual(live[1], live[0])
+      if (round % 10 === 9) assertSameStores(pair, live[0])
+    }
+  })
+
   test("a cell's bytes moved to another store make the same cell", () => {
     fc.assert(
       fc.property(fc.array(cell, { minLength: 1, maxLength: 4 }), (cells) => {
