@@ -1,5 +1,6 @@
 import { COMPACT_BINS, COMPACT_DOUBLES, COMPACT_ZEROS, MAX_COMPACT_KEY } from './generated/compact-constants'
-import { BIN_LIMIT } from './generated/sketch-constants'
+import { BIN_LIMIT, INITIAL_BINS } from './generated/sketch-constants'
+import { allocZeroed } from './alloc'
 import { Sketch } from './sketch'
 
 /**
@@ -23,6 +24,41 @@ export function resetSketch(s: Sketch): void {
   s.zeroCount = 0
 }
 
+/**
+ * Makes room in `s`'s bins for keys [lo, lo + n) before they are added, so that they are added in
+ * place: true when they can be (what a sketch's own steps would do then is to add each count at its
+ * key and widen its span), false when the span would pass BIN_LIMIT (then it is the sketch's own
+ * steps, collapsing). Memory only: keys, counts and every later step are as without it.
+ */
+function reserve(s: Sketch, lo: i32, n: i32): bool {
+  const empty = s.binCount == 0
+  const newMin = empty || lo < s.minKey ? lo : s.minKey
+  const newMax = empty || lo + n - 1 > s.maxKey ? lo + n - 1 : s.maxKey
+  const span = newMax - newMin + 1
+  if (span > BIN_LIMIT) return false
+  if (!empty && newMin >= s.offset && newMax < s.offset + s.length) return true
+  let length = s.length < INITIAL_BINS ? INITIAL_BINS : s.length
+  while (length < 2 * span) length <<= 1
+  const offset = newMin - ((length - span) >> 1)
+  if (empty) {
+    if (length != s.length) {
+      if (s.length != 0) heap.free(s.bins)
+      s.bins = allocZeroed(<usize>length << 3)
+      s.length = length
+    }
+    s.offset = offset
+    return true
+  }
+  const bins = allocZeroed(<usize>length << 3)
+  const used = s.maxKey - s.minKey + 1
+  memory.copy(bins + (<usize>(s.minKey - offset) << 3), s.bins + (<usize>(s.minKey - s.offset) << 3), <usize>used << 3)
+  heap.free(s.bins)
+  s.bins = bins
+  s.length = length
+  s.offset = offset
+  return true
+}
+
 // @ts-ignore: decorator
 @inline
 function bin(s: Sketch, i: i32): f64 {
@@ -35,16 +71,11 @@ function zigzag(k: i32): u32 {
   return <u32>((k << 1) ^ (k >> 31))
 }
 
-function varintSize(v: u64): i32 {
-  let size = 1
-  while (v >= 128) {
-    v >>= 7
-    size++
-  }
-  return size
-}
-
 function writeVarint(p: usize, v: u64): usize {
+  if (v < 128) {
+    store<u8>(p, <u8>v)
+    return p + 1
+  }
   while (v >= 128) {
     store<u8>(p++, <u8>((v & 127) | 128))
     v >>= 7
@@ -59,78 +90,52 @@ function isInteger(v: f64): bool {
   return v == Math.floor(v)
 }
 
-function span(s: Sketch): i32 {
-  return s.binCount == 0 ? 0 : s.maxKey - s.minKey + 1
-}
+/** The most a sketch's compact form takes: flags, zeros and total as doubles, the span's header, BIN_LIMIT doubles. */
+export const MAX_COMPACT_SIZE: usize = 1 + 8 + 8 + 5 + 5 + 8 * <usize>BIN_LIMIT
 
-/** Whether the integer form holds the sketch: integer counts, and bins whose total is their exact sum. */
-function integral(s: Sketch): bool {
-  if (!(isInteger(s.zeroCount) && s.zeroCount <= MAX_TOTAL)) return false
-  if (s.binCount == 0) return true
-  if (!(s.binCount <= MAX_TOTAL)) return false
-  let sum: f64 = 0
-  for (let i = s.minKey - s.offset, last = s.maxKey - s.offset; i <= last; i++) {
-    const c = bin(s, i)
-    if (!(isInteger(c) && c <= MAX_COUNT)) return false
-    sum += c
-  }
-  return sum == s.binCount
-}
-
-/** Bytes `writeCompact` writes for `s`. */
-export function compactSize(s: Sketch): i32 {
-  const n = span(s)
-  const head = n == 0 ? 0 : varintSize(zigzag(s.minKey)) + varintSize(<u64>n)
-  if (!integral(s)) return 1 + (s.zeroCount != 0 ? 8 : 0) + (n == 0 ? 0 : 8 + head + 8 * n)
-  let size = 1 + (s.zeroCount != 0 ? varintSize(<u64>s.zeroCount) : 0)
-  if (n == 0) return size
-  size += head
-  let run: u64 = 0
-  for (let i = s.minKey - s.offset, last = s.maxKey - s.offset; i <= last; i++) {
-    const c = bin(s, i)
-    if (c == 0) {
-      run++
-      continue
-    }
-    if (run > 0) size += varintSize(2 * run + 1)
-    run = 0
-    size += varintSize(2 * <u64>c)
-  }
-  return size
-}
-
-/** Writes the compact form of `s` at `p` (compactSize(s) bytes); returns where it ends. */
+/** Writes the compact form of `s` at `p` (at most MAX_COMPACT_SIZE bytes); returns where it ends: bindings/ts/compact.ts's steps. */
 export function writeCompact(s: Sketch, p: usize): usize {
-  const n = span(s)
-  const first = s.minKey - s.offset
-  const doubles = !integral(s)
-  store<u8>(p++, <u8>((s.zeroCount != 0 ? COMPACT_ZEROS : 0) | (n != 0 ? COMPACT_BINS : 0) | (doubles ? COMPACT_DOUBLES : 0)))
-  if (doubles) {
-    if (s.zeroCount != 0) {
-      store<f64>(p, s.zeroCount)
-      p += 8
-    }
-    if (n == 0) return p
-    store<f64>(p, s.binCount)
-    p = writeVarint(writeVarint(p + 8, zigzag(s.minKey)), <u64>n)
-    memory.copy(p, s.bins + (<usize>first << 3), <usize>n << 3)
-    return p + (<usize>n << 3)
-  }
+  const end = writeIntegers(s, p)
+  return end != 0 ? end : writeDoubles(s, p)
+}
+
+/** The integer form, or 0 when it cannot hold the sketch (checked as it writes). */
+function writeIntegers(s: Sketch, p: usize): usize {
+  if (!(isInteger(s.zeroCount) && s.zeroCount <= MAX_TOTAL && s.binCount <= MAX_TOTAL)) return 0
+  const n = s.binCount == 0 ? 0 : s.maxKey - s.minKey + 1
+  store<u8>(p++, <u8>((s.zeroCount != 0 ? COMPACT_ZEROS : 0) | (n != 0 ? COMPACT_BINS : 0)))
   if (s.zeroCount != 0) p = writeVarint(p, <u64>s.zeroCount)
   if (n == 0) return p
   p = writeVarint(writeVarint(p, zigzag(s.minKey)), <u64>n)
   let run: u64 = 0
-  for (let i = first, last = first + n - 1; i <= last; i++) {
+  let sum: f64 = 0
+  for (let i = s.minKey - s.offset, last = i + n - 1; i <= last; i++) {
     const c = bin(s, i)
     if (c == 0) {
       run++
       continue
     }
+    if (!(isInteger(c) && c <= MAX_COUNT)) return 0
+    sum += c
     if (run > 0) p = writeVarint(p, 2 * run + 1)
     run = 0
     p = writeVarint(p, 2 * <u64>c)
   }
-  return p
+  return sum == s.binCount ? p : 0
+}
+
+function writeDoubles(s: Sketch, p: usize): usize {
+  const n = s.binCount == 0 ? 0 : s.maxKey - s.minKey + 1
+  store<u8>(p++, <u8>((s.zeroCount != 0 ? COMPACT_ZEROS : 0) | (n != 0 ? COMPACT_BINS : 0) | COMPACT_DOUBLES))
+  if (s.zeroCount != 0) {
+    store<f64>(p, s.zeroCount)
+    p += 8
+  }
+  if (n == 0) return p
+  store<f64>(p, s.binCount)
+  p = writeVarint(writeVarint(p + 8, zigzag(s.minKey)), <u64>n)
+  memory.copy(p, s.bins + (<usize>(s.minKey - s.offset) << 3), <usize>n << 3)
+  return p + (<usize>n << 3)
 }
 
 /** Where reading is, and where the bytes end; `at` is 0 once reading has failed. */
@@ -200,35 +205,47 @@ export function readCompact(from: usize, to: usize, into: Sketch, exact: bool): 
     into.zeroCount += zeros
   }
   if ((flags & COMPACT_BINS) == 0) return at
-  if (doubles) {
-    const total = double()
-    const n = readSpan()
-    if (readFailed || !(total > 0 && total < Infinity)) return <usize>fail()
-    const key = spanKey
-    for (let i = 0; i < n; i++) {
-      const c = double()
-      if (readFailed || !(c >= 0 && c < Infinity) || (c == 0 && (i == 0 || i == n - 1))) return <usize>fail()
-      if (c != 0) into.addKey(key + i, c)
-    }
-    if (exact) into.binCount = total
-    return at
-  }
+  const stated = doubles ? double() : 0
   const n = readSpan()
+  if (readFailed || (doubles && !(stated > 0 && stated < Infinity))) return <usize>fail()
   const key = spanKey
-  let total: f64 = 0
-  for (let i = 0; i < n && !readFailed; ) {
-    const t = varint()
-    if ((t & 1) == 0) {
-      if (t == 0) return <usize>fail()
-      const c = <f64>(t >> 1)
-      into.addKey(key + i, c)
-      total += c
-      i++
+  const inPlace = reserve(into, key, n)
+  // The bins' total as adding each count in turn makes it.
+  let total = into.binCount
+  for (let i = 0; i < n; ) {
+    let c: f64
+    if (doubles) {
+      c = double()
+      if (readFailed || !(c >= 0 && c < Infinity) || (c == 0 && (i == 0 || i == n - 1))) return <usize>fail()
     } else {
-      const run = t >> 1
-      if (run == 0 || i == 0 || <u64>i + run >= <u64>n) return <usize>fail()
-      i += <i32>run
+      // Most tokens are one byte.
+      const b = at < end ? <u64>load<u8>(at) : 128
+      let t: u64
+      if (b < 128) {
+        at++
+        t = b
+      } else t = varint()
+      if (readFailed || t == 0) return <usize>fail()
+      if ((t & 1) == 1) {
+        const run = t >> 1
+        if (run == 0 || i == 0 || <u64>i + run >= <u64>n) return <usize>fail()
+        i += <i32>run
+        continue
+      }
+      c = <f64>(t >> 1)
     }
+    if (c != 0) {
+      if (inPlace) {
+        const bin = into.bins + (<usize>(key + i - into.offset) << 3)
+        store<f64>(bin, load<f64>(bin) + c)
+        total += c
+      } else into.addKey(key + i, c)
+    }
+    i++
   }
-  return !readFailed && total <= MAX_TOTAL ? at : <usize>fail()
+  if (!inPlace) return at
+  if (into.binCount == 0 || key < into.minKey) into.minKey = key
+  if (into.binCount == 0 || key + n - 1 > into.maxKey) into.maxKey = key + n - 1
+  into.binCount = exact && doubles ? stated : total
+  return at
 }

@@ -1,5 +1,5 @@
 import { allocZeroed, grow } from './alloc'
-import { compactSize, readCompact, resetSketch, writeCompact } from './compact'
+import { MAX_COMPACT_SIZE, readCompact, resetSketch, writeCompact } from './compact'
 import { MAX_CELL_WIDTH } from './generated/compact-constants'
 import { Sketch, SKETCH_SIZE } from './sketch'
 
@@ -27,9 +27,13 @@ let cells: i32 = 0
 let bytes: f64 = 0
 let work: usize = 0
 let sums: usize = 0
+/** Where a cell is written before its block is made: room for `width` sketches of any span. */
+let scratch: usize = 0
 /** Host-written: bytes, ids and starts. */
 let input: usize = 0
 let inputCapacity: usize = 0
+/** Bytes the host wrote at `input`, for the last storeInput. */
+let inputLength: usize = 0
 let ids: usize = 0
 let idCapacity: i32 = 0
 let starts: usize = 0
@@ -65,6 +69,7 @@ export function storeInit(cellWidth: i32): void {
   width = cellWidth < 1 ? 1 : cellWidth > MAX_CELL_WIDTH ? MAX_CELL_WIDTH : cellWidth
   work = allocZeroed(<usize>width * SKETCH_SIZE)
   sums = allocZeroed(<usize>width * SKETCH_SIZE)
+  scratch = heap.alloc(<usize>width * MAX_COMPACT_SIZE)
   tableLength = 1
 }
 
@@ -116,6 +121,7 @@ export function storeFreeCell(id: i32): void {
 
 /** Where the host writes `size` bytes of input. */
 export function storeInput(size: usize): usize {
+  inputLength = size
   if (size > inputCapacity) {
     inputCapacity = size > inputCapacity << 1 ? size : inputCapacity << 1
     input = grow(input, inputCapacity)
@@ -175,11 +181,9 @@ function addCell(from: usize, to: usize): bool {
 
 /** The work sketches, compact, as cell `id`. */
 function storeCell(id: i32): void {
-  let size: usize = 0
   let empty = true
   for (let i = 0; i < width; i++) {
     const s = sketchAt(work, i)
-    size += <usize>compactSize(s)
     empty = empty && s.binCount + s.zeroCount == 0
   }
   const old = blockOf(id)
@@ -189,10 +193,13 @@ function storeCell(id: i32): void {
     setBlock(id, 0)
     return
   }
+  // Written once into the scratch, then copied into a block of its size.
+  let p = scratch
+  for (let i = 0; i < width; i++) p = writeCompact(sketchAt(work, i), p)
+  const size = p - scratch
   const block = heap.alloc(4 + size)
   store<u32>(block, <u32>size)
-  let p = block + 4
-  for (let i = 0; i < width; i++) p = writeCompact(sketchAt(work, i), p)
+  memory.copy(block + 4, scratch, size)
   setBlock(id, block)
   bytes += <f64>size
 }
@@ -204,7 +211,7 @@ export function storeMerge(count: i32): i32 {
     const id = load<i32>(ids + (<usize>i << 2))
     const from = <usize>load<u32>(starts + (<usize>i << 2))
     const to = <usize>load<u32>(starts + (<usize>(i + 1) << 2))
-    let ok = inUse(id) && from <= to && to <= inputCapacity
+    let ok = inUse(id) && from <= to && to <= inputLength
     if (ok) {
       loadCell(id)
       ok = addCell(input + from, input + to)

@@ -66,6 +66,6 @@ export interface SketchStore {
 
 export interface SketchStoreOptions {
   backend?: Backend
-  /** Sketches per cell, 1 to 8. Default 1. */
+  /** Sketches per cell, 1 to 8 (anything else counts as 1). Default 1. */
   width?: number
 }

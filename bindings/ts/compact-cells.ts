@@ -1,6 +1,7 @@
 import { MAX_COMPACT_KEY } from '../core/compact-constants.js'
-import { cellWidth } from './sketch-store.js'
-import { compactSize, readCompact, resetSketch, writeCompact } from './compact.js'
+import { BIN_LIMIT } from '../core/sketch-constants.js'
+import { cellWidth, isSketch, spanOk } from './sketch-store.js'
+import { MAX_COMPACT_SIZE, readCompact, reserve, resetSketch, writeCompact } from './compact.js'
 import { TsSketch } from './sketch.js'
 
 /**
@@ -13,36 +14,76 @@ import { TsSketch } from './sketch.js'
 export class CompactWriter {
   readonly width: number
   private readonly sketches: TsSketch[]
-  private out = new Uint8Array(256)
+  /** Room for a cell of any spans. */
+  private readonly out: Uint8Array
 
   constructor(width: number) {
     this.width = cellWidth(width)
-    this.sketches = Array.from({ length: this.width }, () => new TsSketch())
+    this.sketches = Array.from({ length: this.width }, () => {
+      const s = new TsSketch()
+      // Bins for any span from the first key on, up or down: keys added in order never move them.
+      reserve(s, 0, BIN_LIMIT)
+      return s
+    })
+    this.out = new Uint8Array(this.width * MAX_COMPACT_SIZE)
   }
 
-  /** Adds `value` to sketch `i` as `Sketch.add` does. */
+  /** Adds `value` to sketch `i` as `Sketch.add` does (an `i` that is not one of the cell's sketches adds nothing). */
   add(i: number, value: number, weight = 1): void {
-    this.sketches[i].add(value, weight)
+    if (isSketch(i, this.width)) this.sketches[i].add(value, weight)
   }
 
-  /** Adds `count` at `key` of sketch `i` (keys below the span's limit fold into its lowest bin, as in a core's sketch). */
+  /**
+   * Adds `count` at `key` of sketch `i` (keys below the span's limit fold into its lowest bin, as in
+   * a core's sketch). A key that is not an integer within +-MAX_COMPACT_KEY, or a count that is not
+   * positive and finite, adds nothing.
+   */
   addKey(i: number, key: number, count: number): void {
-    if (!(Number.isInteger(key) && Math.abs(key) <= MAX_COMPACT_KEY)) throw new RangeError(`sketch key ${key} is out of range`)
-    if (!(count > 0 && count < Infinity)) throw new RangeError(`sketch count ${count} is not a positive number`)
-    this.sketches[i].addKey(key, count)
+    if (isSketch(i, this.width) && Number.isInteger(key) && Math.abs(key) <= MAX_COMPACT_KEY && count > 0 && count < Infinity) {
+      this.sketches[i].addKey(key, count)
+    }
   }
 
-  /** Adds `count` zeros to sketch `i`. */
+  /**
+   * Adds `counts[j]` at key `firstKey + j` to sketch `i` (a 0 adds nothing), as adding each in
+   * order would: for a sketch's contiguous bins, read at once into an empty sketch. Returns their
+   * total; NaN, having added nothing, when a key is out of range or a count is not finite and at
+   * least 0, or when they add up past the largest number.
+   */
+  addCounts(i: number, firstKey: number, counts: Float64Array): number {
+    const n = counts.length
+    if (!(isSketch(i, this.width) && Number.isInteger(firstKey) && firstKey >= -MAX_COMPACT_KEY && firstKey + n - 1 <= MAX_COMPACT_KEY)) return NaN
+    let sum = 0
+    for (let j = 0; j < n; j++) {
+      const c = counts[j]
+      if (!(c >= 0 && c < Infinity)) return NaN
+      sum += c
+    }
+    if (!(sum < Infinity)) return NaN
+    const s = this.sketches[i]
+    if (s.binCount !== 0 || n === 0 || counts[0] === 0 || counts[n - 1] === 0 || !reserve(s, firstKey, n)) {
+      for (let j = 0; j < n; j++) if (counts[j] > 0) s.addKey(firstKey + j, counts[j])
+      return sum
+    }
+    s.bins.set(counts, firstKey - s.offset)
+    s.minKey = firstKey
+    s.maxKey = firstKey + n - 1
+    s.binCount = sum
+    return sum
+  }
+
+  /** Adds `count` zeros to sketch `i` (a count that is not positive and finite adds nothing). */
   addZeros(i: number, count: number): void {
-    if (!(count > 0 && count < Infinity)) throw new RangeError(`sketch count ${count} is not a positive number`)
-    this.sketches[i].zeroCount += count
+    if (isSketch(i, this.width) && count > 0 && count < Infinity) this.sketches[i].zeroCount += count
+  }
+
+  /** Empties the sketches, dropping a cell begun. */
+  clear(): void {
+    for (const s of this.sketches) resetSketch(s)
   }
 
   /** The cell's compact bytes (a view, valid until the next call), and the sketches emptied for the next cell. */
   endCell(): Uint8Array {
-    let size = 0
-    for (const s of this.sketches) size += compactSize(s)
-    if (size > this.out.length) this.out = new Uint8Array(Math.max(size, 2 * this.out.length))
     let p = 0
     for (const s of this.sketches) {
       p = writeCompact(s, this.out, p)
@@ -66,6 +107,7 @@ export class CompactReader {
   read(bytes: Uint8Array, at: number, end: number): boolean {
     let p = at
     for (const s of this.sketches) resetSketch(s)
+    if (!spanOk(at, end, bytes.length)) return false
     for (const s of this.sketches) {
       p = readCompact(bytes, p, end, s, true)
       if (p < 0) break
@@ -76,11 +118,12 @@ export class CompactReader {
   }
 
   zeroCount(i: number): number {
-    return this.sketches[i].zeroCount
+    return isSketch(i, this.width) ? this.sketches[i].zeroCount : NaN
   }
 
   /** Every occupied bin of sketch `i`, lowest key first. */
   forEachBin(i: number, each: (key: number, count: number) => void): void {
+    if (!isSketch(i, this.width)) return
     const s = this.sketches[i]
     if (s.binCount === 0) return
     for (let k = s.minKey; k <= s.maxKey; k++) {

@@ -1,5 +1,5 @@
 import { COMPACT_BINS as BINS, COMPACT_DOUBLES as DOUBLES, COMPACT_ZEROS as ZEROS, MAX_COMPACT_KEY } from '../core/compact-constants.js'
-import { BIN_LIMIT } from '../core/sketch-constants.js'
+import { BIN_LIMIT, INITIAL_BINS } from '../core/sketch-constants.js'
 import { TsSketch } from './sketch.js'
 
 /**
@@ -22,16 +22,40 @@ export function resetSketch(s: TsSketch): void {
   s.zeroCount = 0
 }
 
-function varintSize(v: number): number {
-  let size = 1
-  while (v >= 128) {
-    v = Math.floor(v / 128)
-    size++
+/**
+ * Makes room in `s`'s bins for keys [lo, lo + n) before they are added, so that they are added in
+ * place: true when they can be (what a sketch's own steps would do then is to add each count at its
+ * key and widen its span), false when the span would pass BIN_LIMIT (then it is the sketch's own
+ * steps, collapsing). Memory only: keys, counts and every later step are as without it.
+ * `assembly/compact.ts` makes the same room.
+ */
+export function reserve(s: TsSketch, lo: number, n: number): boolean {
+  const empty = s.binCount === 0
+  const newMin = empty || lo < s.minKey ? lo : s.minKey
+  const newMax = empty || lo + n - 1 > s.maxKey ? lo + n - 1 : s.maxKey
+  const span = newMax - newMin + 1
+  if (span > BIN_LIMIT) return false
+  if (!empty && newMin >= s.offset && newMax < s.offset + s.bins.length) return true
+  let length = Math.max(INITIAL_BINS, s.bins.length)
+  while (length < 2 * span) length *= 2
+  const offset = newMin - ((length - span) >> 1)
+  if (empty) {
+    if (length !== s.bins.length) s.bins = new Float64Array(length)
+    s.offset = offset
+    return true
   }
-  return size
+  const bins = new Float64Array(length)
+  bins.set(s.bins.subarray(s.minKey - s.offset, s.maxKey - s.offset + 1), s.minKey - offset)
+  s.bins = bins
+  s.offset = offset
+  return true
 }
 
 function writeVarint(out: Uint8Array, p: number, v: number): number {
+  if (v < 128) {
+    out[p] = v
+    return p + 1
+  }
   while (v >= 128) {
     out[p++] = (v % 128) | 128
     v = Math.floor(v / 128)
@@ -42,74 +66,57 @@ function writeVarint(out: Uint8Array, p: number, v: number): number {
 
 const zigzag = (k: number): number => ((k << 1) ^ (k >> 31)) >>> 0
 
-/** Whether the integer form holds the sketch: integer counts, and bins whose total is their exact sum. */
-function integral(s: TsSketch): boolean {
-  if (!(Number.isInteger(s.zeroCount) && s.zeroCount <= MAX_TOTAL)) return false
-  if (s.binCount === 0) return true
-  if (!(s.binCount <= MAX_TOTAL)) return false
-  let sum = 0
-  for (let i = s.minKey - s.offset, last = s.maxKey - s.offset; i <= last; i++) {
-    const c = s.bins[i]
-    if (!(Number.isInteger(c) && c <= MAX_COUNT)) return false
-    sum += c
-  }
-  return sum === s.binCount
-}
+/** The most a sketch's compact form takes: flags, zeros and total as doubles, the span's header, BIN_LIMIT doubles. */
+export const MAX_COMPACT_SIZE = 1 + 8 + 8 + 5 + 5 + 8 * BIN_LIMIT
 
-/** Bytes `writeCompact` writes for `s`. */
-export function compactSize(s: TsSketch): number {
-  const span = s.binCount === 0 ? 0 : s.maxKey - s.minKey + 1
-  const head = span === 0 ? 0 : varintSize(zigzag(s.minKey)) + varintSize(span)
-  if (!integral(s)) return 1 + (s.zeroCount !== 0 ? 8 : 0) + (span === 0 ? 0 : 8 + head + 8 * span)
-  let size = 1 + (s.zeroCount !== 0 ? varintSize(s.zeroCount) : 0)
-  if (span === 0) return size
-  size += head
-  let run = 0
-  for (let i = s.minKey - s.offset, last = s.maxKey - s.offset; i <= last; i++) {
-    const c = s.bins[i]
-    if (c === 0) {
-      run++
-      continue
-    }
-    if (run > 0) size += varintSize(2 * run + 1)
-    run = 0
-    size += varintSize(2 * c)
-  }
-  return size
-}
-
-/** Writes the compact form of `s` at `out[p]` (compactSize(s) bytes); returns where it ends. */
+/** Writes the compact form of `s` at `out[p]` (at most MAX_COMPACT_SIZE bytes); returns where it ends. */
 export function writeCompact(s: TsSketch, out: Uint8Array, p: number): number {
+  const end = writeIntegers(s, out, p)
+  return end >= 0 ? end : writeDoubles(s, out, p)
+}
+
+/**
+ * The integer form, or -1 when it cannot hold the sketch: a count that is not an integer or past
+ * MAX_COUNT, or bins whose total is not their exact sum. Checked as it writes: a sketch of
+ * integers, the usual one, is read once.
+ */
+function writeIntegers(s: TsSketch, out: Uint8Array, p: number): number {
+  if (!(Number.isInteger(s.zeroCount) && s.zeroCount <= MAX_TOTAL && s.binCount <= MAX_TOTAL)) return -1
   const span = s.binCount === 0 ? 0 : s.maxKey - s.minKey + 1
-  const first = s.minKey - s.offset
-  const doubles = !integral(s)
-  out[p++] = (s.zeroCount !== 0 ? ZEROS : 0) | (span !== 0 ? BINS : 0) | (doubles ? DOUBLES : 0)
-  if (doubles) {
-    const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
-    if (s.zeroCount !== 0) {
-      view.setFloat64(p, s.zeroCount, true)
-      p += 8
-    }
-    if (span === 0) return p
-    view.setFloat64(p, s.binCount, true)
-    p = writeVarint(out, writeVarint(out, p + 8, zigzag(s.minKey)), span)
-    for (let i = 0; i < span; i++, p += 8) view.setFloat64(p, s.bins[first + i], true)
-    return p
-  }
+  out[p++] = (s.zeroCount !== 0 ? ZEROS : 0) | (span !== 0 ? BINS : 0)
   if (s.zeroCount !== 0) p = writeVarint(out, p, s.zeroCount)
   if (span === 0) return p
   p = writeVarint(out, writeVarint(out, p, zigzag(s.minKey)), span)
   let run = 0
-  for (let i = first, last = first + span - 1; i <= last; i++) {
+  let sum = 0
+  for (let i = s.minKey - s.offset, last = i + span - 1; i <= last; i++) {
     const c = s.bins[i]
     if (c === 0) {
       run++
       continue
     }
+    if (!(Number.isInteger(c) && c <= MAX_COUNT)) return -1
+    sum += c
     if (run > 0) p = writeVarint(out, p, 2 * run + 1)
     run = 0
     p = writeVarint(out, p, 2 * c)
   }
+  return sum === s.binCount ? p : -1
+}
+
+function writeDoubles(s: TsSketch, out: Uint8Array, p: number): number {
+  const span = s.binCount === 0 ? 0 : s.maxKey - s.minKey + 1
+  const first = s.minKey - s.offset
+  out[p++] = (s.zeroCount !== 0 ? ZEROS : 0) | (span !== 0 ? BINS : 0) | DOUBLES
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
+  if (s.zeroCount !== 0) {
+    view.setFloat64(p, s.zeroCount, true)
+    p += 8
+  }
+  if (span === 0) return p
+  view.setFloat64(p, s.binCount, true)
+  p = writeVarint(out, writeVarint(out, p + 8, zigzag(s.minKey)), span)
+  for (let i = 0; i < span; i++, p += 8) view.setFloat64(p, s.bins[first + i], true)
   return p
 }
 
@@ -177,32 +184,39 @@ export function readCompact(bytes: Uint8Array, at: number, end: number, into: Ts
     into.zeroCount += zeros
   }
   if ((flags & BINS) === 0) return r.at
-  if (doubles) {
-    const total = r.double()
-    const [key, span] = r.span()
-    if (r.at < 0 || !(total > 0 && total < Infinity)) return -1
-    for (let i = 0; i < span; i++) {
-      const c = r.double()
-      if (r.at < 0 || !(c >= 0 && c < Infinity) || (c === 0 && (i === 0 || i === span - 1))) return -1
-      if (c !== 0) into.addKey(key + i, c)
-    }
-    if (exact) into.binCount = total
-    return r.at
-  }
+  const stated = doubles ? r.double() : 0
   const [key, span] = r.span()
-  let total = 0
-  for (let i = 0; i < span && r.at >= 0; ) {
-    const t = r.varint()
-    if (t % 2 === 0) {
-      if (t === 0) return -1
-      into.addKey(key + i, t / 2)
-      total += t / 2
-      i++
+  if (r.at < 0 || (doubles && !(stated > 0 && stated < Infinity))) return -1
+  const inPlace = reserve(into, key, span)
+  // The bins' total as adding each count in turn makes it.
+  let total = into.binCount
+  for (let i = 0; i < span; ) {
+    let c: number
+    if (doubles) {
+      c = r.double()
+      if (r.at < 0 || !(c >= 0 && c < Infinity) || (c === 0 && (i === 0 || i === span - 1))) return -1
     } else {
-      const run = (t - 1) / 2
-      if (run === 0 || i === 0 || i + run >= span) return -1
-      i += run
+      const t = r.varint()
+      if (r.at < 0 || t === 0) return -1
+      if (t % 2 === 1) {
+        const run = (t - 1) / 2
+        if (run === 0 || i === 0 || i + run >= span) return -1
+        i += run
+        continue
+      }
+      c = t / 2
     }
+    if (c !== 0) {
+      if (inPlace) {
+        into.bins[key + i - into.offset] += c
+        total += c
+      } else into.addKey(key + i, c)
+    }
+    i++
   }
-  return r.at >= 0 && total <= MAX_TOTAL ? r.at : -1
+  if (!inPlace) return r.at
+  if (into.binCount === 0 || key < into.minKey) into.minKey = key
+  if (into.binCount === 0 || key + span - 1 > into.maxKey) into.maxKey = key + span - 1
+  into.binCount = exact && doubles ? stated : total
+  return r.at
 }

@@ -1,5 +1,5 @@
 import type { CellBytes, SketchStore } from '../core/sketch-store.js'
-import { cellWidth } from '../ts/sketch-store.js'
+import { cellId, cellWidth, commands, isSketch, spanOk } from '../ts/sketch-store.js'
 import { valueOf } from '../ts/sketch.js'
 import { moduleBytes } from './module-bytes.js'
 
@@ -61,29 +61,31 @@ class WasmSketchStore implements SketchStore {
   }
 
   freeCell(id: number): void {
-    this.x.storeFreeCell(id)
+    this.x.storeFreeCell(cellId(id))
   }
 
   merge(ids: ArrayLike<number>, input: Uint8Array, starts: ArrayLike<number>, count: number, merged?: Uint8Array): number {
-    if (count <= 0) return 0
+    const n = commands(count, Math.min(ids.length, starts.length - 1))
+    if (n === 0) return 0
     const at = this.x.storeInput(input.length) >>> 0
     new Uint8Array(this.x.memory.buffer, at, input.length).set(input)
-    this.putIds(ids, count)
-    const startsAt = this.x.storeStarts() >>> 0
-    const s = new Uint32Array(this.x.memory.buffer, startsAt, count + 1)
-    for (let i = 0; i <= count; i++) s[i] = starts[i]
-    const done = this.x.storeMerge(count)
-    if (merged) merged.set(new Uint8Array(this.x.memory.buffer, this.x.storeFlags() >>> 0, count))
+    const idsAt = this.x.storeIds(n) >>> 0
+    const view = new Int32Array(this.x.memory.buffer, idsAt, n)
+    const s = new Uint32Array(this.x.memory.buffer, this.x.storeStarts() >>> 0, n + 1)
+    // A command whose span is not one of the input merges nothing, as in the TS store.
+    for (let i = 0; i < n; i++) view[i] = spanOk(starts[i], starts[i + 1], input.length) ? cellId(ids[i]) : 0
+    for (let i = 0; i <= n; i++) s[i] = spanOk(starts[i], starts[i], input.length) ? starts[i] : 0
+    const done = this.x.storeMerge(n)
+    if (merged) merged.set(new Uint8Array(this.x.memory.buffer, this.x.storeFlags() >>> 0, Math.min(n, merged.length)))
     return done
   }
 
   mergeCells(target: number, sources: ArrayLike<number>, count: number): void {
-    this.putIds(sources, count)
-    this.x.storeMergeCells(target, count)
+    this.x.storeMergeCells(cellId(target), this.putIds(sources, count))
   }
 
   bytesOf(ids: ArrayLike<number>, count: number): CellBytes {
-    this.putIds(ids, count)
+    count = this.putIds(ids, count)
     const at = this.x.storeBytesOf(count) >>> 0
     const ends = new Uint32Array(this.x.memory.buffer, at, count).slice()
     const size = count === 0 ? 0 : ends[count - 1]
@@ -91,19 +93,19 @@ class WasmSketchStore implements SketchStore {
   }
 
   sum(ids: ArrayLike<number>, count: number): void {
-    this.putIds(ids, count)
-    this.x.storeSum(count)
+    this.x.storeSum(this.putIds(ids, count))
   }
 
   sumCount(i: number): number {
-    return this.x.storeSumCount(i)
+    return isSketch(i, this.width) ? this.x.storeSumCount(i) : NaN
   }
 
   sumZeroCount(i: number): number {
-    return this.x.storeSumZeroCount(i)
+    return isSketch(i, this.width) ? this.x.storeSumZeroCount(i) : NaN
   }
 
   sumQuantile(i: number, q: number): number {
+    if (!isSketch(i, this.width)) return NaN
     const key = this.x.storeSumQuantileKey(i, q)
     // NaN: no quantile; Infinity: the rank falls among the zeros
     if (key !== key) return NaN
@@ -111,14 +113,18 @@ class WasmSketchStore implements SketchStore {
   }
 
   sumProto(i: number): Uint8Array {
+    if (!isSketch(i, this.width)) return new Uint8Array(0)
     const at = this.x.storeSumEncode(i) >>> 0
     const length = new Uint32Array(this.x.memory.buffer, this.x.storeResult() >>> 0, 1)[0]
     return new Uint8Array(this.x.memory.buffer, at, length).slice()
   }
 
-  private putIds(ids: ArrayLike<number>, count: number): void {
-    const at = this.x.storeIds(count) >>> 0
-    const view = new Int32Array(this.x.memory.buffer, at, count)
-    for (let i = 0; i < count; i++) view[i] = ids[i]
+  /** The first `count` ids (those that are not one: 0, no cell) into the instance; returns how many. */
+  private putIds(ids: ArrayLike<number>, count: number): number {
+    const n = commands(count, ids.length)
+    const at = this.x.storeIds(n) >>> 0
+    const view = new Int32Array(this.x.memory.buffer, at, n)
+    for (let i = 0; i < n; i++) view[i] = cellId(ids[i])
+    return n
   }
 }

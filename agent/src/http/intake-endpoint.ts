@@ -36,8 +36,12 @@ const MAX_OTHER_BODY = 50 * 1024 * 1024
 /**
  * Pipeline payloads decoding or waiting to, bodies read: past this, 503. Bodies still arriving do
  * not count (a client trickling one holds only its connection, for at most the body timeout).
+ * What they hold is bounded by the bodies' budget (16 × --max-body) and the decoders' (decode-pool.ts);
+ * this many absorbs a second of 250 payloads while the main thread answers a large /api/summary.
  */
-const MAX_INTAKE_IN_FLIGHT = 16
+const MAX_INTAKE_IN_FLIGHT = 256
+/** Bodies held at once, arriving or decoding: this many full-size ones. */
+const MAX_BODIES = 16
 /** At most one rejection line per this many ms in the log, so that a misbehaving sender cannot flood it. */
 const REJECTION_LOG_MS = 5000
 const DROP_LOG_MS = 60_000
@@ -56,8 +60,8 @@ export class IntakeEndpoint {
   private lastTracerDropLog = 0
 
   constructor(private readonly options: IntakeEndpointOptions) {
-    // Pipeline bodies held at once, arriving or decoding, take no more than the in-flight limit's worth of full-size ones.
-    this.bodies = new BodyBudget(MAX_INTAKE_IN_FLIGHT * options.limits.maxBodyBytes)
+    // Pipeline bodies held at once, arriving or decoding, take no more than MAX_BODIES full-size ones.
+    this.bodies = new BodyBudget(MAX_BODIES * options.limits.maxBodyBytes)
   }
 
   /** Whether payloads are passed on to another Agent, which might not read what this one does. */

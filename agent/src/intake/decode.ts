@@ -65,6 +65,9 @@ export function decoderLimits(size: number): DecoderOptions {
   }
 }
 
+/** Writes each point's sketches as one cell; emptied at each payload (one refused may leave a cell begun). */
+const cellWriter = new CompactWriter(CELL_WIDTH)
+
 /** Gunzip, msgpack and schema of a body: what the decode worker runs. Throws IntakeError for a payload to refuse. */
 export function decodeToTransfer(body: Uint8Array, maxDecompressedBytes: number): TransferPayload {
   if (body.length === 0) throw new IntakeError('empty body')
@@ -76,7 +79,8 @@ export function decodeToTransfer(body: Uint8Array, maxDecompressedBytes: number)
     throw new IntakeError(`bad msgpack: ${oneLine((err as Error).message)}`)
   }
   try {
-    return transferOf(decoded, new TransferWriter(Math.max(MIN_TRANSFER_BYTES, MAX_TRANSFER_RATIO * raw.length)), new CompactWriter(CELL_WIDTH))
+    cellWriter.clear()
+    return transferOf(decoded, new TransferWriter(Math.max(MIN_TRANSFER_BYTES, MAX_TRANSFER_RATIO * raw.length)), cellWriter)
   } catch (err) {
     if (err instanceof SketchError) throw new IntakeError(`wrong schema: ${err.message}`)
     if (err instanceof TransferTooLarge) throw new IntakeError(`payload too costly to decode: over ${MAX_TRANSFER_RATIO} times its decompressed size`, 413)

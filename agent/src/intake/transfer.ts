@@ -161,28 +161,30 @@ const MAX_SLICE_POINTS = 1024
 export function* payloadSlices(transfer: TransferPayload, budgetMs: number): Generator<IntakePayload> {
   const { numbers, text, cells } = transfer
   const decoder = new TextDecoder()
-  /** Each distinct tag is decoded once: the same few are on every point. */
-  const decoded = new Map<number, string>()
+  /** Each distinct tag list is decoded and sorted once: the same few are on every point. */
+  const lists = new Map<string, { tags: string[]; sorted: string }>()
   let at = 0
   let cellEnd = 0
   const next = (): number => numbers[at++]
-  const hash = (): bigint => (BigInt(next()) << 32n) | BigInt(next())
-  const tags = (): string[] => {
-    const out: string[] = []
-    for (let n = next(); n > 0; n--) {
-      const start = next()
-      const length = next()
-      let tag = decoded.get(start)
-      if (tag === undefined) decoded.set(start, (tag = decoder.decode(text.subarray(start, start + length))))
-      out.push(tag)
+  const tagList = (): { tags: string[]; sorted: string } => {
+    const n = next()
+    const spans = numbers.subarray(at, (at += 2 * n))
+    const key = spans.join(',')
+    let list = lists.get(key)
+    if (!list) {
+      const tags: string[] = []
+      for (let i = 0; i < n; i++) tags.push(decoder.decode(text.subarray(spans[2 * i], spans[2 * i] + spans[2 * i + 1])))
+      lists.set(key, (list = { tags, sorted: [...tags].sort().join(',') }))
     }
-    return out
+    return list
   }
+  const tags = (): string[] => tagList().tags
   const point = (): IntakePoint => {
-    const [h, parent, edgeTags] = [hash(), hash(), tags()]
+    const [hashHi, hashLo, parentHi, parentLo] = [next(), next(), next(), next()]
+    const { tags, sorted } = tagList()
     const start = cellEnd
     cellEnd = next()
-    return new IntakePoint(h, parent, edgeTags, cells, start, cellEnd)
+    return new IntakePoint(hashHi, hashLo, parentHi, parentLo, tags, sorted, cells, start, cellEnd)
   }
   const backlog = (): IntakeBacklog => ({ tags: tags(), value: next() })
 

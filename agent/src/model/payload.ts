@@ -28,14 +28,28 @@ const views = [PATHWAY, EDGE, SIZE].map(
 
 export class IntakePoint {
   constructor(
-    readonly hash: bigint,
-    readonly parent: bigint,
+    /** The hash and parent hash as unsigned 32-bit halves. */
+    readonly hashHi: number,
+    readonly hashLo: number,
+    readonly parentHi: number,
+    readonly parentLo: number,
+    /** Shared by the payload's points with the same tags: not to be changed. */
     readonly edgeTags: string[],
+    /** The tags sorted and joined by commas (shared as the tags are). */
+    readonly sortedTags: string,
     /** The payload's cells; this point's is `cells[start, end)`. */
     readonly cells: Uint8Array,
     readonly start: number,
     readonly end: number,
   ) {}
+
+  get hash(): bigint {
+    return (BigInt(this.hashHi) << 32n) | BigInt(this.hashLo)
+  }
+
+  get parent(): bigint {
+    return (BigInt(this.parentHi) << 32n) | BigInt(this.parentLo)
+  }
 
   /** Its pathway, edge and size sketches, read now: valid until the next call on any point. */
   sketches(): readonly [pathway: SketchBins, edge: SketchBins, size: SketchBins] {

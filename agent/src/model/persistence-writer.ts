@@ -4,9 +4,9 @@ import { blob, openHistory, UPSERT_BACKLOG, UPSERT_CELL, type CellRow } from './
 import { CELL_WIDTH } from './payload.js'
 
 /**
- * The writer thread of model/persistence.ts: it takes what changed (a cell per series and 10 s
- * bucket, backlog values), merges it into what it has not written yet, and writes all of it in one
- * transaction, each cell merged into its row. A write that fails (the database locked by another
+ * The writer thread of model/persistence.ts: it takes what changed (the points' cells with their
+ * series and 10 s bucket, backlog values), merges it into what it has not written yet (a cell per
+ * row), and writes all of it in one transaction, each cell merged into its row. A write that fails (the database locked by another
  * process, read-only, a full disk) keeps its changes and is tried again with the next batch; a
  * change older than the window is dropped then, and counted. Writing here keeps the main thread,
  * which serves the intake and the page, free of SQLite's time: 10,000 rows take it about 0.1 s.
@@ -22,8 +22,10 @@ export interface WriterOptions {
 export type RowKey = [bucket: number, service: string, env: string, hash: string, parent: string, edgeTags: string]
 
 export interface WriteRequest {
-  /** The changed cells' rows, and their compact bytes: cell i is bytes[ends[i - 1], ends[i]). */
+  /** The rows changed, each once. */
   rows: RowKey[]
+  /** Per point: its row, and its cell, bytes[ends[i - 1], ends[i]) (from 0 for the first). */
+  entries: Uint32Array
   bytes: Uint8Array
   ends: Uint32Array
   /** Backlog values: tags (JSON), bucket, value. */
@@ -35,7 +37,17 @@ export interface WriteRequest {
   last: boolean
 }
 
-export type WriteReply = { ready: true } | { at: number; error: string | null; unwritten: number; dropped: number }
+export type WriteReply =
+  | { ready: true }
+  | {
+      at: number
+      error: string | null
+      unwritten: number
+      dropped: number
+      /** The write's rows (cells and backlog values) and how long its transaction took. */
+      rows: number
+      ms: number
+    }
 
 /** How long the first statements may wait for another process's lock: only at startup. */
 const OPEN_BUSY_MS = 5000
@@ -70,12 +82,13 @@ const write = db.transaction((pruneBefore: number) => {
 
 /** Merges a batch of changes into those not written yet. */
 function take(request: WriteRequest): void {
-  const ids = request.rows.map((row) => {
+  const cells = request.rows.map((row) => {
     const key = row.join('\u0000')
     let entry = pendingCells.get(key)
     if (!entry) pendingCells.set(key, (entry = { row, cell: pending.newCell() }))
     return entry.cell
   })
+  const ids = Array.from(request.entries, (row) => cells[row])
   pending.merge(ids, request.bytes, [0, ...request.ends], ids.length)
   for (const b of request.backlogs) {
     const key = `${b[1]}\u0000${b[0]}`
@@ -103,6 +116,8 @@ function dropOld(now: number): void {
 port.on('message', (request: WriteRequest) => {
   take(request)
   let error: string | null = null
+  const rows = pendingCells.size + pendingBacklogs.size
+  const started = performance.now()
   try {
     db.pragma(`busy_timeout = ${request.busyMs}`)
     write(request.now - options.retentionMs)
@@ -114,6 +129,7 @@ port.on('message', (request: WriteRequest) => {
     dropOld(request.now)
   }
   if (request.last) db.close()
-  port.postMessage({ at: Date.now(), error, unwritten: pendingCells.size + pendingBacklogs.size, dropped } satisfies WriteReply)
+  const ms = performance.now() - started
+  port.postMessage({ at: Date.now(), error, unwritten: pendingCells.size + pendingBacklogs.size, dropped, rows, ms } satisfies WriteReply)
 })
 port.postMessage({ ready: true } satisfies WriteReply)

@@ -10,9 +10,9 @@ import { startWorker } from './worker-thread.js'
  * a restarted agent shows what it had. One agent owns a database file at a time: it holds a lock
  * (`file.sqlite.lock`, released by the system when the process ends, however it ends), and a second
  * agent on the same file stops at once, saying so. At open, the last window is read back into the
- * store; from then on, what each point adds is kept apart (Store.trackChanges) and, every `flushMs`
- * (what a kill -9 can lose) and at close, handed to a writer thread (model/persistence-writer.ts),
- * which merges it into the rows. Rows older than `retentionMs` are deleted.
+ * store; from then on, each point's cell is also kept as it came (Store.trackChanges) and, every
+ * `flushMs` (what a kill -9 can lose) and at close, handed to a writer thread
+ * (model/persistence-writer.ts), which merges them into the rows. Rows older than `retentionMs` are deleted.
  *
  * A write that fails (the database locked by another process, read-only, a full disk) loses
  * nothing: the writer keeps its changes and writes them at the next interval, together with what
@@ -40,6 +40,8 @@ export interface PersistenceStatus {
   dropped: number
   /** While writes fail: the last error, since when, and how many attempts failed. */
   failing: { error: string; since: number; attempts: number } | null
+  /** The last write that succeeded: its rows (cells and backlog values, each merged into the file) and how long it took. */
+  lastWrite: { rows: number; ms: number } | null
 }
 
 /** A second agent on a database file another one owns. */
@@ -64,6 +66,7 @@ export class Persistence {
   /** The batch the writer is on; the next waits for it, the store's changes merging meanwhile. */
   private writing: Promise<WriteReply> | null = null
   private lastWriteAt: number | null = null
+  private lastWrite: PersistenceStatus['lastWrite'] = null
   private unwritten = 0
   private dropped = 0
   private failing: PersistenceStatus['failing'] = null
@@ -106,6 +109,7 @@ export class Persistence {
       unwritten: this.unwritten,
       dropped: this.dropped,
       failing: this.failing && { ...this.failing },
+      lastWrite: this.lastWrite && { ...this.lastWrite },
     }
   }
 
@@ -115,16 +119,20 @@ export class Persistence {
       if (!last) return null
       await this.writing
     }
-    const changes = this.store.takeChanges()!
-    const ids = changes.cells.map((c) => c.cell)
-    const { bytes, ends } = changes.sketches.bytesOf(ids, ids.length)
-    for (const id of ids) changes.sketches.freeCell(id)
-    const rows = changes.cells.map(({ series: s, start }): RowKey => [start, s.service, s.env, s.hash.toString(), s.parent.toString(), JSON.stringify(s.edgeTags)])
-    const backlogs = changes.backlogs.map(({ series, start, value }): WriteRequest['backlogs'][number] => [JSON.stringify(series.tags), start, value])
-    const request: WriteRequest = { rows, bytes, ends, backlogs, now: this.store.now(), busyMs, last }
+    const { rows, entries, bytes, ends, backlogs } = this.store.takeChanges()!
+    const request: WriteRequest = {
+      rows: rows.map(({ series: s, start }): RowKey => [start, s.service, s.env, s.hash.toString(), s.parent.toString(), JSON.stringify(s.edgeTags)]),
+      entries,
+      bytes,
+      ends,
+      backlogs: backlogs.map(({ series, start, value }): WriteRequest['backlogs'][number] => [JSON.stringify(series.tags), start, value]),
+      now: this.store.now(),
+      busyMs,
+      last,
+    }
     this.writer.ref()
     this.writing = new Promise<WriteReply>((resolve) => this.writer.once('message', resolve))
-    this.writer.postMessage(request, [bytes.buffer as ArrayBuffer, ends.buffer as ArrayBuffer])
+    this.writer.postMessage(request, [entries.buffer as ArrayBuffer, bytes.buffer as ArrayBuffer, ends.buffer as ArrayBuffer])
     const reply = await this.writing
     this.writing = null
     this.writer.unref()
@@ -137,6 +145,7 @@ export class Persistence {
     this.dropped = reply.dropped
     if (reply.error === null) {
       this.lastWriteAt = reply.at
+      this.lastWrite = { rows: reply.rows, ms: Math.round(reply.ms * 10) / 10 }
       if (this.failing) {
         this.options.log(`database ${this.options.path}: writes resumed after ${this.failing.attempts} failed attempts${this.dropped > 0 ? `; ${this.dropped} changes older than the window were lost` : ''}`)
         this.failing = null

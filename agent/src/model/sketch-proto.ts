@@ -41,11 +41,14 @@ const KEYS = (() => {
   return { min, max, zeroBelow }
 })()
 
-/** A Store message's place and what its first reading found: how many bins it claims, and its dense bins' first key. */
+/** A Store message's place and what its first reading found: its dense bins' first key, and where its bins are when they are one packed list. */
 interface StoreSpan {
   at: number
   end: number
   offset: number
+  /** The packed list's first byte and number of counts, when the store has no other bins (what tracers write); -1 otherwise. */
+  packedAt: number
+  packed: number
 }
 
 class Reader {
@@ -102,6 +105,18 @@ class Reader {
   }
 }
 
+let counts = new Float64Array(2048)
+/** Protobuf doubles are little-endian: so are the hosts Node runs on but s390x, where they are read one by one. */
+const LITTLE_ENDIAN = new Uint8Array(Float64Array.of(1).buffer)[7] === 0x3f
+
+/** `n` packed doubles at `at`, into a reused array. */
+function readCounts(r: Reader, at: number, n: number): Float64Array {
+  if (counts.length < n) counts = new Float64Array(Math.max(n, 2 * counts.length))
+  if (LITTLE_ENDIAN) new Uint8Array(counts.buffer, 0, 8 * n).set(r.bytes.subarray(at, at + 8 * n))
+  else for (let j = 0; j < n; j++) counts[j] = r.view.getFloat64(at + 8 * j, true)
+  return counts
+}
+
 const malformed = (why: string): SketchError => new SketchError(`not a DDSketch protobuf (${why})`)
 const zigzag = (v: number): number => (v >>> 1) ^ -(v & 1)
 
@@ -112,8 +127,9 @@ function checkedCount(count: number): number {
 
 /** Reads a Store message's bin count (refused past MAX_PROTO_BINS) and dense offset; its bins are read later, when the mapping is known. */
 function readStore(r: Reader, end: number): StoreSpan {
-  const span: StoreSpan = { at: r.at, end, offset: 0 }
+  const span: StoreSpan = { at: r.at, end, offset: 0, packedAt: -1, packed: 0 }
   let bins = 0
+  let lists = 0
   while (r.at < end) {
     const tag = r.varint()
     const field = tag >>> 3
@@ -121,14 +137,19 @@ function readStore(r: Reader, end: number): StoreSpan {
     if (field === 1 && wire === 2) {
       r.at = r.length()
       bins++
+      lists++
     } else if (field === 2 && wire === 2) {
       const listEnd = r.length()
       if ((listEnd - r.at) % 8 !== 0) throw malformed('index out of range')
-      bins += (listEnd - r.at) / 8
+      span.packedAt = r.at
+      span.packed = (listEnd - r.at) / 8
+      bins += span.packed
+      lists++
       r.at = listEnd
     } else if (field === 2 && wire === 1) {
       r.double()
       bins++
+      lists++
     } else if (field === 3 && wire === 0) {
       span.offset = zigzag(r.varint())
     } else {
@@ -136,11 +157,17 @@ function readStore(r: Reader, end: number): StoreSpan {
     }
   }
   if (bins > MAX_PROTO_BINS) throw new SketchError(`sketch has more than ${MAX_PROTO_BINS} bins`)
+  if (lists !== 1) span.packedAt = -1
   return span
 }
 
-/** Calls `each(key, count)` for every bin of a store in the order written (dense ones from its offset on); empty bins left out. */
-function forEachBin(r: Reader, span: StoreSpan | null, each: (key: number, count: number) => void): void {
+/** Where a store's bins go. */
+interface BinSink {
+  bin(key: number, count: number): void
+}
+
+/** Calls `sink.bin(key, count)` for every bin of a store in the order written (dense ones from its offset on); empty bins left out. */
+function forEachBin(r: Reader, span: StoreSpan | null, sink: BinSink): void {
   if (!span) return
   let dense = span.offset
   r.at = span.at
@@ -158,12 +185,12 @@ function forEachBin(r: Reader, span: StoreSpan | null, each: (key: number, count
         else if (t >>> 3 === 2 && (t & 7) === 1) count = r.double()
         else r.skip(t & 7)
       }
-      if (checkedCount(count) > 0) each(key, count)
+      if (checkedCount(count) > 0) sink.bin(key, count)
     } else if (field === 2 && (wire === 2 || wire === 1)) {
       const listEnd = wire === 2 ? r.length() : r.at + 8
       while (r.at < listEnd) {
         const count = checkedCount(r.double())
-        if (count > 0) each(dense, count)
+        if (count > 0) sink.bin(dense, count)
         dense++
       }
     } else {
@@ -221,34 +248,87 @@ export function readSketchProto(bytes: Uint8Array, writer: CompactWriter, i: num
       r.skip(wire)
     }
   }
-  zeros = checkedCount(zeros)
-  forEachBin(r, negative, (_, count) => (zeros += count))
-  // The mapping is read at the first bin: a sketch with no bins needs none.
-  let add: ((key: number, count: number) => void) | null = null
-  let total = zeros
-  forEachBin(r, positive, (key, count) => {
-    add ??= adder(checkedMapping(mapping), writer, i, (n) => (zeros += n))
-    add(key, count)
-    total += count
-  })
-  if (!Number.isFinite(total)) throw new SketchError('sketch counts add up past the largest number')
-  if (zeros > 0) writer.addZeros(i, zeros)
+  const bins = new Bins(mapping, writer, i, checkedCount(zeros))
+  forEachBin(r, negative, bins.negative)
+  if (positive && !bins.packed(r, positive)) forEachBin(r, positive, bins)
+  if (!Number.isFinite(bins.total)) throw new SketchError('sketch counts add up past the largest number')
+  if (bins.zeros > 0) writer.addZeros(i, bins.zeros)
 }
 
-/** How a bin is added under mapping `m`: at its key under the agent's own, at its value under another. */
-function adder(m: Mapping, writer: CompactWriter, i: number, addZeros: (count: number) => void): (key: number, count: number) => void {
-  if (m.gamma === SKETCH_GAMMA && m.indexOffset === 0 && m.interpolation === 0) {
-    return (key, count) => {
-      if (key < KEYS.min || key > KEYS.max) throw new SketchError(`bin key ${key} is out of range`)
-      if (key < KEYS.zeroBelow) addZeros(count)
-      else writer.addKey(i, key, count)
-    }
+/**
+ * A sketch's positive bins into sketch `i` of the writer: at their keys under the agent's own
+ * mapping, at their values under another; the mapping is read at the first bin (a sketch with no
+ * bins needs none). Negative values, and keys whose value is too small, count as zeros.
+ */
+class Bins implements BinSink {
+  total: number
+  /** The negative store's bins, as zeros. */
+  readonly negative: BinSink = new Zeros(this)
+  private own = false
+  private theirs: KeyMapping | null = null
+
+  constructor(
+    private readonly mapping: Mapping | null,
+    private readonly writer: CompactWriter,
+    private readonly i: number,
+    public zeros: number,
+  ) {
+    this.total = zeros
   }
-  const theirs = foreignMapping(m)
-  return (key, count) => {
-    const value = theirs.value(key)
+
+  bin(key: number, count: number): void {
+    this.total += count
+    if (this.own || (this.theirs === null && this.resolve())) return this.ownKey(key, count)
+    const value = this.theirs!.value(key)
     if (!(value > 0 && Number.isFinite(value))) throw new SketchError(`bin key ${key} is out of range`)
-    writer.add(i, value, count)
+    this.writer.add(this.i, value, count)
+  }
+
+  /**
+   * A store that is one packed list of counts under the agent's own mapping (what pathwise and
+   * dd-trace-js write), added at once; false for any other, which is then read bin by bin.
+   */
+  packed(r: Reader, span: StoreSpan): boolean {
+    if (span.packedAt < 0) return false
+    const counts = readCounts(r, span.packedAt, span.packed)
+    let first = 0
+    let last = span.packed - 1
+    while (first <= last && counts[first] === 0) first++
+    while (last > first && counts[last] === 0) last--
+    if (first > last) return true
+    if (!(this.own || (this.theirs === null && this.resolve()))) return false
+    if (span.offset + first < KEYS.zeroBelow || span.offset + last > KEYS.max) return false
+    const added = this.writer.addCounts(this.i, span.offset + first, counts.subarray(first, last + 1))
+    // NaN: a count that is not one, or counts past the largest number, which reading bin by bin says.
+    if (added !== added) return false
+    this.total += added
+    return true
+  }
+
+  /** Reads the mapping: true if it is the agent's own. */
+  private resolve(): boolean {
+    const m = checkedMapping(this.mapping)
+    this.own = m.gamma === SKETCH_GAMMA && m.indexOffset === 0 && m.interpolation === 0
+    if (!this.own) this.theirs = foreignMapping(m)
+    return this.own
+  }
+
+  private ownKey(key: number, count: number): void {
+    if (key < KEYS.min || key > KEYS.max) throw new SketchError(`bin key ${key} is out of range`)
+    if (key < KEYS.zeroBelow) this.zeros += count
+    else this.writer.addKey(this.i, key, count)
+  }
+
+  addZeros(count: number): void {
+    this.zeros += count
+    this.total += count
+  }
+}
+
+class Zeros implements BinSink {
+  constructor(private readonly bins: Bins) {}
+  bin(_key: number, count: number): void {
+    this.bins.addZeros(count)
   }
 }
 

@@ -1,6 +1,6 @@
 import { BUCKET_MS, createSketchStore, type SketchStore } from 'pathwise/core'
 import { cellWidth, Cells, coarseBefore, minuteStart, type Cell } from './cells.js'
-import { CELL_WIDTH, type IntakePayload } from './payload.js'
+import { CELL_WIDTH, type IntakePayload, type IntakePoint } from './payload.js'
 import { edgeInfo, tagMap, type EdgeInfo } from './tags.js'
 
 /**
@@ -12,8 +12,8 @@ import { edgeInfo, tagMap, type EdgeInfo } from './tags.js'
  * cell. Buckets older than the window are evicted, and the number of series and of cells is capped,
  * so memory stays bounded whatever the tracers send: past a cap, new points are dropped and counted.
  *
- * With persistence on (`trackChanges`), what each point adds is also merged into a cell of changes
- * per series and 10 s bucket, which model/persistence.ts takes and merges into the database.
+ * With persistence on (`trackChanges`), each point's cell is also kept as it came, with its series
+ * and 10 s bucket, for model/persistence.ts to merge into the database (in its writer thread, not here).
  */
 
 export { BUCKET_MS }
@@ -72,12 +72,78 @@ export interface StoreCounters {
   outOfWindow: number
 }
 
-/** What changed since the last `takeChanges`: what each point added, per series and 10 s bucket, and backlog values. */
+/** What changed since the last `takeChanges`: each point's cell as it came, and backlog values. */
 export interface Changes {
-  /** The changes' cells, in `sketches` (the store's change store): the caller frees them. */
-  cells: Array<{ series: Series; start: number; cell: Cell }>
-  sketches: SketchStore
+  /** The series and 10 s buckets changed, each once. */
+  rows: Array<{ series: Series; start: number }>
+  /** Per point: its row, and its cell, `bytes[ends[i - 1], ends[i])` (from 0 for the first). */
+  entries: Uint32Array
+  bytes: Uint8Array
+  ends: Uint32Array
   backlogs: Array<{ series: BacklogSeries; start: number; value: number }>
+}
+
+/** Points' cells as they came, to be written: see Changes. */
+class ChangeLog {
+  rows: Changes['rows'] = []
+  private rowOf = new Map<Series, Map<number, number>>()
+  private entries: number[] = []
+  private ends: number[] = []
+  private bytes = new Uint8Array(64 * 1024)
+  private length = 0
+
+  add(series: Series, start: number, cells: Uint8Array, from: number, to: number): void {
+    let byStart = this.rowOf.get(series)
+    if (!byStart) this.rowOf.set(series, (byStart = new Map()))
+    let row = byStart.get(start)
+    if (row === undefined) {
+      byStart.set(start, (row = this.rows.length))
+      this.rows.push({ series, start })
+    }
+    const n = to - from
+    if (this.length + n > this.bytes.length) {
+      const bigger = new Uint8Array(Math.max(2 * this.bytes.length, this.length + n))
+      bigger.set(this.bytes.subarray(0, this.length))
+      this.bytes = bigger
+    }
+    this.bytes.set(cells.subarray(from, to), this.length)
+    this.length += n
+    this.entries.push(row)
+    this.ends.push(this.length)
+  }
+
+  /** What was logged, and the log emptied. */
+  take(): Omit<Changes, 'backlogs'> {
+    const taken = { rows: this.rows, entries: Uint32Array.from(this.entries), bytes: this.bytes.slice(0, this.length), ends: Uint32Array.from(this.ends) }
+    this.rows = []
+    this.rowOf = new Map()
+    this.entries = []
+    this.ends = []
+    this.length = 0
+    return taken
+  }
+}
+
+/** What makes a point's series, given its service and env. */
+interface Identity {
+  hashHi: number
+  hashLo: number
+  parentHi: number
+  parentLo: number
+  hash: bigint
+  parent: bigint
+  edgeTags: string[]
+  /** The tags sorted and joined by commas. */
+  sortedTags: string
+}
+
+/** A series as the intake finds it (Store.byHash). */
+interface Known {
+  series: Series
+  hashHi: number
+  parentHi: number
+  parentLo: number
+  sortedTags: string
 }
 
 /** How far ahead of the agent's clock a bucket may start (tracer clock skew). */
@@ -91,18 +157,19 @@ export class Store {
   private readonly maxSeries: number
   private readonly maxCells: number
   private readonly seriesMap = new Map<string, Series>()
+  /** The intake's way to a point's series without building its key: by the low half of its hash. */
+  private readonly byHash = new Map<number, Known[]>()
   private readonly backlogMap = new Map<string, BacklogSeries>()
   /** Cells starting before this are minutes: where the last roll-up went. */
   private rolledBefore: number
-  /** Persistence: what points added, per series and 10 s bucket; null when nothing is persisted. */
-  private changes: { sketches: SketchStore; cells: Map<Series, Map<number, Cell>> } | null = null
+  /** Persistence: the points' cells to write; null when nothing is persisted. */
+  private changes: ChangeLog | null = null
   private dirtyBacklogs = new Map<string, Set<number>>()
   readonly counters: StoreCounters = { points: 0, dropped: 0, droppedAtCellCap: 0, outOfWindow: 0 }
   lastPayloadAt: number | null = null
   private lastEvict = 0
-  /** A slice's merge commands: cells, and changes' cells, and where each point's bytes start. */
+  /** A slice's merge commands: cells, and where each point's bytes start. */
   private ids = new Int32Array(256)
-  private changeIds = new Int32Array(256)
   private starts = new Uint32Array(257)
 
   constructor(options: StoreOptions) {
@@ -135,9 +202,9 @@ export class Store {
     return this.backlogMap.values()
   }
 
-  /** From now on, what points add is kept apart for `takeChanges` (persistence). */
+  /** From now on, points are also kept as they came for `takeChanges` (persistence). */
   trackChanges(): void {
-    this.changes ??= { sketches: createSketchStore({ width: CELL_WIDTH }), cells: new Map() }
+    this.changes ??= new ChangeLog()
   }
 
   ingest(payload: IntakePayload): void {
@@ -161,10 +228,9 @@ export class Store {
         let cell: Cell | null = null
         let series: Series | null = null
         if (!inWindow) this.counters.outOfWindow++
-        else if ((series = this.seriesFor(payload.service, payload.env, p.hash, p.parent, p.edgeTags))) cell = this.cellIn(series, start)
-        this.ids[k] = cell ?? 0
-        this.changeIds[k] = cell !== null && this.changes !== null ? this.changeCell(series!, start) : 0
-        k++
+        else if ((series = this.known(payload.service, payload.env, p) ?? this.seriesFor(payload.service, payload.env, p))) cell = this.cellIn(series, start)
+        this.ids[k++] = cell ?? 0
+        if (cell !== null) this.changes?.add(series!, start, p.cells, p.start, p.end)
       }
       for (const b of bucket.backlogs) {
         if (!inWindow) {
@@ -175,14 +241,13 @@ export class Store {
       }
     }
     if (k === 0 || bytes === null) return
-    const input = bytes.subarray(base, base + this.starts[k])
-    this.sketches.merge(this.ids, input, this.starts, k)
-    this.changes?.sketches.merge(this.changeIds, input, this.starts, k)
+    this.sketches.merge(this.ids, bytes.subarray(base, base + this.starts[k]), this.starts, k)
   }
 
   /** The cell of a series and bucket, created if need be; null (and counted) past a cap. */
   cellFor(service: string, env: string, hash: bigint, parent: bigint, edgeTags: string[], start: number): Cell | null {
-    const series = this.seriesFor(service, env, hash, parent, edgeTags)
+    const halves = { hashHi: Number(hash >> 32n), hashLo: Number(hash & 0xffffffffn), parentHi: Number(parent >> 32n), parentLo: Number(parent & 0xffffffffn) }
+    const series = this.seriesFor(service, env, { ...halves, hash, parent, edgeTags, sortedTags: [...edgeTags].sort().join(',') })
     return series && this.cellIn(series, bucketStart(start))
   }
 
@@ -195,22 +260,47 @@ export class Store {
     if (n < this.ids.length) return
     const size = Math.max(n + 1, 2 * this.ids.length)
     this.ids = new Int32Array(size)
-    this.changeIds = new Int32Array(size)
     this.starts = new Uint32Array(size + 1)
   }
 
-  private seriesFor(service: string, env: string, hash: bigint, parent: bigint, edgeTags: string[]): Series | null {
-    const key = `${service}\u0000${env}\u0000${hash}\u0000${parent}\u0000${[...edgeTags].sort().join(',')}`
+  /** A point's series when it is known, found by its hashes, service, env and tags. */
+  private known(service: string, env: string, p: IntakePoint): Series | undefined {
+    const list = this.byHash.get(p.hashLo)
+    if (list === undefined) return undefined
+    for (const k of list) {
+      if (k.hashHi === p.hashHi && k.parentLo === p.parentLo && k.parentHi === p.parentHi && k.sortedTags === p.sortedTags) {
+        if (k.series.service === service && k.series.env === env) return k.series
+      }
+    }
+    return undefined
+  }
+
+  /** A point's series, made if new; null past the series cap. */
+  private seriesFor(service: string, env: string, p: Identity): Series | null {
+    const key = `${service}\u0000${env}\u0000${p.hashHi}.${p.hashLo}.${p.parentHi}.${p.parentLo}\u0000${p.sortedTags}`
     let series = this.seriesMap.get(key)
     if (!series) {
       if (this.seriesCount >= this.maxSeries) {
         this.counters.dropped++
         return null
       }
+      const { hash, parent, edgeTags } = p
       series = { key, service, env, hash, parent, edgeTags: [...edgeTags], info: edgeInfo(edgeTags), cells: new Cells(this.sketches) }
       this.seriesMap.set(key, series)
+      const list = this.byHash.get(p.hashLo)
+      const known: Known = { series, hashHi: p.hashHi, parentHi: p.parentHi, parentLo: p.parentLo, sortedTags: p.sortedTags }
+      if (list) list.push(known)
+      else this.byHash.set(p.hashLo, [known])
     }
     return series
+  }
+
+  private forget(series: Series): void {
+    this.seriesMap.delete(series.key)
+    const lo = Number(series.hash & 0xffffffffn)
+    const list = this.byHash.get(lo)?.filter((k) => k.series !== series)
+    if (list && list.length > 0) this.byHash.set(lo, list)
+    else this.byHash.delete(lo)
   }
 
   /** The series' cell for bucket `start` (its minute's, once rolled up), created if need be; null past the cell cap. */
@@ -221,21 +311,11 @@ export class Store {
     if (this.sketches.cellCount >= this.maxCells) {
       this.counters.dropped++
       this.counters.droppedAtCellCap++
-      if (series.cells.size === 0) this.seriesMap.delete(series.key)
+      if (series.cells.size === 0) this.forget(series)
       return null
     }
     const cell = this.sketches.newCell()
     series.cells.insert(at, cell)
-    return cell
-  }
-
-  /** The series' cell of changes for 10 s bucket `start`, created if need be. */
-  private changeCell(series: Series, start: number): Cell {
-    const changes = this.changes!
-    let byStart = changes.cells.get(series)
-    if (!byStart) changes.cells.set(series, (byStart = new Map()))
-    const cell = byStart.get(start) ?? changes.sketches.newCell()
-    byStart.set(start, cell)
     return cell
   }
 
@@ -279,7 +359,7 @@ export class Store {
     this.lastEvict = now
     const oldest = now - this.windowMs
     const rollBefore = Math.max(this.rolledBefore, coarseBefore(now))
-    for (const [key, s] of this.seriesMap) {
+    for (const s of this.seriesMap.values()) {
       this.rollUp(s.cells, rollBefore)
       let old = 0
       while (old < s.cells.size && s.cells.startAt(old) + cellWidth(s.cells.startAt(old), rollBefore) - BUCKET_MS <= oldest) {
@@ -287,7 +367,7 @@ export class Store {
         old++
       }
       s.cells.removeRange(0, old)
-      if (s.cells.size === 0) this.seriesMap.delete(key)
+      if (s.cells.size === 0) this.forget(s)
     }
     this.rolledBefore = rollBefore
     for (const [key, s] of this.backlogMap) {
@@ -318,9 +398,6 @@ export class Store {
   /** What changed since the last call, to write out. */
   takeChanges(): Changes | null {
     if (!this.changes) return null
-    const cells: Changes['cells'] = []
-    for (const [series, byStart] of this.changes.cells) for (const [start, cell] of byStart) cells.push({ series, start, cell })
-    this.changes.cells = new Map()
     const backlogs: Changes['backlogs'] = []
     for (const [key, starts] of this.dirtyBacklogs) {
       const series = this.backlogMap.get(key)
@@ -330,7 +407,7 @@ export class Store {
       }
     }
     this.dirtyBacklogs = new Map()
-    return { cells, sketches: this.changes.sketches, backlogs }
+    return { ...this.changes.take(), backlogs }
   }
 }
 
