@@ -34,7 +34,10 @@ export interface PersistenceStatus {
   flushIntervalSeconds: number
   /** When a write last succeeded (ms since the epoch). */
   lastWriteAt: number | null
-  /** Changed cells and backlog values whose write failed, kept in memory and retried every interval. */
+  /**
+   * Changed cells and backlog values not written yet: those whose write failed, kept in memory and
+   * retried every interval, and those changed since the last write was handed over.
+   */
   unwritten: number
   /** Unwritten changes evicted from memory (older than the window) before a write succeeded: lost. */
   dropped: number
@@ -106,7 +109,7 @@ export class Persistence {
     return {
       flushIntervalSeconds: this.flushMs / 1000,
       lastWriteAt: this.lastWriteAt,
-      unwritten: this.unwritten,
+      unwritten: this.unwritten + this.store.changed,
       dropped: this.dropped,
       failing: this.failing && { ...this.failing },
       lastWrite: this.lastWrite && { ...this.lastWrite },

@@ -395,6 +395,13 @@ export class Store {
     }
   }
 
+  /** Rows and backlog values changed since the last `takeChanges`. */
+  get changed(): number {
+    let backlogs = 0
+    for (const starts of this.dirtyBacklogs.values()) backlogs += starts.size
+    return (this.changes?.rows.length ?? 0) + backlogs
+  }
+
   /** What changed since the last call, to write out. */
   takeChanges(): Changes | null {
     if (!this.changes) return null
