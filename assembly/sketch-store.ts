@@ -290,12 +290,13 @@ export function storeSumQuantileKey(i: i32, q: f64): f64 {
   return sketchAt(sums, i).quantileKey(q)
 }
 
-/** The protobuf of sum `i` into the output; its length into the result. */
+/** The protobuf of sum `i` (the contiguous form, as Sketch.toProto) into the output; its length into the result. */
 export function storeSumEncode(i: i32): usize {
   const s = sketchAt(sums, i)
-  const size = s.protoSize()
+  const form = s.measure(false)
+  const size = s.protoSize(form)
   const out = reserveOutput(<usize>size)
-  s.encode(out)
+  s.encode(out, form)
   store<u32>(RESULT, <u32>size)
   return out
 }

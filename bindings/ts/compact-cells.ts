@@ -28,9 +28,13 @@ export class CompactWriter {
     this.out = new Uint8Array(this.width * MAX_COMPACT_SIZE)
   }
 
-  /** Adds `value` to sketch `i` as `Sketch.add` does (an `i` that is not one of the cell's sketches adds nothing). */
+  /**
+   * Adds `value` to sketch `i` as `Sketch.add` does. An `i` that is not one of the cell's sketches,
+   * or a weight that is not positive or would take the sketch's count past the largest number, adds
+   * nothing: every cell written reads back.
+   */
   add(i: number, value: number, weight = 1): void {
-    if (isSketch(i, this.width)) this.sketches[i].add(value, weight)
+    if (this.fits(i, weight)) this.sketches[i].add(value, weight)
   }
 
   /**
@@ -39,16 +43,14 @@ export class CompactWriter {
    * positive and finite, adds nothing.
    */
   addKey(i: number, key: number, count: number): void {
-    if (isSketch(i, this.width) && Number.isInteger(key) && Math.abs(key) <= MAX_COMPACT_KEY && count > 0 && count < Infinity) {
-      this.sketches[i].addKey(key, count)
-    }
+    if (this.fits(i, count) && Number.isInteger(key) && Math.abs(key) <= MAX_COMPACT_KEY) this.sketches[i].addKey(key, count)
   }
 
   /**
    * Adds `counts[j]` at key `firstKey + j` to sketch `i` (a 0 adds nothing), as adding each in
    * order would: for a sketch's contiguous bins, read at once into an empty sketch. Returns their
    * total; NaN, having added nothing, when a key is out of range or a count is not finite and at
-   * least 0, or when they add up past the largest number.
+   * least 0, or when they would take the sketch's count past the largest number.
    */
   addCounts(i: number, firstKey: number, counts: Float64Array): number {
     const n = counts.length
@@ -59,7 +61,7 @@ export class CompactWriter {
       if (!(c >= 0 && c < Infinity)) return NaN
       sum += c
     }
-    if (!(sum < Infinity)) return NaN
+    if (!this.fits(i, sum)) return sum === 0 ? 0 : NaN
     const s = this.sketches[i]
     if (s.binCount !== 0 || n === 0 || counts[0] === 0 || counts[n - 1] === 0 || !reserve(s, firstKey, n)) {
       for (let j = 0; j < n; j++) if (counts[j] > 0) s.addKey(firstKey + j, counts[j])
@@ -72,9 +74,14 @@ export class CompactWriter {
     return sum
   }
 
-  /** Adds `count` zeros to sketch `i` (a count that is not positive and finite adds nothing). */
+  /** Adds `count` zeros to sketch `i` (a count as `add` takes it). */
   addZeros(i: number, count: number): void {
-    if (isSketch(i, this.width) && count > 0 && count < Infinity) this.sketches[i].zeroCount += count
+    if (this.fits(i, count)) this.sketches[i].zeroCount += count
+  }
+
+  /** Whether `i` is one of the cell's sketches, and `count` positive and within what its count can take. */
+  private fits(i: number, count: number): boolean {
+    return isSketch(i, this.width) && count > 0 && this.sketches[i].count + count < Infinity
   }
 
   /** Empties the sketches, dropping a cell begun. */
