@@ -212,7 +212,10 @@ export function readCompact(from: usize, to: usize, into: Sketch, exact: bool): 
   const inPlace = reserve(into, key, n)
   // The bins' total as adding each count in turn makes it.
   let total = into.binCount
-  for (let i = 0; i < n; ) {
+  if (inPlace && !doubles) {
+    total = addIntegersInPlace(into.bins + (<usize>(key - into.offset) << 3), n, total)
+    if (readFailed) return <usize>fail()
+  } else for (let i = 0; i < n; ) {
     let c: f64
     if (doubles) {
       c = double()
@@ -248,4 +251,48 @@ export function readCompact(from: usize, to: usize, into: Sketch, exact: bool): 
   if (into.binCount == 0 || key + n - 1 > into.maxKey) into.maxKey = key + n - 1
   into.binCount = exact && doubles ? stated : total
   return at
+}
+
+/**
+ * readCompact's loop for integer counts added in place, the usual case: the `n` keys' tokens from
+ * `at`, each count added to its bin from `bin` on, with the same checks; returns `total` with each
+ * count added in turn (readFailed set if the tokens are not a span's).
+ */
+function addIntegersInPlace(bin: usize, n: i32, total: f64): f64 {
+  const last = bin + (<usize>n << 3)
+  const first = bin
+  let p = at
+  while (bin < last) {
+    if (p >= end) {
+      fail()
+      return total
+    }
+    let t = <u64>load<u8>(p)
+    if (t < 128) p++
+    else {
+      at = p
+      t = varint()
+      if (readFailed) return total
+      p = at
+    }
+    if ((t & 1) == 1) {
+      const run = t >> 1
+      if (run == 0 || bin == first || <u64>bin + (run << 3) >= <u64>last) {
+        fail()
+        return total
+      }
+      bin += <usize>run << 3
+      continue
+    }
+    if (t == 0) {
+      fail()
+      return total
+    }
+    const c = <f64>(t >> 1)
+    store<f64>(bin, load<f64>(bin) + c)
+    total += c
+    bin += 8
+  }
+  at = p
+  return total
 }

@@ -72,6 +72,8 @@ export class IntakeEndpoint {
   async pipelineStats(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const { limits, forwarder } = this.options
     try {
+      // Refused before its body is read: past the limit, reading it would only spend what is short.
+      this.checkInFlight()
       const body = await readBody(req, limits.maxBodyBytes, limits.bodyTimeoutMs, this.bodies)
       try {
         await this.ingest(body)
@@ -120,7 +122,7 @@ export class IntakeEndpoint {
   /** Decodes a body and merges it into the store, counted toward the in-flight limit. */
   private async ingest(body: Buffer): Promise<void> {
     const { store, decoder, limits, metrics, transactions } = this.options
-    if (this.intakeInFlight >= MAX_INTAKE_IN_FLIGHT) throw new IntakeError('busy: too many payloads in progress, retry later', 503)
+    this.checkInFlight()
     this.intakeInFlight++
     try {
       await decoder.decode(body, limits.maxDecompressedBytes, async (transfer) => {
@@ -141,6 +143,10 @@ export class IntakeEndpoint {
     if (now - this.lastTracerDropLog < DROP_LOG_MS) return
     this.lastTracerDropLog = now
     this.options.log(`${service} dropped ${n} checkpoints of new pathways at its own point cap (pathwise's maxPoints); /api/status counts them`)
+  }
+
+  private checkInFlight(): void {
+    if (this.intakeInFlight >= MAX_INTAKE_IN_FLIGHT) throw new IntakeError('busy: too many payloads in progress, retry later', 503)
   }
 
   /** Points dropped past the caps are answered 200 (the tracer could do nothing else): say so in the log, at most once a minute. */
