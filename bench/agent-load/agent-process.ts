@@ -35,7 +35,9 @@ export interface AgentProcess {
 /** Starts the agent at `bin` (this checkout's by default; another's, built, to compare with). */
 export async function startAgentProcess(args: string[] = [], bin = BIN): Promise<AgentProcess> {
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build first (npm run build)`)
-  const child: ChildProcess = spawn(process.execPath, [bin, 'agent', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // BENCH_AGENT_CPU_PROF=DIR: a CPU profile of each of the agent's threads into DIR, written when it stops.
+  const profile = process.env.BENCH_AGENT_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_AGENT_CPU_PROF}`] : []
+  const child: ChildProcess = spawn(process.execPath, [...profile, bin, 'agent', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
