@@ -2,7 +2,7 @@
  * `--db` with a real agent process, a real SQLite file and real signals: when the database
  * misbehaves (locked by another process, read-only, the agent killed with SIGKILL), when a second
  * agent is started on it, when something else writes to it meanwhile, when it was written by an
- * older agent, and what a restart restores.
+ * older agent, and what a restart restores; in process, a writer thread that stops.
  */
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
@@ -10,9 +10,12 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
+import type { Worker } from 'node:worker_threads'
 import Database from 'better-sqlite3'
 import { CompactWriter, createSketchStore } from 'pathwise/core'
 import { CELL_WIDTH, EDGE } from '../src/model/payload.js'
+import { Persistence } from '../src/model/persistence.js'
+import { Store } from '../src/model/store.js'
 import type { EdgeDetail, Status } from '../src/views/api.js'
 import type { EdgeView } from '../src/views/topology.js'
 import { getJson, pathwisePayload, postStats, sketchOf } from './helpers/agent-fixtures.js'
@@ -321,5 +324,25 @@ describe('persistence: one agent a file, writes that merge, what a restart resto
     assert.deepEqual({ ...after.edge, rate: 0 }, { ...before.edge, rate: 0 })
     assert.deepEqual(after.chart, before.chart)
     await stop(again, 'SIGTERM')
+  })
+})
+
+describe('persistence: the writer thread stopping', () => {
+  test('a write to a writer that stopped fails and is logged (what it held counted), instead of waiting forever', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pathwise-writer-'))
+    try {
+      const store = new Store({ windowMs: 600_000, maxSeries: 10, maxCells: 100, now: Date.now })
+      const lines: string[] = []
+      const persistence = await Persistence.open(store, { path: join(dir, 'h.sqlite'), retentionMs: 600_000, log: (l) => lines.push(l) })
+      // The writer catches what SQLite throws; stopping it stands for a bug in it.
+      await (persistence as unknown as { writer: Worker }).writer.terminate()
+      store.recordBacklog(['type:kafka_produce', 'topic:orders', 'partition:0'], bucketNow(), 42)
+      assert.equal(persistence.status().unwritten, 1)
+      await persistence.close()
+      assert.equal(lines.length, 1)
+      assert.match(lines[0], /stopped with 1 changes not written \(the writer thread stopped \(exit code 1\)\)/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

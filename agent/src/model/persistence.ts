@@ -73,6 +73,8 @@ export class Persistence {
   private unwritten = 0
   private dropped = 0
   private failing: PersistenceStatus['failing'] = null
+  /** Why the writer thread stopped, once it has. */
+  private stopped: string | null = null
 
   private constructor(
     private readonly lock: BetterSqlite3.Database,
@@ -81,6 +83,8 @@ export class Persistence {
     private readonly options: PersistenceOptions,
   ) {
     this.flushMs = options.flushMs ?? DEFAULT_FLUSH_MS
+    writer.on('error', (err) => (this.stopped = err.message))
+    writer.once('exit', (code) => (this.stopped ??= `exit code ${code}`))
     this.timer = setInterval(() => void this.flush(WRITE_BUSY_MS, false), this.flushMs)
     this.timer.unref()
   }
@@ -134,13 +138,33 @@ export class Persistence {
       last,
     }
     this.writer.ref()
-    this.writing = new Promise<WriteReply>((resolve) => this.writer.once('message', resolve))
-    this.writer.postMessage(request, [entries.buffer as ArrayBuffer, bytes.buffer as ArrayBuffer, ends.buffer as ArrayBuffer])
+    this.writing = this.answer(rows.length + backlogs.length)
+    if (this.stopped === null) this.writer.postMessage(request, [entries.buffer as ArrayBuffer, bytes.buffer as ArrayBuffer, ends.buffer as ArrayBuffer])
     const reply = await this.writing
     this.writing = null
     this.writer.unref()
     if ('at' in reply) this.record(reply, last)
     return reply
+  }
+
+  /**
+   * The writer's answer to the batch just posted; if the writer has stopped (a bug: it catches what
+   * SQLite throws), a failed write of everything it held and of the batch.
+   */
+  private answer(rows: number): Promise<WriteReply> {
+    return new Promise((resolve) => {
+      const answered = (reply: WriteReply): void => {
+        this.writer.off('exit', failed)
+        resolve(reply)
+      }
+      const failed = (): void => {
+        this.writer.off('message', answered)
+        resolve({ at: Date.now(), error: `the writer thread stopped (${this.stopped})`, unwritten: this.unwritten + rows, dropped: this.dropped, rows: 0, ms: 0 })
+      }
+      if (this.stopped !== null) return failed()
+      this.writer.once('message', answered)
+      this.writer.once('exit', failed)
+    })
   }
 
   private record(reply: Extract<WriteReply, { at: number }>, last: boolean): void {
