@@ -18,12 +18,13 @@ import {
 import { DEFAULT_MAX_POINTS, type Backend, type Core } from '../core/types.js'
 import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from '../pathway/context.js'
 import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from '../api/data-streams.js'
+import { SEND_OUTCOMES, type SendOutcomes } from '../api/send-outcomes.js'
 import { AgentInfo } from '../export/agent-info.js'
 import { AgentExporter } from '../export/exporter.js'
 import { flushPayloads, PAUSE } from '../export/flush.js'
 import { createLogger, type OnceLogger } from '../common/logger.js'
 import { PRODUCT_DSM, type BucketExtras, type Payload, type PayloadMeta } from '../export/payload.js'
-import { batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
+import { MAX_BATCH, batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
 import { hangOff, hop } from './loop-detection.js'
 import { NodeCache, PreparedNode } from './nodes.js'
 import { isSaneTime } from '../pathway/time-window.js'
@@ -62,6 +63,8 @@ export class DataStreamsProcessor implements DataStreams {
   private readonly backlogs = new Backlogs()
   private readonly transactions = new TransactionLog()
   private droppedTransactions = 0
+  private contextsLeftOut = 0
+  private failedSends = 0
   /** ProcessTags of every payload, empty where the runtime cannot state them or they are switched off. */
   private readonly processTags: readonly string[]
   private readonly nodes: NodeCache
@@ -153,7 +156,33 @@ export class DataStreamsProcessor implements DataStreams {
       evictedNodes: this.nodes.evicted,
       droppedBacklogs: this.backlogs.dropped,
       droppedTransactions: this.droppedTransactions,
+      contextsLeftOut: this.contextsLeftOut,
+      failedSends: this.failedSends,
     }
+  }
+
+  /** What the transport wrappers report (api/send-outcomes.ts); a count that is no integer from 1 to a batch's most is ignored. */
+  readonly [SEND_OUTCOMES]: SendOutcomes = {
+    contextsLeftOut: (count) => {
+      if (isSendCount(count)) this.contextsLeftOut += count
+    },
+    failedSends: (node, count) => {
+      if (!isSendCount(count)) return
+      this.failedSends += count
+      const resolved = this.resolveNode(node)
+      if (resolved === null) return
+      // The destination's edge tags, the transport's `type` as `transport`: the backlog's own `type` names it.
+      const tags = ['type:pathwise_failed_sends']
+      for (const tag of resolved.edgeTags) {
+        if (tag.startsWith('type:')) tags.push(`transport:${tag.slice(5)}`)
+        else if (!tag.startsWith('direction:')) tags.push(tag)
+      }
+      try {
+        this.backlogs.count(currentBucket(), tags, count)
+      } catch (err) {
+        this.fail('backlog', err)
+      }
+    },
   }
 
   node(edgeTags: readonly string[]): CheckpointNode | null {
@@ -397,6 +426,21 @@ export class DataStreamsProcessor implements DataStreams {
     }
   }
 
+  trackQueueDepth(queueType: string, queue: string, state: string, count: number): void {
+    const t = tagPart(queueType)
+    const q = tagPart(queue)
+    const s = tagPart(state)
+    const value = typeof count === 'number' && Number.isSafeInteger(count) && count >= 0 ? count : undefined
+    if (t === undefined || q === undefined || s === undefined || value === undefined) {
+      return void this.invalid('queue depth: type, queue or state not a string of at most 1024 characters, or count not a non-negative integer')
+    }
+    try {
+      this.backlogs.track(currentBucket(), ['type:queue_depth', `queue_type:${t}`, `topic:${q}`, `state:${s}`], value)
+    } catch (err) {
+      this.fail('backlog', err)
+    }
+  }
+
   /** The partition tag goes after `tags`, or before them (`partitionFirst`); the cluster id always last. */
   private track(tags: string[], partition: unknown, offset: unknown, clusterId: unknown, partitionFirst = false): void {
     const p = partitionNumber(partition)
@@ -607,6 +651,11 @@ export class DataStreamsProcessor implements DataStreams {
  */
 function liveBuckets(flushIntervalMs: number): number {
   return Math.max(1, Math.ceil(flushIntervalMs / BUCKET_MS)) + 2
+}
+
+/** A count of messages one send can hold: an integer from 1 to MAX_BATCH. */
+function isSendCount(count: unknown): count is number {
+  return Number.isInteger(count) && (count as number) > 0 && (count as number) <= MAX_BATCH
 }
 
 /** Whether `value` is a node of this cache; false for anything else, a Proxy whose traps throw included. */

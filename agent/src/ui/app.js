@@ -44,6 +44,7 @@ function edgeLines(e) {
   const lines = [`${rate(e.rate)} msg/s${e.count > 0 && e.filling === e.count ? ' (filling)' : ''}`, `p99 ${ms(e.latency?.p99)}`]
   if (e.group) lines.push(`group ${e.group}`)
   if (e.lag && e.lag.messages != null) lines.push(`lag ${e.lag.messages}`)
+  if (e.failedSends) lines.push(`${e.failedSends} failed sends`)
   return lines
 }
 const map = createMap($('map'), { nodeLines, edgeLines, onSelect: select })

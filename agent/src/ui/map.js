@@ -195,7 +195,8 @@ export function createMap(svg, { nodeLines, edgeLines, onSelect }) {
     for (const id of g.nodes()) {
       const { x, y, width: w, height: h, data: n, lines } = g.node(id)
       const group = el('g', { class: `node ${n.kind} ${n.type ?? ''}`, 'data-node-id': n.id, transform: `translate(${x - w / 2},${y - h / 2})` })
-      group.append(el('rect', { width: w, height: h, rx: n.kind === 'service' ? 6 : 18 }))
+      // Services square-ish, queues round, exchanges (which route, and hold nothing) square.
+      group.append(el('rect', { width: w, height: h, rx: n.kind === 'service' ? 6 : n.kind === 'exchange' ? 0 : 18 }))
       lines.forEach((line, i) => group.append(el('text', { class: i === 0 ? 'name' : i === 1 ? 'kind' : 'stats', x: 13, y: 10 + (i + 1) * LINE - 3 }, line)))
       parts.push(group)
     }

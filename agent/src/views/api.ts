@@ -1,4 +1,4 @@
-import { lagHistory, lagRows, natsLagHistory, type LagHistory, type LagRow } from './lag.js'
+import { lagHistory, lagRows, natsLagHistory, queueLag, type LagHistory, type LagRow } from './lag.js'
 import { bucketWidth, mergeCells, rangeOf, type Range } from '../model/range.js'
 import { quantilesOf, type Quantiles } from '../model/sketch.js'
 import type { Store } from '../model/store.js'
@@ -11,7 +11,7 @@ import { collectEdges, pathways, topology, type EdgeView, type NodeView, type Pa
  *   GET /api/summary?range=60   everything below in one answer (what the page polls)
  *   GET /api/topology           nodes and edges
  *   GET /api/pathways           pathways with end-to-end latency
- *   GET /api/lag                Kafka consumer lag per group, topic and partition
+ *   GET /api/lag                Kafka consumer lag per group, topic and partition (a queue's lag is on its consume edges)
  *   GET /api/edge?id=EDGE_ID    one edge: its latency and throughput per bucket, and its lag
  *   GET /api/status             intake counters and settings
  * `range` (seconds, default 60, at most the window) is how far back rates and quantiles look.
@@ -74,6 +74,8 @@ export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summar
   const { nodes, edges } = topology(ctx.store, range)
   const lag = lagRows(ctx.store, range)
   for (const e of edges) {
+    const depth = e.kind === 'consume' && e.type !== 'kafka' && e.topic ? queueLag(ctx.store, e.type, e.topic, e.rate) : null
+    if (depth !== null) e.lag = depth
     const rows = lagOf(e, lag)
     if (rows.length === 0) continue
     e.lag = {
@@ -81,6 +83,7 @@ export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summar
       seconds: rows.some((r) => r.lagSeconds === null) ? null : Math.max(...rows.map((r) => r.lagSeconds ?? 0)),
     }
   }
+  addFailedSends(ctx.store, edges, range)
   return { now: range.now, rangeSeconds: range.rangeMs / 1000, nodes, edges, pathways: pathways(ctx.store, range), lag, status: ctx.status() }
 }
 
@@ -89,6 +92,17 @@ function lagOf(e: EdgeView, lag: LagRow[]): LagRow[] {
   if (e.kind !== 'consume' || !e.group) return []
   if (e.type === 'kafka') return lag.filter((r) => r.transport === 'kafka' && r.group === e.group && r.topic === e.topic)
   return e.type === 'nats' ? lag.filter((r) => r.transport === 'nats' && r.group === e.group) : []
+}
+
+/** Each produce edge's failed sends over the range, from its service's `pathwise_failed_sends` backlogs. */
+function addFailedSends(store: Store, edges: EdgeView[], range: Range): void {
+  for (const f of store.failedSends()) {
+    let count = 0
+    for (const [start, n] of f.counts) if (start >= range.from) count += n
+    if (count === 0) continue
+    const edge = edges.find((e) => e.kind === 'produce' && e.from === `service:${f.service}` && e.type === f.transport && e.topic === f.topic)
+    if (edge) edge.failedSends = (edge.failedSends ?? 0) + count
+  }
 }
 
 function rangeFor(store: Store, rangeSeconds: number): Range {
