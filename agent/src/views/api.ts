@@ -5,6 +5,7 @@ import type { Store } from '../model/store.js'
 import type { ForwardStats } from '../intake/forward.js'
 import type { PersistenceStatus } from '../model/persistence.js'
 import { collectEdges, pathways, topology, type EdgeView, type NodeView, type PathwayView } from './topology.js'
+import { withQueueJobs } from './queue-jobs.js'
 
 /**
  * The JSON API under `/api/`: what the page, `pathwise top` and anyone else read.
@@ -72,6 +73,7 @@ export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summar
   ctx.store.evict()
   const range = rangeFor(ctx.store, rangeSeconds)
   const { nodes, edges } = topology(ctx.store, range)
+  withQueueJobs(ctx.store, nodes)
   const lag = lagRows(ctx.store, range)
   for (const e of edges) {
     const depth = e.kind === 'consume' && e.type !== 'kafka' && e.topic ? queueLag(ctx.store, e.type, e.topic, e.rate) : null
