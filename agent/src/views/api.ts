@@ -116,7 +116,7 @@ export function edgeDetail(ctx: ApiContext, id: string, rangeSeconds = DEFAULT_R
     edge,
     buckets,
     lag: kafka ? s.lag.filter((r) => r.group === edge.group && r.topic === edge.topic) : [],
-    lagHistory: kafka ? lagHistory(history, edge.group!, edge.topic!) : [],
+    lagHistory: kafka ? lagHistory(history, edge.group!, edge.topic!, range) : [],
   }
 }
 
