@@ -3,11 +3,12 @@ import { rangeOf, type Range } from '../model/range.js'
 import { collectEdges } from '../views/topology.js'
 import { BUCKET_MS, bucketStart, Store, type Cell, type Series } from '../model/store.js'
 import type { TransactionsView } from '../views/transactions.js'
+import { collectGarbage } from './collect-garbage.js'
 import { readTransactions } from './fleet-transactions.js'
 import { LATENCY, SIZE, type Layout } from './histogram.js'
 import { fromLabel, pointKey, pointLabels, pointSeries } from './labels.js'
 import { Lease, PromqlBusy, PromqlClient, PromqlTooLarge, type PromqlOptions } from './promql.js'
-import { instantAsker, rangeAsker, readFamily, type FamilyQuery, type RangeHistogram } from './range-histograms.js'
+import { instantAsker, rangeAsker, readFamily, signature, type FamilyQuery, type RangeHistogram } from './range-histograms.js'
 
 /**
  * The fleet view (`pathwise agent --prometheus URL`): the page and /api/* drawn from PromQL over
@@ -52,6 +53,8 @@ const OFFSET_STEP_S = 5
 /** Offsets read again on each refresh, for the samples Prometheus took late. */
 const OFFSET_OVERLAP_S = 60
 const HEX_DIGITS = '0123456789abcdef'
+/** Answers read since the last full garbage collection past which, once no view is being read, one is run (collect-garbage.ts). */
+const COLLECT_AFTER_BYTES = 32 * 1024 * 1024
 
 interface Snapshot {
   store: Store
@@ -91,6 +94,8 @@ export class PrometheusSource {
   private readonly offsetSeries = new Map<string, OffsetSeries>()
   private offsetsUntil = 0
   private offsetRefresh: { t: number; done: Promise<void> } | null = null
+  private collectedAt = 0
+  private collecting: NodeJS.Timeout | null = null
 
   constructor(private readonly options: PrometheusSourceOptions) {
     this.client = new PromqlClient(options)
@@ -147,16 +152,32 @@ export class PrometheusSource {
     const entry: Cached = { at: now, ttl: Infinity, snapshot: this.asView(() => this.build(now, rangeMs)) }
     if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as number)
     this.cache.set(rangeMs, entry)
+    const drop = (): void => {
+      if (this.cache.get(rangeMs) === entry) this.cache.delete(rangeMs)
+      this.collectSoon()
+    }
     entry.snapshot.then(
       () => {
         // Kept while it is reused, then dropped, so that a view nobody asks for holds no memory.
         entry.ttl = Math.max(CACHE_MS, Date.now() - started)
-        setTimeout(() => this.cache.get(rangeMs) === entry && this.cache.delete(rangeMs), entry.ttl).unref()
+        setTimeout(drop, entry.ttl).unref()
       },
       // A failed snapshot is not kept.
-      () => this.cache.get(rangeMs) === entry && this.cache.delete(rangeMs),
+      drop,
     )
     return entry.snapshot
+  }
+
+  /** Once no view is being read, a full collection if much has been read since the last: the memory of large answers goes back. */
+  private collectSoon(): void {
+    if (this.collecting || this.client.budget.total - this.collectedAt < COLLECT_AFTER_BYTES) return
+    this.collecting = setTimeout(() => {
+      this.collecting = null
+      if (this.inFlight > 0) return this.collectSoon()
+      this.collectedAt = this.client.budget.total
+      collectGarbage()
+    }, CACHE_MS)
+    this.collecting.unref()
   }
 
   private async build(nowMs: number, rangeMs: number): Promise<Snapshot> {
@@ -189,14 +210,17 @@ export class PrometheusSource {
 
   /**
    * Reads a family over the range, in shards of pathway hashes when one answer would be too large,
-   * each shard read whole (its five answers) before `use` sees it, then released.
+   * each shard read whole (its five answers) before `use` sees it, then released. The depth that was
+   * needed is kept for the next view, and lowered again when the shards together would fit in a
+   * quarter of one answer.
    */
   private async family(name: FamilyName, rangeMs: number, t: number, use: (sets: Map<string, RangeHistogram>) => void): Promise<void> {
+    let bytes = 0
     const read = async (prefix: string): Promise<void> => {
       const lease = new Lease(this.client.budget)
       try {
-        const q = statsFamily(name, prefix === '' ? '' : `pathway_hash=~"${prefix}.*"`)
-        const answer = await readFamily(instantAsker(this.client, t, lease), q, rangeMs)
+        const answer = await readFamily(instantAsker(this.client, t, lease), statsFamily(name, prefix), rangeMs)
+        bytes += lease.bytes
         use(answer.get(t) ?? new Map())
       } catch (err) {
         if (!(err instanceof PromqlTooLarge) || prefix.length >= 2) throw err
@@ -207,7 +231,9 @@ export class PrometheusSource {
         lease.release()
       }
     }
-    for (const prefix of prefixes(this.shardDepth.get(name) ?? 0)) await read(prefix)
+    const depth = this.shardDepth.get(name) ?? 0
+    for (const prefix of prefixes(depth)) await read(prefix)
+    if (depth > 0 && this.shardDepth.get(name) === depth && bytes < this.client.maxBytes / 4) this.shardDepth.set(name, depth - 1)
   }
 
   /** Brings the Kafka offsets up to `t` (s): the whole window the first time, then what is new; one refresh at a time. */
@@ -224,7 +250,8 @@ export class PrometheusSource {
 
   private async readOffsets(t: number): Promise<void> {
     const windowS = this.options.windowMs / 1000
-    const from = Math.max(t - windowS, this.offsetsUntil - OFFSET_OVERLAP_S)
+    // Steps end at `t` exactly: the latest scrape is read.
+    const from = t - Math.ceil((t - Math.max(t - windowS, this.offsetsUntil - OFFSET_OVERLAP_S)) / OFFSET_STEP_S) * OFFSET_STEP_S
     const lease = new Lease(this.client.budget)
     try {
       const [values, times] = await Promise.all([
@@ -232,12 +259,12 @@ export class PrometheusSource {
         this.client.range('pathwise_kafka_offset_timestamp_seconds', from, t, OFFSET_STEP_S, lease),
       ])
       const when = new Map<string, Map<number, number>>()
-      for (const s of times) when.set(agentSeries(s.metric), new Map(s.values))
+      for (const s of times) when.set(signature(s.metric, ''), new Map(s.values))
       for (const s of values) {
         const tags = backlogTags(s.metric)
-        const at = when.get(agentSeries(s.metric))
+        const at = when.get(signature(s.metric, ''))
         if (!tags || !at) continue
-        const sig = agentSeries(s.metric)
+        const sig = signature(s.metric, '')
         let o = this.offsetSeries.get(sig)
         if (!o) this.offsetSeries.set(sig, (o = { tags, values: new Map() }))
         for (const [time, value] of s.values) {
@@ -269,7 +296,7 @@ export class PrometheusSource {
     }
     for (const b of snap.store.backlogs()) for (const [start, value] of b.values) history.recordBacklog(b.tags, start, value, false)
     if (mine.size === 0) return history
-    const q = statsFamily('edge', `pathway_hash=~"${[...new Set([...mine].map((s) => hex(s.hash)))].join('|')}"`)
+    const q = { ...statsFamily('edge', ''), matcher: `pathway_hash=~"${[...new Set([...mine].map((s) => hex(s.hash)))].join('|')}"` }
     const wanted = new Set([...mine].map(keyOfSeries))
     // Evaluated at the end of each bucket of the range that has ended (what arrived within it), and now for the bucket still going.
     const current = bucketStart(snap.range.now)
@@ -306,8 +333,13 @@ export class PrometheusSource {
 
 const hex = (hash: bigint): string => hash.toString(16).padStart(16, '0')
 
-function statsFamily(name: FamilyName, matcher: string): FamilyQuery {
-  return { ...FAMILIES[name], matcher, keyOf: (labels) => (pointSeries(labels) ? pointKey(labels) : null) }
+/** A stats family, of the pathway hashes starting with `prefix` (and only those, whatever Prometheus answers: a series is read in one shard). */
+function statsFamily(name: FamilyName, prefix: string): FamilyQuery {
+  return {
+    ...FAMILIES[name],
+    matcher: prefix === '' ? '' : `pathway_hash=~"${prefix}.*"`,
+    keyOf: (labels) => (pointSeries(labels) && labels.pathway_hash.startsWith(prefix) ? pointKey(labels) : null),
+  }
 }
 
 /** The pathway hash prefixes of a shard depth. */
@@ -320,16 +352,6 @@ function prefixes(depth: number): string[] {
 /** The key `pointKey` gives the answers of a series of the view's store. */
 function keyOfSeries(s: Series): string {
   return pointKey(Object.fromEntries(pointLabels(s.service, s.env, s.hash, s.parent, s.edgeTags)))
-}
-
-/** An agent's series among answers: its labels but `__name__`. */
-function agentSeries(metric: Record<string, string>): string {
-  return JSON.stringify(
-    Object.keys(metric)
-      .filter((k) => k !== '__name__')
-      .sort()
-      .map((k) => [k, metric[k]]),
-  )
 }
 
 function backlogTags(metric: Record<string, string>): string[] | null {

@@ -7,8 +7,8 @@
  * Answers are held against a budget shared by every query in flight (`AnswerBudget`): a query takes
  * its bytes from it as they arrive, and gives them back when the caller has read what it needed
  * (`Lease.release`); past the budget the query ends with PromqlBusy, answered 503 (http/router.ts).
- * The body is decoded as it arrives into one string: no copy of it is held outside the JS heap,
- * whose memory returns to the system once the answer is garbage.
+ * The body is kept in the chunks it arrives in, and decoded once whole: an answer dropped halfway
+ * leaves garbage only outside the JS heap, which V8 counts and frees soonest.
  */
 
 export interface PromqlOptions {
@@ -41,6 +41,8 @@ export class PromqlBusy extends PromqlError {}
 /** Answer bytes held at once by all the queries of a client, whatever view sent them. */
 export class AnswerBudget {
   private used = 0
+  /** Bytes ever taken: how much has been read. */
+  total = 0
   constructor(readonly bytes: number) {}
 
   get held(): number {
@@ -54,6 +56,7 @@ export class AnswerBudget {
       )
     }
     this.used += n
+    this.total += n
   }
 
   give(n: number): void {
@@ -66,6 +69,11 @@ export class Lease {
   private taken = 0
   private released = false
   constructor(private readonly budget: AnswerBudget) {}
+
+  /** Bytes taken so far. */
+  get bytes(): number {
+    return this.taken
+  }
 
   take(n: number): void {
     // A query still reading for a view that has given up (another of its queries failed) stops here.
@@ -94,7 +102,7 @@ export class PromqlClient {
   readonly url: string
   readonly budget: AnswerBudget
   private readonly timeoutMs: number
-  private readonly maxBytes: number
+  readonly maxBytes: number
 
   constructor(options: PromqlOptions) {
     let base: URL
@@ -145,19 +153,27 @@ export class PromqlClient {
   private async post(path: string, params: Record<string, string>, lease: Lease): Promise<unknown> {
     const signal = AbortSignal.timeout(this.timeoutMs)
     let text: string
-    try {
-      const res = await fetch(`${this.url}${path}`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
-        body: new URLSearchParams(params).toString(),
-        signal,
-        redirect: 'error',
-      })
-      text = await readCapped(res, this.maxBytes, lease)
-    } catch (err) {
-      if (err instanceof PromqlError) throw err
-      if (signal.aborted) throw new PromqlError(`Prometheus did not answer within ${this.timeoutMs} ms`)
-      throw new PromqlError(`Prometheus at ${this.url} could not be read: ${(err as Error).message}`)
+    for (let attempt = 1; ; attempt++) {
+      let res: Response | undefined
+      try {
+        res = await fetch(`${this.url}${path}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+          body: new URLSearchParams(params).toString(),
+          signal,
+          redirect: 'error',
+        })
+        text = await readCapped(res, this.maxBytes, lease)
+        break
+      } catch (err) {
+        if (err instanceof PromqlError) throw err
+        if (signal.aborted) throw new PromqlError(`Prometheus did not answer within ${this.timeoutMs} ms`)
+        // fetch says only "fetch failed"; its cause says what (ECONNREFUSED, a reset, a DNS failure).
+        const cause = (err as { cause?: { message?: unknown; code?: unknown } }).cause
+        // A kept-alive connection the server closed as the query was sent on it: the query is asked again, once.
+        if (attempt === 1 && res === undefined && (cause?.code === 'ECONNRESET' || cause?.code === 'UND_ERR_SOCKET')) continue
+        throw new PromqlError(`Prometheus at ${this.url} could not be read: ${(err as Error).message}${typeof cause?.message === 'string' ? ` (${cause.message})` : ''}`)
+      }
     }
     let body: unknown
     try {
@@ -178,12 +194,11 @@ export class PromqlClient {
 async function readCapped(res: Response, maxBytes: number, lease: Lease): Promise<string> {
   const declared = Number(res.headers.get('content-length'))
   if (declared > maxBytes) {
-    await res.body?.cancel()
+    res.body?.cancel().catch(() => {})
     throw new PromqlTooLarge(`Prometheus's answer is larger than ${maxBytes} bytes`)
   }
   if (!res.body) return ''
-  const decoder = new TextDecoder()
-  let text = ''
+  const chunks: Uint8Array[] = []
   let size = 0
   const reader = res.body.getReader()
   try {
@@ -193,13 +208,16 @@ async function readCapped(res: Response, maxBytes: number, lease: Lease): Promis
       size += value.byteLength
       if (size > maxBytes) throw new PromqlTooLarge(`Prometheus's answer is larger than ${maxBytes} bytes`)
       lease.take(value.byteLength)
-      text += decoder.decode(value, { stream: true })
+      chunks.push(value)
     }
   } catch (err) {
-    await reader.cancel().catch(() => {})
+    // Not awaited: a cancel can wait on a peer that has stopped sending.
+    reader.cancel().catch(() => {})
     throw err
   }
-  text += decoder.decode()
+  // Decoded once whole: an answer cut short leaves only its chunks, outside the JS heap, which V8 frees soonest.
+  const text = Buffer.concat(chunks, size).toString('utf8')
+  chunks.length = 0
   if (!res.ok && !text.startsWith('{')) throw new PromqlError(`Prometheus answered ${res.status}`)
   return text
 }
@@ -216,14 +234,13 @@ function vectorOf(data: unknown, type: 'vector' | 'matrix'): Array<Record<string
   })
 }
 
+/** The labels, checked: the parsed object itself (JSON.parse makes `__proto__` an own property like any other), not a copy. */
 function labelsOf(metric: unknown): Record<string, string> {
   if (!isRecord(metric)) throw new PromqlError('a series has no labels')
-  const out: Record<string, string> = Object.create(null)
-  for (const [k, v] of Object.entries(metric)) {
-    if (typeof v !== 'string') throw new PromqlError(`label ${k.slice(0, 100)} is not a string`)
-    out[k] = v
+  for (const k in metric) {
+    if (typeof metric[k] !== 'string') throw new PromqlError(`label ${k.slice(0, 100)} is not a string`)
   }
-  return out
+  return metric as Record<string, string>
 }
 
 function sampleTime(v: unknown): number {

@@ -55,13 +55,10 @@ function queries(q: FamilyQuery, rangeMs: number): Record<'totals' | 'sums' | 'i
 }
 
 /** An agent's series: its labels but `__name__` and `le`. */
-function signature(metric: Record<string, string>): string {
-  return JSON.stringify(
-    Object.keys(metric)
-      .filter((k) => k !== '__name__' && k !== 'le')
-      .sort()
-      .map((k) => [k, metric[k]]),
-  )
+export function signature(metric: Record<string, string>, leave = 'le'): string {
+  let out = ''
+  for (const k of Object.keys(metric).sort()) if (k !== '__name__' && k !== leave) out += `${k}=${JSON.stringify(metric[k])},`
+  return out
 }
 
 type Asker = (query: string) => Promise<Sample[]>

@@ -16,7 +16,7 @@ import { BUCKET_MS, type BacklogKind, type BacklogSeries, type Store } from '../
  * lag. So the lag is read at the latest bucket both sides have reported, each side's offset the
  * latest at or before it: the consumer's commits beside the watermarks it fetched in the same flush
  * where it reports them, else beside the producers' offsets of the same bucket. A consumer that has
- * stopped committing (its next bucket has settled without a commit while the end moved on) is read
+ * stopped committing (two buckets after its last commit have settled while the end moved on) is read
  * at the end's latest bucket: its lag grows.
  *
  * In seconds: how long before that moment the partition's end was at the committed offset, read
@@ -101,7 +101,8 @@ function momentOf(c: BacklogSeries, p: BacklogSeries | undefined, w: BacklogSeri
   if (!p && !w) return null
   const lastEnd = Math.max(p ? latest(p)[0] : -Infinity, w ? latest(w)[0] : -Infinity)
   const lastCommit = latest(c)[0]
-  const stopped = lastCommit < lastEnd && lastCommit + BUCKET_MS < range.settled
+  // Two settled buckets without a commit: a flush is late by a few seconds at most (and a scrape by its interval), never by 20 s.
+  const stopped = lastCommit < lastEnd && lastCommit + 2 * BUCKET_MS < range.settled
   // Commits only after the end's last report: the end has stopped moving, and is read as it was last.
   const firstCommit = samples(c)[0][0]
   return stopped || firstCommit > lastEnd ? Math.max(lastEnd, lastCommit) : Math.min(lastEnd, lastCommit)
