@@ -13,6 +13,7 @@ import type { Summary } from '../src/views/api.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats, type PointSpec } from './helpers/agent-fixtures.js'
 import { latencies, pipelineBucket } from './helpers/agent-pipeline.js'
+import { startFakePrometheus } from './helpers/fake-prometheus.js'
 
 const SCREENSHOT = 'test/artifacts/agent-page.png'
 const BILLING_EDGE = 'kafka:orders>service:billing#billing'
@@ -25,6 +26,7 @@ const MIN_LABEL_PX = 12
 
 let agent: RunningAgent
 let wide: RunningAgent
+let demo: RunningAgent
 let browser: Browser
 let page: Page
 let flowing: NodeJS.Timeout | undefined
@@ -59,6 +61,8 @@ before(async () => {
   flow()
   wide = await startAgent({ port: 0, log: () => {}, now: () => WIDE_NOW })
   for (const p of widePipeline()) assert.equal((await postStats(wide.url, p)).status, 200)
+  demo = await startAgent({ port: 0, log: () => {}, now: () => WIDE_NOW })
+  for (const p of demoPipeline()) assert.equal((await postStats(demo.url, p)).status, 200)
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -76,6 +80,7 @@ after(async () => {
   await browser?.close()
   await agent?.close()
   await wide?.close()
+  await demo?.close()
 })
 
 test('the page draws the expected nodes and edges, labelled with throughput and p99', async () => {
@@ -99,7 +104,7 @@ test('the page draws the expected nodes and edges, labelled with throughput and 
   assert.match(label ?? '', /\d msg\/sp99 [\d.]+ msgroup billinglag \d+$/)
   const node = await page.textContent('[data-node-id="service:mailer"]')
   assert.match(node ?? '', /^mailerservice[\d.]+ msg\/sp99 [\d.]+ ms$/)
-  // The layout library placed the nodes: the first producer left of its topic, the topic left of its consumers.
+  // The layout library placed the nodes: the first producer left of its topic, the topic left of its consumers (at this size, in one row).
   const x = (id: string): Promise<number> => page.evaluate((sel) => document.querySelector(sel)!.getBoundingClientRect().x, `[data-node-id="${id}"]`)
   assert.ok((await x('service:orders-api')) < (await x('kafka:orders')))
   assert.ok((await x('kafka:orders')) < (await x('service:billing')))
@@ -200,6 +205,54 @@ function widePipeline(): Uint8Array[] {
   return [...perService].map(([service, buckets]) => pathwisePayload(service, buckets))
 }
 
+/**
+ * `npm start`'s pipeline (demo/run.ts), as its services report it: orders-api → kafka:orders →
+ * enricher → sqs:enriched-orders → notifier → kinesis:notifications → archiver, and billing on
+ * kafka:orders, lagging.
+ */
+function demoPipeline(): Uint8Array[] {
+  const hops: Array<[string, 'out' | 'in', string, string, string, number]> = [
+    ['orders-api', 'out', 'kafka', 'orders', '', -1],
+    ['enricher', 'in', 'kafka', 'orders', 'enricher', 0],
+    ['enricher', 'out', 'sqs', 'enriched-orders', '', 1],
+    ['notifier', 'in', 'sqs', 'enriched-orders', '', 2],
+    ['notifier', 'out', 'kinesis', 'notifications', '', 3],
+    ['archiver', 'in', 'kinesis', 'notifications', '', -1],
+    ['billing', 'in', 'kafka', 'orders', 'billing', 0],
+  ]
+  const perService = new Map<string, Array<{ startMs: number; points: PointSpec[]; backlogs: Array<{ tags: string[]; value: number }> }>>()
+  for (let back = 5; back >= 1; back--) {
+    const startMs = BUCKET(back)
+    hops.forEach(([service, direction, type, topic, group, up], i) => {
+      const n = 40 + 7 * i
+      const tags = [`direction:${direction}`, `topic:${topic}`, `type:${type}`, ...(group ? [`group:${group}`] : [])]
+      const edge = up < 0 && direction === 'out' ? new Array<number>(n).fill(0) : latencies(i * 10 + back, n, 0.002, 0.9)
+      let buckets = perService.get(service)
+      if (!buckets) perService.set(service, (buckets = []))
+      let bucket = buckets.find((b) => b.startMs === startMs)
+      if (!bucket) buckets.push((bucket = { startMs, points: [], backlogs: [] }))
+      bucket.points.push({ tags, hash: BigInt(0x2000 * (i + 1)), parent: up < 0 ? 0n : BigInt(0x2000 * (up + 1)), edge, pathway: edge.map((v) => v + 0.1 * i) })
+      const offset = 100_000 + 4_000 * (5 - back)
+      if (service === 'orders-api') bucket.backlogs.push(...[0, 1, 2].map((p) => ({ tags: [`partition:${p}`, 'topic:orders', 'type:kafka_produce'], value: offset })))
+      if (group) bucket.backlogs.push(...[0, 1, 2].map((p) => ({ tags: [`consumer_group:${group}`, `partition:${p}`, 'topic:orders', 'type:kafka_commit'], value: offset - (group === 'billing' ? 25_000 : 3) })))
+    })
+  }
+  return [...perService].map(([service, buckets]) => pathwisePayload(service, buckets))
+}
+
+/** Nodes whose box is not wholly inside the map's panel. */
+function nodesOutside(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const area = document.querySelector('#map')!.getBoundingClientRect()
+    return [...document.querySelectorAll('[data-node-id]')]
+      .filter((n) => {
+        const b = n.getBoundingClientRect()
+        return b.left < area.left || b.right > area.right || b.top < area.top || b.bottom > area.bottom
+      })
+      .map((n) => n.getAttribute('data-node-id') ?? '')
+  })
+}
+
 interface MapMeasure {
   /** Rendered size of each label text: its font size times the SVG's scale, and its box's height. */
   labels: Array<{ text: string; fontPx: number; boxPx: number }>
@@ -279,6 +332,63 @@ for (const viewport of VIEWPORTS) {
     }
   })
 }
+
+for (const viewport of VIEWPORTS) {
+  const size = `${viewport.width}x${viewport.height}`
+  test(`npm start's pipeline at ${size}: every node inside the map after load and after Fit, labels of 10 px or more`, async () => {
+    const view = await browser.newPage({ viewport })
+    try {
+      await view.goto(demo.url)
+      await view.waitForSelector('[data-node-id="service:archiver"]', { timeout: 10_000 })
+      assert.equal(await view.$$eval('[data-node-id]', (els) => els.length), 8)
+      const fit = await measureMap(view)
+      const small = smallest(fit)
+      console.log(`${size}: demo map ${fit.svg.width}×${fit.svg.height}, smallest label ${small.fontPx.toFixed(1)} px`)
+      await view.screenshot({ path: `test/artifacts/agent-demo-map-${size}.png` })
+      assert.deepEqual(await nodesOutside(view), [], 'after load')
+      assert.ok(small.fontPx >= 10, `"${small.text}" at ${small.fontPx} px`)
+      // Zoomed in and panned away, Fit brings the whole pipeline back.
+      for (let i = 0; i < 3; i++) await view.click('#map-zoom-in')
+      assert.notDeepEqual(await nodesOutside(view), [], 'zoomed in, some nodes leave the panel')
+      await view.click('#map-fit')
+      assert.deepEqual(await nodesOutside(view), [], 'after Fit')
+    } finally {
+      await view.close()
+    }
+  })
+}
+
+test("the header counts what the map shows, one queue as one; a fleet view whose Prometheus stops says so and names it", async () => {
+  // A Prometheus stand-in with one producer's series: one service, one queue, one edge.
+  const labels = '"service":"orders-api","env":"test","pathway_hash":"00000000000000a1","parent_hash":"0000000000000000","direction":"out","type":"kafka","topic":"orders"'
+  const fake = await startFakePrometheus((path, form) => {
+    const query = form.get('query') ?? ''
+    const t = Number(form.get('time') ?? form.get('end')) || Date.now() / 1000
+    const one = (value: string): string => `{"status":"success","data":{"resultType":"vector","result":[{"metric":{${labels}},"value":[${t},"${value}"]}]}}`
+    if (path.startsWith('/api/v1/query_range')) return '{"status":"success","data":{"resultType":"matrix","result":[]}}'
+    if (query.startsWith('((pathwise_edge_latency_seconds_count')) return one('120')
+    if (query.startsWith('sum by (result)')) return '{"status":"success","data":{"resultType":"vector","result":[{"metric":{"result":"accepted"},"value":[1,"1"]}]}}'
+    return '{"status":"success","data":{"resultType":"vector","result":[]}}'
+  })
+  const fleet = await startAgent({ port: 0, log: () => {}, prometheus: fake.url })
+  const view = await browser.newPage({ viewport: VIEWPORTS[0] })
+  try {
+    await view.goto(fleet.url)
+    await view.waitForSelector('[data-node-id="kafka:orders"]', { timeout: 10_000 })
+    assert.match((await view.textContent('#status')) ?? '', new RegExp(`^1 service · 1 queue · 1 edge · 1 payload \\(0 rejected\\) · no payload yet · the agents Prometheus at ${fake.url} scrapes$`))
+    await fake.close()
+    await view.waitForFunction(() => document.getElementById('status')?.className === 'status down', undefined, { timeout: 10_000 })
+    const status = (await view.textContent('#status')) ?? ''
+    assert.match(status, new RegExp(`^Prometheus at ${fake.url} unreachable \\(fetch failed \\(connect ECONNREFUSED [^)]*\\)\\); retrying$`))
+    assert.doesNotMatch(status, /agent unreachable/)
+    assert.doesNotMatch((await view.textContent('#empty')) ?? '', /point a tracer/)
+    await view.screenshot({ path: 'test/artifacts/agent-page-prometheus-down.png' })
+  } finally {
+    await view.close()
+    await fleet.close()
+    await fake.close()
+  }
+})
 
 test('a first producer edge, which has no latency, shows "—"; both ends of a queue show the same rate', async () => {
   const view = await browser.newPage({ viewport: VIEWPORTS[0] })

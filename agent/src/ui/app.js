@@ -104,13 +104,42 @@ function renderLag(s) {
   }
 }
 
+const count = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
 function renderStatus(s) {
   const status = $('status')
   const services = s.nodes.filter((n) => n.kind === 'service').length
   const queues = s.nodes.length - services
   const last = s.status.lastPayloadAt ? `last payload ${Math.max(0, Math.round((s.now - s.status.lastPayloadAt) / 1000))} s ago` : 'no payload yet'
-  status.textContent = `${services} services · ${queues} queues · ${s.edges.length} edges · ${s.status.payloads.accepted} payloads (${s.status.payloads.rejected} rejected) · ${last}`
+  const fleet = s.status.prometheus ? ` · the agents Prometheus at ${s.status.prometheus} scrapes` : ''
+  status.textContent = `${count(services, 'service')} · ${count(queues, 'queue')} · ${count(s.edges.length, 'edge')} · ${count(s.status.payloads.accepted, 'payload')} (${s.status.payloads.rejected} rejected) · ${last}${fleet}`
   status.className = 'status live'
+  $('empty').textContent = s.status.prometheus
+    ? `Waiting for data: no agent that Prometheus at ${s.status.prometheus} scrapes has reported yet.`
+    : 'Waiting for data: point a tracer (pathwise or dd-trace with DD_DATA_STREAMS_ENABLED=true) at this agent.'
+}
+
+/** An answer other than 200: what the agent said, and for the fleet view the Prometheus it reads. */
+class ViewError extends Error {
+  constructor(status, answer) {
+    super(typeof answer.error === 'string' ? answer.error : `${status}`)
+    this.status = status
+    this.prometheus = typeof answer.prometheus === 'string' ? answer.prometheus : null
+  }
+}
+
+function renderDown(err) {
+  const status = $('status')
+  if (err instanceof ViewError && err.prometheus) {
+    // The fleet view is up; the Prometheus it reads is what is wrong.
+    const reason = err.message.replace(/^Prometheus at \S+ could not be read: /, '')
+    const what = err.status === 503 ? `busy (${reason})` : `unreachable (${reason})`
+    status.textContent = `Prometheus at ${err.prometheus} ${what}; retrying`
+    $('empty').textContent = `The fleet view cannot read Prometheus at ${err.prometheus}: ${reason}`
+  } else {
+    status.textContent = `agent unreachable (${err.message}); retrying`
+  }
+  status.className = 'status down'
 }
 
 // ---- the selected edge ----
@@ -266,7 +295,7 @@ function schedule(delay) {
 async function poll() {
   try {
     const res = await fetch(`/api/summary?range=${state.range}`)
-    if (!res.ok) throw new Error(`${res.status}`)
+    if (!res.ok) throw new ViewError(res.status, await res.json().catch(() => ({})))
     const s = await res.json()
     state.summary = s
     renderStatus(s)
@@ -275,9 +304,7 @@ async function poll() {
     renderLag(s)
     await refreshDetail()
   } catch (err) {
-    const status = $('status')
-    status.textContent = `agent unreachable (${err.message}); retrying`
-    status.className = 'status down'
+    renderDown(err)
   } finally {
     schedule(POLL_MS)
   }
