@@ -14,7 +14,8 @@ import { PrometheusSource } from './prometheus/fleet.js'
 import { Metrics } from './prometheus/metrics.js'
 import { TransactionMetrics } from './prometheus/transaction-metrics.js'
 import { printable } from './terminal/printable.js'
-import type { ApiContext } from './views/api.js'
+import type { ApiContext, SummaryBody } from './views/api.js'
+import { ViewCache } from './views/view-cache.js'
 import { TransactionTracker, type TransactionLimits } from './views/transactions.js'
 
 /**
@@ -101,6 +102,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
 
   const ctx: ApiContext = {
     store,
+    summaries: new ViewCache<SummaryBody>(),
     status: () => ({
       version: VERSION,
       startedAt,

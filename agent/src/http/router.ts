@@ -69,7 +69,7 @@ export function router(routes: Routes): (req: http.IncomingMessage, res: http.Se
         return prometheusFailed(res, err, fleet.client.url)
       }
       const answer = handleApi(view, url)
-      if (answer) return send(res, answer.status, JSON.stringify(answer.body), 'application/json')
+      if (answer) return send(res, answer.status, answer.json ?? JSON.stringify(answer.body), 'application/json')
       return send(res, 404, JSON.stringify({ error: `no route ${path}` }), 'application/json')
     }
     const file = await staticFile(path)

@@ -1,4 +1,5 @@
-import { DEFAULT_RANGE_S, type ApiContext, type Status } from '../views/api.js'
+import { DEFAULT_RANGE_S, type ApiContext, type Status, type SummaryBody } from '../views/api.js'
+import { ViewCache } from '../views/view-cache.js'
 import { rangeOf, type Range } from '../model/range.js'
 import { collectEdges } from '../views/topology.js'
 import { BUCKET_MS, bucketStart, Store, type Cell, type Series } from '../model/store.js'
@@ -61,6 +62,8 @@ interface Snapshot {
   range: Range
   payloads: { accepted: number; rejected: number }
   lastPayloadAt: number | null
+  /** Its summaries, computed once each for as long as it is reused. */
+  summaries: ViewCache<SummaryBody>
 }
 
 interface Cached {
@@ -115,6 +118,7 @@ export class PrometheusSource {
     const local = this.options.status
     const ctx: ApiContext = {
       store: snap.store,
+      summaries: snap.summaries,
       status: () => ({
         ...local(),
         payloads: { ...snap.payloads, other: 0 },
@@ -205,7 +209,7 @@ export class PrometheusSource {
     ])
     const total = (result: string): number => payloads.find((p) => p.metric.result === result)?.value ?? 0
     const lastPayloadAt = last.length > 0 && Number.isFinite(last[0].value) ? Math.round(last[0].value * 1000) : null
-    return { store, range, payloads: { accepted: total('accepted'), rejected: total('rejected') }, lastPayloadAt }
+    return { store, range, payloads: { accepted: total('accepted'), rejected: total('rejected') }, lastPayloadAt, summaries: new ViewCache() }
   }
 
   /**
