@@ -12,11 +12,6 @@
  * 1,500 messages and 30 s for `slow`, the same at every poll.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 import type { Summary } from '../src/views/api.js'
@@ -24,6 +19,7 @@ import type { LagRow } from '../src/views/lag.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats, type BucketSpec } from './helpers/agent-fixtures.js'
 import { killAgentProcesses, startAgentProcess, waitFor, type AgentProcess } from './helpers/agent-process.js'
+import { readmePrometheusConfig, startPrometheus, withTargets, type RunningPrometheus } from './helpers/prometheus.js'
 
 const RATE = 50
 const BUCKET = 10_000
@@ -31,21 +27,12 @@ const BUCKET = 10_000
 const produced = (k: number): number => 100_000 + RATE * 10 * (k + 1) - 1
 const POLLS = 7
 
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
-
 type Lag = Pick<LagRow, 'group' | 'lagMessages' | 'lagSeconds'>
 // Seconds to a tenth: a bucket whose watermark a scrape missed is interpolated over 20 s instead of 10.
 const lagOf = (s: Summary): Lag[] => s.lag.map((r) => ({ group: r.group, lagMessages: r.lagMessages, lagSeconds: r.lagSeconds === null ? null : Math.round(r.lagSeconds * 10) / 10 }))
 
 describe("fleet lag in real time, the README's scrape config as written", { timeout: 180_000 }, () => {
-  let dir: string
-  let prometheus: ChildProcess
+  let prometheus: RunningPrometheus
   let view: AgentProcess
   const agents: RunningAgent[] = []
   let feeding = true
@@ -53,20 +40,10 @@ describe("fleet lag in real time, the README's scrape config as written", { time
   let flushed = 0
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pathwise-fleet-lag-'))
     const [producers, consumers, single] = await Promise.all([0, 1, 2].map(() => startAgent({ port: 0, log: () => {} })))
     agents.push(producers, consumers, single)
-    const port = await freePort()
-    const promUrl = `http://127.0.0.1:${port}`
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-    const config = /```yaml\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('### Many hosts')))?.[1] ?? ''
-    writeFileSync(join(dir, 'prometheus.yml'), config.replace(/targets: \[.*\]/, `targets: ['127.0.0.1:${producers.port}', '127.0.0.1:${consumers.port}']`))
-    prometheus = spawn(
-      '/usr/bin/prometheus',
-      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
-      { stdio: 'ignore' },
-    )
-    view = await startAgentProcess('--prometheus', promUrl)
+    prometheus = await startPrometheus(withTargets(readmePrometheusConfig(), [`127.0.0.1:${producers.port}`, `127.0.0.1:${consumers.port}`]))
+    view = await startAgentProcess('--prometheus', prometheus.url)
 
     const send = async (service: string, startMs: number, spec: Omit<BucketSpec, 'startMs'>, to: RunningAgent): Promise<void> => {
       const body = pathwisePayload(service, [{ startMs, ...spec }])
@@ -105,10 +82,9 @@ describe("fleet lag in real time, the README's scrape config as written", { time
   after(async () => {
     feeding = false
     killAgentProcesses()
-    prometheus?.kill('SIGKILL')
+    await prometheus?.stop()
     await fed.catch(() => {})
     await Promise.all(agents.map((a) => a.close()))
-    if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
   test('a consumer that keeps up shows ≈ 0 and one 30 s behind shows 30 s, in the fleet view as in one agent, at every poll', async () => {

@@ -6,27 +6,15 @@
  * same 10,000 series, edges and message counts.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Summary } from '../src/views/api.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats, type PointSpec } from './helpers/agent-fixtures.js'
 import { killAgentProcesses, startAgentProcess, waitFor, type AgentProcess } from './helpers/agent-process.js'
+import { readmePrometheusConfig, startPrometheus, withTargets, type RunningPrometheus } from './helpers/prometheus.js'
 
 const SERVICES = 200
 const POINTS = 50
-
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /**
  * Service s's points: consumers of the topics of service s - 1 (chained by parent hash) and
@@ -46,29 +34,19 @@ function servicePoints(s: number): PointSpec[] {
 }
 
 describe('a 10,000-series pipeline through a real Prometheus', { timeout: 240_000 }, () => {
-  let dir: string
-  let prometheus: ChildProcess
+  let prometheus: RunningPrometheus
   let agent: RunningAgent
   let view: AgentProcess
   let single: Summary
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pathwise-fleet-scale-'))
     agent = await startAgent({ port: 0, log: () => {} })
     const startMs = Date.now() - (Date.now() % 10_000) - 20_000
     for (let s = 0; s < SERVICES; s++) assert.equal((await postStats(agent.url, pathwisePayload(`svc-${s}`, [{ startMs, points: servicePoints(s) }]))).status, 200)
     single = await getJson<Summary>(agent.url, '/api/summary')
-    const port = await freePort()
-    const promUrl = `http://127.0.0.1:${port}`
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-    const config = /```yaml\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('### Many hosts')))?.[1] ?? ''
     // The README's configuration, scraping every 5 s, this agent its target.
-    writeFileSync(join(dir, 'prometheus.yml'), config.replace(/targets: \[.*\]/, `targets: ['127.0.0.1:${agent.port}']`).replace(/scrape_interval: \S+/, 'scrape_interval: 5s'))
-    prometheus = spawn(
-      '/usr/bin/prometheus',
-      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
-      { stdio: 'ignore' },
-    )
+    prometheus = await startPrometheus(withTargets(readmePrometheusConfig(), [`127.0.0.1:${agent.port}`]).replace(/scrape_interval: \S+/, 'scrape_interval: 5s'))
+    const promUrl = prometheus.url
     view = await startAgentProcess('--prometheus', promUrl)
     const messages = single.edges.reduce((n, e) => n + e.count, 0)
     await waitFor(
@@ -85,9 +63,8 @@ describe('a 10,000-series pipeline through a real Prometheus', { timeout: 240_00
 
   after(async () => {
     killAgentProcesses()
-    prometheus?.kill('SIGKILL')
+    await prometheus?.stop()
     await agent?.close()
-    if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
   test("every label set in the agent's /metrics, and the fleet view draws all 10,000 series as the agent does", async () => {

@@ -156,8 +156,10 @@ test('it updates without reloading', async () => {
 const WIDE_NOW = Date.now() - (Date.now() % 10_000) + 5_000
 const BUCKET = (back: number): number => WIDE_NOW - 5_000 - back * 10_000
 
-/** Hops: [service, direction, queue type, topic, group, the hop upstream (index)]. */
-const HOPS: Array<[string, 'out' | 'in', string, string, string, number]> = [
+/** A hop: [service, direction, queue type, topic, group, the hop upstream (index)]. */
+type Hop = [string, 'out' | 'in', string, string, string, number]
+
+const HOPS: Hop[] = [
   ['web-gateway', 'out', 'kafka', 'orders', '', -1],
   ['billing', 'in', 'kafka', 'orders', 'billing', 0],
   ['inventory', 'in', 'kafka', 'orders', 'inventory', 0],
@@ -177,7 +179,41 @@ const HOPS: Array<[string, 'out' | 'in', string, string, string, number]> = [
   ['warehouse', 'out', 'sqs', 'shipments', '', 7],
   ['shipping', 'in', 'sqs', 'shipments', '', 16],
 ]
-const hashOf = (i: number): bigint => BigInt(0x1000 * (i + 1))
+
+type Backlog = { tags: string[]; value: number }
+
+/**
+ * The payloads of a pipeline of hops over the five buckets before the clock: `messages` says how
+ * many a hop has in a bucket (0: none), `backlogs` what offsets its service reports then; consumers'
+ * edge latencies are drawn from 10 ms to `slowest` s.
+ */
+function pipelinePayloads(
+  hops: Hop[],
+  { base, slowest }: { base: number; slowest: number },
+  messages: (hop: number, back: number) => number,
+  backlogs: (hop: Hop, back: number) => Backlog[] = () => [],
+): Uint8Array[] {
+  const hashOf = (i: number): bigint => BigInt(base * (i + 1))
+  const perService = new Map<string, Array<{ startMs: number; points: PointSpec[]; backlogs: Backlog[] }>>()
+  for (let back = 5; back >= 1; back--) {
+    const startMs = BUCKET(back)
+    hops.forEach((hop, i) => {
+      const [service, direction, type, topic, group, up] = hop
+      const n = messages(i, back)
+      if (n === 0) return
+      const tags = [`direction:${direction}`, `topic:${topic}`, `type:${type}`, ...(group ? [`group:${group}`] : [])]
+      // A first producer's edge latency is 0; the others' drawn from the seed.
+      const edge = up < 0 && direction === 'out' ? new Array<number>(n).fill(0) : latencies(i * 10 + back, n, direction === 'in' ? 0.01 : 0.001, direction === 'in' ? slowest : 0.004)
+      let buckets = perService.get(service)
+      if (!buckets) perService.set(service, (buckets = []))
+      let bucket = buckets.find((b) => b.startMs === startMs)
+      if (!bucket) buckets.push((bucket = { startMs, points: [], backlogs: [] }))
+      bucket.points.push({ tags, hash: hashOf(i), parent: up < 0 ? 0n : hashOf(up), edge, pathway: edge.map((v) => v + 0.05 * i) })
+      bucket.backlogs.push(...backlogs(hop, back))
+    })
+  }
+  return [...perService].map(([service, buckets]) => pathwisePayload(service, buckets))
+}
 
 /**
  * Four settled buckets and one still filling. The first producer starts late in the oldest
@@ -185,24 +221,7 @@ const hashOf = (i: number): bigint => BigInt(0x1000 * (i + 1))
  * queue get the same 1020 messages over the settled buckets, their first buckets 10 s apart.
  */
 function widePipeline(): Uint8Array[] {
-  const perService = new Map<string, Array<{ startMs: number; points: PointSpec[] }>>()
-  for (let back = 5; back >= 1; back--) {
-    const startMs = BUCKET(back)
-    HOPS.forEach(([service, direction, type, topic, group, up], i) => {
-      const root = i === 0
-      const n = root ? (back === 5 ? 120 : 300) : back === 5 ? 0 : back === 4 ? 420 : 300
-      if (n === 0) return
-      const tags = [`direction:${direction}`, `topic:${topic}`, `type:${type}`, ...(group ? [`group:${group}`] : [])]
-      const edge = root ? new Array<number>(n).fill(0) : latencies(i * 10 + back, n, direction === 'in' ? 0.01 : 0.001, direction === 'in' ? 0.08 : 0.004)
-      const point: PointSpec = { tags, hash: hashOf(i), parent: up < 0 ? 0n : hashOf(up), edge, pathway: edge.map((v) => v + 0.05 * i) }
-      let buckets = perService.get(service)
-      if (!buckets) perService.set(service, (buckets = []))
-      let bucket = buckets.find((b) => b.startMs === startMs)
-      if (!bucket) buckets.push((bucket = { startMs, points: [] }))
-      bucket.points.push(point)
-    })
-  }
-  return [...perService].map(([service, buckets]) => pathwisePayload(service, buckets))
+  return pipelinePayloads(HOPS, { base: 0x1000, slowest: 0.08 }, (i, back) => (i === 0 ? (back === 5 ? 120 : 300) : back === 5 ? 0 : back === 4 ? 420 : 300))
 }
 
 /**
@@ -211,7 +230,7 @@ function widePipeline(): Uint8Array[] {
  * kafka:orders, lagging.
  */
 function demoPipeline(): Uint8Array[] {
-  const hops: Array<[string, 'out' | 'in', string, string, string, number]> = [
+  const hops: Hop[] = [
     ['orders-api', 'out', 'kafka', 'orders', '', -1],
     ['enricher', 'in', 'kafka', 'orders', 'enricher', 0],
     ['enricher', 'out', 'sqs', 'enriched-orders', '', 1],
@@ -220,24 +239,16 @@ function demoPipeline(): Uint8Array[] {
     ['archiver', 'in', 'kinesis', 'notifications', '', -1],
     ['billing', 'in', 'kafka', 'orders', 'billing', 0],
   ]
-  const perService = new Map<string, Array<{ startMs: number; points: PointSpec[]; backlogs: Array<{ tags: string[]; value: number }> }>>()
-  for (let back = 5; back >= 1; back--) {
-    const startMs = BUCKET(back)
-    hops.forEach(([service, direction, type, topic, group, up], i) => {
-      const n = 40 + 7 * i
-      const tags = [`direction:${direction}`, `topic:${topic}`, `type:${type}`, ...(group ? [`group:${group}`] : [])]
-      const edge = up < 0 && direction === 'out' ? new Array<number>(n).fill(0) : latencies(i * 10 + back, n, 0.002, 0.9)
-      let buckets = perService.get(service)
-      if (!buckets) perService.set(service, (buckets = []))
-      let bucket = buckets.find((b) => b.startMs === startMs)
-      if (!bucket) buckets.push((bucket = { startMs, points: [], backlogs: [] }))
-      bucket.points.push({ tags, hash: BigInt(0x2000 * (i + 1)), parent: up < 0 ? 0n : BigInt(0x2000 * (up + 1)), edge, pathway: edge.map((v) => v + 0.1 * i) })
+  return pipelinePayloads(
+    hops,
+    { base: 0x2000, slowest: 0.9 },
+    (i) => 40 + 7 * i,
+    ([service, , , , group], back) => {
       const offset = 100_000 + 4_000 * (5 - back)
-      if (service === 'orders-api') bucket.backlogs.push(...[0, 1, 2].map((p) => ({ tags: [`partition:${p}`, 'topic:orders', 'type:kafka_produce'], value: offset })))
-      if (group) bucket.backlogs.push(...[0, 1, 2].map((p) => ({ tags: [`consumer_group:${group}`, `partition:${p}`, 'topic:orders', 'type:kafka_commit'], value: offset - (group === 'billing' ? 25_000 : 3) })))
-    })
-  }
-  return [...perService].map(([service, buckets]) => pathwisePayload(service, buckets))
+      if (service === 'orders-api') return [0, 1, 2].map((p) => ({ tags: [`partition:${p}`, 'topic:orders', 'type:kafka_produce'], value: offset }))
+      return group ? [0, 1, 2].map((p) => ({ tags: [`consumer_group:${group}`, `partition:${p}`, 'topic:orders', 'type:kafka_commit'], value: offset - (group === 'billing' ? 25_000 : 3) })) : []
+    },
+  )
 }
 
 /** Nodes whose box is not wholly inside the map's panel. */

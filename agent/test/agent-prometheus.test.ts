@@ -11,13 +11,11 @@
  * trickles, answers without end, or answers garbage.
  */
 import assert from 'node:assert/strict'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import fc from 'fast-check'
 import { edgeDetail, summary, type EdgeDetail, type Summary } from '../src/views/api.js'
@@ -31,8 +29,8 @@ import { startAgent, type RunningAgent } from '../src/server.js'
 import { exportPayload, getJson, pathwisePayload, postStats, trackedBuckets } from './helpers/agent-fixtures.js'
 import { pipelineBucket, type ServicePayload } from './helpers/agent-pipeline.js'
 import { killAgentProcesses, runBin, startAgentProcess, waitFor, type AgentProcess } from './helpers/agent-process.js'
+import { freePort, readmePrometheusConfig, startPrometheus, withTargets, type RunningPrometheus } from './helpers/prometheus.js'
 
-const PROMETHEUS = '/usr/bin/prometheus'
 const PROMTOOL = '/usr/bin/promtool'
 /** README "Many hosts": a bucket's geometric middle is within 2^(1/16) of its values, and re-binning it adds the sketch's 1%. */
 const QUANTILE_ERROR = 2 ** (1 / (2 * BUCKETS_PER_OCTAVE)) * 1.01 - 1
@@ -42,14 +40,6 @@ const N = 120
 /** Names a tracer may send, as services, envs and topics: they come back from Prometheus as they went in. */
 const ODD_NAMES = ['', 'odd-\ud800', 'odd-\udc00', 'k'.repeat(1024), 'say "hi"', 'back\\slash\\', 'new\nline', 'mark-\uffff0041', 'nul-\u0000']
 const HALF_A = new Set(['orders-api', 'mailer', 'aggregator', ...ODD_NAMES.filter((_, i) => i % 2 === 0)])
-
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 async function promQuery(base: string, query: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
   const res = await fetch(`${base}/api/v1/query?${new URLSearchParams({ query })}`)
@@ -133,10 +123,8 @@ function sameQuantiles(fleet: { p50: number; p99: number } | null, single: { p50
 }
 
 describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
-  let dir: string
-  let prometheus: ChildProcess
+  let prometheus: RunningPrometheus
   let promUrl: string
-  let promLog = ''
   const agents: RunningAgent[] = []
   let view: AgentProcess
   let single: Summary
@@ -144,37 +132,17 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
   let sent: ServicePayload[]
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pathwise-prometheus-'))
     // The agent fed everything reads its range at one moment, however long the feeding takes on a loaded machine.
     const frozen = Date.now()
     const [a, b, whole] = await Promise.all([startAgent({ port: 0, log: () => {} }), startAgent({ port: 0, log: () => {} }), startAgent({ port: 0, log: () => {}, now: () => frozen })])
     agents.push(a, b, whole)
-    const port = await freePort()
-    promUrl = `http://127.0.0.1:${port}`
     // The README's configuration, scraping every second (it says 10 s), with the two halves as targets.
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
-    const config = /```yaml\n([\s\S]*?)```/.exec(readme.slice(readme.indexOf('### Many hosts')))?.[1] ?? ''
-    assert.match(config, /targets: \[.*\]/)
-    const targets = `targets: ['127.0.0.1:${a.port}', '127.0.0.1:${b.port}']`
+    const config = readmePrometheusConfig()
     assert.match(config, /^    scrape_interval: 10s$/m, 'the README says how often to scrape')
-    const fast = config.replace(/targets: \[.*\]/, targets).replace(/scrape_interval: \S+/, 'scrape_interval: 1s')
-    writeFileSync(join(dir, 'prometheus.yml'), `global:\n  scrape_timeout: 1s\n${fast}`)
-    prometheus = spawn(
-      PROMETHEUS,
-      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    )
-    prometheus.stderr!.on('data', (c: Buffer) => (promLog = (promLog + c.toString()).slice(-4000)))
-    const viewStarted = startAgentProcess('--prometheus', promUrl)
-    await waitFor(
-      'Prometheus to be ready',
-      () => fetch(`${promUrl}/-/ready`).then((r) => r.status, () => 0),
-      (s) => s === 200,
-      30_000,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}\n${promLog}`)
-    })
-    view = await viewStarted
+    const fast = withTargets(config, [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`]).replace(/scrape_interval: \S+/, 'scrape_interval: 1s')
+    prometheus = await startPrometheus(`global:\n  scrape_timeout: 1s\n${fast}`)
+    promUrl = prometheus.url
+    view = await startAgentProcess('--prometheus', promUrl)
 
     // Six whole buckets: the single agent's range.
     const range = rangeOf(frozen, RANGE_S * 1000)
@@ -207,9 +175,8 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
 
   after(async () => {
     killAgentProcesses()
-    prometheus?.kill('SIGKILL')
+    await prometheus?.stop()
     await Promise.all(agents.map((a) => a.close()))
-    if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
   test('the same nodes, edges and pathways, with the same counts', () => {
@@ -394,8 +361,7 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
   })
 
   test('Prometheus stopped: the view answers 502 naming it, the status too, and pathwise top says so', async () => {
-    prometheus.kill('SIGKILL')
-    await new Promise((resolve) => prometheus.once('exit', resolve))
+    await prometheus.stop()
     // A range no earlier view cached.
     const res = await fetch(`${view.url}/api/summary?range=120`)
     assert.equal(res.status, 502)
@@ -423,7 +389,7 @@ describe('the PromQL client against a hostile Prometheus', { timeout: 60_000 }, 
       answer(req, res)
     })
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    base = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   })
 
   after(async () => {

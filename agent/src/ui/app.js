@@ -217,7 +217,7 @@ function lagChart(detail) {
     const at = new Map(h.points)
     return times.map((t) => at.get(t) ?? null)
   })]
-  const key = `${detail.edge.id}|${history.map((h) => h.partition).join(',')}`
+  const key = `${detail.edge.id}|${history.map((h) => `${h.partition}/${h.cluster}`).join(',')}`
   if (state.lagChart && state.lagKey === key) {
     state.lagChart.setData(data)
     return
@@ -230,7 +230,7 @@ function lagChart(detail) {
       width: chartWidth(container),
       height: 180,
       scales: { x: { time: true } },
-      series: [{}, ...history.map((h, i) => ({ label: `p${h.partition}`, stroke: PARTITION_COLOURS[i % PARTITION_COLOURS.length], width: 1.5, spanGaps: true }))],
+      series: [{}, ...history.map((h, i) => ({ label: `p${h.partition}${h.cluster ? ` ${h.cluster}` : ''}`, stroke: PARTITION_COLOURS[i % PARTITION_COLOURS.length], width: 1.5, spanGaps: true }))],
       axes: [timeAxis, { size: 50 }],
     },
     data,
