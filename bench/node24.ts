@@ -45,6 +45,12 @@ export async function node24(log: (line: string) => void): Promise<Node24> {
   return { execPath: join(home, 'bin', 'node'), confluent: await confluentFor(home, log) }
 }
 
+/** Installs (once) and returns Node 24's `node` binary alone, for what needs no native addon. */
+export async function node24Binary(log: (line: string) => void): Promise<string> {
+  mkdirSync(CACHE, { recursive: true })
+  return join(await nodeBinary(log), 'bin', 'node')
+}
+
 /**
  * A folder of the cache, made once: `.complete` is written in it last, so a run stopped halfway
  * leaves a folder that the next run makes again. (Made in place: the confluent addon finds

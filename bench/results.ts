@@ -1,5 +1,6 @@
 import type { AgentLoadResults } from './agent-load.js'
 import type { PipelineResults } from './cases/pipeline.js'
+import type { HopsResults } from './cases/hops.js'
 import { ratio, type Figure } from './harness.js'
 
 /** The columns of the table: the two pathwise cores and dd-trace's processor. */
@@ -42,4 +43,6 @@ export interface Results {
   pipeline?: PipelineResults
   /** Case 9, the agent under load (bench/agent-load.ts), when it ran. */
   agentLoad?: AgentLoadResults
+  /** Case 10, NATS and HTTP hops (bench/cases/hops.ts), when it ran. */
+  hops?: HopsResults
 }

@@ -7,6 +7,7 @@ import { cardinality } from './cases/cardinality.js'
 import { consume } from './cases/consume.js'
 import { core } from './cases/core.js'
 import { flush } from './cases/flush.js'
+import { runHops } from './cases/hops.js'
 import { memory } from './cases/memory.js'
 import { runPipeline, type PipelineResults } from './cases/pipeline.js'
 import { pipelineTargets } from './cases/pipeline-report.js'
@@ -28,6 +29,7 @@ export const CASES: { n: number; name: string; run: (s: Settings) => Row[] | Pro
 /** Not rows of the table (other columns, other units): their own runs and tables. */
 export const PIPELINE_CASE = 7
 export const AGENT_LOAD_CASE = 9
+export const HOPS_CASE = 10
 
 export interface SuiteOptions {
   quick: boolean
@@ -58,6 +60,13 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
     agentLoad = await runAgentLoad({ quick: options.quick, log: options.log })
     options.log(`case ${AGENT_LOAD_CASE}: agent under load done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
   }
+  let hops: Results['hops']
+  if (options.only === undefined || options.only.includes(HOPS_CASE)) {
+    const t = Date.now()
+    options.log(`case ${HOPS_CASE}: NATS and HTTP hops…`)
+    hops = await runHops(settings, options.log)
+    options.log(`case ${HOPS_CASE}: NATS and HTTP hops done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+  }
   const require = createRequire(import.meta.url)
   return {
     suite: options.quick ? 'quick' : 'full',
@@ -75,12 +84,14 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
       kafkajs: require('kafkajs/package.json').version,
       '@confluentinc/kafka-javascript': require('@confluentinc/kafka-javascript/package.json').version,
       benchmark: require('benchmark/package.json').version,
+      nats: require('nats/package.json').version,
     },
     seconds: (Date.now() - started) / 1000,
     rows,
     targets: targets(rows, pipeline),
     ...(pipeline !== undefined && { pipeline }),
     ...(agentLoad !== undefined && { agentLoad }),
+    ...(hops !== undefined && { hops }),
   }
 }
 

@@ -2,9 +2,11 @@
  * `npm start`: the pathwise agent and a demo pipeline on this machine.
  *
  *   orders-api ──kafka:orders──▶ enricher ──sqs:enriched-orders──▶ notifier ──kinesis:notifications──▶ archiver
+ *                      │              └──http──▶ pricing ──nats:quotes.priced──▶ auditor (JetStream, its pending grows)
  *                      └────────▶ billing (confluent client, too slow: its lag grows)
  *
- * The peers are the ones the tests use (librdkafka's mock cluster, fauxqs, kinesis-local); each
+ * The peers are the ones the tests use (librdkafka's mock cluster, fauxqs, kinesis-local, nats-server
+ * with JetStream); each
  * service is plain kafkajs / confluent / AWS SDK code in its own process, instrumented by
  * `node --import pathwise/register`. Ctrl-C stops everything.
  */
@@ -17,11 +19,14 @@ import { startAgent, type RunningAgent } from '@pathwise/agent/server'
 import { startKafka } from '../test/peers/kafka.js'
 import { startSqs, sqsClientConfig } from '../test/peers/sqs.js'
 import { createActiveStream, kinesisClientConfig, startKinesis } from '../test/peers/kinesis.js'
+import { startNats } from '../test/peers/nats.js'
+import { freePort } from '../test/peers/ports.js'
+import { AckPolicy, connect } from 'nats'
 
 // This machine's Node 20 is supported today; the SDK's notice about 2027 would only clutter the demo.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
-const SERVICES = ['orders-api', 'enricher', 'billing', 'notifier', 'archiver']
+const SERVICES = ['orders-api', 'enricher', 'billing', 'notifier', 'archiver', 'pricing', 'auditor']
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 const stops: (() => Promise<void>)[] = []
@@ -62,10 +67,16 @@ async function listen(): Promise<RunningAgent> {
 async function main(): Promise<void> {
   const agent = await listen()
   stops.push(() => agent.close())
-  process.stdout.write(`pathwise agent listening on ${agent.url}\nstarting Kafka, SQS and Kinesis peers…\n`)
+  process.stdout.write(`pathwise agent listening on ${agent.url}\nstarting Kafka, SQS, Kinesis and NATS peers…\n`)
 
-  const [kafka, sqs, kinesis] = await Promise.all([startKafka(), startSqs(), startKinesis()])
-  stops.push(kafka.stop, sqs.stop, kinesis.stop)
+  const [kafka, sqs, kinesis, nats] = await Promise.all([startKafka(), startSqs(), startKinesis(), startNats({ jetStream: true })])
+  stops.push(kafka.stop, sqs.stop, kinesis.stop, nats.stop)
+  const nc = await connect({ servers: nats.servers })
+  const jsm = await nc.jetstreamManager()
+  await jsm.streams.add({ name: 'QUOTES', subjects: ['quotes.>'] })
+  await jsm.consumers.add('QUOTES', { durable_name: 'auditor', ack_policy: AckPolicy.Explicit })
+  await nc.close()
+  const pricingPort = await freePort()
   const sqsClient = new SQSClient(sqsClientConfig(sqs.endpoint))
   await sqsClient.send(new CreateQueueCommand({ QueueName: 'enriched-orders' }))
   const kinesisClient = new KinesisClient(kinesisClientConfig(kinesis.endpoint))
@@ -90,6 +101,12 @@ async function main(): Promise<void> {
         KAFKA_BROKERS: kafka.brokers.join(','),
         SQS_ENDPOINT: sqs.endpoint,
         KINESIS_ENDPOINT: kinesis.endpoint,
+        NATS_SERVERS: nats.servers,
+        PRICING_PORT: String(pricingPort),
+        PRICING_URL: `http://127.0.0.1:${pricingPort}`,
+        // The enricher's call to pricing carries the context: that host, and no other, is allowed.
+        DD_DATA_STREAMS_HTTP_ENABLED: 'true',
+        PATHWISE_HTTP_ALLOWED_HOSTS: `127.0.0.1:${pricingPort}`,
         AWS_ACCESS_KEY_ID: 'demo',
         AWS_SECRET_ACCESS_KEY: 'demo',
         AWS_REGION: 'us-east-1',

@@ -20,10 +20,12 @@ run() {
 }
 
 # Headers that @confluentinc/kafka-javascript (whose librdkafka runs the mock Kafka cluster of the
-# tests and the demo) builds against, Chromium for the agent page's browser test, and Prometheus
-# (2.42 on Debian 12) for the fleet view's test, which starts its own /usr/bin/prometheus on a free
-# loopback port (the package's own service, where an init system starts it, is left alone).
-debs=(zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev libcurl4-openssl-dev chromium prometheus)
+# tests and the demo) builds against, Chromium for the agent page's browser test, Prometheus
+# (2.42 on Debian 12) for the fleet view's test, and the brokers of the RabbitMQ (3.10), BullMQ
+# (Redis 7.0) and NATS (2.9) tests. Each test starts its own servers on free loopback ports
+# (test/peers/); the packages' own services, where an init system starts them, are left alone.
+debs=(zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev libcurl4-openssl-dev chromium prometheus
+  rabbitmq-server redis-server nats-server)
 if dpkg -s "${debs[@]}" >/dev/null 2>&1; then
   echo "Debian packages: already installed"
 else

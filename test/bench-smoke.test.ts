@@ -3,8 +3,9 @@
  * once the Wasm core is built) must run every case and give a finite, positive figure for each
  * implementation of each row; case 7 (the pipeline) must have run every configuration, each
  * Node, client and consume mode, and each configuration must have done what it claims (the
- * case itself refuses one that did not: dd-trace inactive, pathwise sending no header). No time
- * is asserted: the machine is shared, and speed is the suite's business, not this test's.
+ * case itself refuses one that did not: dd-trace inactive, pathwise sending no header); case 10
+ * (NATS and HTTP hops) each Node and hop, every configuration. No time is asserted: the
+ * machine is shared, and speed is the suite's business, not this test's.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -15,6 +16,7 @@ import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { CLIENTS, CONFIGS, MODES } from '../bench/cases/pipeline.js'
+import { HOP_CONFIGS } from '../bench/cases/hops.js'
 import type { Figure } from '../bench/harness.js'
 import type { Column, Results } from '../bench/results.js'
 
@@ -63,6 +65,13 @@ test('bench:quick runs every case, each implementation and configuration giving 
       results.targets.map((t) => t.goal),
       ['≥ 20×', '≥ 20×', '≥ 2×', ...node24.map(() => '≤ 0.25×'), ...node24.map((c) => (c.mode === 'eachMessage' ? '≤ 1 µs' : '≤ 0.3 µs')), '≤ +10%'],
     )
+    // Case 10, NATS and HTTP hops: each Node and hop, every configuration, each having done what it claims.
+    const hops = results.hops?.cells ?? []
+    assert.deepEqual(hops.map((c) => `${c.node.split('.')[0]} ${c.transport}`).sort(), ['v20 http', 'v20 nats', 'v24 http', 'v24 nats'])
+    for (const cell of hops) {
+      for (const config of HOP_CONFIGS[cell.transport]) positive(cell.cpu[config], `case 10, ${cell.node} ${cell.transport}, ${config}`)
+      assert.ok(cell.seen.pathwise?.includes('dd-pathway-ctx-base64'), `case 10, ${cell.node} ${cell.transport}: pathwise sent no header`)
+    }
     // Case 9, the agent under load: its quick runs took payloads and measured the agent process.
     const load = results.agentLoad
     assert.ok(load !== undefined && load.runs.length > 0, 'case 9 (agent under load) did not run')

@@ -5,10 +5,13 @@
  * handler with the node-rdkafka-style Producer → kafkajs consumer, and the chain reaches the Agent.
  * With DSM off nothing is added; with DD_KAFKA_CLIENT_PROPAGATION_ENABLED=false no header is
  * added but checkpoints are recorded. In process: the undo restores the original methods, and
- * the explicit functions leave clients alone when DSM is disabled.
+ * the explicit functions leave clients alone when DSM is disabled. A producer stopped as Kubernetes
+ * stops a pod (SIGTERM, disconnect, process.exit) delivers what it produced.
  * Uses the built package: run `npm run build` first.
  */
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
@@ -17,6 +20,7 @@ import type { DataStreams } from '../bindings/api/data-streams.js'
 import { confluentInstrumentation, instrumentConfluent, instrumentKafkaJs, kafkajsInstrumentation } from '../bindings/kafka/index.js'
 import { runNode } from './helpers/run-node.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
+import { decodeSketch } from './helpers/sketches.js'
 import { startKafka, type KafkaPeer } from './peers/kafka.js'
 import {
   ENV,
@@ -108,6 +112,21 @@ describe('Kafka automatic mode', () => {
         for (const [hash, parent] of chain) assert.equal(points().get(hash), parent)
       })
     }
+  })
+
+  test('a producer stopped as Kubernetes stops a pod (SIGTERM, disconnect, process.exit(0)) delivers every produce', async () => {
+    const [topic, service, count] = ['auto-sigterm', 'auto-sigterm', 100]
+    await createTopics(peer.brokers, [topic])
+    const child = spawn(process.execPath, ['--import', 'pathwise/register', fixture('shutdown-app.mjs')], {
+      cwd: root,
+      env: { ...process.env, DD_DATA_STREAMS_ENABLED: 'true', DD_SERVICE: service, DD_ENV: ENV, DD_TRACE_AGENT_URL: agent.url, BROKERS: peer.brokers.join(','), TOPIC: topic, COUNT: String(count) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    child.stdout.once('data', () => child.kill('SIGTERM'))
+    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null]
+    assert.deepEqual([code, signal], [0, null])
+    const produced = pointsOf(agent, service).filter((p) => p.EdgeTags.includes(`topic:${topic}`) && p.EdgeTags.includes('direction:out'))
+    assert.equal(produced.reduce((sum, p) => sum + decodeSketch(p.PathwayLatency).count, 0), count)
   })
 
   test('in process: the undo restores the original methods; a producer made while patched passes through', async () => {

@@ -4,17 +4,17 @@
  * 127.0.0.1 only and round-trip what the tests rely on, and no peer outlives the process that started it.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 import { KafkaJS } from '@confluentinc/kafka-javascript'
 import { GetRecordsCommand, GetShardIteratorCommand, KinesisClient, PutRecordCommand } from '@aws-sdk/client-kinesis'
 import { CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import { Kafka, logLevel, Partitioners, type IHeaders } from 'kafkajs'
+import { startPeersInAnotherProcess } from './peers/another-process.js'
 import { FAST_CONSUMER, startKafka, type KafkaPeer } from './peers/kafka.js'
 import { createActiveStream, kinesisClientConfig, startKinesis, type KinesisPeer } from './peers/kinesis.js'
+import { accepts } from './peers/ports.js'
 import { sqsClientConfig, startSqs, type SqsPeer } from './peers/sqs.js'
 
 const unique = (prefix: string): string => `${prefix}-${randomUUID()}`
@@ -223,25 +223,14 @@ describe('test peers', { concurrency: true }, () => {
       const [kafka, sqs, kinesis] = await Promise.all([startKafka(), startSqs(), startKinesis()]);
       const ports = [...kafka.brokers, sqs.endpoint, kinesis.endpoint].map((address) => Number(address.split(':').pop()));
       console.log(JSON.stringify(ports));
-      setInterval(() => {}, 1_000);
     `
-    const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
+    const parent = startPeersInAnotherProcess(script)
     try {
-      const firstLine = await new Promise<string>((resolve, reject) => {
-        let stdout = ''
-        parent.stdout.on('data', (chunk: Buffer) => {
-          stdout += chunk.toString()
-          if (stdout.includes('\n')) resolve(stdout.slice(0, stdout.indexOf('\n')))
-        })
-        parent.once('exit', (code) => reject(new Error(`peer-starting process exited early (${code})`)))
-      })
-      const ports = JSON.parse(firstLine) as number[]
+      const ports = JSON.parse(await parent.firstLine) as number[]
       assert.equal(ports.length, 5)
       for (const port of ports) assert.ok(await accepts(port), `port ${port} should be open while the parent lives`)
 
-      parent.kill('SIGKILL')
+      parent.kill()
       const deadline = Date.now() + 5_000
       let open = ports
       while (open.length > 0 && Date.now() < deadline) {
@@ -251,23 +240,7 @@ describe('test peers', { concurrency: true }, () => {
       assert.deepEqual(open, [], 'no peer outlives its parent')
     } finally {
       // Only matters when an assertion above failed before the kill.
-      parent.kill('SIGKILL')
+      parent.kill()
     }
   })
 })
-
-/**
- * Whether something accepts TCP connections on host:port. Linux routes all of
- * 127/8 to loopback, so a wildcard (0.0.0.0) listener also accepts on
- * 127.0.0.2 and a 127.0.0.1-only one does not.
- */
-function accepts(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, host)
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
-}

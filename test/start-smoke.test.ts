@@ -52,6 +52,9 @@ test('npm start serves the pipeline within 30 s and stops cleanly on Ctrl-C', { 
       ['sqs:enriched-orders', 'service:notifier'],
       ['service:notifier', 'kinesis:notifications'],
       ['kinesis:notifications', 'service:archiver'],
+      ['service:enricher', 'service:pricing'],
+      ['service:pricing', 'nats:quotes.priced'],
+      ['nats:quotes.priced', 'service:auditor'],
     ]
     let summary: Summary = { nodes: [], edges: [] }
     const missing = () => expected.filter(([from, to]) => !summary.edges.some((e) => e.from === from && e.to === to && e.rate > 0))

@@ -201,7 +201,7 @@ function pipelinePayloads(
       const [service, direction, type, topic, group, up] = hop
       const n = messages(i, back)
       if (n === 0) return
-      const tags = [`direction:${direction}`, `topic:${topic}`, `type:${type}`, ...(group ? [`group:${group}`] : [])]
+      const tags = [`direction:${direction}`, ...(topic ? [`topic:${topic}`] : []), `type:${type}`, ...(group ? [`group:${group}`] : [])]
       // A first producer's edge latency is 0; the others' drawn from the seed.
       const edge = up < 0 && direction === 'out' ? new Array<number>(n).fill(0) : latencies(i * 10 + back, n, direction === 'in' ? 0.01 : 0.001, direction === 'in' ? slowest : 0.004)
       let buckets = perService.get(service)
@@ -226,8 +226,8 @@ function widePipeline(): Uint8Array[] {
 
 /**
  * `npm start`'s pipeline (demo/run.ts), as its services report it: orders-api → kafka:orders →
- * enricher → sqs:enriched-orders → notifier → kinesis:notifications → archiver, and billing on
- * kafka:orders, lagging.
+ * enricher → sqs:enriched-orders → notifier → kinesis:notifications → archiver; enricher → (HTTP)
+ * pricing → nats:quotes.priced → auditor; and billing on kafka:orders, lagging.
  */
 function demoPipeline(): Uint8Array[] {
   const hops: Hop[] = [
@@ -238,6 +238,10 @@ function demoPipeline(): Uint8Array[] {
     ['notifier', 'out', 'kinesis', 'notifications', '', 3],
     ['archiver', 'in', 'kinesis', 'notifications', '', -1],
     ['billing', 'in', 'kafka', 'orders', 'billing', 0],
+    ['enricher', 'out', 'http', '', '', 1],
+    ['pricing', 'in', 'http', '', '', 7],
+    ['pricing', 'out', 'nats', 'quotes.priced', '', 8],
+    ['auditor', 'in', 'nats', 'quotes.priced', 'auditor', 9],
   ]
   return pipelinePayloads(
     hops,
@@ -246,6 +250,7 @@ function demoPipeline(): Uint8Array[] {
     ([service, , , , group], back) => {
       const offset = 100_000 + 4_000 * (5 - back)
       if (service === 'orders-api') return [0, 1, 2].map((p) => ({ tags: [`partition:${p}`, 'topic:orders', 'type:kafka_produce'], value: offset }))
+      if (group === 'auditor') return [{ tags: ['consumer_group:auditor', 'stream:QUOTES', 'type:nats_pending'], value: 40 * (6 - back) }]
       return group ? [0, 1, 2].map((p) => ({ tags: [`consumer_group:${group}`, `partition:${p}`, 'topic:orders', 'type:kafka_commit'], value: offset - (group === 'billing' ? 25_000 : 3) })) : []
     },
   )
@@ -351,7 +356,7 @@ for (const viewport of VIEWPORTS) {
     try {
       await view.goto(demo.url)
       await view.waitForSelector('[data-node-id="service:archiver"]', { timeout: 10_000 })
-      assert.equal(await view.$$eval('[data-node-id]', (els) => els.length), 8)
+      assert.equal(await view.$$eval('[data-node-id]', (els) => els.length), 11)
       const fit = await measureMap(view)
       const small = smallest(fit)
       console.log(`${size}: demo map ${fit.svg.width}×${fit.svg.height}, smallest label ${small.fontPx.toFixed(1)} px`)

@@ -25,6 +25,11 @@ export interface DataStreamsOptions {
   debug?: boolean
   /** Agent request timeout, default 2000 ms. */
   timeoutMs?: number
+  /**
+   * PATHWISE_EXIT_TIMEOUT_MS: the longest a process that is ending waits for its stats to be
+   * delivered (whatever the way it ends), default 2000 ms.
+   */
+  exitTimeoutMs?: number
   /** Most nodes (service, env, edge tags) kept prepared; past it the cache starts over (counted in `stats.evictedNodes`). Default 10 000. */
   maxNodes?: number
 }
@@ -41,6 +46,10 @@ export interface InstrumentationSettings {
   readonly kafkaHeaderInjection: boolean
   /** The automatic mode's Kinesis `jsonContext`: PATHWISE_KINESIS_JSON_CONTEXT=true (or 1). */
   readonly kinesisJsonContext: boolean
+  /** The automatic mode's HTTP hops: DD_DATA_STREAMS_HTTP_ENABLED=true (or 1); off by default. */
+  readonly httpEnabled: boolean
+  /** The hosts an outgoing HTTP request may carry the context to: PATHWISE_HTTP_ALLOWED_HOSTS (`a.internal,*.svc.local,10.0.0.5:8080`); none by default. */
+  readonly httpAllowedHosts: readonly string[]
 }
 
 export interface ResolvedConfig extends InstrumentationSettings {
@@ -54,6 +63,7 @@ export interface ResolvedConfig extends InstrumentationSettings {
   core: Backend | undefined
   maxPoints: number | undefined
   timeoutMs: number
+  exitTimeoutMs: number
   maxNodes: number
   /** Whether `service` was given (option or DD_SERVICE) rather than the default: `svc.user` or `svc.auto` in the process tags. */
   serviceGiven: boolean
@@ -102,9 +112,12 @@ export function resolveConfig(options: unknown, env: unknown, defaults: { flushI
     maxPoints: nonNegative(opt('maxPoints')),
     debug: flag('debug') ?? isTrue(envText('DD_TRACE_DEBUG')),
     timeoutMs: Math.min(MAX_TIMER_MS, positive(opt('timeoutMs')) ?? 2_000),
+    exitTimeoutMs: Math.min(MAX_TIMER_MS, positive(opt('exitTimeoutMs')) ?? positive(numberText(envText('PATHWISE_EXIT_TIMEOUT_MS'))) ?? 2_000),
     maxNodes: Math.max(1, Math.floor(Math.min(1e7, positive(opt('maxNodes')) ?? 10_000))),
     kafkaHeaderInjection: !isFalse(envText('DD_KAFKA_CLIENT_PROPAGATION_ENABLED')),
     kinesisJsonContext: isTrue(envText('PATHWISE_KINESIS_JSON_CONTEXT')),
+    httpEnabled: isTrue(envText('DD_DATA_STREAMS_HTTP_ENABLED')),
+    httpAllowedHosts: hostList(envText('PATHWISE_HTTP_ALLOWED_HOSTS')),
   }
 }
 
@@ -153,7 +166,8 @@ function tagList(tags: unknown): string[] | undefined {
   if (tags === undefined || tags === null) return undefined
   try {
     if (Array.isArray(tags)) return tags.length <= 1000 && tags.every((t) => typeof t === 'string') ? [...(tags as string[])] : undefined
-    if (typeof tags !== 'object') return undefined
+    // a typed array (a Buffer) holds numbers only: listing its entries first would cost a second per 2 MB
+    if (typeof tags !== 'object' || ArrayBuffer.isView(tags)) return undefined
     const out: string[] = []
     for (const [k, v] of Object.entries(tags)) {
       if (typeof v !== 'string' || out.length >= 1000) return undefined
@@ -163,6 +177,14 @@ function tagList(tags: unknown): string[] | undefined {
   } catch {
     return undefined
   }
+}
+
+/** A list of hosts: names separated by commas or spaces, lower-cased; at most 1,000 of at most 1,024 characters. */
+function hostList(value: string | undefined): string[] {
+  return parseTags(value)
+    .filter((h) => h.length <= MAX_TAG_LENGTH)
+    .slice(0, 1000)
+    .map((h) => h.toLowerCase())
 }
 
 /** DD_TAGS: `a:1,b:2` or `a:1 b:2`. */

@@ -16,13 +16,33 @@ export interface ContextStore {
   run<T>(ctx: PathwayContext | undefined, fn: () => T): T
 }
 
+/**
+ * What a DataStreams does as its process ends (Node, Bun: `bindings/node/exit-hooks.ts`). Shared
+ * by every copy of pathwise in a process, so its shape changes only with the registry's version.
+ */
+export interface ExitHook {
+  /** Where the payloads go, and with which headers (the exporter's). */
+  readonly url: string
+  readonly headers: Record<string, string>
+  /** The longest the process waits for this DataStreams' stats once it has begun to end. */
+  readonly timeoutMs: number
+  /**
+   * The event loop ran dry: sends what is new (or waits for the send in flight, leaving what is new
+   * for later); undefined when there is nothing to do. The process is held meanwhile, within the bound.
+   */
+  drain(): Promise<void> | undefined
+  /** The process ends now: what is still unsent, as msgpack payloads, for a synchronous send. */
+  final(): Uint8Array[]
+  warn(message: string): void
+}
+
 /** What a runtime provides: its environment, context store, HTTP transport, exit hook and hold. */
 export interface Platform {
   env: Env
   store: ContextStore
   transport: Transport
-  /** Calls fn whenever the process is about to exit (again after work fn started ends); returns the way to stop. */
-  onExit?(fn: () => void): () => void
+  /** Registers what to do as the process ends; returns the way to stop. */
+  onExit?(hook: ExitHook): () => void
   /** Keeps the process alive for at most ms, until the returned function is called; absent on the edge. */
   hold?(ms: number): () => void
   compiledWasm?: WebAssembly.Module
@@ -92,6 +112,11 @@ export interface DataStreams {
   trackTransaction(transactionId: string, checkpointName: string): void
   /** A partition's high watermark (the offset its next message will get) as a consumer last fetched it: the lag without produce offsets. */
   trackKafkaHighWatermark(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void
+  /**
+   * A JetStream consumer's num_pending (the stream's messages it has not been delivered yet), as
+   * every delivered message's metadata states it: the `nats_pending` backlog the agent shows as lag.
+   */
+  trackNatsPending(stream: string, consumer: string, pending: number): void
   /** The context of the message being handled, where the runtime tracks one. */
   currentContext(): PathwayContext | undefined
   /** Runs fn with ctx as the current context. */

@@ -90,8 +90,9 @@ const HOLD_MARGIN_MS = 100
  * Payloads are delivered one at a time, in order.
  */
 export class AgentExporter {
-  private readonly endpoint: string
-  private readonly headers: Record<string, string>
+  /** Where payloads go, and with which headers: also what a synchronous send at exit uses. */
+  readonly endpoint: string
+  readonly headers: Readonly<Record<string, string>>
   private readonly transport: Transport
   private readonly deadlines: Deadlines
   private readonly maxRetries: number
@@ -130,6 +131,11 @@ export class AgentExporter {
 
   get stats(): ExporterStats {
     return { ...this.counts, queued: this.queue.length }
+  }
+
+  /** Whether a delivery is under way (an attempt, or a wait between attempts). */
+  get busy(): boolean {
+    return this.draining !== undefined
   }
 
   /** The number of payloads given up so far (see `stats`). */

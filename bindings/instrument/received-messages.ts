@@ -130,9 +130,17 @@ export function parentForSend(dsm: DataStreams): PathwayContext | null {
   return current ?? null
 }
 
-/** The context of the consume checkpoint of a received message, if pathwise saw it arrive. Never throws. */
+/**
+ * The context of the consume checkpoint of a received message, if pathwise saw it arrive; for a
+ * client's wrapper of a delivered message (nats.js's JetStream `JsMsg` keeps its `Msg` in `msg`),
+ * the wrapped message's. Never throws.
+ */
 export function contextOf(message: object): PathwayContext | undefined {
-  return message !== null && (typeof message === 'object' || typeof message === 'function') ? stamps.get(message) : undefined
+  if (message === null || (typeof message !== 'object' && typeof message !== 'function')) return undefined
+  const ctx = stamps.get(message)
+  if (ctx !== undefined) return ctx
+  const inner = read(message, 'msg')
+  return inner !== null && typeof inner === 'object' ? stamps.get(inner) : undefined
 }
 
 /**

@@ -1,7 +1,7 @@
 /** What an instrumentation reads of the DataStreams it is handed: whether it is an enabled one, and its settings. */
 import type { InstrumentationSettings } from '../api/config.js'
 import type { DataStreams } from '../api/data-streams.js'
-import { read } from '../common/input.js'
+import { items, read } from '../common/input.js'
 
 /**
  * The DataStreams a wrapper was handed, if it is an enabled one; null for anything else, and then
@@ -22,5 +22,13 @@ export function settingsOf(dsm: unknown): InstrumentationSettings {
     debug: read(settings, 'debug') === true,
     kafkaHeaderInjection: read(settings, 'kafkaHeaderInjection') !== false,
     kinesisJsonContext: read(settings, 'kinesisJsonContext') === true,
+    httpEnabled: read(settings, 'httpEnabled') === true,
+    httpAllowedHosts: hostsOf(read(settings, 'httpAllowedHosts')),
   }
+}
+
+/** The allowed hosts of settings from any copy of pathwise: its strings, or none. */
+function hostsOf(value: unknown): readonly string[] {
+  const list = items(value)
+  return list === undefined ? [] : list.filter((h): h is string => typeof h === 'string')
 }

@@ -3,6 +3,7 @@ import type { PathwayContext } from '../pathway/context.js'
 import type { ContextStore, Platform } from '../api/data-streams.js'
 import { nodeTransport } from '../export/node-transport.js'
 import { hold } from '../export/unref.js'
+import { onExit } from './exit-hooks.js'
 import { processTags } from './process-tags.js'
 
 /**
@@ -17,21 +18,6 @@ export const asyncLocalStore: ContextStore = {
   get: () => storage.getStore(),
   enter: (ctx) => storage.enterWith(ctx),
   run: (ctx, fn) => (ctx === undefined ? storage.exit(fn) : storage.run(ctx, fn)),
-}
-
-/** One beforeExit listener for all instances, however many a process creates. */
-const exitHooks = new Set<() => void>()
-const onBeforeExit = () => {
-  for (const fn of exitHooks) fn()
-}
-
-function onExit(fn: () => void): () => void {
-  if (exitHooks.size === 0) process.on('beforeExit', onBeforeExit)
-  exitHooks.add(fn)
-  return () => {
-    exitHooks.delete(fn)
-    if (exitHooks.size === 0) process.off('beforeExit', onBeforeExit)
-  }
 }
 
 export function nodePlatform(): Platform {

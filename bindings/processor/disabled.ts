@@ -42,6 +42,7 @@ export class DisabledDataStreams implements DataStreams {
   trackKafkaCommit(): void {}
   trackTransaction(): void {}
   trackKafkaHighWatermark(): void {}
+  trackNatsPending(): void {}
   currentContext(): undefined {
     return undefined
   }

@@ -19,7 +19,7 @@ import type { Backend, Core } from '../core/types.js'
 import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from '../pathway/context.js'
 import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from '../api/data-streams.js'
 import { collectBuckets } from './collect.js'
-import { AgentExporter } from '../export/exporter.js'
+import { AgentExporter, type Delivery } from '../export/exporter.js'
 import { createLogger, type OnceLogger } from '../common/logger.js'
 import { encodeStatsPayload, PRODUCT_DSM, type ExportBucket } from '../export/payload.js'
 import { batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
@@ -72,7 +72,13 @@ export class DataStreamsProcessor implements DataStreams {
   ) {
     this.service = config.service
     this.env = config.env
-    this.settings = Object.freeze({ debug: config.debug, kafkaHeaderInjection: config.kafkaHeaderInjection, kinesisJsonContext: config.kinesisJsonContext })
+    this.settings = Object.freeze({
+      debug: config.debug,
+      kafkaHeaderInjection: config.kafkaHeaderInjection,
+      kinesisJsonContext: config.kinesisJsonContext,
+      httpEnabled: config.httpEnabled,
+      httpAllowedHosts: Object.freeze([...config.httpAllowedHosts]),
+    })
     this.log = createLogger(config.debug)
     this.processTags = (config.processTags && platform.processTags?.(config.service, config.serviceGiven)) || []
     this.core = createCore({
@@ -95,7 +101,14 @@ export class DataStreamsProcessor implements DataStreams {
       this.timer = setInterval(() => void this.flushFinished(), config.flushIntervalMs)
       ;(this.timer as { unref?: () => void }).unref?.()
     }
-    this.removeExitHook = platform.onExit?.(() => void this.send(Infinity, 'exit'))
+    this.removeExitHook = platform.onExit?.({
+      url: this.exporter.endpoint,
+      headers: this.exporter.headers,
+      timeoutMs: config.exitTimeoutMs,
+      drain: () => this.drainAtExit(),
+      final: () => this.unsent(),
+      warn: (message) => this.log.warnOnce('exit', message),
+    })
   }
 
   get backend(): Backend {
@@ -344,6 +357,18 @@ export class DataStreamsProcessor implements DataStreams {
     this.track([`topic:${t}`, 'type:kafka_high_watermark'], partition, offset, clusterId, true)
   }
 
+  trackNatsPending(stream: string, consumer: string, pending: number): void {
+    const s = tagPart(stream)
+    const c = tagPart(consumer)
+    const value = typeof pending === 'number' && Number.isSafeInteger(pending) && pending >= 0 ? pending : undefined
+    if (s === undefined || c === undefined || value === undefined) return void this.invalid('backlog: stream, consumer or pending count unusable')
+    try {
+      this.backlogs.track(currentBucket(), ['type:nats_pending', `consumer_group:${c}`, `stream:${s}`], value)
+    } catch (err) {
+      this.fail('backlog', err)
+    }
+  }
+
   /** The partition tag goes after `tags`, or before them (`partitionFirst`); the cluster id always last. */
   private track(tags: string[], partition: unknown, offset: unknown, clusterId: unknown, partitionFirst = false): void {
     const p = partitionNumber(partition)
@@ -404,27 +429,60 @@ export class DataStreamsProcessor implements DataStreams {
     return this.send(currentBucket(), 'timer')
   }
 
-  /**
-   * 'caller' (flush, shutdown) keeps the process alive until delivered; 'timer' never does.
-   * 'exit' holds it too, but sends only what was recorded since the last send and retries no queue:
-   * beforeExit comes again once that send ends, and must then find nothing to do.
-   */
-  private async send(beforeBucket: number, by: 'caller' | 'timer' | 'exit'): Promise<void> {
+  /** 'caller' (flush, shutdown) keeps the process alive until delivered; 'timer' never does. */
+  private async send(beforeBucket: number, by: 'caller' | 'timer'): Promise<void> {
     try {
-      const delivery = { hold: by !== 'timer' }
-      const buckets = this.collect(beforeBucket)
-      if (buckets.length > 0) {
-        const payload = encodeStatsPayload(
-          { env: this.env, service: this.service, version: this.config.version, tracerVersion: VERSION, tags: this.config.tags, processTags: this.processTags, productMask: PRODUCT_DSM },
-          buckets,
-        )
-        await this.exporter.send(payload, {}, delivery)
-      } else if (by !== 'exit') {
-        await this.exporter.flush(delivery)
-      }
+      const delivery = { hold: by === 'caller' }
+      const payloads = this.payloads(beforeBucket)
+      if (payloads.length === 0) await this.exporter.flush(delivery)
+      else await this.deliver(payloads, delivery)
     } catch (err) {
       this.fail('flush', err)
     }
+  }
+
+  /**
+   * The exit hook's send at a natural end: what was recorded since the last send, once, without
+   * retrying an older queue on its own (beforeExit comes again once this ends, and must then find
+   * nothing to do). The exit hook holds the process, within its bound; the exporter does not. A
+   * send in flight is waited for, and what is new stays in the core meanwhile: the exporter would
+   * queue it behind that send, where the final synchronous send could not reach it.
+   */
+  private drainAtExit(): Promise<void> | undefined {
+    try {
+      if (this.exporter.busy) return this.exporter.flush()
+      const payloads = this.payloads(Infinity)
+      return payloads.length === 0 ? undefined : this.deliver(payloads, {})
+    } catch (err) {
+      this.fail('flush', err)
+      return undefined
+    }
+  }
+
+  /** Queues the payloads in order; resolves once the exporter has delivered them or given up. */
+  private async deliver(payloads: Uint8Array[], delivery: Delivery): Promise<void> {
+    await Promise.all(payloads.map((payload) => this.exporter.send(payload, {}, delivery)))
+  }
+
+  /** The exit hook's final send: everything still in the core, for a synchronous send. Never throws. */
+  private unsent(): Uint8Array[] {
+    try {
+      return this.payloads(Infinity)
+    } catch (err) {
+      this.fail('flush', err)
+      return []
+    }
+  }
+
+  /**
+   * What was recorded before `beforeBucket` and not yet sent, drained from the core and encoded
+   * (msgpack, not yet compressed): the one place a payload is made, on every path. Empty if nothing is.
+   */
+  private payloads(beforeBucket: number): Uint8Array[] {
+    const buckets = this.collect(beforeBucket)
+    if (buckets.length === 0) return []
+    const meta = { env: this.env, service: this.service, version: this.config.version, tracerVersion: VERSION, tags: this.config.tags, processTags: this.processTags, productMask: PRODUCT_DSM }
+    return [encodeStatsPayload(meta, buckets)]
   }
 
   private collect(beforeBucket: number): ExportBucket[] {

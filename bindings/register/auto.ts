@@ -7,6 +7,8 @@ import { sqsInstrumentation } from '../aws/sqs.js'
 import { kinesisInstrumentation } from '../aws/kinesis.js'
 import { snsInstrumentation } from '../aws/sns.js'
 import { eventBridgeInstrumentation } from '../aws/eventbridge.js'
+import { natsInstrumentation } from '../nats/connection.js'
+import { instrumentHttpFromSettings } from '../http/hops.js'
 import type { DataStreams } from '../api/data-streams.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { createLogger } from '../common/logger.js'
@@ -22,6 +24,7 @@ export const instrumentations: readonly Instrumentation[] = [
   kinesisInstrumentation,
   snsInstrumentation,
   eventBridgeInstrumentation,
+  natsInstrumentation,
 ]
 
 type ModuleHook = { unhook(): void }
@@ -41,7 +44,8 @@ export function enableAutoInstrumentation(esmHook?: HookFactory): AutoInstrument
   const dsm = createDataStreamsFor({}, nodePlatform())
   if (!dsm.enabled) return undefined
 
-  const undos: (() => void)[] = []
+  // HTTP hops need no module: Node's diagnostics channels, with DD_DATA_STREAMS_HTTP_ENABLED=true.
+  const undos: (() => void)[] = [instrumentHttpFromSettings(dsm)]
   const patched = new WeakSet<object>()
   const modules = instrumentations.map((i) => i.module)
   const onModule: OnModule = (exports, name, baseDir) => {

@@ -2,6 +2,7 @@
 export const brokers = (process.env.KAFKA_BROKERS ?? '').split(',')
 export const sqsEndpoint = process.env.SQS_ENDPOINT
 export const kinesisEndpoint = process.env.KINESIS_ENDPOINT
+export const natsServers = process.env.NATS_SERVERS
 export const aws = { region: 'us-east-1', credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' } }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))

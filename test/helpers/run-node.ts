@@ -10,9 +10,10 @@ export interface NodeRun {
   stderr: string
 }
 
-export function runNode(args: string[], env: Record<string, string>, timeoutMs = 40_000): Promise<NodeRun> {
+/** `execPath`: another Node's binary (Node 24 for what Node 20 lacks). */
+export function runNode(args: string[], env: Record<string, string>, timeoutMs = 40_000, execPath = process.execPath): Promise<NodeRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk))

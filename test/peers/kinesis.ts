@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { CreateStreamCommand, DescribeStreamSummaryCommand, type KinesisClient, type KinesisClientConfig } from '@aws-sdk/client-kinesis'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { spawnPeer, waitUntilAnswers } from './child.js'
-import { freePort } from './ports.js'
+import { freePorts } from './ports.js'
 
 const KINESIS_LOCAL_DIR = dirname(createRequire(import.meta.url).resolve('kinesis-local/package.json'))
 const GUARD = fileURLToPath(new URL('./peer-guard.cjs', import.meta.url))
@@ -42,7 +42,7 @@ export interface KinesisPeer {
  * `ApproximateArrivalTimestamp`. Streams live in memory only.
  */
 export async function startKinesis(): Promise<KinesisPeer> {
-  const [plainPort, tlsPort] = await distinctFreePorts()
+  const [plainPort, tlsPort] = await freePorts(2)
   const peer = spawnPeer('kinesis-local', ['--require', GUARD, 'main.js'], {
     // It reads its TLS certificate (server.json) from the working directory.
     cwd: KINESIS_LOCAL_DIR,
@@ -90,11 +90,4 @@ export async function createActiveStream(client: KinesisClient, streamName: stri
     await sleep(20)
   }
   throw new Error(`kinesis stream ${streamName} not ACTIVE after 10 s`)
-}
-
-async function distinctFreePorts(): Promise<[number, number]> {
-  const first = await freePort()
-  let second = await freePort()
-  while (second === first) second = await freePort()
-  return [first, second]
 }

@@ -34,15 +34,17 @@ export interface Series {
   cells: Map<number, Cell>
 }
 
-/** The backlog types kafka_produce, kafka_commit and kafka_high_watermark, without their `kafka_`. */
-export type BacklogKind = 'produce' | 'commit' | 'high_watermark'
+/** The backlog types kafka_produce, kafka_commit and kafka_high_watermark, without their `kafka_`, and nats_pending. */
+export type BacklogKind = 'produce' | 'commit' | 'high_watermark' | 'nats_pending'
 
 export interface BacklogSeries {
   key: string
   kind: BacklogKind
+  /** The Kafka topic; a JetStream consumer's stream. */
   topic: string
+  /** The Kafka partition; '' for a JetStream consumer. */
   partition: string
-  /** Consumer group; '' for produce offsets. */
+  /** Consumer group (a JetStream consumer's durable name); '' for produce offsets. */
   group: string
   /** Kafka cluster id; '' when the tracer did not know it. */
   cluster: string
@@ -165,15 +167,20 @@ export class Store {
     return cell
   }
 
-  /** Keeps the highest offset per key and bucket. Only Kafka produce, commit and high watermark offsets are read; other types are ignored. */
+  /**
+   * Keeps the highest value per key and bucket. Only Kafka produce, commit and high watermark
+   * offsets and JetStream consumers' pending counts are read; other types are ignored.
+   */
   recordBacklog(tags: string[], start: number, value: number, dirty = true): void {
     const map = tagMap(tags)
     const type = map.get('type')
-    const kind: BacklogKind | null = type === 'kafka_produce' ? 'produce' : type === 'kafka_commit' ? 'commit' : type === 'kafka_high_watermark' ? 'high_watermark' : null
-    const topic = map.get('topic')
-    const partition = map.get('partition')
+    const kind: BacklogKind | null =
+      type === 'kafka_produce' ? 'produce' : type === 'kafka_commit' ? 'commit' : type === 'kafka_high_watermark' ? 'high_watermark' : type === 'nats_pending' ? 'nats_pending' : null
+    const nats = kind === 'nats_pending'
+    const topic = nats ? map.get('stream') : map.get('topic')
+    const partition = nats ? '' : map.get('partition')
     if (!kind || !topic || partition === undefined) return
-    const group = kind === 'commit' ? (map.get('consumer_group') ?? '') : ''
+    const group = kind === 'commit' || nats ? (map.get('consumer_group') ?? '') : ''
     const cluster = map.get('kafka_cluster_id') ?? ''
     const key = `${kind}\u0000${cluster}\u0000${group}\u0000${topic}\u0000${partition}`
     let series = this.backlogMap.get(key)

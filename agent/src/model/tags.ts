@@ -46,6 +46,8 @@ export function queueRole(type: string): string {
     case 'sqs':
     case 'rabbitmq':
       return 'queue'
+    case 'nats':
+      return 'subject'
     default:
       return type
   }

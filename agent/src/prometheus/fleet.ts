@@ -361,9 +361,11 @@ function keyOfSeries(s: Series): string {
 function backlogTags(metric: Record<string, string>): string[] | null {
   const kind = metric.kind
   const topic = fromLabel(metric.topic)
+  const group = fromLabel(metric.consumer_group)
+  if (kind === 'nats_pending') return topic && group ? ['type:nats_pending', `stream:${topic}`, `consumer_group:${group}`] : null
   if ((kind !== 'produce' && kind !== 'commit' && kind !== 'high_watermark') || !topic) return null
   const tags = [`type:kafka_${kind}`, `topic:${topic}`, `partition:${fromLabel(metric.partition)}`]
-  if (kind === 'commit' && metric.consumer_group) tags.push(`consumer_group:${fromLabel(metric.consumer_group)}`)
+  if (kind === 'commit' && group) tags.push(`consumer_group:${group}`)
   if (metric.kafka_cluster_id) tags.push(`kafka_cluster_id:${fromLabel(metric.kafka_cluster_id)}`)
   return tags
 }

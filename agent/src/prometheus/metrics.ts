@@ -42,7 +42,7 @@ export class Metrics {
   private readonly seen = new Map<string, Counted>()
   private readonly offsets = this.offsetGauge(
     'pathwise_kafka_offset',
-    'Latest Kafka offset seen: kind="produce" or "high_watermark" (per topic and partition) or "commit" (per consumer group, topic and partition).',
+    'Latest Kafka offset seen: kind="produce" or "high_watermark" (per topic and partition) or "commit" (per consumer group, topic and partition); kind="nats_pending": a JetStream durable consumer\'s pending messages (topic: its stream).',
   )
   private readonly offsetTimes = this.offsetGauge(
     'pathwise_kafka_offset_timestamp_seconds',
@@ -139,6 +139,7 @@ export class Metrics {
     this.lagMessages.reset()
     this.lagSeconds.reset()
     for (const r of lagRows(this.store, rangeOf(now, 60_000))) {
+      if (r.transport !== 'kafka') continue
       const labels = { consumer_group: toLabel(r.group), topic: toLabel(r.topic), partition: toLabel(r.partition), kafka_cluster_id: toLabel(r.cluster) }
       if (r.lagMessages !== null) this.lagMessages.set(labels, r.lagMessages)
       if (r.lagSeconds !== null) this.lagSeconds.set(labels, r.lagSeconds)

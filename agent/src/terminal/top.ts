@@ -167,7 +167,7 @@ export function render(s: Summary, agent: string, columns: number, interactive: 
     lines.push(
       ...table(
         columns,
-        [col('KAFKA LAG: GROUP', 0), col('TOPIC', 1), col('PARTITION', 1), col('MESSAGES', 1), col('SECONDS', 2)],
+        [col('LAG: GROUP', 0), col('TOPIC', 1), col('PARTITION', 1), col('MESSAGES', 1), col('SECONDS', 2)],
         s.lag.map((r) => [
           r.group,
           r.topic,

@@ -75,6 +75,7 @@ function renderPathways(s) {
 }
 
 // The partition's end, as lag is computed from it: the latest produce offset or the consumer's high watermark, whichever is larger.
+// A JetStream consumer has none: its lag is the pending count its messages state.
 function logEnd(r) {
   const known = [r.produceOffset, r.highWatermark].filter((v) => v != null)
   return known.length ? Math.max(...known) : null
@@ -86,8 +87,8 @@ function lagRow(r) {
     cell(r.group),
     cell(r.topic),
     cell(r.partition, 'num'),
-    cell(logEnd(r) ?? '?', 'num'),
-    cell(String(r.commitOffset), 'num'),
+    cell(r.transport === 'nats' ? '—' : (logEnd(r) ?? '?'), 'num'),
+    cell(r.commitOffset ?? '—', 'num'),
     cell(r.lagMessages ?? '?', 'num'),
     cell(r.lagSeconds == null ? '?' : r.lagSeconds.toFixed(1), 'num'),
   )
@@ -99,7 +100,7 @@ function renderLag(s) {
   body.replaceChildren(...s.lag.map(lagRow))
   if (s.lag.length === 0) {
     const tr = document.createElement('tr')
-    tr.append(cell('No Kafka commits seen yet.', 'muted'))
+    tr.append(cell('No Kafka commits or JetStream pending counts seen yet.', 'muted'))
     body.append(tr)
   }
 }
@@ -226,11 +227,11 @@ function lagChart(detail) {
   state.lagKey = key
   state.lagChart = new uPlot(
     {
-      title: 'Lag per partition (messages)',
+      title: detail.edge.type === 'nats' ? 'Pending per stream (messages)' : 'Lag per partition (messages)',
       width: chartWidth(container),
       height: 180,
       scales: { x: { time: true } },
-      series: [{}, ...history.map((h, i) => ({ label: `p${h.partition}${h.cluster ? ` ${h.cluster}` : ''}`, stroke: PARTITION_COLOURS[i % PARTITION_COLOURS.length], width: 1.5, spanGaps: true }))],
+      series: [{}, ...history.map((h, i) => ({ label: `${/^\d+$/.test(h.partition) ? `p${h.partition}` : h.partition}${h.cluster ? ` ${h.cluster}` : ''}`, stroke: PARTITION_COLOURS[i % PARTITION_COLOURS.length], width: 1.5, spanGaps: true }))],
       axes: [timeAxis, { size: 50 }],
     },
     data,
@@ -264,7 +265,7 @@ function renderDetail(detail) {
       head,
       ...detail.lag.map((r) => {
         const tr = document.createElement('tr')
-        tr.append(cell(r.partition, 'num'), cell(r.lagMessages ?? '?', 'num'), cell(r.lagSeconds == null ? '?' : r.lagSeconds.toFixed(1), 'num'))
+        tr.append(cell(r.transport === 'nats' ? r.topic : r.partition, 'num'), cell(r.lagMessages ?? '?', 'num'), cell(r.lagSeconds == null ? '?' : r.lagSeconds.toFixed(1), 'num'))
         return tr
       }),
     )

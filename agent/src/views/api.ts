@@ -1,4 +1,4 @@
-import { lagHistory, lagRows, type LagHistory, type LagRow } from './lag.js'
+import { lagHistory, lagRows, natsLagHistory, type LagHistory, type LagRow } from './lag.js'
 import { mergeCells, rangeOf, type Range } from '../model/range.js'
 import { quantilesOf, type Quantiles } from '../model/sketch.js'
 import { BUCKET_MS, type Store } from '../model/store.js'
@@ -107,8 +107,7 @@ function computeSummary(store: Store, range: Range): SummaryBody {
   const { nodes, edges } = topology(store, range)
   const lag = lagRows(store, range)
   for (const e of edges) {
-    if (e.kind !== 'consume' || e.type !== 'kafka' || !e.group) continue
-    const rows = lag.filter((r) => r.group === e.group && r.topic === e.topic)
+    const rows = lagOf(e, lag)
     if (rows.length === 0) continue
     e.lag = {
       messages: rows.some((r) => r.lagMessages === null) ? null : rows.reduce((sum, r) => sum + (r.lagMessages ?? 0), 0),
@@ -116,6 +115,13 @@ function computeSummary(store: Store, range: Range): SummaryBody {
     }
   }
   return { rangeSeconds: range.rangeMs / 1000, nodes, edges, pathways: pathways(store, range), lag }
+}
+
+/** The lag rows of a consume edge: a Kafka group's on its topic, a JetStream durable consumer's. */
+function lagOf(e: EdgeView, lag: LagRow[]): LagRow[] {
+  if (e.kind !== 'consume' || !e.group) return []
+  if (e.type === 'kafka') return lag.filter((r) => r.transport === 'kafka' && r.group === e.group && r.topic === e.topic)
+  return e.type === 'nats' ? lag.filter((r) => r.transport === 'nats' && r.group === e.group) : []
 }
 
 /** A store this large is slow to summarize by its size, not because the machine is busy: its summary may be reused a while after a change (view-cache.ts). */
@@ -149,13 +155,13 @@ export function edgeDetail(ctx: ApiContext, id: string, rangeSeconds = DEFAULT_R
       const m = mergeCells(cells, { now: s.now, rangeMs: BUCKET_MS, from: start, settled: filling ? start : start + BUCKET_MS, rateFrom: start })
       return { start, count: m.count, rate: m.rate, latency: quantilesOf(m.edge), filling }
     })
-  const kafka = edge.kind === 'consume' && edge.type === 'kafka' && edge.group && edge.topic
+  const lag = lagOf(edge, s.lag)
   return {
     now: s.now,
     edge,
     buckets,
-    lag: kafka ? s.lag.filter((r) => r.group === edge.group && r.topic === edge.topic) : [],
-    lagHistory: kafka ? lagHistory(history, edge.group!, edge.topic!, range) : [],
+    lag,
+    lagHistory: lag.length === 0 ? [] : edge.type === 'nats' ? natsLagHistory(history, edge.group!) : lagHistory(history, edge.group!, edge.topic!, range),
   }
 }
 

@@ -22,9 +22,13 @@ import { BUCKET_MS, type BacklogKind, type BacklogSeries, type Store } from '../
  * In seconds: how long before that moment the partition's end was at the committed offset, read
  * from the end's history bucket by bucket (linear within a bucket); when the history does not reach
  * back that far, the lag in messages over the end's growth rate. Neither depends on when it is read.
+ *
+ * A JetStream consumer's lag is the num_pending its messages last stated (`nats_pending`, per
+ * durable consumer and stream): no offsets, and no rate to turn it into seconds.
  */
 
 export interface LagRow {
+  transport: 'kafka' | 'nats'
   group: string
   topic: string
   partition: string
@@ -33,7 +37,8 @@ export interface LagRow {
   produceOffset: number | null
   /** At the same moment, the latest high watermark a consumer of the partition reported; null while none is known. */
   highWatermark: number | null
-  commitOffset: number
+  /** Null for a JetStream consumer. */
+  commitOffset: number | null
   /** Null while neither a produce offset nor a high watermark of the partition is known. */
   lagMessages: number | null
   /** Null while neither the end's history nor its rate says, and the lag is not 0. */
@@ -78,7 +83,7 @@ function produceRate(s: BacklogSeries, range: Range): number | null {
 }
 
 function split(store: Store): Record<BacklogKind, BacklogSeries[]> {
-  const kinds: Record<BacklogKind, BacklogSeries[]> = { produce: [], commit: [], high_watermark: [] }
+  const kinds: Record<BacklogKind, BacklogSeries[]> = { produce: [], commit: [], high_watermark: [], nats_pending: [] }
   for (const s of store.backlogs()) kinds[s.kind].push(s)
   return kinds
 }
@@ -124,7 +129,7 @@ function reachedAt(end: Array<[number, number]>, offset: number, until: number):
 }
 
 export function lagRows(store: Store, range: Range): LagRow[] {
-  const { produce, commit, high_watermark: watermark } = split(store)
+  const { produce, commit, high_watermark: watermark, nats_pending: pending } = split(store)
   const rows = commit.map((c): LagRow => {
     const p = producerOf(c, produce)
     const w = producerOf(c, watermark)
@@ -145,6 +150,7 @@ export function lagRows(store: Store, range: Range): LagRow[] {
       lagSeconds = at !== null ? Math.max(0, moment + BUCKET_MS - at) / 1000 : rate ? lagMessages / rate : null
     }
     return {
+      transport: 'kafka',
       group: c.group,
       topic: c.topic,
       partition: c.partition,
@@ -157,6 +163,10 @@ export function lagRows(store: Store, range: Range): LagRow[] {
       produceRate: rate,
     }
   })
+  for (const p of pending) {
+    const [, value] = latest(p)
+    rows.push({ transport: 'nats', group: p.group, topic: p.topic, partition: '', cluster: '', produceOffset: null, highWatermark: null, commitOffset: null, lagMessages: value, lagSeconds: value === 0 ? 0 : null, produceRate: null })
+  }
   return rows.sort(
     (a, b) =>
       a.group.localeCompare(b.group) ||
@@ -195,4 +205,12 @@ export function lagHistory(store: Store, group: string, topic: string, range: Ra
       return { partition: c.partition, cluster: c.cluster, points }
     })
     .sort((a, b) => Number(a.partition) - Number(b.partition) || a.partition.localeCompare(b.partition) || a.cluster.localeCompare(b.cluster))
+}
+
+/** A JetStream consumer's pending count bucket by bucket, one series per stream (named in `partition`). */
+export function natsLagHistory(store: Store, group: string): LagHistory[] {
+  return split(store)
+    .nats_pending.filter((p) => p.group === group)
+    .map((p) => ({ partition: p.topic, cluster: '', points: samples(p) }))
+    .sort((a, b) => a.partition.localeCompare(b.partition))
 }
