@@ -130,7 +130,11 @@ async function agent(args: string[]): Promise<void> {
     )
   }
   if (values.forward) process.stdout.write(`pathwise agent: forwarding every payload to ${values.forward}\n`)
-  if (values.prometheus) process.stdout.write(`pathwise agent: the page and /api/* show the fleet that ${values.prometheus} scrapes\n`)
+  if (values.prometheus) {
+    process.stdout.write(
+      `pathwise agent: the page and /api/* show the fleet that ${values.prometheus} scrapes; it needs a scrape every 10 s or more often (lag pairs offsets of the same 10 s bucket: README "Many hosts")\n`,
+    )
+  }
   const stop = (): void => {
     running.close().then(
       () => process.exit(0),

@@ -94,6 +94,8 @@ describe("fleet lag in real time, the README's scrape config as written", { time
       { group: 'slow', lagMessages: 1500, lagSeconds: 30 },
     ]
     // Four buckets flushed and scraped: the slow consumer's commit is where the end was three buckets before.
+    // The fleet view says the window it needs when it starts.
+    await waitFor('the fleet view to say what it needs', () => view.stdout(), (out) => /the fleet that http:\/\/127\.0\.0\.1:\d+ scrapes; it needs a scrape every 10 s or more often/.test(out))
     await waitFor('four buckets flushed', () => flushed, (n) => n >= 4, 90_000)
     await waitFor('the fleet view to read them', () => getJson<Summary>(view.url, '/api/summary').then(lagOf), (lag) => JSON.stringify(lag) === JSON.stringify(expected), 30_000)
     for (let i = 0; i < POLLS; i++) {
