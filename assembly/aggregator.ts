@@ -3,8 +3,9 @@ import { clearSketch, Sketch, SKETCH_SIZE } from './sketch'
 
 /**
  * Stats points of all live buckets, kept as `bindings/ts/aggregator.ts` keeps them: a list in
- * insertion order (which is the drain order), found through an open-addressing index that
- * probes in the same slot order. The index holds point addresses rather than positions.
+ * insertion order, found through an open-addressing index that probes in the same slot order
+ * (the index holds point addresses rather than positions), and per live bucket its number of
+ * points, which the cap bounds. A drain hands points out by bucket, in insertion order within one.
  */
 
 /** The key of one stats point; its three sketches follow it in the same block. */
@@ -39,7 +40,9 @@ const MIN_SLOTS: i32 = 1024
 /** log2 of an address's size: lists and the index hold addresses. */
 const PTR_SHIFT: usize = alignof<usize>()
 
+/** Most points a bucket holds, and most alive at once. */
 let maxPoints: i32 = 0
+let maxLive: i32 = 0
 /** Live points, in insertion order. */
 let points: usize = 0
 let pointCount: i32 = 0
@@ -49,13 +52,20 @@ let slots: usize = 0
 let slotCount: i32 = 0
 /** A float so that it never wraps. */
 let dropped: f64 = 0
-/** Points handed out by the drain under way, in insertion order. */
+/** Points handed out by the drain under way, by bucket, in insertion order within one. */
 let drained: usize = 0
 let drainedCount: i32 = 0
 let drainedCapacity: i32 = 0
+/** Live buckets, in order of their first point: a bucket number, then its number of points (two i32). */
+let buckets: usize = 0
+let bucketCount: i32 = 0
+let bucketCapacity: i32 = 0
+/** Where the last bucket looked up is: checkpoints come in the current bucket, one after the other. */
+let lastBucket: i32 = 0
 
-export function initAggregator(cap: i32): void {
-  maxPoints = cap
+export function initAggregator(perBucket: i32, live: i32): void {
+  maxPoints = perBucket
+  maxLive = live
   reindex(MIN_SLOTS)
 }
 
@@ -100,10 +110,12 @@ export function record(bucket: i32, hash: u64, parent: u64, node: i32, pathwayKe
     slot = (slot + 1) & mask
   }
   if (at == 0) {
-    if (pointCount >= maxPoints) {
+    const b = pointCount < maxLive ? bucketEntry(bucket) : 0
+    if (b == 0 || load<i32>(b, 4) >= maxPoints) {
       dropped += 1
       return false
     }
+    store<i32>(b, load<i32>(b, 4) + 1, 4)
     at = newPoint(bucket, hash, parent, node, slot)
   }
   const point = changetype<Point>(at)
@@ -111,6 +123,30 @@ export function record(bucket: i32, hash: u64, parent: u64, node: i32, pathwayKe
   point.edge.addKeyOrZero(edgeKey, 1)
   point.payload.addKeyOrZero(payloadKey, 1)
   return true
+}
+
+/** The entry (bucket, points) of a bucket, added with no points if it has none yet. */
+function bucketEntry(bucket: i32): usize {
+  if (lastBucket < bucketCount) {
+    const last = buckets + (<usize>lastBucket << 3)
+    if (load<i32>(last) == bucket) return last
+  }
+  for (let i = 0; i < bucketCount; i++) {
+    const e = buckets + (<usize>i << 3)
+    if (load<i32>(e) == bucket) {
+      lastBucket = i
+      return e
+    }
+  }
+  if (bucketCount == bucketCapacity) {
+    bucketCapacity = bucketCapacity == 0 ? 8 : bucketCapacity << 1
+    buckets = grow(buckets, <usize>bucketCapacity << 3)
+  }
+  const e = buckets + (<usize>bucketCount << 3)
+  store<i32>(e, bucket)
+  store<i32>(e, 0, 4)
+  lastBucket = bucketCount++
+  return e
 }
 
 function newPoint(bucket: i32, hash: u64, parent: u64, node: i32, slot: u32): usize {
@@ -148,26 +184,83 @@ function reindex(size: i32): void {
 
 /**
  * Moves every point of a bucket numbered below `beforeBucket` from the live list to the drained
- * list (both keep insertion order) and returns how many moved. They stay readable through
- * `drainedPoint` until `freeDrained`. `beforeBucket` is a float so that Infinity drains everything.
+ * list, by bucket (ascending), in insertion order within one, and returns how many moved. They
+ * stay readable through `drainedPoint` until `freeDrained`. `beforeBucket` is a float so that
+ * Infinity drains everything. A counting sort: the live bucket entries give each drained bucket
+ * its number of points, so each point goes straight to its place.
  */
 export function beginDrain(beforeBucket: f64): i32 {
   freeDrained()
-  if (drainedCapacity < pointCount) {
-    drainedCapacity = pointCapacity
+  // the drained buckets' entries move to the end of the entries, sorted (they come almost in order: an insertion sort)
+  let kept = 0
+  let total = 0
+  const spare = heap.alloc((bucketCount > 0 ? <usize>bucketCount : 1) << 3)
+  let moved = 0
+  for (let i = 0; i < bucketCount; i++) {
+    const e = buckets + (<usize>i << 3)
+    const bucket = load<i32>(e)
+    const n = load<i32>(e, 4)
+    if (<f64>bucket >= beforeBucket) {
+      store<u64>(buckets + (<usize>(kept++) << 3), load<u64>(e))
+      continue
+    }
+    let j = moved++
+    while (j > 0 && load<i32>(spare + (<usize>(j - 1) << 3)) > bucket) {
+      store<u64>(spare + (<usize>j << 3), load<u64>(spare + (<usize>(j - 1) << 3)))
+      j--
+    }
+    store<i32>(spare + (<usize>j << 3), bucket)
+    store<i32>(spare + (<usize>j << 3), n, 4)
+    total += n
+  }
+  bucketCount = kept
+  lastBucket = 0
+  if (total == 0) {
+    heap.free(spare)
+    return 0
+  }
+  // each drained bucket's entry now holds where its next point goes
+  let at = 0
+  for (let j = 0; j < moved; j++) {
+    const n = load<i32>(spare + (<usize>j << 3), 4)
+    store<i32>(spare + (<usize>j << 3), at, 4)
+    at += n
+  }
+  if (drainedCapacity < total) {
+    drainedCapacity = total
     drained = grow(drained, <usize>drainedCapacity << PTR_SHIFT)
   }
-  let kept = 0
+  let live = 0
   for (let i = 0; i < pointCount; i++) {
     const p = pointAt(points, i)
-    if (<f64>p.bucket >= beforeBucket) store<usize>(points + (<usize>(kept++) << PTR_SHIFT), changetype<usize>(p))
-    else store<usize>(drained + (<usize>(drainedCount++) << PTR_SHIFT), changetype<usize>(p))
+    if (<f64>p.bucket >= beforeBucket) {
+      store<usize>(points + (<usize>(live++) << PTR_SHIFT), changetype<usize>(p))
+      continue
+    }
+    // binary search among the drained buckets
+    let lo = 0
+    let hi = moved - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (load<i32>(spare + (<usize>mid << 3)) < p.bucket) lo = mid + 1
+      else hi = mid
+    }
+    const e = spare + (<usize>lo << 3)
+    const place = load<i32>(e, 4)
+    store<i32>(e, place + 1, 4)
+    store<usize>(drained + (<usize>place << PTR_SHIFT), changetype<usize>(p))
   }
-  if (drainedCount == 0) return 0
-  pointCount = kept
+  heap.free(spare)
+  drainedCount = total
+  pointCount = live
   let size = MIN_SLOTS
-  while (kept * 2 > size) size *= 2
+  while (live * 2 > size) size *= 2
   reindex(size)
+  return total
+}
+
+/** Points of the drain under way. */
+export function drainedTotal(): i32 {
   return drainedCount
 }
 
@@ -175,13 +268,23 @@ export function drainedPoint(i: i32): Point {
   return pointAt(drained, i)
 }
 
+/** Frees drained point `i` (written out): a drain's frees are spread over its chunks rather than all at its end. */
+export function freeDrainedPoint(i: i32): void {
+  const at = drained + (<usize>i << PTR_SHIFT)
+  const p = load<usize>(at)
+  if (p == 0) return
+  freePoint(changetype<Point>(p))
+  store<usize>(at, 0)
+}
+
 export function freeDrained(): void {
-  for (let i = 0; i < drainedCount; i++) {
-    const p = pointAt(drained, i)
-    p.pathway.release()
-    p.edge.release()
-    p.payload.release()
-    heap.free(changetype<usize>(p))
-  }
+  for (let i = 0; i < drainedCount; i++) freeDrainedPoint(i)
   drainedCount = 0
+}
+
+function freePoint(p: Point): void {
+  p.pathway.release()
+  p.edge.release()
+  p.payload.release()
+  heap.free(changetype<usize>(p))
 }

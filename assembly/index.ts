@@ -7,7 +7,9 @@ import {
   beginDrain,
   droppedPoints as aggregatorDropped,
   drainedPoint,
+  drainedTotal,
   freeDrained,
+  freeDrainedPoint,
   initAggregator,
   livePoints as aggregatorLive,
   record,
@@ -24,20 +26,17 @@ import {
   BATCH_PATHWAY_LATENCY,
   BATCH_PAYLOAD,
   BATCH_STRIDE,
+  CHUNK_AT,
+  CHUNK_BUCKET,
+  CHUNK_ENDS,
   HASH_LO,
-  OUT_BUCKET,
-  OUT_EDGE_LENGTH,
-  OUT_HASH_LO,
   OUT_LENGTH,
   OUT_MIN_KEY,
-  OUT_NODE,
-  OUT_PARENT_LO,
-  OUT_PATHWAY_LENGTH,
-  OUT_PAYLOAD_LENGTH,
   SCRATCH_WORDS,
 } from './generated/layout'
-import { defineNode, nodeBytes, nodeHash as hashOfNode, pathwayHash as hashPathway, sizeNodes } from './nodes'
+import { defineNode, nodeBytes, nodeHash as hashOfNode, nodeTagsAt, nodeTagsLength, pathwayHash as hashPathway, setNodeTags, sizeNodes } from './nodes'
 import { clearSketch, keyOrZero, Sketch, SKETCH_SIZE } from './sketch'
+import { measurePoint, writePoint } from './stats-point'
 
 /** Words the host reads results from, laid out by `bindings/core/layout.ts`. */
 const SCRATCH = memory.data(SCRATCH_WORDS << 2, 8)
@@ -60,21 +59,33 @@ const BATCH = memory.data(BATCH_CAPACITY * BATCH_STRIDE * 8, 8)
 /** Host-written bytes (node text, bins of a sketch from another instance). */
 let input: usize = 0
 let inputCapacity: usize = 0
-/** Bytes for the host to copy out (protobufs). */
+/** Bytes for the host to copy out (protobufs, drained points). */
 let output: usize = 0
 let outputCapacity: usize = 0
+/** The end of each point of the last chunk (u32 offsets into the output). */
+let ends: usize = 0
+let endsCapacity: i32 = 0
+/** The drain under way: its next point, whether its sketches may take the sparse form. */
+let cursor: i32 = 0
+let sparse = false
 
-function reserveOutput(size: usize): usize {
+/** Room for `size` bytes of output; `keep`: what it holds is kept. */
+function reserveOutput(size: usize, keep: bool = false): usize {
   if (size > outputCapacity) {
     outputCapacity = size > outputCapacity << 1 ? size : outputCapacity << 1
-    if (output != 0) heap.free(output)
-    output = heap.alloc(outputCapacity)
+    if (keep) {
+      output = grow(output, outputCapacity)
+    } else {
+      if (output != 0) heap.free(output)
+      output = heap.alloc(outputCapacity)
+    }
   }
   return output
 }
 
-export function init(maxPoints: i32): void {
-  initAggregator(maxPoints)
+/** At most `perBucket` points in a bucket, and `live` in all. */
+export function init(perBucket: i32, live: i32): void {
+  initAggregator(perBucket, live)
 }
 
 export function scratch(): usize {
@@ -94,9 +105,23 @@ export function reserveInput(size: usize): usize {
   return input
 }
 
-/** Defines node `id` (new, or reused after a release): utf8(service + env + sortedTags.join('')) is the first `len` input bytes. */
-export function node(id: i32, len: usize): void {
-  defineNode(id, input, len)
+/**
+ * Defines node `id` (new, or reused after a release): utf8(service + env + sortedTags.join('')) is
+ * the first `len` input bytes, its sorted edge tags as msgpack the `tagsLen` after them.
+ */
+export function node(id: i32, len: usize, tagsLen: usize): void {
+  defineNode(id, input, len, tagsLen)
+}
+
+/** The address of node `id`'s edge tags (msgpack), their length into the scratch: for the host to copy them to a new instance. */
+export function nodeTags(id: i32): usize {
+  putWord(OUT_LENGTH, <i32>nodeTagsLength(id))
+  return nodeTagsAt(id)
+}
+
+/** Node `id`'s edge tags (msgpack) are the first `len` input bytes. */
+export function nodeTagsSet(id: i32, len: usize): void {
+  setNodeTags(id, input, len)
 }
 
 /**
@@ -184,34 +209,55 @@ export function droppedPoints(): f64 {
   return aggregatorDropped()
 }
 
-/** Starts a drain of the buckets below `beforeBucket`: how many points it hands out. */
-export function drainBegin(beforeBucket: f64): i32 {
+/**
+ * Starts a drain of the buckets below `beforeBucket` (ending the one under way): how many points
+ * it hands out. `allowSparse`: each sketch in the smaller of its two protobuf forms.
+ */
+export function drainBegin(beforeBucket: f64, allowSparse: bool): i32 {
+  cursor = 0
+  sparse = allowSparse
   return beginDrain(beforeBucket)
 }
 
-/** Encodes the i-th drained point's sketches, one after the other, into the output; its key into the scratch. */
-export function drainPoint(i: i32): usize {
-  const p = drainedPoint(i)
-  const a = p.pathway.protoSize()
-  const b = p.edge.protoSize()
-  const c = p.payload.protoSize()
-  const out = reserveOutput(<usize>(a + b + c))
-  p.pathway.encode(out)
-  p.edge.encode(out + a)
-  p.payload.encode(out + a + b)
-  putWord(OUT_BUCKET, p.bucket)
-  putWord(OUT_NODE, p.node)
-  putWords(OUT_HASH_LO, p.hash)
-  putWords(OUT_PARENT_LO, p.parent)
-  putWord(OUT_PATHWAY_LENGTH, a)
-  putWord(OUT_EDGE_LENGTH, b)
-  putWord(OUT_PAYLOAD_LENGTH, c)
-  return out
+/**
+ * Writes the next drained points, all of one bucket, as msgpack StatsPoint maps into the output:
+ * as many as fit in `maxBytes`, and at least one. Returns how many (0 once the drain is written);
+ * their bucket, their bytes' length, the output's and the ends' addresses into the scratch.
+ */
+export function drainChunk(maxBytes: i32): i32 {
+  const total = drainedTotal()
+  if (cursor >= total) return 0
+  const bucket = drainedPoint(cursor).bucket
+  let out = output
+  let length = 0
+  let n = 0
+  while (cursor < total) {
+    const p = drainedPoint(cursor)
+    if (p.bucket != bucket) break
+    const size = measurePoint(p, sparse)
+    if (n > 0 && length + size > maxBytes) break
+    if (<usize>(length + size) > outputCapacity) out = reserveOutput(<usize>(length + size), true)
+    if (n == endsCapacity) {
+      endsCapacity = endsCapacity == 0 ? 256 : endsCapacity << 1
+      ends = grow(ends, <usize>endsCapacity << 2)
+    }
+    length = <i32>(writePoint(out + <usize>length, p) - out)
+    store<u32>(ends + (<usize>n << 2), length)
+    freeDrainedPoint(cursor)
+    n++
+    cursor++
+  }
+  putWord(CHUNK_BUCKET, bucket)
+  putWord(OUT_LENGTH, length)
+  putWord(CHUNK_AT, <i32>out)
+  putWord(CHUNK_ENDS, <i32>ends)
+  return n
 }
 
-/** Frees the drained points. */
+/** Ends the drain: frees its points, written or not. */
 export function drainEnd(): void {
   freeDrained()
+  cursor = 0
 }
 
 export function sketchNew(): Sketch {
@@ -250,11 +296,12 @@ export function sketchZeroCount(s: Sketch): f64 {
   return s.zeroCount
 }
 
-/** Encodes the protobuf into the output; its length into the scratch. */
+/** Encodes the protobuf (the contiguous form) into the output; its length into the scratch. */
 export function sketchEncode(s: Sketch): usize {
-  const size = s.protoSize()
+  const form = s.measure(false)
+  const size = s.protoSize(form)
   const out = reserveOutput(<usize>size)
-  s.encode(out)
+  s.encode(out, form)
   putWord(OUT_LENGTH, size)
   return out
 }

@@ -1,7 +1,7 @@
 import { allocZeroed } from './alloc'
 import { BIN_LIMIT, BOUNDARY_MARGIN, INITIAL_BINS, KEY_MULTIPLIER, MIN_INDEXABLE_VALUE } from './generated/sketch-constants'
 import { ln } from './log'
-import { encodeSketch, sketchProtoSize } from './proto'
+import { encodeSketch, measureStore, sketchSize } from './proto'
 
 /** Stands for "counts as a zero" where a key is expected: real keys lie within +-36000. */
 export const ZERO_KEY: i32 = i32.MIN_VALUE
@@ -159,13 +159,18 @@ export class Sketch {
     return <f64>this.maxKey
   }
 
-  protoSize(): i32 {
-    return sketchProtoSize(this.occupiedLength(), this.minKey, this.zeroCount)
+  /** The protobuf form of the store (see `measureStore`): sparse only if `allowSparse` and smaller. */
+  measure(allowSparse: bool): i32 {
+    return measureStore(this.occupiedBins(), this.occupiedLength(), this.minKey, allowSparse)
   }
 
-  /** Writes the protobuf (protoSize() bytes) at `out`. */
-  encode(out: usize): void {
-    encodeSketch(out, this.occupiedBins(), this.occupiedLength(), this.minKey, this.zeroCount)
+  protoSize(form: i32): i32 {
+    return sketchSize(form, this.zeroCount)
+  }
+
+  /** Writes the protobuf (protoSize(form) bytes) at `out`; returns its end. */
+  encode(out: usize, form: i32): usize {
+    return encodeSketch(out, this.occupiedBins(), this.occupiedLength(), this.minKey, this.zeroCount, form)
   }
 
   /** Frees the bins; the sketch's own memory belongs to whoever allocated it. */

@@ -70,7 +70,7 @@ export interface DdFlushed {
  * A processor with no flush timer to speak of (the longest interval a Node timer takes, unref'd)
  * and a writer that encodes and compresses but sends nothing.
  */
-export function ddProcessor(service: string, env: string): { processor: DdProcessor; flushed: DdFlushed } {
+export function ddProcessor(service: string, env: string): { processor: DdProcessor; flushed: DdFlushed; encode: (payload: unknown) => Uint8Array } {
   const processor: DdProcessor = new DataStreamsProcessor({
     dsmEnabled: true,
     service,
@@ -99,5 +99,5 @@ export function ddProcessor(service: string, env: string): { processor: DdProces
       flushed.points = stats.reduce((n, b) => n + b.Stats.length, 0)
     },
   }
-  return { processor, flushed }
+  return { processor, flushed, encode }
 }

@@ -1,6 +1,7 @@
 import type { AgentLoadResults } from './agent-load.js'
 import type { PipelineResults } from './cases/pipeline.js'
 import type { HopsResults } from './cases/hops.js'
+import type { RabbitMqResults } from './cases/rabbitmq.js'
 import { ratio, type Figure } from './harness.js'
 
 /** The columns of the table: the two pathwise cores and dd-trace's processor. */
@@ -45,4 +46,6 @@ export interface Results {
   agentLoad?: AgentLoadResults
   /** Case 10, NATS and HTTP hops (bench/cases/hops.ts), when it ran. */
   hops?: HopsResults
+  /** Case 11, RabbitMQ (bench/cases/rabbitmq.ts), when it ran. */
+  rabbitmq?: RabbitMqResults
 }

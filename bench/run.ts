@@ -2,13 +2,15 @@
  * `npm run bench` (every case, the full sizes; writes bench/results.json) and `npm run bench:quick`
  * (small sizes, 2–3 minutes; writes bench/results.local.json, which git ignores).
  * Options: --quick, --only=1,2 (case numbers; 7 is the pipeline, bench/cases/pipeline.ts; 9 the
- * agent under load, bench/agent-load.ts; 10 NATS and HTTP hops, bench/cases/hops.ts), --out=FILE.
+ * agent under load, bench/agent-load.ts; 10 NATS and HTTP hops, bench/cases/hops.ts; 11 RabbitMQ,
+ * bench/cases/rabbitmq.ts), --out=FILE.
  * Prints case 7's tables, the table of the other cases and the targets; progress goes to stderr.
  */
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { agentLoadNotes, agentLoadTable } from './agent-load.js'
 import { hopsTable } from './cases/hops.js'
+import { rabbitMqTable } from './cases/rabbitmq.js'
 import { pipelineCpuTable, pipelineDerivedTable, pipelineNotes, pipelineThroughputTable } from './cases/pipeline-report.js'
 import { runSuite } from './suite.js'
 import { machineLine, table, targetList } from './table.js'
@@ -40,4 +42,5 @@ if (results.agentLoad !== undefined) {
   process.stdout.write(`\nCase 9, the agent under load:\n\n${agentLoadTable(results.agentLoad)}\n\n${notes.join('\n')}\n`)
 }
 if (results.hops !== undefined) process.stdout.write(`\nCase 10, NATS and HTTP hops: CPU µs per message (NATS) or request (HTTP) of the process (median, range over rounds):\n\n${hopsTable(results.hops)}\n`)
+if (results.rabbitmq !== undefined) process.stdout.write(`\nCase 11, RabbitMQ: CPU µs per message of the process (median, range over rounds):\n\n${rabbitMqTable(results.rabbitmq)}\n`)
 process.stdout.write(`\nwritten to ${out}\n`)

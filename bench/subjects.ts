@@ -3,7 +3,7 @@
  * pathwise's processor set up for benchmarking. (Nothing of dd-trace is loaded from here, so
  * that the memory case measures pathwise without it.)
  */
-import { gzipSync } from 'node:zlib'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import type { Backend } from '../bindings/core/types.js'
 import type { DataStreams } from '../bindings/api/data-streams.js'
 import { createDataStreamsFor } from '../bindings/processor/create.js'
@@ -22,10 +22,12 @@ export function consumeTags(group: string, topic: string): string[] {
   return ['direction:in', `group:${group}`, `topic:${topic}`, 'type:kafka']
 }
 
-/** The Agent left out: gzip as the Node transport does it (level 1, here synchronously), and no request. */
+/** The Agent left out: gzip as the Node transport does it (level 1, here synchronously), and no request; `/info` answers nothing (a Datadog Agent's sketch form). */
 export const agentlessTransport: Transport = {
   post: () => Promise.resolve(200),
+  getJson: () => Promise.resolve(undefined),
   gzip: (data) => Promise.resolve(gzipSync(data, { level: 1 })),
+  gunzip: (data) => Promise.resolve(gunzipSync(data)),
 }
 
 /** pathwise's Node processor (AsyncLocalStorage context), sending nowhere and with no exit hook. */

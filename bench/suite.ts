@@ -1,5 +1,7 @@
 /** The cases of the suite, run in order (7, the pipeline, has its own tables), the targets read from their figures, then the agent under load (9). */
+import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import os from 'node:os'
 import { runAgentLoad } from './agent-load.js'
 import { batchConsume } from './cases/batch-consume.js'
@@ -12,6 +14,7 @@ import { memory } from './cases/memory.js'
 import { runPipeline, type PipelineResults } from './cases/pipeline.js'
 import { pipelineTargets } from './cases/pipeline-report.js'
 import { produce } from './cases/produce.js'
+import { runRabbitMq } from './cases/rabbitmq.js'
 import { DD_TRACE_VERSION } from './dd-trace.js'
 import { FULL, QUICK, type Settings } from './harness.js'
 import type { Results, Row, Target } from './results.js'
@@ -30,6 +33,7 @@ export const CASES: { n: number; name: string; run: (s: Settings) => Row[] | Pro
 export const PIPELINE_CASE = 7
 export const AGENT_LOAD_CASE = 9
 export const HOPS_CASE = 10
+export const RABBITMQ_CASE = 11
 
 export interface SuiteOptions {
   quick: boolean
@@ -67,6 +71,13 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
     hops = await runHops(settings, options.log)
     options.log(`case ${HOPS_CASE}: NATS and HTTP hops done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
   }
+  let rabbitmq: Results['rabbitmq']
+  if (options.only === undefined || options.only.includes(RABBITMQ_CASE)) {
+    const t = Date.now()
+    options.log(`case ${RABBITMQ_CASE}: RabbitMQ…`)
+    rabbitmq = await runRabbitMq(settings, options.log)
+    options.log(`case ${RABBITMQ_CASE}: RabbitMQ done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+  }
   const require = createRequire(import.meta.url)
   return {
     suite: options.quick ? 'quick' : 'full',
@@ -85,6 +96,9 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
       '@confluentinc/kafka-javascript': require('@confluentinc/kafka-javascript/package.json').version,
       benchmark: require('benchmark/package.json').version,
       nats: require('nats/package.json').version,
+      // Their package exports list no package.json.
+      amqplib: versionOf(require.resolve('amqplib')),
+      rhea: versionOf(require.resolve('rhea')),
     },
     seconds: (Date.now() - started) / 1000,
     rows,
@@ -92,7 +106,17 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
     ...(pipeline !== undefined && { pipeline }),
     ...(agentLoad !== undefined && { agentLoad }),
     ...(hops !== undefined && { hops }),
+    ...(rabbitmq !== undefined && { rabbitmq }),
   }
+}
+
+/** The version in the package.json nearest above a package's entry file. */
+function versionOf(entry: string): string {
+  for (let dir = dirname(entry); dir !== dirname(dir); dir = dirname(dir)) {
+    const file = join(dir, 'package.json')
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
+  }
+  return 'unknown'
 }
 
 /** The issue's targets, each read from the rows (and the pipeline cells) that ran. */
@@ -129,6 +153,28 @@ export function targets(rows: Row[], pipeline: PipelineResults | undefined): Tar
   }
 
   if (pipeline !== undefined) out.push(...pipelineTargets(pipeline))
+
+  const stall = find(5, 'Flush of 50,000 points: longest')
+  const stallP99 = find(5, 'Flush of 50,000 points: 99th')
+  if (stall !== undefined && stallP99 !== undefined) {
+    const ms = (row: Row, c: 'wasm' | 'ts' | 'dd-trace') => `${row.figures[c]!.median.toFixed(1)} ms`
+    out.push({
+      name: 'Flush of 50,000 points: the event loop waits at most 5 ms (longest and p99 delay while flushing)',
+      goal: '≤ 5 ms',
+      measured: `longest: Wasm core ${ms(stall, 'wasm')}, TS core ${ms(stall, 'ts')} (dd-trace ${ms(stall, 'dd-trace')}); p99: Wasm ${ms(stallP99, 'wasm')}, TS ${ms(stallP99, 'ts')}`,
+      met: Math.max(stall.figures.wasm!.median, stallP99.figures.wasm!.median) <= 5,
+    })
+  }
+  const cpu = find(5, 'Flush of 50,000 points: main-thread CPU')
+  if (cpu !== undefined) {
+    const us = (c: 'wasm' | 'ts' | 'dd-trace') => `${cpu.figures[c]!.median.toFixed(2)} µs`
+    out.push({
+      name: 'Flush of 50,000 points: at most 1 µs of main-thread CPU a point',
+      goal: '≤ 1 µs',
+      measured: `Wasm core ${us('wasm')}, TS core ${us('ts')} (dd-trace ${us('dd-trace')})`,
+      met: cpu.figures.wasm!.median <= 1,
+    })
+  }
 
   const drained = find(8, 'Memory after a drain')
   if (drained !== undefined) {

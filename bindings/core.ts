@@ -4,6 +4,6 @@
  * DataStreams API, so kept off the main entry: their interface may change between minor versions.
  */
 export { createCore, type CreateCoreOptions } from './processor/create-core.js'
-export type { Core, CoreOptions, Sketch, Backend, DrainedBucket, DrainedPoint } from './core/types.js'
+export type { Core, CoreOptions, Sketch, Backend } from './core/types.js'
 export { BUCKET_MS } from './core/constants.js'
-export { encodeStatsPayload, type ExportBacklog, type ExportBucket, type ExportPoint, type PayloadMeta } from './export/payload.js'
+export { encodePayload, encodeStatsPayload, type ExportBacklog, type ExportBucket, type ExportPoint, type Payload, type PayloadMeta } from './export/payload.js'

@@ -14,4 +14,5 @@ export { pathwiseSqs, pathwiseSns, pathwiseEventBridge, pathwiseKinesis, type Pa
 export { instrumentKafkaJs, instrumentConfluent, setHeaderInjection, type KafkaInstrumentOptions } from './kafka/index.js'
 export { instrumentNats } from './nats/index.js'
 export { instrumentHttp, type HttpHopsOptions } from './http/hops.js'
+export { instrumentAmqplib, instrumentRhea } from './rabbitmq/index.js'
 export { contextOf, withMessageContext } from './instrument/received-messages.js'

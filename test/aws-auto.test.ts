@@ -111,7 +111,8 @@ describe('AWS automatic mode', () => {
     try {
       const undo = sqsInstrumentation.patch(sdk, dsm)
       await early.send(new SendMessageCommand({ QueueUrl, MessageBody: 'patched' }))
-      const [patched] = (await receive()).Messages!
+      // Taken by index: walking the receive's Messages would make its message's context current for the sends below.
+      const patched = (await receive()).Messages![0]
       assert.ok(patched.MessageAttributes?._datadog, 'the early client carries the context')
 
       // A client that also has the plugin added by hand is instrumented once, by the first in its stack.

@@ -242,18 +242,26 @@ describe('EventBridge', () => {
     for (const m of got) assert.equal(contextOf(m)?.hash, expectedHash('eb-odd-b', into(q.name), 0n), m.Body)
   })
 
-  test('a request whose entries would pass 256 KB with their contexts goes as written, and every entry still counts', async () => {
-    const a = dataStreams('eb-large-a')
-    const half = JSON.stringify({ fill: 'x'.repeat(131_072 - 60) })
-    await eventBridgeClient(a).send(
-      new PutEventsCommand({ Entries: [{ Source: 's', DetailType: 'Big', Detail: half }, { Source: 's', DetailType: 'Big', Detail: half }] }),
-    )
-    const { entries } = eventBridge.received.at(-1)!
-    for (const entry of entries) assert.equal(entry.Detail, half)
-    await a.flush()
-    const hBig = expectedHash('eb-large-a', put('default', 'Big'), 0n)
-    await waitForPoint(agent, 'eb-large-a', hBig)
-    assert.equal(payloadSizes(agent, 'eb-large-a', hBig).count, 2)
+  test('a request whose entries would pass 256 KB with every context: contexts in order while it fits, the rest as written; every entry counts', async () => {
+    const warn = mock.method(console, 'warn', () => {})
+    try {
+      const a = dataStreams('eb-large-a')
+      const half = JSON.stringify({ fill: 'x'.repeat(131_072 - 60) })
+      await eventBridgeClient(a).send(
+        new PutEventsCommand({ Entries: [{ Source: 's', DetailType: 'Big', Detail: half }, { Source: 's', DetailType: 'Big', Detail: half }] }),
+      )
+      const { entries } = eventBridge.received.at(-1)!
+      const hBig = expectedHash('eb-large-a', put('default', 'Big'), 0n)
+      assert.equal(carriedHash(entries[0].Detail), hBig)
+      assert.equal(entries[1].Detail, half)
+      assert.equal(a.stats.contextsLeftOut, 1)
+      assert.equal(warn.mock.calls.filter((c) => /EventBridge bus default: the contexts would have pushed a PutEvents past/.test(String(c.arguments[0]))).length, 1)
+      await a.flush()
+      await waitForPoint(agent, 'eb-large-a', hBig)
+      assert.equal(payloadSizes(agent, 'eb-large-a', hBig).count, 2)
+    } finally {
+      warn.mock.restore()
+    }
   })
 
   test('the automatic mode: the module as the require hook hands it over is patched (clients made before too), and undone', async () => {

@@ -184,6 +184,27 @@ describe('Kinesis', () => {
     assert.equal(pcOut.ParentHash, hC)
   })
 
+  test('near the limits (1 MiB a record, 5 MiB a PutRecords): contexts in order while they fit, every record delivered as written', async () => {
+    const a = service('kin-limits-a', { jsonContext: true })
+    const c = service('kin-limits-c')
+    const s = await stream()
+    const json = (bytes: number, fill: string) => `{"f":"${fill.repeat(bytes - 8)}"}`
+    // One record 20 bytes under 1 MiB with its partition key: no room for a context (about 68 bytes).
+    const big = json(1_048_576 - 1 - 20, 'b')
+    await a.kinesis.send(new PutRecordCommand({ StreamName: s, Data: utf8(big), PartitionKey: 'k' }))
+    // Six records 80 bytes under 5 MiB in all: the first one's context fits, the other five go as written.
+    const sixth = json(5_242_880 / 6 - 1 - 80 / 6, 'x')
+    const records = Array.from({ length: 6 }, () => ({ Data: utf8(sixth), PartitionKey: 'k' }))
+    const answer = await a.kinesis.send(new PutRecordsCommand({ StreamName: s, Records: records }))
+    assert.equal(answer.FailedRecordCount ?? 0, 0)
+    assert.equal(a.dsm.stats.contextsLeftOut, 6)
+    const { records: got } = await readAll(c.kinesis, s, 7)
+    const texts = got.map((r) => text(r.Data))
+    assert.equal(texts[0], big)
+    assert.match(texts[1], /,"_datadog":\{"dd-pathway-ctx-base64":"[A-Za-z0-9+/=]{28}"\}\}$/)
+    assert.deepEqual(texts.slice(2), Array(5).fill(sixth))
+  })
+
   test('in opt-in mode, data that is not a JSON object is left untouched', async () => {
     const a = service('kin-raw-a', { jsonContext: true })
     const c = service('kin-raw-c', { jsonContext: true })

@@ -204,7 +204,7 @@ describe('SNS to SQS', () => {
     }
   })
 
-  test('a message with 10 attributes, or too large to carry the context, is published unchanged, still counts, and its consumer starts a new pathway', async () => {
+  test('a message with 10 attributes, or too large to carry the context, is published unchanged, still counts (contexts left out in stats), warns once per cause, and its consumer starts a new pathway', async () => {
     const warn = mock.method(console, 'warn', () => {})
     try {
       const a = dataStreams('sns-full-a')
@@ -232,9 +232,14 @@ describe('SNS to SQS', () => {
         else assert.equal(m.MessageAttributes, undefined, 'no attribute was added')
       }
       assert.equal(raw.filter((m) => m.Body === half).length, 2)
+      // One warning per cause and topic: the attributes, a message too large, a batch too large.
       const warnings = warn.mock.calls.map((call) => String(call.arguments[0])).filter((m) => m.includes(t.arn))
-      assert.equal(warnings.length, 1)
-      assert.match(warnings[0], /10 message attributes/)
+      assert.equal(warnings.length, 3, warnings.join('\n'))
+      assert.equal(warnings.filter((w) => /10 message attributes/.test(w)).length, 1)
+      assert.equal(warnings.filter((w) => /past SNS's limit \(261888 bytes: /.test(w)).length, 1)
+      assert.equal(warnings.filter((w) => /PublishBatch past SNS's limit/.test(w)).length, 1)
+      // The large message and the batch's two halves went without their context.
+      assert.equal(a.stats.contextsLeftOut, 3)
 
       const hA = expectedHash('sns-full-a', published(t.arn), 0n)
       const hB = expectedHash('sns-full-b', into(t.raw.name), 0n)

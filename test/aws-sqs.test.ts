@@ -18,7 +18,7 @@ import {
   type MessageAttributeValue,
   type ReceiveMessageCommandInput,
 } from '@aws-sdk/client-sqs'
-import { PATHWAY_KEY, createDataStreams, decodePathwayContext, type DataStreams, type PathwayContext } from '../bindings/index.js'
+import { PATHWAY_KEY, PathwayContext, createDataStreams, decodePathwayContext, encodePathwayContext, type DataStreams } from '../bindings/index.js'
 import { pathwiseSqs } from '../bindings/aws/index.js'
 import { contextOf, withMessageContext } from '../bindings/instrument/received-messages.js'
 import { startAgent, type TestAgent } from './helpers/agent-server.js'
@@ -271,7 +271,8 @@ describe('SQS', () => {
       const { Messages } = await b.sqs.send(new ReceiveMessageCommand({ QueueUrl: q.url, WaitTimeSeconds: 1 }))
       return Messages!
     }
-    const [message] = await helper()
+    // Taken by index: walking the array (for...of, destructuring) would make its message's context current.
+    const message = (await helper())[0]
     await b.sqs.send(new SendMessageCommand({ QueueUrl: next.url, MessageBody: 'unlinked' }))
     await withMessageContext(b.dsm, message, () => b.sqs.send(new SendMessageCommand({ QueueUrl: next.url, MessageBody: 'linked' })))
 
@@ -304,6 +305,81 @@ describe('SQS', () => {
       expectedHash('sqs-flows-b', out(next.name), expectedHash('sqs-flows-b', into(from), expectedHash(producer, out(from), 0n)))
     assert.equal(carried(got.find((m) => m.Body === 'relayed a')!).hash, via('sqs-flows-a', qa.name))
     assert.equal(carried(got.find((m) => m.Body === 'relayed x')!).hash, via('sqs-flows-x', qx.name))
+  })
+
+  test("MessageAttributeNames ['_dat.*'] and ['*']: the context is read, and `_datadog` handed back, as SQS selects it by prefix", async () => {
+    const a = service('sqs-prefix-a')
+    const b = service('sqs-prefix-b')
+    const q = await queue()
+    for (const body of ['one', 'two']) await a.sqs.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: body, MessageAttributes: { data: { DataType: 'String', StringValue: 'd' } } }))
+    const hA = expectedHash('sqs-prefix-a', out(q.name), 0n)
+    // SQS reads `p.*` as "every name that starts with p" (AWS: "Hel.*" returns "Hello" and "Help.Me"); fauxqs as "starts with p.".
+    for (const names of [['_dat.*'], ['*']]) {
+      const input: ReceiveMessageCommandInput = { QueueUrl: q.url, MaxNumberOfMessages: 1, MessageAttributeNames: names }
+      const [m] = await receiveAll(b.sqs, input, 1)
+      assert.deepEqual(input.MessageAttributeNames, names, 'the caller\'s input is left as written')
+      assert.equal(contextOf(m)?.hash, expectedHash('sqs-prefix-b', into(q.name), hA), names.join())
+      assert.equal(carried(m).hash, hA, '`_datadog` comes back, as SQS returns it for these names')
+    }
+  })
+
+  test('receive ten, forward each: for...of, forEach and map link each send to its message; an indexed loop warns once', async () => {
+    const warn = mock.method(console, 'warn', () => {})
+    try {
+      const b = service('sqs-loop-b')
+      const c = service('sqs-loop-c')
+      const plain = plainClient()
+      const upstream = (i: number) => (0xabcn << 32n) | BigInt(i + 1)
+      const now = Date.now()
+      // Ten messages, each with a context of its own (written by a client pathwise does not know).
+      const feed = async (url: string) => {
+        for (let i = 0; i < 10; i++) {
+          const ctx = encodePathwayContext(new PathwayContext(0xabc, i + 1, now - 2000, now - 1000))
+          await plain.send(
+            new SendMessageCommand({ QueueUrl: url, MessageBody: String(i), MessageAttributes: { _datadog: { DataType: 'String', StringValue: JSON.stringify({ [PATHWAY_KEY]: ctx }) } } }),
+          )
+        }
+      }
+      const loops: Record<string, (messages: Message[], forward: (m: Message) => Promise<unknown>) => Promise<void>> = {
+        'for...of': async (messages, forward) => {
+          for (const m of messages) await forward(m)
+        },
+        forEach: async (messages, forward) => {
+          const sends: Promise<unknown>[] = []
+          messages.forEach((m) => sends.push(forward(m)))
+          await Promise.all(sends)
+        },
+        map: async (messages, forward) => {
+          await Promise.all(messages.map((m) => forward(m)))
+        },
+        indexed: async (messages, forward) => {
+          for (let i = 0; i < messages.length; i++) await forward(messages[i])
+        },
+      }
+      const right: Record<string, number> = {}
+      for (const [name, loop] of Object.entries(loops)) {
+        const [q, next] = [await queue(), await queue()]
+        await feed(q.url)
+        let received = 0
+        while (received < 10) {
+          const { Messages = [] } = await b.sqs.send(new ReceiveMessageCommand({ QueueUrl: q.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }))
+          received += Messages.length
+          await loop(Messages, (m) => b.sqs.send(new SendMessageCommand({ QueueUrl: next.url, MessageBody: m.Body })))
+        }
+        const got = await receiveAll(c.sqs, { QueueUrl: next.url, MessageAttributeNames: ['_datadog'] }, 10)
+        const via = (i: number) => expectedHash('sqs-loop-b', out(next.name), expectedHash('sqs-loop-b', into(q.name), upstream(i)))
+        right[name] = got.filter((m) => carried(m).hash === via(Number(m.Body))).length
+      }
+      const { indexed, ...walked } = right
+      assert.deepEqual(walked, { 'for...of': 10, forEach: 10, map: 10 })
+      // An indexed loop: every send links to the last message of the receive, and one warning says so, with the fix.
+      assert.ok(indexed < 10, `indexed: ${indexed}`)
+      const said = warn.mock.calls.map((call) => String(call.arguments[0])).filter((w) => w.includes('several sends after one receive'))
+      assert.equal(said.length, 1)
+      assert.match(said[0], /withMessageContext\(dsm, message, fn\)/)
+    } finally {
+      warn.mock.restore()
+    }
   })
 
   test('a client that caches its middleware is instrumented on every call', async () => {

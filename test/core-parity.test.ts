@@ -1,6 +1,7 @@
 /**
  * The Wasm core and the TS core must agree bit for bit: same node and pathway hashes, same sketch
- * bytes, counts and quantiles, same drain output. Random inputs through fast-check; an
+ * bytes, counts and quantiles, same drain output (the same msgpack bytes, chunk for chunk, in
+ * both sketch forms). Random inputs through fast-check; an
  * independent BigInt FNV-1 64 pins the hashes themselves.
  */
 import assert from 'node:assert/strict'
@@ -23,6 +24,7 @@ import { type Core, type CoreOptions, type Sketch } from '../bindings/core/types
 import { TsCore } from '../bindings/ts/core.js'
 import { createWasmCore } from '../bindings/wasm/core.js'
 import { moduleBytes } from '../bindings/wasm/module-bytes.js'
+import { drainChunks } from './helpers/drain.js'
 
 const RUNS = Number(process.env.PARITY_RUNS ?? 200)
 
@@ -247,14 +249,15 @@ describe('sketches', () => {
 type Step =
   | { kind: 'one'; node: number; hi: number; lo: number; bucket: number; p: number; e: number; s: number }
   | { kind: 'batch'; bucket: number; records: [number, number, number, number, number, number][] }
-  | { kind: 'drain'; before: number }
+  | { kind: 'drain'; before: number; sparse: boolean; maxBytes: number }
   | { kind: 'node'; n: number }
   | { kind: 'release'; id: number }
 
 /** Unsigned halves, plus signed ones (both cores key the point by the unsigned halves they hash). */
 const parent = fc.oneof(fc.constantFrom(0, 1, 0xffffffff, -1), u32, fc.integer({ min: -0x80000000, max: -1 }))
 const latency = fc.oneof(fc.constantFrom(0, -1, 1e-9), fc.double({ min: 0, max: 3600, noNaN: true }))
-const bucketOf = fc.integer({ min: 170_000_000, max: 170_000_005 })
+/** Bucket numbers, now and then ones no caller makes (both cores take a bucket as an i32, as Wasm does). */
+const bucketOf = fc.oneof({ weight: 20, arbitrary: fc.integer({ min: 170_000_000, max: 170_000_005 }) }, { weight: 1, arbitrary: fc.constantFrom(NaN, 170_000_001.5, -1, 2 ** 32 + 170_000_002) })
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('one' as const), node: fc.nat(4), hi: parent, lo: parent, bucket: bucketOf, p: latency, e: latency, s: fc.nat(1 << 20) }) },
   {
@@ -265,14 +268,23 @@ const step: fc.Arbitrary<Step> = fc.oneof(
       records: fc.array(fc.tuple(fc.nat(4), parent, parent, latency, latency, fc.nat(1 << 20)), { maxLength: 40 }),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('drain' as const), before: fc.oneof(bucketOf, fc.constant(Infinity)) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('drain' as const),
+      before: fc.oneof(bucketOf, fc.constant(Infinity)),
+      sparse: fc.boolean(),
+      maxBytes: fc.oneof(fc.constant(64 * 1024), fc.integer({ min: -1, max: 4000 })),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('node' as const), n: fc.nat(7) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), id: fc.integer({ min: -1, max: 10 }) }) },
 )
 
 const register = (core: Core, n: number) => core.node(`service-${n}`, 'env', [`topic:t${n}`, 'direction:out'])
 
-function run(core: Core, steps: readonly Step[]): unknown[] {
+/** The steps' results, and a last drain of everything unless `drainAtEnd` is false. */
+function run(core: Core, steps: readonly Step[], drainAtEnd = true): unknown[] {
   const seen: unknown[] = []
   const live: number[] = []
   for (let i = 0; i < 4; i++) live.push(register(core, i))
@@ -303,11 +315,11 @@ function run(core: Core, steps: readonly Step[]): unknown[] {
       b = core.batchBuffer() // the batch may have grown Wasm memory
       for (let i = 0; i < s.records.length; i++) seen.push(b[i * BATCH_STRIDE + BATCH_OUT_HI], b[i * BATCH_STRIDE + BATCH_OUT_LO])
     } else {
-      seen.push(core.drain(s.before))
+      seen.push(drainChunks(core, s.before, s.sparse, s.maxBytes))
     }
     seen.push(core.livePoints, core.droppedPoints, core.liveNodes)
   }
-  seen.push(core.drain(Infinity), core.livePoints)
+  if (drainAtEnd) seen.push(drainChunks(core, Infinity, true), core.livePoints)
   return seen
 }
 
@@ -328,6 +340,30 @@ describe('aggregation', () => {
         const [ts, wasm] = pair({ maxPoints })
         assert.deepEqual(run(wasm, steps), run(ts, steps))
         assert.ok(wasm.droppedPoints === ts.droppedPoints)
+      }),
+      { numRuns: RUNS },
+    )
+  })
+
+  test('checkpoints, registrations and releases between the chunks of a drain: same chunks, same ids, same later drain', () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 30 }), fc.array(step, { maxLength: 30 }), fc.boolean(), (before, during, sparse) => {
+        const [ts, wasm] = pair({ maxPoints: 50 })
+        const outputs = (core: Core) => {
+          const seen = run(core, before, false)
+          seen.push(core.drainBegin(Infinity, sparse))
+          const chunks = []
+          for (let i = 0; ; i++) {
+            if (i === 1) seen.push(run(core, during.filter((s) => s.kind !== 'drain'), false))
+            const n = core.drainChunk(600)
+            if (n === 0) break
+            chunks.push([core.chunkBucket, core.chunkBytes().slice(), [...core.chunkEnds()]])
+          }
+          core.drainEnd()
+          seen.push(chunks, [0, 1, 2, 3, 4, 5, 6, 7].map((n) => register(core, n)), drainChunks(core, Infinity, sparse))
+          return seen
+        }
+        assert.deepEqual(outputs(wasm), outputs(ts))
       }),
       { numRuns: RUNS },
     )
@@ -372,7 +408,7 @@ describe('aggregation', () => {
     }
     assert.deepEqual(outputs(wasm), outputs(ts))
     assert.ok(memory.buffer.byteLength > size, 'the batches were meant to grow Wasm memory')
-    assert.deepEqual(wasm.drain(Infinity), ts.drain(Infinity))
+    assert.deepEqual(drainChunks(wasm, Infinity), drainChunks(ts, Infinity))
   })
 
   test('many points, index growth, then drained: same output, memory reused', () => {
@@ -386,8 +422,8 @@ describe('aggregation', () => {
       load(ts, cycle * 3)
       load(wasm, cycle * 3)
       assert.equal(wasm.livePoints, ts.livePoints)
-      assert.deepEqual(wasm.drain(cycle * 3 + 2), ts.drain(cycle * 3 + 2))
-      assert.deepEqual(wasm.drain(Infinity), ts.drain(Infinity))
+      assert.deepEqual(drainChunks(wasm, cycle * 3 + 2), drainChunks(ts, cycle * 3 + 2))
+      assert.deepEqual(drainChunks(wasm, Infinity, true), drainChunks(ts, Infinity, true))
       assert.equal(wasm.livePoints, 0)
       if (cycle === 1) size = wasmMemory(wasm).buffer.byteLength
       if (cycle > 1) assert.equal(wasmMemory(wasm).buffer.byteLength, size, 'Wasm memory grew after a drain')
@@ -402,12 +438,12 @@ describe('aggregation', () => {
       for (let i = 0; i < 40_000; i++) core.checkpoint(nodes[c][i % 5], 0, i, 1, i / 1000, i / 5000, i)
     }
     assert.ok(wasmMemory(wasm).buffer.byteLength > start, 'the load grew the memory')
-    assert.deepEqual(wasm.drain(Infinity), ts.drain(Infinity))
+    assert.deepEqual(drainChunks(wasm, Infinity), drainChunks(ts, Infinity))
     assert.equal(wasmMemory(wasm).buffer.byteLength, start)
     assert.equal(wasm.droppedPoints, 10_000)
     assert.equal(wasm.node('svc', 'env', ['topic:3']), nodes[1][3])
     for (const core of [ts, wasm]) core.checkpoint(core.node('svc', 'env', ['topic:4']), 0, 7, 2, 1, 1, 1)
-    assert.deepEqual(wasm.drain(Infinity), ts.drain(Infinity))
+    assert.deepEqual(drainChunks(wasm, Infinity), drainChunks(ts, Infinity))
   })
 
   test('a sketch handed out keeps the instance, and its memory, until it is freed', () => {
@@ -416,7 +452,7 @@ describe('aggregation', () => {
     const node = wasm.node('svc', 'env', [])
     for (let i = 0; i < 20_000; i++) wasm.checkpoint(node, 0, i, 1, i, i, i)
     sketch.add(3)
-    wasm.drain(Infinity)
+    drainChunks(wasm, Infinity)
     assert.equal(sketch.count, 1)
     assert.ok(Math.abs(sketch.quantile(0.5) - 3) < 0.03)
     sketch.free()

@@ -4,11 +4,13 @@
  */
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { decodeMulti, encode } from '@msgpack/msgpack'
 import fc from 'fast-check'
 import { createCore } from '../bindings/processor/create-core.js'
 import type { NodeIds } from '../bindings/core/node-ids.js'
 import { BATCH_EDGE_LATENCY, BATCH_NODE, BATCH_OUT_HI, BATCH_OUT_LO, BATCH_PARENT_HI, BATCH_PARENT_LO, BATCH_PATHWAY_LATENCY, BATCH_PAYLOAD, BATCH_STRIDE } from '../bindings/core/layout.js'
 import type { Backend, Core } from '../bindings/core/types.js'
+import { drainChunks, drainPoints } from './helpers/drain.js'
 import { expectedHash, fnv64 } from './helpers/expected-hash.js'
 import { decodeSketch } from './helpers/sketches.js'
 
@@ -200,12 +202,12 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
         core.releaseNode(again)
 
         // bucket 100 drained, but bucket 101 (the highest named when both were released) is alive
-        const [first] = core.drain(101)
-        assert.deepEqual(first.points.map((p) => [p.node, big(p.hashHi, p.hashLo)]), [[a, hashOfA]], 'a drained point keeps its released id')
+        const [first] = drainPoints(core, 101)
+        assert.deepEqual(first.points.map((p) => [p.edgeTags, big(p.hashHi, p.hashLo)]), [[tags('a'), hashOfA]], 'a drained point keeps its released node')
         const c = core.node('svc', 'env', tags('c'))
         assert.ok(![a, b, again].includes(c))
 
-        core.drain(102)
+        drainPoints(core, 102)
         const d = core.node('svc', 'env', tags('d'))
         const e = core.node('svc', 'env', tags('e'))
         assert.deepEqual([d, e].sort((x, y) => x - y), [a, again].sort((x, y) => x - y))
@@ -215,20 +217,42 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
           assert.equal(pathway(core, id), expectedHash('svc', 'env', tags(topic), 0n), 'a reused id hashes as its new node')
           core.checkpoint(id, 0, 0, 102, 1, 1, 1)
         }
-        const [last] = core.drain(Infinity)
+        const [last] = drainPoints(core, Infinity)
         assert.deepEqual(
-          last.points.map((p) => [p.node, big(p.hashHi, p.hashLo)]),
-          [d, e].map((id) => [id, pathway(core, id)]),
+          last.points.map((p) => [p.edgeTags, big(p.hashHi, p.hashLo)]),
+          [
+            [tags('d'), pathway(core, d)],
+            [tags('e'), pathway(core, e)],
+          ],
         )
       })
 
+      test('a node released while a drain is written keeps its id until that drain ends, even when its points are not in it', () => {
+        const core = make()
+        const a = core.node('svc', 'env', tags('a'))
+        core.checkpoint(a, 0, 0, 100, 1, 1, 1)
+        core.drainBegin(Infinity, false)
+        // meanwhile: a checkpoint of `a` lands in the live points, then `a` is released
+        core.checkpoint(a, 0, 1, 100, 1, 1, 1)
+        core.releaseNode(a)
+        while (core.drainChunk(1024) > 0);
+        core.drainEnd()
+        const b = core.node('svc', 'env', tags('b'))
+        assert.notEqual(b, a, 'the live point of a still carries its id')
+        assert.deepEqual(
+          drainPoints(core, Infinity)[0].points.map((p) => p.edgeTags),
+          [tags('a')],
+        )
+        assert.equal(core.node('svc', 'env', tags('c')), a, 'and once that drain has ended, the id is free')
+      })
+
       test('a drain that leaves no point alive frees every released id', () => {
-        const core = make(1)
+        const core = createCore({ backend, maxPoints: 1, maxLivePoints: 1 })
         const a = core.node('svc', 'env', tags('a'))
         core.checkpoint(a, 0, 0, 100, 1, 1, 1)
         assert.ok(!core.checkpoint(a, 0, 1, 200, 1, 1, 1), 'dropped by the cap, though its bucket counts as named')
         core.releaseNode(a)
-        core.drain(101)
+        drainPoints(core, 101)
         assert.equal(core.livePoints, 0)
         assert.equal(core.node('svc', 'env', tags('b')), a)
       })
@@ -240,12 +264,12 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
         const ids: number[] = []
         for (let i = 0; i < 100_000; i++) {
           const bucket = 1000 + Math.floor(i / PER_BUCKET)
-          if (i % PER_BUCKET === 0) core.drain(bucket)
+          if (i % PER_BUCKET === 0) drainChunks(core, bucket)
           if (i >= LIVE) core.releaseNode(ids[i - LIVE])
           ids.push(core.node('svc', 'env', tags(`t-${i}`)))
           core.checkpoint(ids[i], 0, i, bucket, 0.1, 0.01, 100)
         }
-        core.drain(Infinity)
+        drainChunks(core, Infinity)
         assert.equal(core.liveNodes, LIVE)
         // ids in use: the live nodes and one bucket's releases at most; the rest were reused
         assert.ok(nodeIds(core).size <= LIVE + PER_BUCKET, `${nodeIds(core).size} ids`)
@@ -256,13 +280,13 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
           // the instance restarted on that drain: as small as one that only ever saw the 10,000 live nodes
           const fresh = make()
           for (let i = 90_000; i < 100_000; i++) fresh.checkpoint(fresh.node('svc', 'env', tags(`t-${i}`)), 0, i, 1, 0.1, 0.01, 100)
-          fresh.drain(Infinity)
+          drainChunks(fresh, Infinity)
           assert.ok(wasmBytes(core) <= wasmBytes(fresh) + PAGE, `${wasmBytes(core)} bytes vs ${wasmBytes(fresh)}`)
           // and its baseline holds the node table: later drains find nothing to give back
           const x = instance(core)
           for (let bucket = 2000; bucket < 2005; bucket++) {
             core.checkpoint(ids[99_999], 0, 0, bucket, 1, 1, 1)
-            core.drain(Infinity)
+            drainChunks(core, Infinity)
           }
           assert.equal(instance(core), x, 'restarted again')
         }
@@ -276,12 +300,12 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
         core.checkpoint(huge, 0, 0, 1, 1, 1, 1)
         if (backend === 'wasm') assert.ok(wasmBytes(core) > start + 10 * 2 ** 20, 'its text went through Wasm memory')
         core.releaseNode(huge)
-        core.drain(Infinity)
+        drainChunks(core, Infinity)
         assert.equal(core.liveNodes, 1)
         const x = backend === 'wasm' ? instance(core) : undefined
         for (let bucket = 2; bucket < 6; bucket++) {
           core.checkpoint(small, 0, 0, bucket, 1, 1, 1)
-          assert.equal(core.drain(Infinity)[0].points[0].node, small)
+          assert.deepEqual(drainPoints(core, Infinity)[0].points[0].edgeTags, tags('a'))
           if (backend === 'wasm') {
             assert.ok(wasmBytes(core) <= start + PAGE, `${wasmBytes(core)} bytes, ${start} at the start`)
             assert.equal(instance(core), x, 'restarted again')
@@ -305,21 +329,121 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
         core.checkpoint(b, h[0], h[1], 101, 2, 1, 100)
         assert.equal(core.livePoints, 3)
 
-        const drained = core.drain(101)
+        const drained = drainPoints(core, 101)
         assert.deepEqual(drained.map((d) => d.bucket), [100])
         assert.equal(drained[0].points.length, 2)
         const [pa, pb] = drained[0].points
-        assert.deepEqual([pa.node, pa.hashHi, pa.hashLo, pa.parentHi, pa.parentLo], [a, h[0], h[1], 0, 0])
-        assert.equal(pb.node, b)
+        assert.deepEqual([pa.edgeTags, pa.hashHi, pa.hashLo, pa.parentHi, pa.parentLo], [['direction:out', 'topic:a', 'type:kafka'], h[0], h[1], 0, 0])
+        assert.deepEqual(pb.edgeTags, ['direction:in', 'group:g', 'topic:a', 'type:kafka'])
         assert.deepEqual([pb.parentHi, pb.parentLo], h)
+        assert.equal(pa.timestampType, 'current')
         const latency = decodeSketch(pa.pathwayLatency)
         assert.equal(latency.count, 2)
         assert.ok(Math.abs(latency.quantile(1) - 1.5) <= 0.015)
         assert.equal(decodeSketch(pa.payloadSize).count, 2)
         assert.equal(core.livePoints, 1)
-        assert.deepEqual(core.drain(101), [])
-        assert.deepEqual(core.drain(Infinity).map((d) => d.bucket), [101])
+        assert.deepEqual(drainPoints(core, 101), [])
+        assert.deepEqual(drainPoints(core, Infinity).map((d) => d.bucket), [101])
         assert.equal(core.livePoints, 0)
+      })
+
+      test("a drain's msgpack is what @msgpack/msgpack writes for the same maps, in both sketch forms", () => {
+        const core = make()
+        const nodes = [core.node('svc', 'env', ['direction:in', 'group:g', 'topic:é', 'type:kafka']), core.node('svc', 'env', Array.from({ length: 20 }, (_, i) => `tag:${'x'.repeat(i * 20)}`))]
+        const r = rng(3)
+        for (const sparse of [false, true]) {
+          for (let i = 0; i < 300; i++) core.checkpoint(nodes[i % 2], i * 7919, i, 100 + (i % 3), distributions.pareto(r), i % 5 === 0 ? 0 : r(), i * 1000)
+          for (const chunk of drainChunks(core, Infinity, sparse, 2000)) {
+            const points = [...decodeMulti(chunk.bytes, { useBigInt64: true })]
+            assert.equal(points.length, chunk.ends.length)
+            assert.deepEqual(Buffer.concat(points.map((p) => encode(p, { useBigInt64: true }))), Buffer.from(chunk.bytes))
+          }
+        }
+      })
+
+      test('a drain hands points out by bucket, in insertion order within one, whatever order the buckets came in', () => {
+        const core = make()
+        const node = core.node('svc', 'env', ['topic:a'])
+        const order: [number, number][] = []
+        for (let i = 0; i < 300; i++) {
+          const bucket = [103, 100, 102, 100, 101][i % 5]
+          core.checkpoint(node, 0, i, bucket, 1, 1, 1)
+          order.push([bucket, core.hashLo])
+        }
+        const expected = [100, 101, 102, 103].map((bucket) => ({ bucket, los: order.filter(([b]) => b === bucket).map(([, lo]) => lo) }))
+        assert.deepEqual(
+          drainPoints(core, Infinity).map((b) => ({ bucket: b.bucket, los: b.points.map((p) => p.hashLo) })),
+          expected,
+        )
+      })
+
+      test('a chunk holds whole points of one bucket, as many as fit in its bound and at least one', () => {
+        const core = make()
+        const node = core.node('svc', 'env', ['topic:a'])
+        for (let i = 0; i < 40; i++) core.checkpoint(node, 0, i, 100 + (i >> 4), 1, 1, 1)
+        const pointBytes = drainChunks(core, Infinity, false, Infinity)[0].ends[0]
+        for (let i = 0; i < 40; i++) core.checkpoint(node, 0, i, 100 + (i >> 4), 1, 1, 1)
+        const chunks = drainChunks(core, Infinity, false, 3 * pointBytes + 1)
+        assert.deepEqual(chunks.map((c) => [c.bucket, c.ends.length]), [100, 100, 100, 100, 100, 100, 101, 101, 101, 101, 101, 101, 102, 102, 102].map((b, i) => [b, [3, 3, 3, 3, 3, 1, 3, 3, 3, 3, 3, 1, 3, 3, 2][i]]))
+        for (const c of chunks) assert.deepEqual(c.ends, c.ends.map((_, i) => (i + 1) * pointBytes))
+        for (const c of chunks) assert.equal(c.bytes.length, c.ends[c.ends.length - 1])
+        for (let i = 0; i < 5; i++) core.checkpoint(node, 0, i, 100, 1, 1, 1)
+        for (const bound of [0, 1, NaN, -5]) {
+          core.checkpoint(node, 0, 0, 100, 1, 1, 1)
+          assert.deepEqual(drainChunks(core, Infinity, false, bound).map((c) => c.ends.length), bound === 0 ? [1, 1, 1, 1, 1] : [1])
+        }
+      })
+
+      test('checkpoints made while a drain is written go into new live points, not into it', () => {
+        const core = make()
+        const node = core.node('svc', 'env', ['topic:a'])
+        core.checkpoint(node, 0, 1, 100, 1, 1, 1)
+        assert.equal(core.drainBegin(Infinity, false), 1)
+        core.checkpoint(node, 0, 1, 100, 2, 2, 2)
+        assert.equal(core.livePoints, 1)
+        assert.equal(core.drainChunk(1024), 1)
+        const [written] = decodeMulti(core.chunkBytes(), { useBigInt64: true }) as Iterable<{ PathwayLatency: Uint8Array }>
+        assert.equal(decodeSketch(written.PathwayLatency).count, 1)
+        assert.equal(core.drainChunk(1024), 0)
+        core.drainEnd()
+        const [later] = drainPoints(core, Infinity)
+        assert.equal(decodeSketch(later.points[0].pathwayLatency).count, 1)
+      })
+
+      test('the cap bounds one bucket: N − 1 pathways a bucket, two buckets alive at once, over many buckets: nothing dropped', () => {
+        const N = 200
+        const core = make(N)
+        const node = core.node('svc', 'env', ['topic:a'])
+        for (let bucket = 1000; bucket < 1050; bucket++) {
+          // the previous bucket is still alive while this one fills, as between two timer flushes
+          for (let i = 0; i < N - 1; i++) assert.ok(core.checkpoint(node, bucket, i, bucket, 1, 1, 1))
+          drainChunks(core, bucket)
+        }
+        assert.equal(core.droppedPoints, 0)
+        assert.equal(core.livePoints, N - 1)
+      })
+
+      test('past the per-bucket cap a bucket drops new pathways while the next one fills', () => {
+        const core = make(10)
+        const node = core.node('svc', 'env', ['topic:a'])
+        for (let i = 0; i < 12; i++) core.checkpoint(node, 0, i, 7, 1, 1, 1)
+        for (let i = 0; i < 12; i++) core.checkpoint(node, 0, i, 8, 1, 1, 1)
+        assert.equal(core.livePoints, 20)
+        assert.equal(core.droppedPoints, 4)
+        assert.deepEqual(drainPoints(core, Infinity).map((b) => [b.bucket, b.points.length]), [[7, 10], [8, 10]])
+      })
+
+      test('maxLivePoints bounds every bucket together: the memory bound', () => {
+        const core = createCore({ backend, maxPoints: 10, maxLivePoints: 25 })
+        const node = core.node('svc', 'env', ['topic:a'])
+        for (let bucket = 0; bucket < 4; bucket++) for (let i = 0; i < 10; i++) core.checkpoint(node, 0, i, bucket, 1, 1, 1)
+        assert.equal(core.livePoints, 25)
+        assert.equal(core.droppedPoints, 15)
+        assert.deepEqual(drainPoints(core, Infinity).map((b) => [b.bucket, b.points.length]), [[0, 10], [1, 10], [2, 5]])
+        // by default, three buckets' worth
+        const byDefault = make(10)
+        for (let bucket = 0; bucket < 4; bucket++) for (let i = 0; i < 10; i++) byDefault.checkpoint(node, 0, i, bucket, 1, 1, 1)
+        assert.equal(byDefault.livePoints, 30)
       })
 
       test('the live-point cap drops new pathways, counts them, and frees room after a drain', () => {
@@ -334,7 +458,7 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
         const expected = [core.hashHi, core.hashLo]
         core.checkpoint(node, 0, 99, 7, 0, 0, 1)
         assert.deepEqual([core.hashHi, core.hashLo], expected, 'a dropped checkpoint still gets its hash')
-        assert.equal(core.drain(8)[0].points.length, 10)
+        assert.equal(drainPoints(core, 8)[0].points.length, 10)
         assert.ok(core.checkpoint(node, 0, 99, 8, 0, 0, 1))
       })
 
@@ -362,7 +486,7 @@ for (const backend of ['wasm', 'ts'] as Backend[]) {
         assert.equal(batched.checkpointBatch(n, 42), n)
         const out = batched.batchBuffer()
         for (let i = 0; i < n; i++) assert.deepEqual([out[i * BATCH_STRIDE + BATCH_OUT_HI], out[i * BATCH_STRIDE + BATCH_OUT_LO]], expected[i])
-        assert.deepEqual(batched.drain(Infinity), single.drain(Infinity))
+        assert.deepEqual(drainChunks(batched, Infinity), drainChunks(single, Infinity))
       })
 
       test('several cores live side by side without sharing state', () => {

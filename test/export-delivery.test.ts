@@ -7,11 +7,11 @@ import { describe, test } from 'node:test'
 import { AgentExporter, type AgentExporterOptions } from '../bindings/export/exporter.js'
 import type { Logger } from '../bindings/common/logger.js'
 import { nodeTransport } from '../bindings/export/node-transport.js'
-import { encodeStatsPayload } from '../bindings/export/payload.js'
+import { encodePayload, type Payload } from '../bindings/export/payload.js'
 import { closedPort, startScriptedAgent } from './helpers/scripted-agent.js'
 
-function payloadFor(service: string): Uint8Array {
-  return encodeStatsPayload({ env: 'test', service, version: '', tracerVersion: '0.1.0' }, [])
+function payloadFor(service: string): Payload {
+  return encodePayload({ env: 'test', service, version: '', tracerVersion: '0.1.0' }, [])
 }
 
 function recorder(): { log: Logger; warns: string[] } {
@@ -41,8 +41,8 @@ describe('export: retries never duplicate (Node transport)', { concurrency: true
       const hasty = exporter(agent.url, log.log, { hold, answerTimeoutMs: 1000 })
       await Promise.all([patient.send(payloadFor('patient'), {}, { hold: true }), hasty.send(payloadFor('hasty'), {}, { hold: true })])
       assert.deepEqual([...agent.received].sort(), ['hasty', 'patient'])
-      assert.deepEqual(patient.stats, { sent: 1, dropped: 0, failures: 0, unconfirmed: 0, queued: 0 })
-      assert.deepEqual(hasty.stats, { sent: 0, dropped: 0, failures: 0, unconfirmed: 1, queued: 0 })
+      assert.deepEqual(patient.stats, { sent: 1, dropped: 0, failures: 0, unconfirmed: 0, queued: 0, split: 0 })
+      assert.deepEqual(hasty.stats, { sent: 0, dropped: 0, failures: 0, unconfirmed: 1, queued: 0, split: 0 })
       assert.equal(agent.requests, 2)
       assert.equal(log.warns.length, 1)
       assert.match(log.warns[0], /did not confirm a stats payload \(sent, no answer within 1000 ms\); not sending it again/)
@@ -61,7 +61,7 @@ describe('export: retries never duplicate (Node transport)', { concurrency: true
       await sending
       assert.deepEqual(agent.received, ['late-agent'])
       assert.equal(agent.requests, 1)
-      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 1, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 1, unconfirmed: 0, queued: 0, split: 0 })
     } finally {
       await agent.close()
     }
@@ -75,7 +75,7 @@ describe('export: retries never duplicate (Node transport)', { concurrency: true
       assert.equal(agent.requests, 2)
       assert.deepEqual(agent.received, ['a', 'a'])
       assert.deepEqual(agent.accepted.map((p) => p.Service), ['a'])
-      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 1, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 1, unconfirmed: 0, queued: 0, split: 0 })
     } finally {
       await agent.close()
     }
@@ -88,7 +88,7 @@ describe('export: retries never duplicate (Node transport)', { concurrency: true
       await exp.send(payloadFor('a'), {}, { hold: true })
       assert.equal(agent.requests, 3)
       assert.equal(agent.accepted.length, 1)
-      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 2, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 2, unconfirmed: 0, queued: 0, split: 0 })
     } finally {
       await agent.close()
     }
@@ -101,7 +101,7 @@ describe('export: retries never duplicate (Node transport)', { concurrency: true
       await exp.send(payloadFor('a'), {}, { hold: true })
       assert.equal(agent.requests, 2)
       assert.deepEqual(agent.received, ['a'])
-      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 1, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 1, unconfirmed: 0, queued: 0, split: 0 })
     } finally {
       await agent.close()
     }
@@ -115,7 +115,7 @@ describe('export: retries never duplicate (Node transport)', { concurrency: true
       await exp.send(payloadFor('a'), {}, { hold: true })
       assert.equal(agent.requests, 1)
       assert.deepEqual(agent.received, ['a'])
-      assert.deepEqual(exp.stats, { sent: 0, dropped: 0, failures: 0, unconfirmed: 1, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 0, dropped: 0, failures: 0, unconfirmed: 1, queued: 0, split: 0 })
       assert.match(log.warns[0], /sent, then socket hang up/)
       // the Agent is fine again: the next payload goes out
       await exp.send(payloadFor('b'), {}, { hold: true })

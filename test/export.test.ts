@@ -13,7 +13,7 @@ import { AgentExporter, UNCONFIRMED, type AgentExporterOptions, type Deadlines, 
 import { fetchTransport } from '../bindings/export/fetch-transport.js'
 import { createLogger, warnOnce, type Logger } from '../bindings/common/logger.js'
 import { nodeTransport } from '../bindings/export/node-transport.js'
-import { encodeStatsPayload, type ExportBucket, type ExportPoint, type PayloadMeta } from '../bindings/export/payload.js'
+import { encodePayload, encodeStatsPayload, type ExportBucket, type ExportPoint, type Payload, type PayloadMeta } from '../bindings/export/payload.js'
 import { decodeSketch, startAgent, type DecodedPayload } from './helpers/agent-server.js'
 
 const META: PayloadMeta = { env: 'prod', service: 'orders-api', version: '1.2.3', tracerVersion: '0.1.0' }
@@ -40,8 +40,8 @@ function point(hashHi: number, hashLo: number, parentHi: number, parentLo: numbe
 }
 
 /** A payload told apart from others by its service. */
-function payloadFor(service: string): Uint8Array {
-  return encodeStatsPayload({ ...META, service }, [{ bucket: 170_000_000, points: [point(1, 2, 3, 4)], backlogs: [] }])
+function payloadFor(service: string): Payload {
+  return encodePayload({ ...META, service }, [{ bucket: 170_000_000, points: [point(1, 2, 3, 4)], backlogs: [] }])
 }
 
 function recorder(): { log: Logger; warns: string[]; debugs: string[] } {
@@ -120,7 +120,7 @@ describe('encodeStatsPayload through the test Agent', () => {
       ]
       const meta: PayloadMeta = { ...META, hostname: 'host-1', tags: ['team:core', 'region:eu'] }
       const log = recorder()
-      await exporter(agent.url, log.log).send(encodeStatsPayload(meta, buckets))
+      await exporter(agent.url, log.log).send(encodePayload(meta, buckets))
 
       assert.equal(agent.payloads.length, 1)
       const p = agent.payloads[0]
@@ -210,7 +210,7 @@ describe('encodeStatsPayload through the test Agent', () => {
   test('Hostname and Tags are left out when not given', async () => {
     const agent = await startAgent()
     try {
-      await exporter(agent.url, recorder().log).send(encodeStatsPayload(META, []))
+      await exporter(agent.url, recorder().log).send(encodePayload(META, []))
       assert.deepEqual(Object.keys(agent.payloads[0]).sort(), ['Env', 'Lang', 'Service', 'Stats', 'TracerVersion', 'Version'])
       assert.deepEqual(agent.payloads[0].Stats, [])
     } finally {
@@ -239,7 +239,7 @@ describe('AgentExporter', () => {
       assert.equal(req.headers['datadog-meta-tracer-version'], '9.8.7')
       assert.equal(req.headers['content-length'], String(req.body.byteLength))
       assert.deepEqual([...req.body.subarray(0, 2)], [0x1f, 0x8b])
-      assert.deepEqual([...gunzipSync(req.body)], [...payloadFor('s')])
+      assert.deepEqual([...gunzipSync(req.body)], [...payloadFor('s').bytes])
     } finally {
       await agent.close()
     }
@@ -258,23 +258,23 @@ describe('AgentExporter', () => {
       await roomy.send(payloadFor('x2'))
     })
     // the oldest two were dropped; each send tried the head of the queue twice
-    assert.deepEqual(bounded.stats, { sent: 0, dropped: 2, failures: 10, unconfirmed: 0, queued: 3 })
+    assert.deepEqual(bounded.stats, { sent: 0, dropped: 2, failures: 10, unconfirmed: 0, queued: 3, split: 0 })
     assert.equal(bounded.dropped, 2)
     assert.equal(log.warns.length, 2)
     assert.match(log.warns[0], /cannot send stats to the Datadog Agent .*ECONNREFUSED/)
-    assert.match(log.warns[1], /keeping the latest 3 payloads/)
-    assert.deepEqual(roomy.stats, { sent: 0, dropped: 0, failures: 2, unconfirmed: 0, queued: 2 })
+    assert.match(log.warns[1], /keeping the payloads of the latest 3 flushes/)
+    assert.deepEqual(roomy.stats, { sent: 0, dropped: 0, failures: 2, unconfirmed: 0, queued: 2, split: 0 })
 
     const back = await startAgent({ port })
     try {
       await bounded.flush()
       assert.deepEqual(services(back.payloads), ['s3', 's4', 's5'])
-      assert.deepEqual(bounded.stats, { sent: 3, dropped: 2, failures: 10, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(bounded.stats, { sent: 3, dropped: 2, failures: 10, unconfirmed: 0, queued: 0, split: 0 })
       assert.equal(log.warns.length, 2)
       // the next payload goes out after the queued ones
       await roomy.send(payloadFor('x3'))
       assert.deepEqual(services(back.payloads).slice(3), ['x1', 'x2', 'x3'])
-      assert.deepEqual(roomy.stats, { sent: 3, dropped: 0, failures: 2, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(roomy.stats, { sent: 3, dropped: 0, failures: 2, unconfirmed: 0, queued: 0, split: 0 })
     } finally {
       await back.close()
     }
@@ -289,7 +289,7 @@ describe('AgentExporter', () => {
       agent.setMode('ok')
       await exp.send(payloadFor('c'))
       assert.deepEqual(services(agent.payloads), ['b', 'c'])
-      assert.deepEqual(exp.stats, { sent: 2, dropped: 1, failures: 2, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 2, dropped: 1, failures: 2, unconfirmed: 0, queued: 0, split: 0 })
     } finally {
       await agent.close()
     }
@@ -303,7 +303,7 @@ describe('AgentExporter', () => {
       await exp.send(payloadFor('a'))
       await exp.send(payloadFor('b'))
       assert.equal(agent.requests.length, 2)
-      assert.deepEqual(exp.stats, { sent: 0, dropped: 2, failures: 0, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 0, dropped: 2, failures: 0, unconfirmed: 0, queued: 0, split: 0 })
       assert.equal(log.warns.length, 1)
       assert.match(log.warns[0], /older than 7\.34/)
     } finally {
@@ -317,10 +317,11 @@ describe('AgentExporter', () => {
       const log = recorder()
       const exp = exporter(agent.url, log.log)
       // not msgpack: the test Agent answers 400
-      await exp.send(new Uint8Array([0xc1]))
-      await exp.send(new Uint8Array([0xc1]))
+      const garbage = { ...payloadFor('x'), bytes: new Uint8Array([0xc1]) }
+      await exp.send(garbage)
+      await exp.send(garbage)
       assert.equal(agent.requests.length, 2)
-      assert.deepEqual(exp.stats, { sent: 0, dropped: 2, failures: 0, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 0, dropped: 2, failures: 0, unconfirmed: 0, queued: 0, split: 0 })
       assert.equal(log.warns.length, 1)
       assert.match(log.warns[0], /status 400/)
     } finally {
@@ -338,13 +339,13 @@ describe('AgentExporter', () => {
       // waits of 40 then 80 ms between the three attempts
       assert.ok(performance.now() - t0 >= 115, `${performance.now() - t0} ms`)
       assert.equal(agent.requests.length, 3)
-      assert.deepEqual(exp.stats, { sent: 0, dropped: 0, failures: 3, unconfirmed: 0, queued: 1 })
+      assert.deepEqual(exp.stats, { sent: 0, dropped: 0, failures: 3, unconfirmed: 0, queued: 1, split: 0 })
       assert.match(log.warns[0], /status 500/)
 
       agent.setMode('ok')
       await exp.flush()
       assert.deepEqual(services(agent.payloads), ['a'])
-      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 3, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 3, unconfirmed: 0, queued: 0, split: 0 })
       // nothing left: a second flush sends nothing
       await exp.flush()
       assert.equal(agent.requests.length, 4)
@@ -364,7 +365,7 @@ describe('AgentExporter', () => {
       await sending
       assert.deepEqual(services(agent.payloads), ['a'])
       assert.equal(agent.requests.length, 2)
-      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 1, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 1, unconfirmed: 0, queued: 0, split: 0 })
       assert.deepEqual(log.warns, [])
     } finally {
       await agent.close()
@@ -378,7 +379,7 @@ describe('AgentExporter', () => {
       const exp = exporter(agent.url, log.log, { answerTimeoutMs: 150, maxRetries: 2 })
       await Promise.all([exp.send(payloadFor('a')), exp.send(payloadFor('b'))])
       assert.equal(agent.requests.length, 1)
-      assert.deepEqual(exp.stats, { sent: 0, dropped: 0, failures: 0, unconfirmed: 1, queued: 1 })
+      assert.deepEqual(exp.stats, { sent: 0, dropped: 0, failures: 0, unconfirmed: 1, queued: 1, split: 0 })
       assert.equal(log.warns.length, 1)
       assert.match(log.warns[0], /did not confirm a stats payload \(sent, no answer within 150 ms\); not sending it again/)
 
@@ -407,13 +408,13 @@ describe('AgentExporter', () => {
     const agent = await startAgent()
     try {
       const log = recorder()
-      await exporter(agent.url, log.log, { debug: true }).send(payloadFor('a'), { buckets: 1 })
+      await exporter(agent.url, log.log, { debug: true }).send(payloadFor('a'))
       assert.equal(log.debugs.length, 1)
       const size = agent.requests[0].body.byteLength
-      assert.equal(log.debugs[0], `sent stats to ${agent.url}/v0.1/pipeline_stats: ${size} bytes gzipped, 1 buckets`)
+      assert.equal(log.debugs[0], `sent stats to ${agent.url}/v0.1/pipeline_stats: ${size} bytes gzipped`)
       // without debug, nothing
       const quiet = recorder()
-      await exporter(agent.url, quiet.log).send(payloadFor('b'), { buckets: 1 })
+      await exporter(agent.url, quiet.log).send(payloadFor('b'))
       assert.deepEqual(quiet.debugs, [])
     } finally {
       await agent.close()
@@ -426,7 +427,7 @@ describe('AgentExporter', () => {
       const log = recorder()
       let calls = 0
       const flaky: Transport = {
-        post: nodeTransport.post,
+        ...nodeTransport,
         gzip(data) {
           calls++
           if (calls === 1) return Promise.reject(new Error('no zlib here'))
@@ -437,7 +438,7 @@ describe('AgentExporter', () => {
       const exp = exporter(agent.url, log.log, { transport: flaky })
       await Promise.all(['a', 'b', 'c'].map((s) => exp.send(payloadFor(s))))
       assert.deepEqual(services(agent.payloads), ['c'])
-      assert.deepEqual(exp.stats, { sent: 1, dropped: 2, failures: 0, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 1, dropped: 2, failures: 0, unconfirmed: 0, queued: 0, split: 0 })
       assert.equal(log.warns.length, 1)
       assert.match(log.warns[0], /could not compress a stats payload, dropped: /)
     } finally {
@@ -447,6 +448,7 @@ describe('AgentExporter', () => {
 
   test('a transport whose post throws synchronously: an ordinary failure', async () => {
     const throwing: Transport = {
+      ...nodeTransport,
       gzip: async (data) => data,
       post: () => {
         throw new TypeError('synchronous failure')
@@ -455,7 +457,7 @@ describe('AgentExporter', () => {
     const log = recorder()
     const exp = exporter('http://127.0.0.1:9', log.log, { transport: throwing, maxRetries: 0 })
     await exp.send(payloadFor('a'))
-    assert.deepEqual(exp.stats, { sent: 0, dropped: 0, failures: 1, unconfirmed: 0, queued: 1 })
+    assert.deepEqual(exp.stats, { sent: 0, dropped: 0, failures: 1, unconfirmed: 0, queued: 1, split: 0 })
     assert.match(log.warns[0], /synchronous failure/)
   })
 
@@ -481,7 +483,7 @@ describe('AgentExporter', () => {
   test('an invalid Agent URL fails the attempts, never throws', async () => {
     const exp = exporter('not a url', recorder().log, { maxRetries: 1 })
     await keepingAlive(() => exp.send(payloadFor('a')))
-    assert.deepEqual(exp.stats, { sent: 0, dropped: 0, failures: 2, unconfirmed: 0, queued: 1 })
+    assert.deepEqual(exp.stats, { sent: 0, dropped: 0, failures: 2, unconfirmed: 0, queued: 1, split: 0 })
   })
 })
 
@@ -520,13 +522,13 @@ describe('fetch transport', () => {
       const exp = exporter(agent.url, recorder().log, { transport: fetchTransport, tracerVersion: '3.2.1' })
       await exp.send(payloadFor('via-fetch'))
       assert.deepEqual(services(agent.payloads), ['via-fetch'])
-      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 0, unconfirmed: 0, queued: 0 })
+      assert.deepEqual(exp.stats, { sent: 1, dropped: 0, failures: 0, unconfirmed: 0, queued: 0, split: 0 })
       const req = agent.requests[0]
       assert.equal(req.headers['content-type'], 'application/msgpack')
       assert.equal(req.headers['content-encoding'], 'gzip')
       assert.equal(req.headers['datadog-meta-lang'], 'javascript')
       assert.equal(req.headers['datadog-meta-tracer-version'], '3.2.1')
-      assert.deepEqual([...gunzipSync(req.body)], [...payloadFor('via-fetch')])
+      assert.deepEqual([...gunzipSync(req.body)], [...payloadFor('via-fetch').bytes])
     } finally {
       await agent.close()
     }

@@ -1,7 +1,7 @@
 /**
  * Hostile input, property-based: every public entry point of pathwise (the `pathwise` and
  * `pathwise/edge` exports, the DataStreams methods, the core, the Kafka wrappers, the AWS
- * middleware, the NATS wrappers, the HTTP channels' subscribers, the automatic mode's patching of whatever module loads under a client's name) called with what an adversarial user can hand over (throwing getters, Proxies that
+ * middleware, the NATS wrappers, the HTTP channels' subscribers, the RabbitMQ wrappers (amqplib, rhea), the automatic mode's patching of whatever module loads under a client's name) called with what an adversarial user can hand over (throwing getters, Proxies that
  * throw on every trap, revoked Proxies, objects whose toString/valueOf/Symbol.toPrimitive throw,
  * Symbols, null-prototype objects, NaN, ±Infinity, -0, huge numbers, strings and buffers of MBs,
  * length bombs, sparse arrays, cycles, random JSON and bytes, wrong types), mixed with valid input.
@@ -9,22 +9,22 @@
  * apart from the pathway context, and the caller gets the client's answer. Each group runs in a
  * child process under a watchdog (test/helpers/hostile-watchdog.ts), with the Wasm core and with
  * the TS core. Afterwards the DataStreams that went through it all flush to a real pathwise
- * agent, which must accept every payload, and the sketches in them must decode with Datadog's
- * @datadog/sketches-js.
+ * agent, which must accept every payload, and the sketches in them must decode: with Datadog's
+ * @datadog/sketches-js, or with the agent's own reader where they are in the sparse form the agent
+ * asked for.
  *
  * HOSTILE_RUNS (runs per property, default 150) and HOSTILE_SEED (default: new each run, printed
  * with any failure) tune it.
  */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { after, before, describe, test } from 'node:test'
 import { gunzipSync } from 'node:zlib'
 import { decode } from '@msgpack/msgpack'
 import { runHostileGroup, type PropertyOutcome } from './helpers/hostile-watchdog.js'
-import { decodeSketch } from './helpers/sketches.js'
+import { startRecordingProxy, type RecordingProxy } from './helpers/recording-proxy.js'
+import { decodeEitherForm } from './helpers/sketches.js'
 
 const RUNS = Number(process.env.HOSTILE_RUNS ?? 150)
 const SEED = Number(process.env.HOSTILE_SEED ?? Math.floor(Math.random() * 2 ** 31))
@@ -34,14 +34,8 @@ const SETUP_TIMEOUT_MS = 60_000
 
 type Core = 'wasm' | 'ts'
 /** The groups whose cases go through a DataStreams, which flushes to the agent at the end. */
-const FLUSHING = ['api-node', 'api-edge', 'kafkajs', 'confluent', 'aws', 'nats', 'http']
+const FLUSHING = ['api-node', 'api-edge', 'kafkajs', 'confluent', 'aws', 'nats', 'http', 'rabbitmq']
 const GROUPS = [...FLUSHING, 'core'].flatMap((group) => (['wasm', 'ts'] as Core[]).map((core) => ({ group, core })))
-
-interface Forwarded {
-  path: string
-  status: number
-  body: Buffer
-}
 
 /** The real agent, `pathwise agent` run as a user would. */
 async function startPathwiseAgent(): Promise<{ url: string; child: ChildProcessWithoutNullStreams }> {
@@ -60,26 +54,6 @@ async function startPathwiseAgent(): Promise<{ url: string; child: ChildProcessW
     })
   })
   return { url, child }
-}
-
-/** Passes every request on to the agent and keeps each payload with the agent's answer to it. */
-async function startRecorder(agentUrl: string, forwarded: Forwarded[]): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (chunk: Buffer) => chunks.push(chunk))
-    req.on('end', async () => {
-      const body = Buffer.concat(chunks)
-      const headers: Record<string, string> = {}
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && !['host', 'content-length', 'connection'].includes(k)) headers[k] = v
-      const answer = await fetch(agentUrl + req.url, { method: req.method, headers, body: req.method === 'POST' ? body : undefined })
-      const text = await answer.text()
-      if (req.url === '/v0.1/pipeline_stats') forwarded.push({ path: req.url, status: answer.status, body })
-      res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' })
-      res.end(text)
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return server
 }
 
 /** Runs the groups, at most as many at once as there are CPUs. */
@@ -123,18 +97,17 @@ interface Payload {
 
 describe(`hostile input (seed ${SEED}, ${RUNS} runs a property)`, () => {
   let agent: { url: string; child: ChildProcessWithoutNullStreams }
-  let recorder: http.Server
-  const forwarded: Forwarded[] = []
+  let recorder: RecordingProxy
   let runs: Map<string, Promise<PropertyOutcome[]>>
 
   before(async () => {
     agent = await startPathwiseAgent()
-    recorder = await startRecorder(agent.url, forwarded)
-    runs = runAll(`http://127.0.0.1:${(recorder.address() as AddressInfo).port}`)
+    recorder = await startRecordingProxy(agent.url)
+    runs = runAll(recorder.url)
   })
   after(async () => {
     await Promise.allSettled(runs.values())
-    recorder.close()
+    await recorder.close()
     agent.child.kill('SIGINT')
   })
 
@@ -150,11 +123,11 @@ describe(`hostile input (seed ${SEED}, ${RUNS} runs a property)`, () => {
     })
   }
 
-  test('the agent accepted every flush, and the sketches decode with @datadog/sketches-js', async () => {
+  test('the agent accepted every flush, and the sketches decode: with @datadog/sketches-js, or with the agent’s reader in the sparse form', async () => {
     await Promise.allSettled(runs.values())
     const services = new Set<string>()
     let points = 0
-    for (const request of forwarded) {
+    for (const request of recorder.forwarded) {
       assert.ok(request.status >= 200 && request.status < 300, `the agent answered ${request.status}`)
       const payload = decode(gunzipSync(request.body), { useBigInt64: true }) as Payload
       services.add(payload.Service)
@@ -162,7 +135,7 @@ describe(`hostile input (seed ${SEED}, ${RUNS} runs a property)`, () => {
         for (const point of bucket.Stats) {
           points++
           for (const bytes of [point.PathwayLatency, point.EdgeLatency, point.PayloadSize]) {
-            const sketch = decodeSketch(bytes)
+            const sketch = decodeEitherForm(bytes)
             assert.ok(sketch.count >= 1, `an empty sketch in ${point.EdgeTags.join(',')}`)
             for (const q of [0, 0.5, 1]) {
               const v = sketch.quantile(q)

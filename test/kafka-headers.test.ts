@@ -32,6 +32,7 @@ import {
   makeDataStreams,
   newKafka,
   newProducer,
+  newRdProducer,
   pointsOf,
   produceTags,
   startConsumer,
@@ -114,27 +115,11 @@ describe('the pathway header', () => {
   async function producerOf(api: Api, dsm: DataStreams, options: KafkaInstrumentOptions, double = false): Promise<TestProducer> {
     if (api === 'rdkafka') {
       // murmur2, as kafkajs partitions: the raw messages and these land in one partition.
-      const client = new confluent.Producer({ 'bootstrap.servers': peer.brokers.join(','), dr_cb: true, 'linger.ms': 0, partitioner: 'murmur2_random' })
-      if (double) refuseOnce(api, client)
-      instrumentConfluent(client, dsm, options)
-      await new Promise<void>((resolve, reject) => client.connect({}, (err: Error) => (err ? reject(err) : resolve())))
-      client.setPollInterval(10)
-      return {
-        client,
-        send: (value, headers) =>
-          new Promise<void>((resolve, reject) => {
-            const opaque = { value }
-            const onReport = (err: Error, report: any) => {
-              if (report.opaque !== opaque) return
-              client.off('delivery-report', onReport)
-              if (err) reject(err)
-              else resolve()
-            }
-            client.on('delivery-report', onReport)
-            client.produce(topicOf(api), null, Buffer.from(value), 'k', Date.now(), opaque, headers ? Object.entries(headers).map(([k, v]) => ({ [k]: v })) : undefined)
-          }),
-        close: () => new Promise<void>((resolve) => client.disconnect(() => resolve())),
-      }
+      const producer = await newRdProducer(peer.brokers, { partitioner: 'murmur2_random' }, (client) => {
+        if (double) refuseOnce(api, client)
+        instrumentConfluent(client, dsm, options)
+      })
+      return { client: producer.client, send: (value, headers) => producer.send(topicOf(api), null, value, headers), close: producer.close }
     }
     const kafka = newKafka(api, peer.brokers)
     if (double) {

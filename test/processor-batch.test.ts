@@ -10,6 +10,7 @@ import { PathwayContext, decodePathwayContext, encodePathwayContext } from '../b
 import type { DataStreams } from '../bindings/api/data-streams.js'
 import { createDataStreamsFor } from '../bindings/processor/create.js'
 import type { Transport } from '../bindings/export/exporter.js'
+import { nodeTransport } from '../bindings/export/node-transport.js'
 import { nodePlatform } from '../bindings/node/platform.js'
 import { decodeSketch } from './helpers/sketches.js'
 
@@ -25,10 +26,12 @@ interface Point {
 function capturing(core: 'wasm' | 'ts', enabled = true): { dsm: DataStreams; sent: Uint8Array[] } {
   const sent: Uint8Array[] = []
   const transport: Transport = {
+    ...nodeTransport,
     post: (_url, _headers, body) => {
       sent.push(body)
       return Promise.resolve(200)
     },
+    getJson: () => Promise.resolve(undefined),
     gzip: (data) => Promise.resolve(data),
   }
   const options = { enabled, service: 'batch', env: 'test', core, flushIntervalMs: 0 }

@@ -109,7 +109,12 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       windowSeconds: store.windowMs / 1000,
       payloads: { ...intake.counts },
-      points: { received: store.counters.points, dropped: store.counters.dropped, outOfWindow: store.counters.outOfWindow },
+      points: {
+        received: store.counters.points,
+        dropped: store.counters.dropped,
+        outOfWindow: store.counters.outOfWindow,
+        droppedByTracers: Object.fromEntries(intake.tracerDrops),
+      },
       series: store.seriesCount,
       cells: store.cells,
       lastPayloadAt: store.lastPayloadAt,

@@ -44,6 +44,22 @@ describe('intake: payloads from pathwise and from Datadog tracers', () => {
     assert.equal(info.config.receiver_port, agent.port)
   })
 
+  test("/info says it reads sketches' sparse form (binCounts)", async () => {
+    const info = await getJson<Record<string, unknown>>(agent.url, '/info')
+    assert.equal(info.pathwise_sparse_sketches, true)
+  })
+
+  test("a pathwise payload's count of checkpoints its point cap dropped shows in /api/status, by service", async () => {
+    const dropping = (service: string, n: number) =>
+      gzipSync(encode({ Service: service, Env: 'test', Stats: [], TracerVersion: '0.1.0', Lang: 'javascript', Version: '', PathwiseDroppedPoints: n }))
+    for (const [service, n] of [['capped-a', 5], ['capped-b', 2], ['capped-a', 7]] as const) assert.equal((await postStats(agent.url, dropping(service, n))).status, 200)
+    const status = await getJson<Summary['status']>(agent.url, '/api/status')
+    assert.equal(status.points.droppedByTracers['capped-a'], 12)
+    assert.equal(status.points.droppedByTracers['capped-b'], 2)
+    // anything but a count is refused, as every field the agent reads
+    assert.equal((await postStats(agent.url, dropping('capped-c', -1))).status, 400)
+  })
+
   test('a pathwise payload shows up in /api/', async () => {
     const res = await postStats(agent.url, produce('pw-producer', 0x9a6ed7bfb001208en))
     assert.equal(res.status, 200)
@@ -361,6 +377,8 @@ describe('intake: forwarding', () => {
       const status = await getJson<Summary['status']>(agent.url, '/api/status')
       assert.equal(status.forward?.url, downstream.url)
       assert.equal(status.forward?.forwarded, 3) // the stand-in answers 404 to traces
+      // what it forwards to might not read the sparse form: it does not ask for it
+      assert.equal((await getJson<Record<string, unknown>>(agent.url, '/info')).pathwise_sparse_sketches, false)
     } finally {
       await agent.close()
       await downstream.close()

@@ -288,6 +288,30 @@ describe('computation: time, window and caps', () => {
     }
   })
 
+  test("failed sends (pathwise_failed_sends backlogs) on their service's produce edge, summed over payloads and the range", async () => {
+    const agent = await agentAt(() => B + 25_000)
+    try {
+      const tags = ['direction:out', 'topic:orders', 'type:kafka']
+      const failed = (value: number, topic = 'orders') => ({ tags: ['type:pathwise_failed_sends', `topic:${topic}`, 'transport:kafka'], value })
+      const points = [{ tags, hash: 1n, edge: [1, 2, 3, 4, 5, 6, 7, 8] }]
+      for (const body of [
+        pathwisePayload('producer', [{ startMs: B - 10_000, points, backlogs: [failed(2)] }, { startMs: B, points, backlogs: [failed(3), failed(7, 'other')] }]),
+        // another payload of the same service and bucket: the counts add up
+        pathwisePayload('producer', [{ startMs: B, backlogs: [failed(1)] }]),
+      ]) {
+        assert.equal((await postStats(agent.url, body)).status, 200)
+      }
+      const s = await getJson<Summary>(agent.url, '/api/summary')
+      const edge = s.edges.find((e) => e.id === 'service:producer>kafka:orders')
+      assert.equal(edge?.failedSends, 6)
+      assert.equal(edge?.count, 16)
+      // No produce edge for the other topic: its failures stand alone, on no edge.
+      assert.equal(s.edges.filter((e) => e.failedSends !== undefined).length, 1)
+    } finally {
+      await agent.close()
+    }
+  })
+
   test('the window: older buckets are not taken, and leave as time passes', async () => {
     let now = B + 5_000
     const agent = await agentAt(() => now, { windowMs: 60_000 })

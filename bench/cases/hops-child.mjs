@@ -7,9 +7,11 @@
 // has the application add a 28-character dd-pathway-ctx-base64 header itself (no DSM): what the
 // client spends on carrying one. `pathwise-auto` (`-r pathwise/register`) and `dd-trace`
 // (`-r dd-trace/init`) are set up by hops.ts. Rounds run on request; each reports the CPU time of
-// this whole process, the wall time, and the header names the first message or request carried.
+// this whole process, the wall time, and the header names the first message or request carried
+// (round-child.mjs).
 import http from 'node:http'
 import { createRequire } from 'node:module'
+import { runChild, serveRounds } from './round-child.mjs'
 
 const require = createRequire(import.meta.url)
 const [transport, config, servers] = process.argv.slice(2)
@@ -17,7 +19,6 @@ const HEADER = 'dd-pathway-ctx-base64'
 const VALUE = 'EjXKdO8OqMfmjty4wWjmjty4wWg='
 const BODY = Buffer.alloc(100, 'x')
 const IN_FLIGHT = 8
-const send = (m) => process.send(m)
 
 async function nats() {
   const { connect, headers } = require('nats')
@@ -82,27 +83,4 @@ async function hops() {
   }
 }
 
-async function main() {
-  const round = transport === 'nats' ? await nats() : await hops()
-  const warmUp = Number(process.env.BENCH_HOPS_WARM_UP ?? 1000)
-  await round(warmUp)
-  process.on('message', (m) => {
-    if (m.type !== 'run') process.exit(0)
-    const cpu = process.cpuUsage()
-    const start = process.hrtime.bigint()
-    round(m.messages).then(
-      (headers) => {
-        const used = process.cpuUsage(cpu)
-        send({ type: 'round', seconds: Number(process.hrtime.bigint() - start) / 1e9, cpuMicros: used.user + used.system, headers: headers ?? [] })
-      },
-      (err) => send({ type: 'error', message: err.stack ?? String(err) }),
-    )
-  })
-  send({ type: 'ready', node: process.version })
-}
-
-process.on('disconnect', () => process.exit(0))
-main().catch((err) => {
-  send({ type: 'error', message: err.stack ?? String(err) })
-  process.exit(1)
-})
+runChild(async () => serveRounds(transport === 'nats' ? await nats() : await hops()))

@@ -12,18 +12,16 @@
  * each round. Each process tells what its first message carried: a configuration that did not do
  * what it claims fails the case.
  */
-import { fork, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { startNats } from '../../test/peers/nats.js'
-import { figure, type Figure, type Settings } from '../harness.js'
+import type { Figure, Settings } from '../harness.js'
 import { node24Binary } from '../node24.js'
 import { number } from '../table.js'
+import { childEnv, forkChild, perMessage, runRounds, type Child } from './round-children.js'
 
 const CHILD = fileURLToPath(new URL('./hops-child.mjs', import.meta.url))
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const TIMEOUT_MS = 120_000
 
 export type HopTransport = 'nats' | 'http'
 export type HopConfig = 'off' | 'pathwise' | 'pathwise-auto' | 'header' | 'dd-trace'
@@ -75,104 +73,34 @@ function expectation(config: HopConfig, headers: string[]): string | undefined {
   return has(PATHWAY) && !has(TRACE) ? undefined : `expected ${PATHWAY} alone, got [${headers.join(', ')}]`
 }
 
-interface Round {
-  cpuMicros: number
-  seconds: number
-  headers: string[]
-}
-type FromChild = { type: 'ready'; node: string } | ({ type: 'round' } & Round) | { type: 'error'; message: string }
-
-interface Child {
-  config: HopConfig
-  process: ChildProcess
-  next(): Promise<FromChild>
-}
-
-function startChild(transport: HopTransport, config: HopConfig, execPath: string, servers: string, agentUrl: string, warmUp: number, forceDdTrace: boolean): Child {
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DD_') && !k.startsWith('PATHWISE_')))
-  Object.assign(env, { DD_TRACE_AGENT_URL: agentUrl, DD_SERVICE: `bench-${transport}`, DD_ENV: 'bench', BENCH_HOPS_WARM_UP: String(warmUp) })
+function startChild(transport: HopTransport, config: HopConfig, execPath: string, servers: string, agentUrl: string, warmUp: number, forceDdTrace: boolean): Child<HopConfig> {
+  const env = childEnv({ DD_TRACE_AGENT_URL: agentUrl, DD_SERVICE: `bench-${transport}`, DD_ENV: 'bench', BENCH_WARM_UP: String(warmUp) })
   if (config === 'pathwise' || config === 'pathwise-auto') env.DD_DATA_STREAMS_ENABLED = 'true'
   if (config === 'pathwise-auto') Object.assign(env, { DD_DATA_STREAMS_HTTP_ENABLED: 'true', PATHWISE_HTTP_ALLOWED_HOSTS: '127.0.0.1' })
   if (config === 'dd-trace' && forceDdTrace) env.DD_INJECT_FORCE = 'true'
   const execArgv = config === 'pathwise-auto' ? ['-r', 'pathwise/register'] : config === 'dd-trace' ? ['-r', 'dd-trace/init'] : []
-  const child = fork(CHILD, [transport, config, servers], { cwd: ROOT, execPath, execArgv, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-  let output = ''
-  const keep = (chunk: Buffer) => (output = (output + chunk.toString('utf8')).slice(-4000))
-  child.stdout!.on('data', keep)
-  child.stderr!.on('data', keep)
-  const inbox: FromChild[] = []
-  let waiting: ((m: FromChild) => void) | undefined
-  const deliver = (m: FromChild) => {
-    const w = waiting
-    waiting = undefined
-    if (w !== undefined) w(m)
-    else inbox.push(m)
-  }
-  child.on('message', (m: FromChild) => deliver(m))
-  child.on('exit', (code) => deliver({ type: 'error', message: `the ${transport} ${config} process exited (code ${code}):\n${output}` }))
-  return {
-    config,
-    process: child,
-    next: () => {
-      const queued = inbox.shift()
-      if (queued !== undefined) return Promise.resolve(queued)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`the ${transport} ${config} process did not answer within ${TIMEOUT_MS} ms`)), TIMEOUT_MS)
-        waiting = (m) => (clearTimeout(timer), resolve(m))
-      })
-    },
-  }
-}
-
-async function expect<T extends FromChild['type']>(child: Child, type: T): Promise<Extract<FromChild, { type: T }>> {
-  const m = await child.next()
-  if (m.type === 'error') throw new Error(m.message)
-  if (m.type !== type) throw new Error(`expected ${type}, got ${m.type}`)
-  return m as Extract<FromChild, { type: T }>
+  return forkChild(CHILD, [transport, config, servers], config, { execPath, execArgv, env, what: `${transport} ${config}` })
 }
 
 async function runCell(transport: HopTransport, execPath: string, forceDdTrace: boolean, plan: Plan, servers: string, agentUrl: string): Promise<HopCell> {
   const configs = HOP_CONFIGS[transport]
   const messages = plan.messages[transport]
   const children = configs.map((c) => startChild(transport, c, execPath, servers, agentUrl, plan.warmUp, forceDdTrace))
-  try {
-    const [{ node }] = await Promise.all(children.map((c) => expect(c, 'ready')))
-    const perRound = new Map<HopConfig, Round[]>(configs.map((c) => [c, []]))
-    for (let round = 0; round < plan.rounds; round++) {
-      for (let k = 0; k < children.length; k++) {
-        const child = children[(round + k) % children.length]
-        child.process.send({ type: 'run', messages })
-        const { type: _, ...r } = await expect(child, 'round')
-        const wrong = expectation(child.config, r.headers)
-        if (wrong !== undefined) throw new Error(`case 10, ${node} ${transport}, ${LABELS[child.config]}: ${wrong}`)
-        perRound.get(child.config)!.push(r)
-      }
-    }
-    const cpu = (c: HopConfig) => perRound.get(c)!.map((r) => r.cpuMicros / messages)
-    const each = (f: (i: number) => number) => figure(cpu('off').map((_, i) => f(i)))
-    const [off, pathwise, auto, header] = (['off', 'pathwise', 'pathwise-auto', 'header'] as const).map(cpu)
-    const derived: Record<string, Figure> = {
-      'pathwise − off': each((i) => pathwise[i] - off[i]),
-      'automatic − off': each((i) => auto[i] - off[i]),
-      'header − off': each((i) => header[i] - off[i]),
-      'pathwise − header': each((i) => pathwise[i] - header[i]),
-    }
-    if (configs.includes('dd-trace')) {
-      const dd = cpu('dd-trace')
-      derived['dd-trace − off'] = each((i) => dd[i] - off[i])
-    }
-    return {
-      node,
-      transport,
-      messages,
-      rounds: plan.rounds,
-      cpu: Object.fromEntries(configs.map((c) => [c, figure(cpu(c))])),
-      derived,
-      seen: Object.fromEntries(configs.map((c) => [c, perRound.get(c)![0].headers])),
-    }
-  } finally {
-    for (const c of children) if (c.process.connected) c.process.send({ type: 'stop' })
-    await Promise.all(children.map((c) => (c.process.exitCode === null ? new Promise((r) => c.process.once('exit', r)) : undefined)))
+  const { node, perRound } = await runRounds(children, plan.rounds, messages, (config, headers) => {
+    const wrong = expectation(config, headers)
+    return wrong === undefined ? undefined : `case 10, ${transport}, ${LABELS[config]}: ${wrong}`
+  })
+  const m = perMessage(perRound, messages)
+  const derived: Record<string, Figure> = m.pathwise()
+  if (configs.includes('dd-trace')) derived['dd-trace − off'] = m.minus('dd-trace', 'off')
+  return {
+    node,
+    transport,
+    messages,
+    rounds: plan.rounds,
+    cpu: m.cpu(configs),
+    derived,
+    seen: m.seen(configs),
   }
 }
 

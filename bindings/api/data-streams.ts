@@ -117,6 +117,11 @@ export interface DataStreams {
    * every delivered message's metadata states it: the `nats_pending` backlog the agent shows as lag.
    */
   trackNatsPending(stream: string, consumer: string, pending: number): void
+  /**
+   * How many messages (jobs) a queue holds in a state, as sampled now (BullMQ's `waiting`, `delayed`,
+   * `active`, `failed`): a `queue_depth` backlog, the highest sample of each bucket.
+   */
+  trackQueueDepth(queueType: string, queue: string, state: string, count: number): void
   /** The context of the message being handled, where the runtime tracks one. */
   currentContext(): PathwayContext | undefined
   /** Runs fn with ctx as the current context. */
@@ -145,4 +150,16 @@ export interface DataStreamsStats {
   readonly droppedBacklogs: number
   /** trackTransaction calls dropped: a 255th checkpoint name, or a bucket's records past their cap (processor/transactions.ts). */
   readonly droppedTransactions: number
+  /**
+   * Messages an instrumentation sent without the pathway context because the context would have
+   * pushed the message (or its batch) past a size limit, or because the broker refused it with the
+   * context and it was sent again without: delivered, but their consumers start a new pathway.
+   */
+  readonly contextsLeftOut: number
+  /**
+   * Messages whose produce checkpoint was recorded (they count in the throughput) but whose send
+   * finally failed, after the client's own retries. Also sent to the Agent, per service and
+   * destination, as a `pathwise_failed_sends` backlog.
+   */
+  readonly failedSends: number
 }

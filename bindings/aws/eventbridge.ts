@@ -19,10 +19,12 @@ import { parentForSend } from '../instrument/received-messages.js'
 import { bytesOf } from './size.js'
 import { copyWith, items, nonEmptyText, read } from '../common/input.js'
 import { enabledDataStreams } from '../instrument/settings.js'
+import { contextsLeftOut, sendsFailed } from '../instrument/send-outcomes.js'
 
 /**
  * The most a PutEvents request's entries may weigh together, as EventBridge counts them (its
- * documented limit, 256 KB): contexts that would push a request past it are not written.
+ * documented limit, 256 KB): contexts go into the entries in order while the request stays within
+ * it; the entries past that point go as written.
  */
 const MAX_REQUEST_BYTES = 262_144
 /** What EventBridge counts for an entry's Time, when it is given. */
@@ -41,8 +43,9 @@ export const eventBridgeInstrumentation: Instrumentation = {
     instrumentClientClass(exports, 'EventBridgeClient', dsm, (dsm, active) => eventBridgePlugin(dsm, 'pathwiseEventBridgeAuto', active)),
 }
 
-/** One entry to put: its node, its size as sent, and where its context goes (null: nowhere). */
+/** One entry to put: its bus, its node, its size as sent, and where its context goes (null: nowhere). */
 interface Entry {
+  bus: string
   node: CheckpointNode | null
   /** Bytes of the entry's payload as sent: Source, DetailType, Detail and Resources. */
   size: number
@@ -63,16 +66,16 @@ function eventBridgePlugin(dsm: DataStreams, name: string, active?: () => boolea
   const plan = (entry: unknown): Entry | null => {
     if (entry === null || typeof entry !== 'object') return null
     try {
-      const bus = read(entry, 'EventBusName')
+      const bus = nonEmptyText(read(entry, 'EventBusName')) ?? 'default'
       const detailType = read(entry, 'DetailType')
-      const node = nodes.get(`${nonEmptyText(bus) ?? 'default'}\0${typeof detailType === 'string' ? detailType : 'unknown'}`)
+      const node = nodes.get(`${bus}\0${typeof detailType === 'string' ? detailType : 'unknown'}`)
       const detail = read(entry, 'Detail')
       let others = bytesOf(read(entry, 'Source')) + bytesOf(detailType)
       for (const resource of items(read(entry, 'Resources')) ?? []) others += bytesOf(resource)
       const injection = node === null || typeof detail !== 'string' ? null : planJsonInjection(detail)
       const bare = others + bytesOf(detail)
       const time = read(entry, 'Time') === undefined ? 0 : TIME_BYTES
-      return { node, bare, time, injection, size: injection === null ? bare : others + injection.size }
+      return { bus, node, bare, time, injection, size: injection === null ? bare : others + injection.size }
     } catch (err) {
       fail('eventbridge produce', err)
       return null
@@ -92,6 +95,33 @@ function eventBridgePlugin(dsm: DataStreams, name: string, active?: () => boolea
     }
   }
 
+  /** Contexts for the entries in order while the request stays within 256 KB; the rest go as written, counted and said once per bus. */
+  const fitRequest = (plans: (Entry | null)[]): void => {
+    let total = 0
+    for (const planned of plans) if (planned !== null) total += planned.bare + planned.time
+    let leftOut = 0
+    let bus = ''
+    for (const planned of plans) {
+      if (planned === null || planned.injection === null) continue
+      if (leftOut === 0 && total + planned.size - planned.bare < MAX_REQUEST_BYTES) {
+        total += planned.size - planned.bare
+        continue
+      }
+      planned.injection = null
+      planned.size = planned.bare
+      bus ||= planned.bus
+      leftOut++
+    }
+    if (leftOut > 0) contextsLeftOut(dsm, leftOut, `EventBridge bus ${bus}`, `the contexts would have pushed a PutEvents past EventBridge's ${MAX_REQUEST_BYTES} bytes in all`)
+  }
+
+  /** The failed sends of the entries `failed(i)` says were refused, counted at each one's node. */
+  const failedEntries = (plans: (Entry | null)[], failed: (i: number) => boolean): void => {
+    plans.forEach((planned, i) => {
+      if (planned !== null && failed(i)) sendsFailed(dsm, planned.node, 1)
+    })
+  }
+
   return interceptPlugin(
     name,
     (command, input): Interception | undefined => {
@@ -100,17 +130,17 @@ function eventBridgePlugin(dsm: DataStreams, name: string, active?: () => boolea
       if (entries === undefined) return { input }
       const parent = parentForSend(dsm)
       const plans = entries.map(plan)
-      let total = 0
-      for (const planned of plans) if (planned !== null) total += planned.size + planned.time
-      if (total >= MAX_REQUEST_BYTES) {
-        for (const planned of plans) {
-          if (planned === null) continue
-          planned.injection = null
-          planned.size = planned.bare
-        }
-      }
+      fitRequest(plans)
       const sent = entries.map((entry, i) => put(entry, plans[i], parent))
-      return { input: copyWith(input, 'Entries', sent) ?? input }
+      return {
+        input: copyWith(input, 'Entries', sent) ?? input,
+        failed: () => failedEntries(plans, () => true),
+        // The answer's entries are in the request's order; a refused one carries an ErrorCode.
+        after: (output) => {
+          const results = items(read(output, 'Entries')) ?? []
+          failedEntries(plans, (i) => read(results[i], 'ErrorCode') !== undefined)
+        },
+      }
     },
     active,
   )

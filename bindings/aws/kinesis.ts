@@ -17,9 +17,11 @@ import { encodePathwayContext, type PathwayContext } from '../pathway/context.js
 import type { CheckpointNode, CheckpointTiming, DataStreams } from '../api/data-streams.js'
 import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
-import { planJsonInjection, readJsonContext } from './json-record.js'
+import { planJsonInjection, readJsonContext, type JsonInjection } from './json-record.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../instrument/received-messages.js'
+import { contextsLeftOut, sendsFailed } from '../instrument/send-outcomes.js'
+import { followWalks } from '../instrument/message-iteration.js'
 import { bytesOf } from './size.js'
 import { copyWith, items, nonEmptyText, read } from '../common/input.js'
 import { enabledDataStreams, settingsOf } from '../instrument/settings.js'
@@ -51,8 +53,18 @@ export const kinesisInstrumentation: Instrumentation = {
 
 /** The largest record Kinesis takes (data and partition key): a context that would push a record past it is not written. */
 const MAX_RECORD_BYTES = 1_048_576
+/** The most a PutRecords request's records (data and partition keys) may weigh together: contexts go in order while it stays within. */
+const MAX_REQUEST_BYTES = 5_242_880
 /** Iterators whose stream is remembered; abandoned ones (they expire after 5 minutes) make way for new ones. */
 const MAX_ITERATORS = 1000
+
+/** One record to put: bytes of its data and partition key as sent and as written, of its explicit hash key, and where its context goes. */
+interface RecordPlan {
+  bare: number
+  size: number
+  hashKey: number
+  injection: JsonInjection | null
+}
 
 interface StreamNodes {
   out: CheckpointNode | null
@@ -78,22 +90,54 @@ function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisO
     iterators.set(iterator, stream)
   }
 
-  const put = (nodes: StreamNodes, entry: unknown, parent: PathwayContext | null): unknown => {
-    if (nodes.out === null || entry === null || typeof entry !== 'object') return entry
+  /** How one record goes: its size with and without the context, and the injection (null: none). */
+  const plan = (stream: string | undefined, entry: unknown): RecordPlan | null => {
+    if (entry === null || typeof entry !== 'object') return null
     try {
       const data = read(entry, 'Data')
       const partitionKey = bytesOf(read(entry, 'PartitionKey'))
-      const keys = partitionKey + bytesOf(read(entry, 'ExplicitHashKey'))
+      const bare = bytesOf(data) + partitionKey
       let injection = jsonContext ? planJsonInjection(data) : null
-      if (injection !== null && injection.size + partitionKey > MAX_RECORD_BYTES) injection = null
-      const ctx = dsm.setCheckpoint(nodes.out, parent, (injection?.size ?? bytesOf(data)) + keys)
-      if (ctx === null || injection === null) return entry
+      if (injection !== null && injection.size + partitionKey > MAX_RECORD_BYTES) {
+        contextsLeftOut(dsm, 1, `Kinesis stream ${stream ?? ''}`, `the context would have pushed a record past Kinesis's ${MAX_RECORD_BYTES} bytes`)
+        injection = null
+      }
+      return { bare, size: injection === null ? bare : injection.size + partitionKey, hashKey: bytesOf(read(entry, 'ExplicitHashKey')), injection }
+    } catch (err) {
+      fail('kinesis produce', err)
+      return null
+    }
+  }
+
+  const put = (nodes: StreamNodes, entry: unknown, planned: RecordPlan | null, parent: PathwayContext | null): unknown => {
+    if (nodes.out === null || planned === null) return entry
+    try {
+      const ctx = dsm.setCheckpoint(nodes.out, parent, planned.size + planned.hashKey)
+      if (ctx === null || planned.injection === null) return entry
       // A copy: the caller's command keeps its input as written.
-      return copyWith(entry, 'Data', injection.write(encodePathwayContext(ctx))) ?? entry
+      return copyWith(entry, 'Data', planned.injection.write(encodePathwayContext(ctx))) ?? entry
     } catch (err) {
       fail('kinesis produce', err)
       return entry
     }
+  }
+
+  /** Contexts for a PutRecords' records in order while the request stays within 5 MiB; the rest go as written. */
+  const fitRequest = (stream: string | undefined, plans: (RecordPlan | null)[]): void => {
+    let total = 0
+    for (const p of plans) total += p?.bare ?? 0
+    let leftOut = 0
+    for (const p of plans) {
+      if (p === null || p.injection === null) continue
+      if (leftOut === 0 && total + p.size - p.bare <= MAX_REQUEST_BYTES) {
+        total += p.size - p.bare
+        continue
+      }
+      p.injection = null
+      p.size = p.bare
+      leftOut++
+    }
+    if (leftOut > 0) contextsLeftOut(dsm, leftOut, `Kinesis stream ${stream ?? ''}`, `the contexts would have pushed a PutRecords past Kinesis's ${MAX_REQUEST_BYTES} bytes in all`)
   }
 
   const get = (nodes: StreamNodes, record: unknown): PathwayContext | null => {
@@ -118,14 +162,27 @@ function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisO
     name,
     (command, input): Interception | undefined => {
       switch (command) {
-        case 'PutRecordCommand':
-          return { input: put(nodesOf(streamOf(input)), input, parentForSend(dsm)) }
+        case 'PutRecordCommand': {
+          const stream = streamOf(input)
+          const nodes = nodesOf(stream)
+          const planned = plan(stream, input)
+          return { input: put(nodes, input, planned, parentForSend(dsm)), failed: () => sendsFailed(dsm, planned === null ? null : nodes.out, 1) }
+        }
         case 'PutRecordsCommand': {
           const entries = items(read(input, 'Records'))
           if (entries === undefined) return { input }
-          const nodes = nodesOf(streamOf(input))
+          const stream = streamOf(input)
+          const nodes = nodesOf(stream)
           const parent = parentForSend(dsm)
-          return { input: copyWith(input, 'Records', entries.map((entry) => put(nodes, entry, parent))) ?? input }
+          const plans = entries.map((entry) => plan(stream, entry))
+          fitRequest(stream, plans)
+          const checkpointed = plans.filter((p) => p !== null).length
+          return {
+            input: copyWith(input, 'Records', entries.map((entry, i) => put(nodes, entry, plans[i], parent))) ?? input,
+            failed: () => sendsFailed(dsm, nodes.out, checkpointed),
+            // A record Kinesis refused (throttled, an internal failure) carries an ErrorCode in the answer.
+            after: (output) => sendsFailed(dsm, nodes.out, (items(read(output, 'Records')) ?? []).filter((r) => read(r, 'ErrorCode') !== undefined).length),
+          }
         }
         case 'GetShardIteratorCommand': {
           const stream = streamOf(input)
@@ -143,9 +200,14 @@ function kinesisPlugin(dsm: DataStreams, name: string, options: PathwiseKinesisO
               const records = items(read(output, 'Records'))
               if (records === undefined || records.length === 0) return
               const nodes = nodesOf(stream)
-              let last: PathwayContext | null = null
-              for (const record of records) last = get(nodes, record) ?? last
-              if (last !== null) handOff(last)
+              const ctxs: PathwayContext[] = []
+              for (const record of records) {
+                const ctx = get(nodes, record)
+                if (ctx !== null) ctxs.push(ctx)
+              }
+              if (ctxs.length === 0) return
+              handOff(ctxs)
+              followWalks(dsm, read(output, 'Records'))
             },
           }
         }

@@ -25,8 +25,10 @@ export interface AttributeService {
   readonly destination: string
   /** The entry's key of the message body. */
   readonly bodyKey: string
-  /** The largest message the service takes, body and attributes: a context that would push a message past it is not written. */
+  /** The largest message the service takes, body and attributes (unless a destination's own is given): a context that would push a message past it is not written. */
   readonly maxBytes: number
+  /** The most a batch's messages may weigh together. */
+  readonly maxBatchBytes: number
   /** Whether the carrier is a Binary attribute (else a String one). */
   readonly binary: boolean
 }
@@ -39,14 +41,19 @@ export interface AttributePlan {
   readonly bare: number
   /** A copy of the entry carrying this context; null when it cannot carry one. */
   write: ((encoded: string) => unknown) | null
+  /** Whether the context was left out because of a size limit (the message's or, in a batch, the batch's). */
+  overLimit: boolean
 }
 
-/** How `entry` (a message to send to `name`) carries the context. Reads the entry only through bindings/common/input.ts. */
-export function planAttributeCarrier(entry: object, service: AttributeService, name: string): AttributePlan {
+/**
+ * How `entry` (a message to send to `name`) carries the context, the message at most `maxBytes`
+ * with it. Reads the entry only through bindings/common/input.ts.
+ */
+export function planAttributeCarrier(entry: object, service: AttributeService, name: string, maxBytes = service.maxBytes): AttributePlan {
   const attributes = read(entry, 'MessageAttributes')
   const existing = read(attributes, DATADOG_KEY)
   const bare = bytesOf(read(entry, service.bodyKey)) + attributesBytes(attributes)
-  const none: AttributePlan = { size: bare, bare, write: null }
+  const none: AttributePlan = { size: bare, bare, write: null, overLimit: false }
   // Attributes that are no object cannot take the carrier: the message goes as it came.
   if (attributes !== undefined && attributes !== null && typeof attributes !== 'object') return none
   if (existing === undefined && keysOf(attributes).length >= MAX_ATTRIBUTES) {
@@ -62,10 +69,11 @@ export function planAttributeCarrier(entry: object, service: AttributeService, n
   if (carrier === null) return none
   const prefix = carrierPrefix(carrier)
   const size = bare - attributeBytes(DATADOG_KEY, existing) + DATADOG_ATTRIBUTE_BYTES + carrierBytes(Buffer.byteLength(prefix))
-  if (size > service.maxBytes) return none
+  if (size > maxBytes) return { ...none, overLimit: true }
   return {
     size,
     bare,
+    overLimit: false,
     write(encoded) {
       const text = closeCarrier(prefix, encoded)
       const value = service.binary ? { DataType: 'Binary', BinaryValue: Buffer.from(text) } : { DataType: 'String', StringValue: text }
@@ -80,6 +88,28 @@ export function planAttributeCarrier(entry: object, service: AttributeService, n
 export function withoutCarrier(plan: AttributePlan): void {
   plan.size = plan.bare
   plan.write = null
+}
+
+/**
+ * Contexts for a batch's messages in order while the batch in all stays within `maxBytes`; the
+ * messages past that point go as written (as dd-trace-go does for SNS). Returns how many
+ * messages lost their context to the batch's limit.
+ */
+export function fitBatch(plans: readonly (AttributePlan | null)[], maxBytes: number): number {
+  let total = 0
+  for (const plan of plans) total += plan?.bare ?? 0
+  let full = false
+  let leftOut = 0
+  for (const plan of plans) {
+    if (plan === null || plan.write === null) continue
+    full ||= total + plan.size - plan.bare > maxBytes
+    if (full) {
+      withoutCarrier(plan)
+      plan.overLimit = true
+      leftOut++
+    } else total += plan.size - plan.bare
+  }
+  return leftOut
 }
 
 /**

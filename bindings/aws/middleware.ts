@@ -40,9 +40,26 @@ export interface AwsPlugin {
   applyToStack(stack: MiddlewareStackLike): void
 }
 
-/** What pathwise does around one call: the input to send (the caller's own or a copy), and what to do with the output. */
+/**
+ * What pathwise does around one call: the input to send (the caller's own or a copy), and what
+ * to do with the outcome. Each hook runs under a guard: a hook that throws is reported once and
+ * the call's own outcome stands.
+ */
 export interface Interception {
   input: any
+  /**
+   * The call with pathwise's input failed: the input to send once more instead (the caller's
+   * own, without the contexts) when pathwise's part may be why (a size refused); undefined
+   * when the error stands.
+   */
+  retry?(err: unknown): any
+  /**
+   * The answer refused some entries of a batch because of pathwise's part: the input that sends
+   * those once more without it, and how to fold that second answer into the first.
+   */
+  resend?(output: any): { input: any; merge(first: any, second: any): any } | undefined
+  /** The call finally failed (after the client's retries, and pathwise's one resend). */
+  failed?(err: unknown): void
   after?(output: any): void
 }
 
@@ -67,13 +84,33 @@ export function interceptPlugin(name: string, intercept: Intercept, active: () =
       fail(`${name} before ${context?.commandName}`, err)
     }
     if (interception === undefined) return next(args)
-    // Errors of the call itself reach the caller as they are.
-    const result = await next({ ...args, input: interception.input, [HANDLED]: true })
+    const i = interception
+    const step = `${name} after ${context?.commandName}`
+    const send = (input: unknown) => next({ ...args, input, [HANDLED]: true })
+    let result: { output: any }
     try {
-      interception.after?.(result.output)
+      result = await send(i.input)
     } catch (err) {
-      fail(`${name} after ${context?.commandName}`, err)
+      const again = guarded(step, () => i.retry?.(err))
+      // Errors of the call itself reach the caller as they are.
+      if (again === undefined) {
+        guarded(step, () => i.failed?.(err))
+        throw err
+      }
+      try {
+        result = await send(again)
+      } catch (second) {
+        guarded(step, () => i.failed?.(second))
+        throw second
+      }
     }
+    const partial = guarded(step, () => i.resend?.(result.output))
+    if (partial !== undefined) {
+      // A second answer that fails leaves the first one as it was: its refused entries stand.
+      const second = await send(partial.input).catch(() => undefined)
+      if (second !== undefined) result = { ...result, output: guarded(step, () => partial.merge(result.output, second.output)) ?? result.output }
+    }
+    guarded(step, () => i.after?.(result.output))
     return result
   }
   return {
@@ -89,8 +126,26 @@ export function interceptPlugin(name: string, intercept: Intercept, active: () =
   }
 }
 
+/** fn's value, or undefined (reported once) when it throws. */
+function guarded<T>(step: string, fn: () => T): T | undefined {
+  try {
+    return fn()
+  } catch (err) {
+    fail(step, err)
+    return undefined
+  }
+}
+
 interface ClientLike {
   middlewareStack: { use(plugin: AwsPlugin): void }
+}
+
+/** The client whose `send` is running (the automatic mode): a plugin's intercept, which runs synchronously inside it, may use it. */
+let callingClient: unknown
+
+/** The client of the call being intercepted, in the automatic mode; undefined in the middleware mode. */
+export function clientOfCall(): unknown {
+  return callingClient
 }
 
 /**
@@ -121,7 +176,13 @@ export function instrumentClientClass(
         } catch (err) {
           fail(`instrumenting a ${className}`, err)
         }
-        return send.apply(this, args)
+        const previous = callingClient
+        callingClient = this
+        try {
+          return send.apply(this, args)
+        } finally {
+          callingClient = previous
+        }
       },
     )
   })

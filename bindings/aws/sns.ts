@@ -15,7 +15,8 @@ import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { DATADOG_KEY, isPlainObject, readCarrier } from './carrier.js'
 import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
-import { planAttributeCarrier, sendWithContext, withoutCarrier, type AttributePlan, type AttributeService } from './message-attributes.js'
+import { fitBatch, planAttributeCarrier, sendWithContext, type AttributePlan, type AttributeService } from './message-attributes.js'
+import { contextsLeftOut, sendsFailed } from '../instrument/send-outcomes.js'
 import { parentForSend } from '../instrument/received-messages.js'
 import { copyWith, items, nonEmptyText, read } from '../common/input.js'
 import { enabledDataStreams } from '../instrument/settings.js'
@@ -26,7 +27,7 @@ import { enabledDataStreams } from '../instrument/settings.js'
  * would push a message or a batch past it is not written.
  */
 const MAX_MESSAGE_BYTES = 262_144 - 256
-const SNS: AttributeService = { destination: 'SNS topic', bodyKey: 'Message', maxBytes: MAX_MESSAGE_BYTES, binary: true }
+const SNS: AttributeService = { destination: 'SNS topic', bodyKey: 'Message', maxBytes: MAX_MESSAGE_BYTES, maxBatchBytes: MAX_MESSAGE_BYTES, binary: true }
 
 /**
  * `snsClient.middlewareStack.use(pathwiseSns(dsm))`: Data Streams Monitoring for this client.
@@ -63,36 +64,33 @@ function snsPlugin(dsm: DataStreams, name: string, active?: () => boolean): AwsP
       if (topicArn === undefined) return { input }
       const nodes = topics.get(topicArn)
       const parent = parentForSend(dsm)
+      const destination = `SNS topic ${topicArn}`
       if (command === 'PublishCommand') {
         const plan = planOf(nodes, input)
-        return { input: publish(dsm, nodes, input, plan, parent) }
+        if (plan?.overLimit) contextsLeftOut(dsm, 1, destination, TOO_LARGE)
+        return { input: publish(dsm, nodes, input, plan, parent), failed: () => sendsFailed(dsm, plan === null ? null : nodes.out, 1) }
       }
       const entries = items(read(input, 'PublishBatchRequestEntries'))
       if (entries === undefined) return { input }
       const plans = entries.map((entry) => planOf(nodes, entry))
-      fitBatch(plans)
+      const tooLarge = plans.filter((plan) => plan?.overLimit).length
+      const overBatch = fitBatch(plans, MAX_MESSAGE_BYTES)
+      if (tooLarge > 0) contextsLeftOut(dsm, tooLarge, destination, TOO_LARGE)
+      if (overBatch > 0) contextsLeftOut(dsm, overBatch, destination, BATCH_TOO_LARGE)
       const sent = entries.map((entry, i) => publish(dsm, nodes, entry, plans[i], parent))
-      return { input: copyWith(input, 'PublishBatchRequestEntries', sent) ?? input }
+      const checkpointed = plans.filter((plan) => plan !== null).length
+      return {
+        input: copyWith(input, 'PublishBatchRequestEntries', sent) ?? input,
+        failed: () => sendsFailed(dsm, nodes.out, checkpointed),
+        after: (output) => sendsFailed(dsm, nodes.out, items(read(output, 'Failed'))?.length ?? 0),
+      }
     },
     active,
   )
 }
 
-/**
- * Contexts for the batch's messages in order while the batch in all stays within the limit; the
- * messages past that point go as written (as dd-trace-go does).
- */
-function fitBatch(plans: (AttributePlan | null)[]): void {
-  let total = 0
-  for (const plan of plans) total += plan?.bare ?? 0
-  let full = false
-  for (const plan of plans) {
-    if (plan === null || plan.write === null) continue
-    full ||= total + plan.size - plan.bare > MAX_MESSAGE_BYTES
-    if (full) withoutCarrier(plan)
-    else total += plan.size - plan.bare
-  }
-}
+const TOO_LARGE = `the context would have pushed a message past SNS's limit (${MAX_MESSAGE_BYTES} bytes: 256 KiB less dd-trace-go's margin)`
+const BATCH_TOO_LARGE = `the context would have pushed a PublishBatch past SNS's limit (${MAX_MESSAGE_BYTES} bytes in all)`
 
 /** How a message to publish carries the context; null when it is no message (then it goes as it came, uncounted). */
 function planOf(nodes: TopicNode, entry: unknown): AttributePlan | null {

@@ -4,24 +4,29 @@
  * ReceiveMessage asks for that attribute, records a consume checkpoint per message, and hands back
  * only the attributes the caller asked for. A message that carries no `_datadog` attribute may
  * still carry a context in its body: an SNS notification (raw delivery off) or an EventBridge event.
+ * Near the size limits (a queue's, sqs-queue-limits.ts, and a batch's 1 MiB) the context is left
+ * out, and a send SQS refuses for its size is sent once more as the caller wrote it.
  */
 import type { PathwayContext } from '../pathway/context.js'
 import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { DATADOG_KEY, parseCarrier, readCarrier } from './carrier.js'
-import { fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
+import { clientOfCall, fail, instrumentClientClass, interceptPlugin, type AwsPlugin, type Interception } from './middleware.js'
 import { beginReceive, parentForSend, rememberMessageContext } from '../instrument/received-messages.js'
 import { bytesOf } from './size.js'
 import { copyWith, items, read } from '../common/input.js'
 import { enabledDataStreams } from '../instrument/settings.js'
 import { md5OfMessageAttributes, type SqsAttribute } from './sqs-md5.js'
-import { attributesBytes, carrierText, planAttributeCarrier, sendWithContext, type AttributeService } from './message-attributes.js'
+import { attributesBytes, carrierText, fitBatch, planAttributeCarrier, sendWithContext, type AttributePlan, type AttributeService } from './message-attributes.js'
+import { MAX_BATCH_BYTES, QueueLimits, errorCode, isBatchTooLong, lookupThrough, type QueueLookup } from './sqs-queue-limits.js'
+import { contextsLeftOut, sendsFailed } from '../instrument/send-outcomes.js'
+import { followWalks } from '../instrument/message-iteration.js'
 import { notificationContext } from './sns.js'
 import { eventContext } from './eventbridge.js'
 
-/** SQS carries `_datadog` as a String attribute; its largest message, body and attributes, is 1 MiB. */
-const SQS: AttributeService = { destination: 'SQS queue', bodyKey: 'MessageBody', maxBytes: 1_048_576, binary: false }
+/** SQS carries `_datadog` as a String attribute; a queue's largest message is its own (sqs-queue-limits.ts), a batch's 1 MiB in all. */
+const SQS: AttributeService = { destination: 'SQS queue', bodyKey: 'MessageBody', maxBytes: 1_048_576, maxBatchBytes: MAX_BATCH_BYTES, binary: false }
 
 interface ReceivedMessage {
   MessageAttributes?: Record<string, SqsAttribute>
@@ -40,7 +45,8 @@ export function pathwiseSqs(dsm: DataStreams): AwsPlugin {
 export const sqsInstrumentation: Instrumentation = {
   module: '@aws-sdk/client-sqs',
   supportedVersions: '>=3.0.0 <4',
-  patch: (exports, dsm) => instrumentClientClass(exports, 'SQSClient', dsm, (dsm, active) => sqsPlugin(dsm, 'pathwiseSqsAuto', active)),
+  patch: (exports, dsm) =>
+    instrumentClientClass(exports, 'SQSClient', dsm, (dsm, active) => sqsPlugin(dsm, 'pathwiseSqsAuto', active, lookupThrough(exports, clientOfCall))),
 }
 
 interface QueueNodes {
@@ -49,7 +55,7 @@ interface QueueNodes {
   in: CheckpointNode | null
 }
 
-function sqsPlugin(dsm: DataStreams, name: string, active?: () => boolean): AwsPlugin {
+function sqsPlugin(dsm: DataStreams, name: string, active?: () => boolean, lookup?: QueueLookup): AwsPlugin {
   if (enabledDataStreams(dsm) === null) return { applyToStack() {} }
   const queues = new TransportNodes<QueueNodes>(
     (queueUrl) => {
@@ -58,20 +64,21 @@ function sqsPlugin(dsm: DataStreams, name: string, active?: () => boolean): AwsP
     },
     (nodes) => isLive(nodes.out) && isLive(nodes.in),
   )
+  const limits = new QueueLimits(lookup)
 
   return interceptPlugin(
     name,
     (command, input): Interception | undefined => {
+      if (command === 'GetQueueAttributesCommand' || command === 'SetQueueAttributesCommand' || command === 'CreateQueueCommand') {
+        return { input, after: (output) => limits.learnFrom(command, input, output) }
+      }
       if (command !== 'SendMessageCommand' && command !== 'SendMessageBatchCommand' && command !== 'ReceiveMessageCommand') return undefined
       const queueUrl = read(input, 'QueueUrl')
       if (typeof queueUrl !== 'string') return { input }
       const nodes = queues.get(queueUrl)
       if (command === 'ReceiveMessageCommand') return receive(dsm, nodes, input)
-      const parent = parentForSend(dsm)
-      if (command === 'SendMessageCommand') return { input: produce(dsm, nodes, input, parent) }
-      const entries = items(read(input, 'Entries'))
-      if (entries === undefined) return { input }
-      return { input: copyWith(input, 'Entries', entries.map((entry) => produce(dsm, nodes, entry, parent))) ?? input }
+      const send: QueueSend = { dsm, nodes, limits, queueUrl, parent: parentForSend(dsm) }
+      return command === 'SendMessageCommand' ? sendOne(send, input) : sendBatch(send, input)
     },
     active,
   )
@@ -83,46 +90,164 @@ function queueName(queueUrl: string): string {
   return url.slice(url.lastIndexOf('/') + 1)
 }
 
-/** The produce checkpoint of one message, and the entry to send. */
-function produce(dsm: DataStreams, nodes: QueueNodes, entry: unknown, parent: PathwayContext | null): unknown {
-  if (nodes.out === null || entry === null || typeof entry !== 'object') return entry
+/** One SendMessage or SendMessageBatch call. */
+interface QueueSend {
+  dsm: DataStreams
+  nodes: QueueNodes
+  limits: QueueLimits
+  queueUrl: string
+  parent: PathwayContext | null
+}
+
+const refusedWhy = 'SQS refused the message with the context for its size'
+
+/** SendMessage: the message carries the context if it stays within the queue's limit; refused for its size with it, it is sent once more as written. */
+function sendOne(send: QueueSend, input: unknown): Interception {
+  const { dsm, nodes, limits, queueUrl } = send
+  const plan = planOf(send, input, limits.of(queueUrl).bytes)
+  if (plan?.overLimit) contextsLeftOut(dsm, 1, `SQS queue ${nodes.queue}`, queueTooSmall(limits, queueUrl))
+  const sent = produce(send, input, plan)
+  return {
+    input: sent,
+    retry(err) {
+      if (sent === input || plan === null || !limits.refused(queueUrl, plan.size, errorCode(err), read(err, 'message'))) return undefined
+      contextsLeftOut(dsm, 1, `SQS queue ${nodes.queue}`, refusedWhy)
+      return input
+    },
+    failed: () => sendsFailed(dsm, plan === null ? null : nodes.out, 1),
+  }
+}
+
+/**
+ * SendMessageBatch: contexts for the messages that stay within the queue's limit, in order while
+ * the batch stays within 1 MiB in all. A batch refused whole for its length is sent once more as
+ * written; entries refused for their size, once more as written in a second batch, whose answer
+ * is folded into the first.
+ */
+function sendBatch(send: QueueSend, input: unknown): Interception {
+  const { dsm, nodes, limits, queueUrl } = send
+  const entries = items(read(input, 'Entries'))
+  if (entries === undefined) return { input }
+  const limit = limits.of(queueUrl).bytes
+  const plans = entries.map((entry) => planOf(send, entry, limit))
+  const destination = `SQS queue ${nodes.queue}`
+  const tooLarge = plans.filter((plan) => plan?.overLimit).length
+  const overBatch = fitBatch(plans, MAX_BATCH_BYTES)
+  if (tooLarge > 0) contextsLeftOut(dsm, tooLarge, destination, queueTooSmall(limits, queueUrl))
+  if (overBatch > 0) contextsLeftOut(dsm, overBatch, destination, `the context would have pushed a SendMessageBatch past SQS's ${MAX_BATCH_BYTES} bytes in all`)
+  const sent = entries.map((entry, i) => produce(send, entry, plans[i]))
+  const carrying = new Map<unknown, { entry: unknown; size: number }>()
+  sent.forEach((entry, i) => {
+    if (entry !== entries[i]) carrying.set(read(entry, 'Id'), { entry: entries[i], size: plans[i]?.size ?? 0 })
+  })
+  const checkpointed = plans.filter((plan) => plan !== null).length
+  return {
+    input: copyWith(input, 'Entries', sent) ?? input,
+    retry(err) {
+      if (carrying.size === 0 || !isBatchTooLong(err)) return undefined
+      contextsLeftOut(dsm, carrying.size, destination, 'SQS refused the SendMessageBatch with the contexts for its length')
+      return input
+    },
+    resend(output) {
+      const again: unknown[] = []
+      for (const failure of items(read(output, 'Failed')) ?? []) {
+        const carried = carrying.get(read(failure, 'Id'))
+        if (carried !== undefined && limits.refused(queueUrl, carried.size, read(failure, 'Code'), read(failure, 'Message'))) again.push(carried.entry)
+      }
+      if (again.length === 0) return undefined
+      contextsLeftOut(dsm, again.length, destination, refusedWhy)
+      return { input: copyWith(input, 'Entries', again), merge: mergeBatchAnswers }
+    },
+    failed: () => sendsFailed(dsm, nodes.out, checkpointed),
+    after: (output) => sendsFailed(dsm, nodes.out, items(read(output, 'Failed'))?.length ?? 0),
+  }
+}
+
+function queueTooSmall(limits: QueueLimits, queueUrl: string): string {
+  const limit = limits.of(queueUrl)
+  return limit.known
+    ? `the context would have pushed a message past the queue's MaximumMessageSize (${limit.bytes} bytes)`
+    : `the context would have pushed a message past ${limit.bytes} bytes, the size pathwise assumes until it learns the queue's MaximumMessageSize ` +
+        '(the automatic mode asks SQS; in the middleware mode a GetQueueAttributes of it through this client teaches it)'
+}
+
+/** A batch's answer with the entries sent again: those entries' first failures replaced by how their resend went. */
+function mergeBatchAnswers(first: unknown, second: unknown): unknown {
+  const resent = new Set<unknown>()
+  for (const entry of [...(items(read(second, 'Successful')) ?? []), ...(items(read(second, 'Failed')) ?? [])]) resent.add(read(entry, 'Id'))
+  const failed = [...(items(read(first, 'Failed')) ?? []).filter((f) => !resent.has(read(f, 'Id'))), ...(items(read(second, 'Failed')) ?? [])]
+  const successful = [...(items(read(first, 'Successful')) ?? []), ...(items(read(second, 'Successful')) ?? [])]
+  const merged = copyWith(first, 'Successful', successful)
+  return merged === undefined ? first : (copyWith(merged, 'Failed', failed) ?? first)
+}
+
+/** How a message to send carries the context; null when it is no message (it then goes as it came, uncounted). */
+function planOf(send: QueueSend, entry: unknown, limit: number): AttributePlan | null {
+  if (send.nodes.out === null || entry === null || typeof entry !== 'object') return null
   try {
-    return sendWithContext(dsm, nodes.out, entry, planAttributeCarrier(entry, SQS, nodes.queue), parent)
+    return planAttributeCarrier(entry, SQS, send.nodes.queue, limit)
+  } catch (err) {
+    fail('sqs produce', err)
+    return null
+  }
+}
+
+/** The produce checkpoint of one message, and the entry to send. */
+function produce(send: QueueSend, entry: unknown, plan: AttributePlan | null): unknown {
+  if (send.nodes.out === null || plan === null) return entry
+  try {
+    return sendWithContext(send.dsm, send.nodes.out, entry, plan, send.parent)
   } catch (err) {
     fail('sqs produce', err)
     return entry
   }
 }
 
+/**
+ * ReceiveMessage: `_datadog` asked for unless the names select it for every service that speaks
+ * SQS (itself, `All`, `.*`), then removed from what the caller gets unless the names select it
+ * as SQS reads them (a prefix `p.*` selects the names that start with `p`: `_dat.*` does; some
+ * emulators read it as `p.`, which no name without a dot starts with, so it is asked for by name).
+ */
 function receive(dsm: DataStreams, nodes: QueueNodes, input: unknown): Interception {
   const names = items(read(input, 'MessageAttributeNames'))
-  // A copy that asks for `_datadog` too, then trimmed from what the caller gets; none if the input cannot be copied.
+  // A copy that asks for `_datadog` too; none if the input cannot be copied.
   const asking =
-    names !== undefined && names.some(selectsDatadog)
+    names !== undefined && names.some(selectsDatadogEverywhere)
       ? undefined
       : copyWith(input, 'MessageAttributeNames', names === undefined ? [DATADOG_KEY] : [...names, DATADOG_KEY])
+  const trimming = asking !== undefined && !(names ?? []).some(selectsDatadog)
   const handOff = beginReceive(dsm)
   return {
     input: asking ?? input,
     after(output: unknown) {
-      const messages = items(read(output, 'Messages'))
-      if (messages === undefined) return
-      let last: PathwayContext | null = null
-      for (const message of messages) {
+      const messages = read(output, 'Messages')
+      const list = items(messages)
+      if (list === undefined) return
+      const ctxs: PathwayContext[] = []
+      for (const message of list) {
         if (message === null || typeof message !== 'object') continue
-        last = consume(dsm, nodes, message) ?? last
-        if (asking !== undefined) trim(message as ReceivedMessage)
+        const ctx = consume(dsm, nodes, message)
+        if (ctx !== null) ctxs.push(ctx)
+        if (trimming) trim(message as ReceivedMessage)
       }
-      if (last !== null) handOff(last)
+      if (ctxs.length === 0) return
+      handOff(ctxs)
+      followWalks(dsm, messages)
     },
   }
 }
 
-/** Whether a name of MessageAttributeNames selects `_datadog`: itself, `All`, `.*` or a prefix such as `_dat.*`. */
+/** Whether a name of MessageAttributeNames selects `_datadog` as SQS reads it: itself, `All`, `*`, `.*` or a prefix of it such as `_dat.*`. */
 function selectsDatadog(name: unknown): boolean {
   if (typeof name !== 'string') return false
-  if (name === DATADOG_KEY || name === 'All') return true
+  if (name === DATADOG_KEY || name === 'All' || name === '*') return true
   return name.endsWith('.*') && DATADOG_KEY.startsWith(name.slice(0, -2))
+}
+
+/** Whether a name selects `_datadog` however a service reads prefixes: itself, `All` or `.*`. */
+function selectsDatadogEverywhere(name: unknown): boolean {
+  return name === DATADOG_KEY || name === 'All' || name === '.*'
 }
 
 function consume(dsm: DataStreams, nodes: QueueNodes, message: object): PathwayContext | null {

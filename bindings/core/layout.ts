@@ -19,20 +19,15 @@ export const BATCH_CAPACITY = 1024
 /**
  * Wasm scratch words (u32) through which results the host reads come out. A 64-bit value is
  * stored whole at its LO word, so its HI word is the next one (Wasm is little-endian). Calls
- * reuse words 2 and 3: a drained point's bucket and node; an encoded sketch's length; a sketch's
- * occupied bins' count and first key; the node table's length in bytes.
+ * reuse words 2 and 3: an encoded sketch's or a drained chunk's length; a sketch's occupied bins'
+ * count and first key; the node table's or a node's tags' length in bytes. A drained chunk's
+ * bucket and the addresses of its bytes and of its points' ends follow.
  */
 export const HASH_LO = 0
 export const HASH_HI = HASH_LO + 1
-export const OUT_BUCKET = 2
 export const OUT_LENGTH = 2
-export const OUT_NODE = 3
 export const OUT_MIN_KEY = 3
-export const OUT_HASH_LO = 4
-export const OUT_HASH_HI = OUT_HASH_LO + 1
-export const OUT_PARENT_LO = 6
-export const OUT_PARENT_HI = OUT_PARENT_LO + 1
-export const OUT_PATHWAY_LENGTH = 8
-export const OUT_EDGE_LENGTH = 9
-export const OUT_PAYLOAD_LENGTH = 10
-export const SCRATCH_WORDS = 16
+export const CHUNK_BUCKET = 4
+export const CHUNK_AT = 5
+export const CHUNK_ENDS = 6
+export const SCRATCH_WORDS = 8

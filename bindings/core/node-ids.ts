@@ -1,3 +1,5 @@
+import { encode } from '@msgpack/msgpack'
+
 /**
  * Node ids, shared by both cores so that they hand out the same ids: a lookup from service, env
  * and sorted tags to a live id, and the reuse of released ids once no live stats point can carry
@@ -14,6 +16,8 @@ export class NodeIds {
   private readonly released: number[] = []
   /** The highest bucket any checkpoint had named when each of `released` was released. */
   private readonly releasedAfter: number[] = []
+  /** The drain under way, if any (see `drainStarted`). */
+  private drain: { beforeBucket: number; livePoints: number; eligible: number } | undefined
 
   /** Nodes registered and not released. */
   get live(): number {
@@ -27,16 +31,17 @@ export class NodeIds {
 
   /**
    * The node's id. A new one takes a free id if there is one (so ids never outnumber the nodes
-   * live or awaiting a drain at once), and `define(id, text)` hashes its text there.
+   * live or awaiting a drain at once), and `define(id, text, tags)` hashes its text there and
+   * keeps its sorted edge tags, as the msgpack array its drained points carry.
    */
-  id(service: string, env: string, edgeTags: readonly string[], define: (id: number, text: string) => void): number {
+  id(service: string, env: string, edgeTags: readonly string[], define: (id: number, text: string, tags: Uint8Array) => void): number {
     const sorted = [...edgeTags].sort()
     // NUL cannot occur in service, env or tag text that matters
     const key = service + '\u0000' + env + '\u0000' + sorted.join('\u0000')
     let id = this.byKey.get(key)
     if (id === undefined) {
       id = this.free.length > 0 ? this.free[this.free.length - 1] : this.keys.length
-      define(id, service + env + sorted.join(''))
+      define(id, service + env + sorted.join(''), encode(sorted))
       if (id !== this.keys.length) this.free.pop() // only once define has not thrown
       this.keys[id] = key
       this.byKey.set(key, id)
@@ -56,14 +61,26 @@ export class NodeIds {
   }
 
   /**
-   * After a drain of the buckets below `beforeBucket` that left `livePoints` alive: frees the
-   * released ids no live point can carry (all of them when no point is alive).
+   * A drain of the buckets below `beforeBucket` started, leaving `livePoints` alive. When it ends,
+   * the ids released before it started that none of its points, nor any live one, can carry are
+   * freed: those released while no checkpoint had named a bucket from `beforeBucket` on, or all of
+   * them when no point was left alive.
    */
-  drained(beforeBucket: number, livePoints: number): void {
+  drainStarted(beforeBucket: number, livePoints: number): void {
+    this.drain = { beforeBucket, livePoints, eligible: this.released.length }
+  }
+
+  /** The drain started last ended (its points are written or dropped): frees what it can, and returns those ids (their tags can go). */
+  drainEnded(): number[] {
+    const drain = this.drain
+    if (drain === undefined) return []
+    this.drain = undefined
     let n = 0
-    while (n < this.released.length && (livePoints === 0 || this.releasedAfter[n] < beforeBucket)) n++
-    if (n === 0) return
-    for (const id of this.released.splice(0, n)) this.free.push(id)
+    while (n < drain.eligible && (drain.livePoints === 0 || this.releasedAfter[n] < drain.beforeBucket)) n++
+    if (n === 0) return []
+    const freed = this.released.splice(0, n)
+    this.free.push(...freed)
     this.releasedAfter.splice(0, n)
+    return freed
   }
 }

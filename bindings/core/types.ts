@@ -20,36 +20,18 @@ export interface Sketch {
   /** Total weight, zeros included. */
   readonly count: number
   readonly zeroCount: number
-  /** The DDSketch protobuf (ddsketch.proto of sketches-go), writing only the occupied bins. */
+  /** The DDSketch protobuf (ddsketch.proto of sketches-go), its store in the contiguous form (bins from the lowest occupied to the highest), which every reader takes. */
   toProto(): Uint8Array
   /** Releases the sketch's memory; the sketch must not be used afterwards. */
   free(): void
 }
 
-/** One stats point handed out by `drain`. */
-export interface DrainedPoint {
-  hashHi: number
-  hashLo: number
-  parentHi: number
-  parentLo: number
-  /** The node id (`Core.node`) whose edge tags this point carries. */
-  node: number
-  /** DDSketch protobufs. */
-  pathwayLatency: Uint8Array
-  edgeLatency: Uint8Array
-  payloadSize: Uint8Array
-}
-
-export interface DrainedBucket {
-  /** Bucket number: the bucket starts at `bucket * 10 s` since the epoch. */
-  bucket: number
-  points: DrainedPoint[]
-}
-
 export interface CoreOptions {
   backend?: Backend
-  /** Most stats points alive at once; a checkpoint that needs a new point past this is dropped and counted. */
+  /** Most stats points of one bucket; a checkpoint that needs a new point past this is dropped and counted. */
   maxPoints?: number
+  /** Most stats points alive at once, all buckets together (default LIVE_BUCKETS × maxPoints): the memory bound. */
+  maxLivePoints?: number
 }
 
 export interface Core {
@@ -58,16 +40,17 @@ export interface Core {
   /**
    * The id of the node (service, env, edge tags), registering it when it is not live (new, or
    * released since; it may then get the id of a node released before). Its FNV-1 64
-   * hash of utf8(service + env + sortedTags.join('')) is computed once here. Callers cache the id.
+   * hash of utf8(service + env + sortedTags.join('')), and its sorted edge tags as msgpack (what
+   * its drained points carry), are computed once here. Callers cache the id.
    */
   node(service: string, env: string, edgeTags: readonly string[]): number
   /**
    * Forgets node `id`: the caller makes no further checkpoint with it. The core drops it from its
    * lookup (the same service, env and tags then register anew) and hands its id out
-   * again from a later `node()` call once no live stats point can carry it: after a `drain` whose
-   * `beforeBucket` is above the highest bucket any checkpoint had named when it was released, or
-   * after any drain that leaves no point alive. Until then a drained point of it still carries
-   * `id`. Unknown or already released ids are ignored.
+   * again from a later `node()` call once no stats point can carry it: after a drain (at its
+   * `drainEnd`) whose `beforeBucket` is above the highest bucket any checkpoint had named when it
+   * was released, or after any drain that leaves no point alive. Until then a drained point of it
+   * still carries its tags. Unknown or already released ids are ignored.
    */
   releaseNode(id: number): void
   /** Nodes registered and not released. */
@@ -80,7 +63,7 @@ export interface Core {
 
   /**
    * Computes the pathway hash (into `hashHi` / `hashLo`) and records the checkpoint into the stats
-   * point (bucket, hash, parent, node). Returns false when the point cap dropped it (the hash is
+   * point (bucket, hash, parent, node). Returns false when a point cap dropped it (the hash is
    * still computed, so the message's context stays right).
    */
   checkpoint(
@@ -109,15 +92,48 @@ export interface Core {
    */
   checkpointBatch(count: number, bucket: number): number
 
-  /** Hands out every bucket numbered below `beforeBucket` (ascending; points in insertion order) and frees them. */
-  drain(beforeBucket: number): DrainedBucket[]
+  /**
+   * Starts a drain (ending one under way): every point of a bucket numbered below `beforeBucket`
+   * leaves the live points (checkpoints go on into new ones meanwhile), to be written out by
+   * `drainChunk`. Returns how many. `sparse`: each sketch in the smaller of its two protobuf forms
+   * (the `binCounts` map is read by some readers only: see README); else the contiguous form.
+   */
+  drainBegin(beforeBucket: number, sparse: boolean): number
+  /**
+   * Writes the next drained points, all of one bucket (buckets ascending, points in insertion order
+   * within one), as msgpack StatsPoint maps: as many as fit in `maxBytes`, and at least one.
+   * Returns how many (0 once the drain is written). No JS object is made per point.
+   */
+  drainChunk(maxBytes: number): number
+  /** The bucket of the last chunk. */
+  readonly chunkBucket: number
+  /** The last chunk's bytes: a view, valid until the next call into the core. */
+  chunkBytes(): Uint8Array
+  /** Where each point of the last chunk ends in its bytes: a view, valid until the next call into the core. */
+  chunkEnds(): Uint32Array
+  /** Ends the drain: frees its points, written or not, and the ids of released nodes they held. */
+  drainEnd(): void
 
   /** Stats points alive now. */
   readonly livePoints: number
-  /** Checkpoints dropped because the cap on live points was reached, since creation. */
+  /** Checkpoints dropped because a cap on points was reached, since creation. */
   readonly droppedPoints: number
 
   newSketch(): Sketch
 }
 
 export const DEFAULT_MAX_POINTS = 50_000
+/** Buckets' worth of points alive at once by default: the current bucket, the one before (until a flush drains it) and one more for a late timer. */
+export const LIVE_BUCKETS = 3
+
+/** The caps as both cores count them: integers, a count past which a new point is dropped. */
+export function pointCaps(options: CoreOptions): { perBucket: number; live: number } {
+  const perBucket = cap(options.maxPoints ?? DEFAULT_MAX_POINTS)
+  return { perBucket, live: cap(options.maxLivePoints ?? perBucket * LIVE_BUCKETS) }
+}
+
+/** A cap as the i32 the Wasm core keeps: NaN or anything past i32 means no cap, a fraction rounds up. */
+function cap(n: number): number {
+  if (!(n < 0x7fffffff)) return 0x7fffffff
+  return Math.max(0, Math.ceil(n))
+}

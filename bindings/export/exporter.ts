@@ -1,4 +1,5 @@
 import { warnOnce, type Logger } from '../common/logger.js'
+import { splitPayload, type Payload } from './payload.js'
 import { sleep } from './unref.js'
 
 /** How long one POST may take, in two phases. */
@@ -25,8 +26,15 @@ export interface Transport {
    * Agent cannot have taken it. Opens nothing that keeps the process alive.
    */
   post(url: string, headers: Record<string, string>, body: Uint8Array, deadlines: Deadlines): Promise<number>
+  /** GETs `url`: its JSON body, or undefined for anything but a 200 with JSON of at most MAX_JSON_BYTES; rejects when the request fails. */
+  getJson(url: string, deadlines: Deadlines): Promise<unknown>
+  /** Compresses off the main thread where the runtime can (Node's thread pool, CompressionStream). */
   gzip(data: Uint8Array): Promise<Uint8Array>
+  gunzip(data: Uint8Array): Promise<Uint8Array>
 }
+
+/** The most a JSON answer (the Agent's `/info`) may take. */
+export const MAX_JSON_BYTES = 64 * 1024
 
 export interface AgentExporterOptions {
   /** The Agent's base URL, e.g. `http://localhost:8126`. */
@@ -41,7 +49,7 @@ export interface AgentExporterOptions {
   maxRetries?: number
   /** Wait before the first retry, doubled before each next one. Default 250. */
   backoffMs?: number
-  /** Payloads kept while the Agent is away (at least 1); past this the oldest is dropped. Default 10. */
+  /** Flushes whose payloads are kept while the Agent is away (at least 1); past this the oldest flush's are dropped. Default 10. */
   maxQueue?: number
   /**
    * Keeps the process alive for at most `ms`, until the returned function is called: how an
@@ -56,7 +64,7 @@ export interface AgentExporterOptions {
 export interface ExporterStats {
   /** Payloads the Agent accepted. */
   sent: number
-  /** Payloads given up: pushed out of a full queue, refused by the Agent (4xx), or failing to compress. */
+  /** Payloads given up: pushed out of a full queue, refused by the Agent (4xx but 413), too large even alone, or failing to compress. */
   dropped: number
   /** Failed attempts, each followed by a retry or by queueing: see `deliver`. */
   failures: number
@@ -64,11 +72,24 @@ export interface ExporterStats {
   unconfirmed: number
   /** Payloads waiting for the Agent. */
   queued: number
+  /** Payloads cut in two because the Agent answered 413 (each half then counts on its own). */
+  split: number
 }
 
-/** What the caller knows about a payload, for debug logs. */
+/** What the caller knows about a payload. */
 export interface PayloadInfo {
-  buckets?: number
+  /** The flush it belongs to: the queue keeps whole flushes (a payload without one is a flush alone). */
+  flush?: number
+}
+
+/** A payload waiting for the Agent. */
+interface Queued {
+  /** Its layout, to cut it in two (its bytes go once compressed). */
+  payload: Omit<Payload, 'bytes'>
+  /** Compressed (undefined if compression failed). */
+  body: Promise<Uint8Array | undefined>
+  /** Its flush (see PayloadInfo); a payload sent alone gets a negative number of its own. */
+  flush: number
 }
 
 export interface Delivery {
@@ -76,7 +97,7 @@ export interface Delivery {
   hold?: boolean
 }
 
-type Outcome = 'sent' | 'dropped' | 'later' | 'unconfirmed'
+type Outcome = 'sent' | 'dropped' | 'later' | 'unconfirmed' | 'too-large'
 
 /** A hold outlasts the step it covers by this much, so that the step's own deadline ends it first. */
 const HOLD_MARGIN_MS = 100
@@ -86,7 +107,8 @@ const HOLD_MARGIN_MS = 100
  *
  * Never throws: monitoring must not break the application. A payload the Agent cannot have taken
  * (see `deliver`) is retried a bounded number of times, then kept in a bounded queue and sent,
- * oldest first, before the next payload. One the Agent may have taken is never sent twice.
+ * oldest first, before the next payload. One the Agent may have taken is never sent twice. One
+ * the Agent refuses as too large (413) is cut in two and both halves are sent in its place.
  * Payloads are delivered one at a time, in order.
  */
 export class AgentExporter {
@@ -101,15 +123,17 @@ export class AgentExporter {
   private readonly hold: ((ms: number) => () => void) | undefined
   private readonly log: Logger
   private readonly debug: boolean
-  /** Payloads waiting, oldest first, compressed (undefined if compression failed); the one in flight is not in here. */
-  private readonly queue: { body: Promise<Uint8Array | undefined>; info: PayloadInfo }[] = []
+  /** Payloads waiting, oldest first; the one in flight is not in here. */
+  private readonly queue: Queued[] = []
   private draining: Promise<void> | undefined
   /** Whether the running drain keeps the process alive: a caller asked for it. */
   private held = false
   /** When the drain's current step (an attempt, a wait) ends at the latest, in ms since the epoch; 0 between steps. */
   private stepEnd = 0
   private release: (() => void) | undefined
-  private readonly counts = { sent: 0, dropped: 0, failures: 0, unconfirmed: 0 }
+  private readonly counts = { sent: 0, dropped: 0, failures: 0, unconfirmed: 0, split: 0 }
+  /** The last flush number given to a payload sent alone. */
+  private alone = 0
 
   constructor(options: AgentExporterOptions) {
     this.endpoint = `${options.url.replace(/\/+$/, '')}/v0.1/pipeline_stats`
@@ -144,14 +168,30 @@ export class AgentExporter {
   }
 
   /**
-   * Compresses and sends a msgpack StatsPayload, after any payloads still queued, counting it
-   * toward `maxQueue`. Resolves once the queue is delivered or the Agent has failed again; never rejects.
+   * Compresses and sends a payload, after any payloads still queued, counting its flush toward
+   * `maxQueue`. Resolves once the queue is delivered or the Agent has failed again; never rejects.
    */
-  send(payload: Uint8Array, info: PayloadInfo = {}, delivery: Delivery = {}): Promise<void> {
-    // queued before compression ends, so that payloads go out in the order they were sent
-    this.queue.push({ body: this.compress(payload), info })
-    this.trim()
+  send(payload: Payload, info: PayloadInfo = {}, delivery: Delivery = {}): Promise<void> {
+    this.enqueue(payload, info)
     return this.flush(delivery)
+  }
+
+  /**
+   * Queues a payload and starts compressing it, without starting delivery (`flush` does).
+   * Resolves once it is compressed (or failed to be): a caller building many lets compression keep up.
+   */
+  enqueue(payload: Payload, info: PayloadInfo = {}): Promise<unknown> {
+    const { bytes, ...layout } = payload
+    // queued before compression ends, so that payloads go out in the order they were sent
+    const item = this.queued(layout, bytes, info.flush ?? --this.alone)
+    this.queue.push(item)
+    this.trim()
+    return item.body
+  }
+
+  /** A payload starting to compress. */
+  private queued(payload: Omit<Payload, 'bytes'>, raw: Uint8Array, flush: number): Queued {
+    return { payload, body: this.compress(raw), flush }
   }
 
   /** Tries to deliver the queued payloads; resolves when done or when the Agent fails again. Never rejects. */
@@ -175,12 +215,13 @@ export class AgentExporter {
           this.counts.dropped++
           continue
         }
-        const outcome = await this.deliver(body, item.info)
+        const outcome = await this.deliver(body)
         if (outcome === 'later') {
           this.queue.unshift(item)
           this.trim()
           return
         }
+        if (outcome === 'too-large') await this.split(item, body)
         // an Agent this slow would keep each next payload as long: they wait for the next flush
         if (outcome === 'unconfirmed') return
       }
@@ -225,16 +266,47 @@ export class AgentExporter {
     }
   }
 
-  /** Drops the oldest payloads past `maxQueue`. */
+  /**
+   * A payload the Agent refused as too large: its two halves take its place at the head of the
+   * queue (each cut again if refused again). One that holds a single point is dropped.
+   */
+  private async split(item: Queued, body: Uint8Array): Promise<void> {
+    let halves: ReturnType<typeof splitPayload>
+    try {
+      halves = splitPayload(item.payload, await this.transport.gunzip(body))
+    } catch (err) {
+      this.counts.dropped++
+      warnOnce(this.log, 'split', `could not cut a stats payload the Agent found too large, dropped: ${describe(err)}`)
+      return
+    }
+    if (halves === undefined) {
+      this.counts.dropped++
+      warnOnce(this.log, 'too-large', `the Datadog Agent at ${this.endpoint} refused a stats payload of ${body.byteLength} bytes (gzip) as too large, and it holds one point alone; dropped`)
+      return
+    }
+    this.counts.split++
+    const [first, second] = halves.map(({ bytes, ...layout }) => this.queued(layout, bytes, item.flush))
+    this.queue.unshift(first, second)
+  }
+
+  /** Drops the oldest flushes' payloads while more than `maxQueue` flushes wait. */
   private trim(): void {
-    const excess = this.queue.length - this.maxQueue
-    if (excess <= 0) return
-    this.queue.splice(0, excess)
-    this.counts.dropped += excess
+    let flushes = 0
+    for (let i = 0; i < this.queue.length; i++) if (i === 0 || this.queue[i].flush !== this.queue[i - 1].flush) flushes++
+    let dropped = 0
+    for (; flushes > this.maxQueue; flushes--) {
+      const oldest = this.queue[0].flush
+      while (this.queue.length > 0 && this.queue[0].flush === oldest) {
+        this.queue.shift()
+        dropped++
+      }
+    }
+    if (dropped === 0) return
+    this.counts.dropped += dropped
     warnOnce(
       this.log,
       'queue-full',
-      `the Datadog Agent at ${this.endpoint} is not taking stats; keeping the latest ${this.maxQueue} payloads, dropping older ones`,
+      `the Datadog Agent at ${this.endpoint} is not taking stats; keeping the payloads of the latest ${this.maxQueue} flushes, dropping older ones`,
     )
   }
 
@@ -243,7 +315,7 @@ export class AgentExporter {
    * reset or failing before the body was sent (the transport tells), or an answer of 408, 429 or
    * 5xx. A body sent and left unanswered within the deadline is not resent: 'unconfirmed'.
    */
-  private async deliver(body: Uint8Array, info: PayloadInfo): Promise<Outcome> {
+  private async deliver(body: Uint8Array): Promise<Outcome> {
     let reason = ''
     const { sendMs, answerMs } = this.deadlines
     for (let attempt = 0; attempt <= this.maxRetries; attempt++) {
@@ -271,12 +343,10 @@ export class AgentExporter {
       }
       if (status >= 200 && status < 300) {
         this.counts.sent++
-        if (this.debug) {
-          const buckets = info.buckets === undefined ? '' : `, ${info.buckets} buckets`
-          this.log.debug(`sent stats to ${this.endpoint}: ${body.byteLength} bytes gzipped${buckets}`)
-        }
+        if (this.debug) this.log.debug(`sent stats to ${this.endpoint}: ${body.byteLength} bytes gzipped`)
         return 'sent'
       }
+      if (status === 413) return 'too-large'
       // 408 and 429 ask to come back later, like 5xx
       if (status >= 500 || status === 408 || status === 429) {
         reason = `status ${status}`

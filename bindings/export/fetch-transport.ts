@@ -1,9 +1,10 @@
-import { unconfirmed, type Transport } from './exporter.js'
+import { MAX_JSON_BYTES, unconfirmed, type Transport } from './exporter.js'
 import { unref } from './unref.js'
 
 /**
  * The transport for runtimes with web APIs (Cloudflare Workers, Deno, Bun, Node too):
- * global `fetch` with an AbortController deadline, gzip through `CompressionStream`.
+ * global `fetch` with an AbortController deadline, gzip through `CompressionStream` and
+ * `DecompressionStream`.
  *
  * fetch does not tell whether the body went out, so the safe rule: one deadline for the whole
  * exchange (both phases), and reaching it rejects as `unconfirmed` (never resent). A rejection of
@@ -27,10 +28,35 @@ export const fetchTransport: Transport = {
       clearTimeout(timer)
     }
   },
-  async gzip(data) {
-    const stream = new Blob([asBufferSource(data)]).stream().pipeThrough(new CompressionStream('gzip'))
-    return new Uint8Array(await new Response(stream).arrayBuffer())
+  async getJson(url, { sendMs, answerMs }) {
+    const controller = new AbortController()
+    const timer = setTimeout(() => controller.abort(new Error(`no answer within ${sendMs + answerMs} ms`)), sendMs + answerMs)
+    unref(timer)
+    try {
+      const res = await fetch(url, { signal: controller.signal })
+      const declared = Number(res.headers.get('content-length') ?? 0)
+      if (res.status !== 200 || declared > MAX_JSON_BYTES) {
+        await res.body?.cancel().catch(() => {})
+        return undefined
+      }
+      const text = await res.text()
+      return text.length <= MAX_JSON_BYTES ? JSON.parse(text) : undefined
+    } catch (err) {
+      if (controller.signal.aborted) throw controller.signal.reason
+      // a body that is not JSON is no answer to use
+      if (err instanceof SyntaxError) return undefined
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
   },
+  gzip: (data) => through(data, new CompressionStream('gzip')),
+  gunzip: (data) => through(data, new DecompressionStream('gzip')),
+}
+
+async function through(data: Uint8Array, transform: CompressionStream | DecompressionStream): Promise<Uint8Array> {
+  const stream = new Blob([asBufferSource(data)]).stream().pipeThrough(transform)
+  return new Uint8Array(await new Response(stream).arrayBuffer())
 }
 
 /** Web APIs take views of an ArrayBuffer only; payloads are never built on a SharedArrayBuffer. */

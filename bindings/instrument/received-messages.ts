@@ -11,12 +11,16 @@
  *    back (a Kafka message, an SQS `Message`, a Kinesis `Record`), and
  *    `withMessageContext(dsm, message, fn)` runs `fn` with it current: a send inside links to
  *    exactly that message.
+ *    Walking the array a receive handed back (for...of, forEach, map: message-iteration.ts)
+ *    makes each message's context current in turn, by rule 3.
  * 2. Otherwise a send links to the LAST message of the most recent receive (ReceiveMessage,
  *    GetRecords) that the same DataStreams made in the sender's async flow, the way Python's
  *    thread-local context is that of the last consumed message. The receive's flow is the async
  *    function that called `client.send(receive)`, from that call on, and whatever it calls or
  *    starts from then on; concurrent flows (two polling loops) each see their own receive.
- *    A receive that returns nothing changes nothing.
+ *    A receive that returns nothing changes nothing. When the receive's messages came along
+ *    different pathways, a second send linked by this rule warns once: it is likely a loop over
+ *    the messages that pathwise cannot follow (an indexed one).
  * 3. A context made current after that receive (`dsm.runWithContext`, a consumer
  *    instrumentation's handler scope) wins over it; with no receive at all, the current context
  *    is the parent; with neither, the send starts a new pathway.
@@ -33,11 +37,18 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import type { PathwayContext } from '../pathway/context.js'
 import type { DataStreams } from '../api/data-streams.js'
 import { read } from '../common/input.js'
+import { createLogger } from '../common/logger.js'
+
+const log = createLogger(false)
 
 /** A receive's context, and the context that was current when the receive began. */
 interface Received {
   ctx: PathwayContext
   before: PathwayContext | undefined
+  /** Whether the receive's messages came along different pathways (then its last one is the wrong parent for some). */
+  mixed: boolean
+  /** Sends that linked to it by rule 2. */
+  sends: number
 }
 
 /** What a flow carries: its last receive per DataStreams, or the message withMessageContext pinned. */
@@ -57,17 +68,20 @@ const flows = (shared[FLOWS] ??= new AsyncLocalStorage<Flow>()) as AsyncLocalSto
 
 /**
  * Called at the start of a receive, synchronously in the caller's flow. Returns what the
- * response calls with the context of its last message.
+ * response calls with the contexts of its messages, in order (at least one).
  */
-export function beginReceive(dsm: DataStreams): (last: PathwayContext) => void {
+export function beginReceive(dsm: DataStreams): (ctxs: readonly PathwayContext[]) => void {
   // A copy, so that flows which shared the previous one do not see this receive.
   const previous = flows.getStore()
   const flow: Flow = { received: new Map(previous?.received), pinned: previous?.pinned }
   flows.enterWith(flow)
   const before = dsm.currentContext()
-  return (ctx) => {
+  return (ctxs) => {
+    const ctx = ctxs[ctxs.length - 1]
+    let mixed = false
+    for (const c of ctxs) mixed ||= c.hashHi !== ctx.hashHi || c.hashLo !== ctx.hashLo
     flow.pinned = undefined
-    flow.received.set(dsm, { ctx, before })
+    flow.received.set(dsm, { ctx, before, mixed, sends: 0 })
   }
 }
 
@@ -126,8 +140,23 @@ export function parentForSend(dsm: DataStreams): PathwayContext | null {
   // Pinned by withMessageContext, unless a context was made current inside it since.
   if (flow?.pinned !== undefined && (current === undefined || current === flow.pinned)) return flow.pinned
   const received = flow?.received.get(dsm)
-  if (received !== undefined && received.before === current) return received.ctx
+  if (received !== undefined && received.before === current) {
+    if (received.mixed && ++received.sends === 2) {
+      log.warnOnce(
+        'received:mixed',
+        'several sends after one receive of messages from different pathways all link to its last message: nothing said which message ' +
+          'each send handles. Walk the messages with for...of, forEach or map (each send then links to the message being walked), ' +
+          'or handle each inside withMessageContext(dsm, message, fn).',
+      )
+    }
+    return received.ctx
+  }
   return current ?? null
+}
+
+/** The context withMessageContext (or a walk's forEach or map) pinned for this flow; undefined when none. */
+export function pinnedContext(): PathwayContext | null | undefined {
+  return flows.getStore()?.pinned
 }
 
 /**

@@ -17,6 +17,7 @@ import { claim } from './claims.js'
 import { injectionOption, setHeaderInjection, type KafkaInstrumentOptions } from './injection.js'
 import { wrapProducer, wrapRun, type ConsumerHooks } from './kafkajs-api.js'
 import { fail, log } from './log.js'
+import { LIBRDKAFKA_MAX_MESSAGE_BYTES, maxMessageBytes } from './size-limits.js'
 import { classPrototype, read } from '../common/input.js'
 import { instrumentRdConsumer, instrumentRdProducer, markInternal, patchRdKafka, trackCommitted } from './rdkafka.js'
 import { trackCommittedWatermarks } from './watermarks.js'
@@ -73,8 +74,13 @@ function instrumentKafkaJsApi(kafka: Record<string, any>, dsm: DataStreams, acti
         try {
           if (producer !== null && typeof producer === 'object' && claim(producer)) {
             if (!inject) setHeaderInjection(producer, false)
-            wrapProducer(producer, { dsm, active, clusterId: () => undefined })
-            onConnect(producer, () => {})
+            let rd: unknown
+            // librdkafka enforces message.max.bytes itself: the header must fit within it.
+            const maxBytes = () => maxMessageBytes(read(rd, 'globalConfig')) ?? LIBRDKAFKA_MAX_MESSAGE_BYTES
+            wrapProducer(producer, { dsm, active, clusterId: () => undefined, maxMessageBytes: maxBytes })
+            onConnect(producer, (internal) => {
+              rd = internal
+            })
           }
         } catch (err) {
           fail('instrument producer', err)

@@ -14,14 +14,16 @@
  *   as the consumer's COMMIT_OFFSETS event: `kafka_commit` backlogs. (The confluent consumer has
  *   no events: confluent.ts reads its internal client's.)
  */
-import type { PathwayContext } from '../pathway/context.js'
+import { PATHWAY_KEY, type PathwayContext } from '../pathway/context.js'
 import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
 import { PATHWAY_HEADER_BYTES, TopicNodes, messageSize } from './edges.js'
 import { messageWithHeaders, pathwayFromHeaders, pathwayHeaderBytes, withPathwayHeader } from './headers.js'
 import { headerInjectionOn, headersRefused, isHeaderRejection } from './injection.js'
+import { PATHWAY_HEADER_WIRE, RECORD_OVERHEAD, RefusedSizes, isSizeRejection, recordExtraBytes } from './size-limits.js'
+import { contextsLeftOut, sendsFailed } from '../instrument/send-outcomes.js'
 import { fail } from './log.js'
-import { followResolvedOffsets } from './message-context.js'
+import { BatchFollower, noteProduce } from './message-context.js'
 import { rememberMessageContext } from '../instrument/received-messages.js'
 import { copyOf, copyWith, isRecord, items, numberOf, read } from '../common/input.js'
 
@@ -37,6 +39,8 @@ export interface ProducerHooks {
   clusterId(): string | undefined
   /** Something to wait for before the first checkpoints (kafkajs learning the cluster id); undefined when nothing. */
   ready?(): Promise<unknown> | undefined
+  /** The `message.max.bytes` the client itself enforces (the confluent client's librdkafka), if any. */
+  maxMessageBytes?(): number | undefined
 }
 
 interface TopicMessages {
@@ -48,9 +52,12 @@ interface TopicMessages {
 interface Plan {
   entries: TopicMessages[]
   injected: boolean
-  /** Messages per topic, to place the last offset when a topic's messages all went to one partition. */
+  /** Messages per topic, to place the last offset when a topic's messages all went to one partition, and to count failed sends. */
   counts: Map<string, number>
 }
+
+/** The sizes each producer's topics refused (size-limits.ts), shared by the producer and its transactions. */
+const refusedSizes = new WeakMap<object, RefusedSizes>()
 
 /**
  * Wraps `send` and `sendBatch` of a producer (or of a kafkajs transaction, `owner` being its
@@ -59,21 +66,53 @@ interface Plan {
 export function wrapProducer(target: Record<string, any>, hooks: ProducerHooks, owner: object = target): void {
   const { dsm } = hooks
   const nodes = new TopicNodes(dsm)
+  let refused = refusedSizes.get(owner)
+  if (refused === undefined) refusedSizes.set(owner, (refused = new RefusedSizes()))
+  const sizes = refused
 
   const plan = (entries: readonly TopicMessages[]): Plan => {
     const inject = headerInjectionOn(owner)
     const clusterId = hooks.clusterId()
+    const max = inject ? hooks.maxMessageBytes?.() : undefined
     const counts = new Map<string, number>()
     const out = entries.map((entry) => {
       const topic = read(entry, 'topic')
       const messages = items(read(entry, 'messages'))
       if (typeof topic !== 'string' || messages === undefined) return entry
-      const copy = entryWithMessages(entry, checkpointMessages(dsm, nodes.get(topic, clusterId), messages, inject))
+      // Only where a limit is known (none for kafkajs until a broker refuses a size): nothing more on the usual path.
+      const refusedAt = sizes.at(topic)
+      const fit: Fit | undefined = inject && (max !== undefined || refusedAt !== Infinity) ? { max, refusedAt, leftOut: 0, why: '' } : undefined
+      const copy = entryWithMessages(entry, checkpointMessages(dsm, nodes.get(topic, clusterId), messages, inject, fit))
       if (copy === undefined) return entry
       counts.set(topic, (counts.get(topic) ?? 0) + messages.length)
+      if (fit !== undefined && fit.leftOut > 0) contextsLeftOut(dsm, fit.leftOut, `Kafka topic ${topic}`, fit.why)
       return copy
     })
     return { entries: out, injected: inject, counts }
+  }
+
+  /**
+   * A send the broker refused for its size with headers pathwise added: per topic, the bytes it
+   * weighed with them are remembered (size-limits.ts). False when no message carried a header.
+   */
+  const refusedForSize = (p: Plan): boolean => {
+    const carried = new Map<string, { count: number; bytes: number }>()
+    for (const entry of p.entries) {
+      const topic = read(entry, 'topic')
+      if (typeof topic !== 'string') continue
+      for (const m of items(read(entry, 'messages')) ?? []) {
+        if (read(read(m, 'headers'), PATHWAY_KEY) === undefined) continue
+        const seen = carried.get(topic) ?? { count: 0, bytes: 0 }
+        seen.count++
+        seen.bytes += messageSize(m)
+        carried.set(topic, seen)
+      }
+    }
+    for (const [topic, { count, bytes }] of carried) {
+      sizes.refused(topic, bytes)
+      contextsLeftOut(dsm, count, `Kafka topic ${topic}`, 'the broker refused a send with the pathway headers for its size (MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE): it was sent again without them')
+    }
+    return carried.size > 0
   }
 
   const track = (result: unknown, p: Plan): unknown => {
@@ -85,15 +124,39 @@ export function wrapProducer(target: Record<string, any>, hooks: ProducerHooks, 
     return result
   }
 
-  /** The client's promise, with the offsets recorded and, if the broker refused the headers, the caller's own messages sent once more. */
+  /** A send that finally failed: its messages were checkpointed, so they count as failed sends. */
+  const failed = (err: unknown, p: Plan): never => {
+    try {
+      const clusterId = hooks.clusterId()
+      for (const [topic, count] of p.counts) sendsFailed(dsm, nodes.get(topic, clusterId), count)
+    } catch (e) {
+      fail('failed sends', e)
+    }
+    throw err
+  }
+
+  /**
+   * The client's promise, with the offsets recorded; if the broker refused the headers, or the
+   * size the headers gave a send, the caller's own messages sent once more.
+   */
   const settle = (result: unknown, p: Plan, resend: () => unknown): unknown => {
     if (!isThenable(result)) return result
     return result.then(
       (value) => track(value, p),
       (err: unknown) => {
-        if (!p.injected || !isHeaderRejection(err)) throw err
-        headersRefused(owner)
-        return Promise.resolve(resend()).then((value) => track(value, p))
+        if (!p.injected) return failed(err, p)
+        if (isHeaderRejection(err)) headersRefused(owner)
+        else if (!isSizeRejection(err) || !refusedForSize(p)) return failed(err, p)
+        let again: unknown
+        try {
+          again = resend()
+        } catch (e) {
+          return failed(e, p)
+        }
+        return Promise.resolve(again).then(
+          (value) => track(value, p),
+          (e: unknown) => failed(e, p),
+        )
       },
     )
   }
@@ -177,8 +240,23 @@ function entryWithMessages(entry: unknown, messages: unknown[]): Record<string, 
 /** Marks the message arrays pathwise made: a client's sendBatch may hand them to its own send (confluent's does). */
 const PREPARED = Symbol('pathwise.prepared')
 
-/** Produce checkpoints, in one pass: the messages to send, copies with the header where one is added. */
-function checkpointMessages(dsm: DataStreams, node: CheckpointNode | null, messages: readonly unknown[], inject: boolean): unknown[] {
+/**
+ * The limits a topic's messages must keep to, when the producer knows any (size-limits.ts): the
+ * client's `message.max.bytes`, and the size from which the topic's broker refused a send.
+ */
+interface Fit {
+  max: number | undefined
+  refusedAt: number
+  /** Messages left without the header, and how the last one met its limit (for the warning). */
+  leftOut: number
+  why: string
+}
+
+/**
+ * Produce checkpoints, in one pass: the messages to send, copies with the header where one is
+ * added. `fit`, when given, leaves the header out of the messages it would push past a limit.
+ */
+function checkpointMessages(dsm: DataStreams, node: CheckpointNode | null, messages: readonly unknown[], inject: boolean, fit?: Fit): unknown[] {
   const out = new Array<unknown>(messages.length) as unknown[] & { [PREPARED]?: true }
   out[PREPARED] = true
   if (node === null) {
@@ -189,30 +267,65 @@ function checkpointMessages(dsm: DataStreams, node: CheckpointNode | null, messa
   // Every message of a send hangs off the current context: one core call (one clock read) for all.
   const positions: number[] = []
   const sizes: number[] = []
+  // The messages that go without the header for a limit (made on the first one: none on the usual path).
+  let bare: boolean[] | undefined
+  const max = fit?.max
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i] as Message
     if (m === null || typeof m !== 'object') out[i] = m
     else {
+      const size = messageSize(m)
+      if (max !== undefined && tooLarge(m, size, max)) {
+        bare ??= new Array<boolean>(positions.length).fill(false)
+        bare.push(true)
+        fit!.why = `the header would have pushed a message past the producer's message.max.bytes (${max})`
+        sizes.push(size)
+      } else {
+        bare?.push(false)
+        sizes.push(size + extra)
+      }
       positions.push(i)
-      sizes.push(messageSize(m) + extra)
     }
   }
-  const ctxs = dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(positions.length).fill(dsm.currentContext() ?? null), sizes)
+  if (inject && fit !== undefined && fit.refusedAt !== Infinity) {
+    let total = 0
+    for (let j = 0; j < sizes.length; j++) total += sizes[j]
+    if (total >= fit.refusedAt) {
+      bare ??= new Array<boolean>(positions.length).fill(false)
+      for (let j = 0; j < sizes.length; j++) {
+        if (!bare[j]) sizes[j] -= extra
+        bare[j] = true
+      }
+      fit.why = `a send to it as large with the pathway headers (${total} bytes) was refused for its size before`
+    }
+  }
+  const parent = dsm.currentContext()
+  noteProduce(parent)
+  const ctxs = dsm.setCheckpointBatch(node, new Array<PathwayContext | null>(positions.length).fill(parent ?? null), sizes)
   // The messages of a send share parent, node and clock read, so their contexts encode alike: one encoding serves them all.
   let encoded: PathwayContext | null = null
   let value: string | Uint8Array = ''
   for (let j = 0; j < positions.length; j++) {
     const m = messages[positions[j]]
     const ctx = ctxs[j]
-    if (inject && ctx !== null && ctx !== encoded && (encoded === null || !sameHeader(encoded, ctx))) {
+    const header = inject && ctx !== null && (bare === undefined || !bare[j])
+    if (bare !== undefined && bare[j]) fit!.leftOut++
+    if (header && ctx !== encoded && (encoded === null || !sameHeader(encoded, ctx))) {
       encoded = ctx
       value = pathwayHeaderBytes(ctx)
     }
-    const headers = inject && ctx !== null ? withPathwayHeader(read(m, 'headers'), value) : undefined
+    const headers = header ? withPathwayHeader(read(m, 'headers'), value) : undefined
     // A message whose headers are no object, or that cannot be copied, goes as it came.
     out[positions[j]] = (headers === undefined ? undefined : messageWithHeaders(m, headers)) ?? m
   }
   return out
+}
+
+/** Whether the header would push this message past the client's own limit, as librdkafka counts (size-limits.ts). */
+function tooLarge(m: Message, size: number, max: number): boolean {
+  // Far from the limit, the exact count (the headers' length varints) is not needed.
+  if (size + RECORD_OVERHEAD + PATHWAY_HEADER_WIRE + 64 <= max) return false
+  return size + recordExtraBytes(read(m, 'headers')) + PATHWAY_HEADER_WIRE > max
 }
 
 /** Whether two contexts have the same header value: the same hash and times. */
@@ -305,21 +418,23 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
       if (!hooks.active()) return handler.call(this, payload)
       let first: PathwayContext | null = null
       let seen = payload
+      let follower: BatchFollower | undefined
       try {
         const batch = read(payload, 'batch')
         const messages = items(read(batch, 'messages'))
         if (messages !== undefined && messages.length > 0) {
           const ctxs = checkpointBatch(read(batch, 'topic'), messages)
           first = ctxs[0]
+          follower = new BatchFollower(dsm, messages, ctxs)
           const resolveOffset = read(payload, 'resolveOffset')
           if (typeof resolveOffset === 'function') {
-            const follow = followResolvedOffsets(dsm, messages, ctxs)
+            const f = follower
             // A copy: the client keeps using its own payload after the handler.
             seen =
               copyWith(payload, 'resolveOffset', function resolveOffsetAndFollow(offset: unknown) {
                 const result = resolveOffset.apply(payload, arguments as unknown as unknown[])
                 try {
-                  follow(offset)
+                  f.resolved(offset)
                 } catch (err) {
                   fail('batch context', err)
                 }
@@ -330,7 +445,15 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
       } catch (err) {
         fail('consume', err)
       }
-      return first === null ? handler.call(this, seen) : dsm.runWithContext(first, () => handler.call(this, seen))
+      let result: unknown
+      try {
+        result = first === null ? handler.call(this, seen) : dsm.runWithContext(first, () => handler.call(this, seen))
+      } catch (err) {
+        follower?.end()
+        throw err
+      }
+      if (follower !== undefined) endWith(result, follower)
+      return result
     }
 
   wrapMethod(consumer, 'run', (run: AnyFn) =>
@@ -344,6 +467,13 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
       return handOn(run, this, copy, more)
     },
   )
+}
+
+/** Ends the follower when the handler's promise settles (at once for a handler that returned no promise). */
+function endWith(result: unknown, follower: BatchFollower): void {
+  const end = () => follower.end()
+  if (isThenable(result)) (result as Promise<unknown>).then(end, end)
+  else end()
 }
 
 /** kafkajs reports every commit, whatever made it, as a COMMIT_OFFSETS instrumentation event. */

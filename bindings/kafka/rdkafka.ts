@@ -28,6 +28,9 @@ import { headerInjectionOn, headersRefused, isHeaderRejection, setHeaderInjectio
 import { isClaimed } from './claims.js'
 import { trackCommittedWatermarks } from './watermarks.js'
 import { fail, log } from './log.js'
+import { noteProduce } from './message-context.js'
+import { LIBRDKAFKA_MAX_MESSAGE_BYTES, PATHWAY_HEADER_WIRE, RECORD_OVERHEAD, RefusedSizes, isSizeRejection, maxMessageBytes, recordExtraBytes } from './size-limits.js'
+import { contextsLeftOut, sendsFailed } from '../instrument/send-outcomes.js'
 import { contextOf, rememberMessageContext } from '../instrument/received-messages.js'
 import { classPrototype, items, numberOf, read } from '../common/input.js'
 
@@ -56,6 +59,8 @@ interface Target {
  */
 class PendingDelivery {
   constructor(
+    /** Bytes of the message with its header (size-limits.ts's count). */
+    readonly size: number,
     readonly topic: string,
     readonly partition: unknown,
     readonly message: unknown,
@@ -68,8 +73,12 @@ class PendingDelivery {
 
 interface ProducerState {
   nodes: TopicNodes
-  /** Topics whose broker took a message with the header: no need to keep messages for a resend any more. */
-  confirmed: Set<string>
+  /**
+   * Per topic, the largest message with the header its broker took: the header is then known to
+   * pass, and only larger messages are kept for a resend (a broker may refuse them for their size).
+   */
+  confirmed: Map<string, number>
+  refused: RefusedSizes
 }
 
 /**
@@ -89,7 +98,7 @@ function instrumentProducer(
     if (!where.active() || !isClient(producer) || where.standsAside(producer)) return null
     let state = states.get(producer)
     if (state === undefined) {
-      state = { nodes: new TopicNodes(dsm), confirmed: new Set() }
+      state = { nodes: new TopicNodes(dsm), confirmed: new Map(), refused: new RefusedSizes() }
       states.set(producer, state)
       if (!inject) setHeaderInjection(producer, false)
     }
@@ -101,9 +110,14 @@ function instrumentProducer(
   let pending = 0
   let undoWhenIdle = false
 
-  const resend = (producer: any, refused: PendingDelivery): boolean => {
+  /** The caller's own message produced once more, without the header the broker refused (its format, or the size it gave). */
+  const resend = (producer: any, refused: PendingDelivery, err: unknown): boolean => {
     try {
-      headersRefused(producer)
+      if (isHeaderRejection(err)) headersRefused(producer)
+      else {
+        stateOf(producer)?.refused.refused(refused.topic, refused.size)
+        contextsLeftOut(dsm, 1, `Kafka topic ${refused.topic}`, REFUSED_FOR_SIZE)
+      }
       const { topic, partition, message, key, timestamp, opaque, headers } = refused
       produceRaw!.call(producer, topic, partition, message, key, timestamp, opaque, headers)
       return true
@@ -119,20 +133,36 @@ function instrumentProducer(
       const state = stateOf(this)
       if (state === null || typeof topic !== 'string') return produce.apply(this, arguments as unknown as unknown[])
       let args: unknown[] | undefined
+      // Whether the opaque handed on is pathwise's (not an instanceof check: the caller's opaque may be a Proxy).
+      let watched = false
       try {
         const node = state.nodes.get(topic)
         if (node !== null) {
           // Headers that are no list are the caller's to send as they are: no pathway header then.
-          const injecting = headerInjectionOn(this) && (headers === undefined || headers === null || items(headers) !== undefined)
-          const size = bytesOf(message) + bytesOf(key) + headerListSize(headers) + (injecting ? PATHWAY_HEADER_BYTES : 0)
+          let injecting = headerInjectionOn(this) && (headers === undefined || headers === null || items(headers) !== undefined)
+          const bare = bytesOf(message) + bytesOf(key) + headerListSize(headers)
+          if (injecting) {
+            const why = sizeLimitMet(this, state, topic, headers, bare)
+            if (why !== undefined) {
+              injecting = false
+              contextsLeftOut(dsm, 1, `Kafka topic ${topic}`, why)
+            }
+          }
+          const size = bare + (injecting ? PATHWAY_HEADER_BYTES : 0)
+          noteProduce(dsm.currentContext())
           const ctx = dsm.setCheckpoint(node, undefined, size)
           const withPathway = injecting && ctx !== null ? headerListWithPathway(headers, encodePathwayContext(ctx)) : undefined
           if (withPathway !== undefined) {
             // Only with delivery reports on does librdkafka hand an opaque back (and release it).
-            const watch = !state.confirmed.has(topic) && deliveryReportsOn(this)
-            const sentOpaque = watch ? new PendingDelivery(topic, partition, message, key, timestamp, opaque, headers) : opaque
+            const watch = size > (state.confirmed.get(topic) ?? -1) && deliveryReportsOn(this)
+            const sentOpaque = watch ? new PendingDelivery(size, topic, partition, message, key, timestamp, opaque, headers) : opaque
             args = [topic, partition, message, key, timestamp, sentOpaque, withPathway]
-            if (watch) pending++
+            if (watch) {
+              pending++
+              watched = true
+            }
+          } else if (ctx !== null) {
+            args = arguments as unknown as unknown[]
           }
         }
       } catch (err) {
@@ -142,8 +172,9 @@ function instrumentProducer(
       try {
         return produce.apply(this, args)
       } catch (err) {
-        // Refused at once (a full queue): no report will hand this opaque back.
-        if (args[5] instanceof PendingDelivery) pending--
+        // Refused at once (a full queue): no report will hand this opaque back, and the checkpointed message is not sent.
+        if (watched) pending--
+        sendsFailed(dsm, state.nodes.get(topic), 1)
         throw err
       }
     }
@@ -158,13 +189,16 @@ function instrumentProducer(
             report.opaque = swapped.opaque
             if (--pending === 0 && undoWhenIdle) undoEmit()
             // The failed attempt's report is not the application's: the resend's report follows.
-            if (err && isHeaderRejection(err) && resend(this, swapped)) return this.listenerCount('delivery-report') > 0
+            if (err && (isHeaderRejection(err) || isSizeRejection(err)) && resend(this, swapped, err)) return this.listenerCount('delivery-report') > 0
           }
-          const state = err ? null : stateOf(this)
+          const state = stateOf(this)
           const topic = read(report, 'topic')
           if (state !== null && typeof topic === 'string') {
-            state.confirmed.add(topic)
-            dsm.trackKafkaProduce(topic, numberOf(read(report, 'partition')), read(report, 'offset') as number)
+            if (err) sendsFailed(dsm, state.nodes.get(topic), 1)
+            else {
+              if (swapped instanceof PendingDelivery) state.confirmed.set(topic, Math.max(swapped.size, state.confirmed.get(topic) ?? -1))
+              dsm.trackKafkaProduce(topic, numberOf(read(report, 'partition')), read(report, 'offset') as number)
+            }
           }
         } catch (e) {
           fail('delivery report', e)
@@ -179,6 +213,20 @@ function instrumentProducer(
     if (pending === 0) undoEmit()
     else undoWhenIdle = true
   }
+}
+
+const REFUSED_FOR_SIZE = 'the broker refused a message with the pathway header for its size (MESSAGE_TOO_LARGE): it was produced again without it'
+
+/** How a size limit leaves the header out of this message, or undefined when none does (size-limits.ts). */
+function sizeLimitMet(producer: unknown, state: ProducerState, topic: string, headers: unknown, bare: number): string | undefined {
+  const max = maxMessageBytes(read(producer, 'globalConfig')) ?? LIBRDKAFKA_MAX_MESSAGE_BYTES
+  // Far from the limit, the exact count (the headers' length varints) is not needed.
+  if (bare + RECORD_OVERHEAD + PATHWAY_HEADER_WIRE + 64 > max && bare + recordExtraBytes(headers) + PATHWAY_HEADER_WIRE > max) {
+    return `the header would have pushed a message past the producer's message.max.bytes (${max})`
+  }
+  const refusedAt = state.refused.at(topic)
+  if (bare + PATHWAY_HEADER_BYTES >= refusedAt) return `a message to it as large with the pathway header (${refusedAt} bytes) was refused for its size before`
+  return undefined
 }
 
 /** Only an object is a client: a call on anything else is handed on, for the client to refuse. */

@@ -231,7 +231,7 @@ function handingOver(hooks: NatsHooks, iterator: unknown): unknown {
  * caller gets the client's own result.
  */
 export function receiving<T>(hooks: NatsHooks, receive: () => T, messageOf: (result: unknown) => unknown): T {
-  let handOff: ((ctx: PathwayContext) => void) | undefined
+  let handOff: ((ctxs: readonly PathwayContext[]) => void) | undefined
   try {
     if (hooks.active()) handOff = beginReceive(hooks.dsm)
   } catch (err) {
@@ -245,7 +245,7 @@ export function receiving<T>(hooks: NatsHooks, receive: () => T, messageOf: (res
       try {
         const message = messageOf(value)
         const ctx = message !== null && typeof message === 'object' ? contextOf(message) : undefined
-        if (ctx !== undefined) hand(ctx)
+        if (ctx !== undefined) hand([ctx])
       } catch (err) {
         fail('receive', err)
       }

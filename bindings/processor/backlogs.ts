@@ -1,4 +1,4 @@
-/** The highest offset seen per backlog key in each bucket (Kafka produce and commit offsets). */
+/** The highest value seen per backlog key in each bucket (Kafka produce and commit offsets, queue depths), or a count (failed sends). */
 export interface Backlog {
   tags: string[]
   value: number
@@ -21,6 +21,23 @@ export class Backlogs {
     if (entry !== undefined) {
       if (offset > entry.value) entry.value = offset
     } else if (entries.size < MAX_BACKLOGS_PER_BUCKET) entries.set(key, { tags, value: offset })
+    else this.dropped++
+  }
+
+  /** Whether a bucket below `beforeBucket` holds backlogs. */
+  has(beforeBucket: number): boolean {
+    for (const bucket of this.buckets.keys()) if (bucket < beforeBucket) return true
+    return false
+  }
+
+  /** Adds `n` to the key's count in `bucket` (a count backlog: failed sends). */
+  count(bucket: number, tags: string[], n: number): void {
+    let entries = this.buckets.get(bucket)
+    if (entries === undefined) this.buckets.set(bucket, (entries = new Map()))
+    const key = tags.join(',')
+    const entry = entries.get(key)
+    if (entry !== undefined) entry.value += n
+    else if (entries.size < MAX_BACKLOGS_PER_BUCKET) entries.set(key, { tags, value: n })
     else this.dropped++
   }
 

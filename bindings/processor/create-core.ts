@@ -21,7 +21,11 @@ export interface CreateCoreOptions extends CoreOptions {
 export function createCore(options: CreateCoreOptions = {}): Core {
   const backend = read(options, 'backend')
   const maxPoints = read(options, 'maxPoints')
-  const given: CoreOptions = { maxPoints: typeof maxPoints === 'number' ? maxPoints : undefined }
+  const maxLivePoints = read(options, 'maxLivePoints')
+  const given: CoreOptions = {
+    maxPoints: typeof maxPoints === 'number' ? maxPoints : undefined,
+    maxLivePoints: typeof maxLivePoints === 'number' ? maxLivePoints : undefined,
+  }
   const onFallback = read(options, 'onFallback')
   const fallback = (reason: string): Core => {
     if (typeof onFallback === 'function') onFallback(reason)

@@ -18,6 +18,8 @@ export class DisabledDataStreams implements DataStreams {
     evictedNodes: 0,
     droppedBacklogs: 0,
     droppedTransactions: 0,
+    contextsLeftOut: 0,
+    failedSends: 0,
   }
   constructor(config: ResolvedConfig) {
     this.service = config.service
@@ -43,6 +45,7 @@ export class DisabledDataStreams implements DataStreams {
   trackTransaction(): void {}
   trackKafkaHighWatermark(): void {}
   trackNatsPending(): void {}
+  trackQueueDepth(): void {}
   currentContext(): undefined {
     return undefined
   }

@@ -1,6 +1,4 @@
-import { nowMs } from '../common/clock.js'
 import { Direction } from '../pathway/context.js'
-import { BUCKET_MS } from '../core/constants.js'
 import type { Core } from '../core/types.js'
 import type { CheckpointNode } from '../api/data-streams.js'
 
@@ -23,8 +21,7 @@ interface TagTrie {
 /**
  * The nodes (service, env, edge tags) of one DataStreams, registered in its core, bounded: past
  * `maxNodes` the cache starts over. Hot nodes are prepared again on their next use (one hash each);
- * the core reuses the ids once their points are drained, and the tags of forgotten nodes are kept
- * until then, for export.
+ * the core keeps the tags of forgotten nodes for their points, and reuses the ids once those are drained.
  */
 export class NodeCache {
   /** Nodes by their edge tags as given, one trie level per tag: a lookup builds no string. */
@@ -33,12 +30,6 @@ export class NodeCache {
   private live: PreparedNode[] = []
   /** Nodes of the manual API by direction (0 in, 1 out), then type, then topic. */
   private manual = [new Map<string, Map<string, PreparedNode>>(), new Map<string, Map<string, PreparedNode>>()]
-  /** Edge tags of the live nodes by id. */
-  private readonly tags: (readonly string[] | undefined)[] = []
-  /** Edge tags of forgotten nodes whose points may still wait in the core, by id. */
-  private readonly retiredTags = new Map<number, readonly string[]>()
-  /** What was forgotten in which bucket: a drain past it hands out the last points, and then the tags go. */
-  private retired: { bucket: number; ids: number[]; tags: (readonly string[])[] }[] = []
   /** Nodes forgotten because the cache was full. */
   evicted = 0
 
@@ -67,8 +58,6 @@ export class NodeCache {
     const node = new PreparedNode(this, id, directionOf(tags), tags)
     level.node = node
     this.live.push(node)
-    this.tags[id] = tags
-    this.retiredTags.delete(id)
     return node
   }
 
@@ -86,33 +75,12 @@ export class NodeCache {
     return node
   }
 
-  /** The edge tags of a node id, as the core drains its points. */
-  tagsOf(id: number): readonly string[] {
-    return this.tags[id] ?? this.retiredTags.get(id) ?? []
-  }
-
-  /** After a drain of every bucket below `beforeBucket`: the tags of nodes forgotten before it go, unless their id was forgotten again since. */
-  drained(beforeBucket: number): void {
-    const kept = []
-    for (const batch of this.retired) {
-      if (batch.bucket >= beforeBucket) kept.push(batch)
-      else for (let i = 0; i < batch.ids.length; i++) if (this.retiredTags.get(batch.ids[i]) === batch.tags[i]) this.retiredTags.delete(batch.ids[i])
-    }
-    this.retired = kept
-  }
-
-  /** Reads the clock only here, when the cache is full: a lookup never does. */
+  /** Forgets every node: the core releases their ids (and reuses them once their points are drained). */
   private forgetAll(): void {
-    const batch = { bucket: Math.floor(nowMs() / BUCKET_MS), ids: [] as number[], tags: [] as (readonly string[])[] }
     for (const node of this.live) {
       node.live = false
       this.core.releaseNode(node.id)
-      this.tags[node.id] = undefined
-      this.retiredTags.set(node.id, node.edgeTags)
-      batch.ids.push(node.id)
-      batch.tags.push(node.edgeTags)
     }
-    this.retired.push(batch)
     this.evicted += this.live.length
     this.live = []
     this.trie = { node: undefined, next: new Map() }

@@ -15,18 +15,20 @@ import {
   BATCH_PAYLOAD,
   BATCH_STRIDE,
 } from '../core/layout.js'
-import type { Backend, Core } from '../core/types.js'
+import { DEFAULT_MAX_POINTS, type Backend, type Core } from '../core/types.js'
 import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from '../pathway/context.js'
 import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from '../api/data-streams.js'
-import { collectBuckets } from './collect.js'
-import { AgentExporter, type Delivery } from '../export/exporter.js'
+import { SEND_OUTCOMES, type SendOutcomes } from '../api/send-outcomes.js'
+import { AgentInfo } from '../export/agent-info.js'
+import { AgentExporter } from '../export/exporter.js'
+import { flushPayloads, PAUSE } from '../export/flush.js'
 import { createLogger, type OnceLogger } from '../common/logger.js'
-import { encodeStatsPayload, PRODUCT_DSM, type ExportBucket } from '../export/payload.js'
-import { batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
+import { PRODUCT_DSM, type BucketExtras, type Payload, type PayloadMeta } from '../export/payload.js'
+import { MAX_BATCH, batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
 import { hangOff, hop } from './loop-detection.js'
 import { NodeCache, PreparedNode } from './nodes.js'
 import { isSaneTime } from '../pathway/time-window.js'
-import { TransactionLog, withTransactions } from './transactions.js'
+import { TransactionLog } from './transactions.js'
 import { VERSION } from '../api/version.js'
 
 /** Slots per record of `batchRest`: pathway start, the opposite hash's halves, the opposite edge start. */
@@ -36,6 +38,11 @@ const NOT_HUNG = Symbol('not hung')
 
 function currentBucket(): number {
   return Math.floor(nowMs() / BUCKET_MS)
+}
+
+/** Lets the event loop run (I/O, timers) before going on: setImmediate where there is one, else a timer. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)))
 }
 
 /**
@@ -51,9 +58,13 @@ export class DataStreamsProcessor implements DataStreams {
   private readonly core: Core
   private readonly log: OnceLogger
   private readonly exporter: AgentExporter
+  private readonly agentInfo: AgentInfo
+  private readonly meta: PayloadMeta
   private readonly backlogs = new Backlogs()
   private readonly transactions = new TransactionLog()
   private droppedTransactions = 0
+  private contextsLeftOut = 0
+  private failedSends = 0
   /** ProcessTags of every payload, empty where the runtime cannot state them or they are switched off. */
   private readonly processTags: readonly string[]
   private readonly nodes: NodeCache
@@ -65,6 +76,14 @@ export class DataStreamsProcessor implements DataStreams {
   private timer: ReturnType<typeof setInterval> | undefined
   private removeExitHook: (() => void) | undefined
   private closed = false
+  /** Flushes build their payloads one after the other: the end of the last one started. */
+  private building: Promise<unknown> = Promise.resolve()
+  /** The payloads of the flush being built, while it is. */
+  private flushing: Generator<Payload | typeof PAUSE, void, undefined> | undefined
+  private flushes = 0
+  /** Drops by the point cap that the last payloads told the Agent of, and that were warned of. */
+  private droppedReported = 0
+  private droppedWarned = 0
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -84,6 +103,7 @@ export class DataStreamsProcessor implements DataStreams {
     this.core = createCore({
       backend: config.core,
       maxPoints: config.maxPoints,
+      maxLivePoints: liveBuckets(config.flushIntervalMs) * (config.maxPoints ?? DEFAULT_MAX_POINTS),
       wasmModule: platform.compiledWasm,
       onFallback: (reason) => this.log.debug(`using the pure-TS core: ${reason}`),
     })
@@ -97,6 +117,17 @@ export class DataStreamsProcessor implements DataStreams {
       log: this.log,
       debug: config.debug,
     })
+    // /info answers at once or not at all: one deadline, as short as a POST's to connect and send
+    this.agentInfo = new AgentInfo(config.agentUrl, platform.transport, { sendMs: config.timeoutMs, answerMs: 0 })
+    this.meta = {
+      env: config.env,
+      service: config.service,
+      version: config.version,
+      tracerVersion: VERSION,
+      tags: config.tags,
+      processTags: this.processTags,
+      productMask: PRODUCT_DSM,
+    }
     if (config.flushIntervalMs > 0) {
       this.timer = setInterval(() => void this.flushFinished(), config.flushIntervalMs)
       ;(this.timer as { unref?: () => void }).unref?.()
@@ -125,7 +156,33 @@ export class DataStreamsProcessor implements DataStreams {
       evictedNodes: this.nodes.evicted,
       droppedBacklogs: this.backlogs.dropped,
       droppedTransactions: this.droppedTransactions,
+      contextsLeftOut: this.contextsLeftOut,
+      failedSends: this.failedSends,
     }
+  }
+
+  /** What the transport wrappers report (api/send-outcomes.ts); a count that is no integer from 1 to a batch's most is ignored. */
+  readonly [SEND_OUTCOMES]: SendOutcomes = {
+    contextsLeftOut: (count) => {
+      if (isSendCount(count)) this.contextsLeftOut += count
+    },
+    failedSends: (node, count) => {
+      if (!isSendCount(count)) return
+      this.failedSends += count
+      const resolved = this.resolveNode(node)
+      if (resolved === null) return
+      // The destination's edge tags, the transport's `type` as `transport`: the backlog's own `type` names it.
+      const tags = ['type:pathwise_failed_sends']
+      for (const tag of resolved.edgeTags) {
+        if (tag.startsWith('type:')) tags.push(`transport:${tag.slice(5)}`)
+        else if (!tag.startsWith('direction:')) tags.push(tag)
+      }
+      try {
+        this.backlogs.count(currentBucket(), tags, count)
+      } catch (err) {
+        this.fail('backlog', err)
+      }
+    },
   }
 
   node(edgeTags: readonly string[]): CheckpointNode | null {
@@ -369,6 +426,21 @@ export class DataStreamsProcessor implements DataStreams {
     }
   }
 
+  trackQueueDepth(queueType: string, queue: string, state: string, count: number): void {
+    const t = tagPart(queueType)
+    const q = tagPart(queue)
+    const s = tagPart(state)
+    const value = typeof count === 'number' && Number.isSafeInteger(count) && count >= 0 ? count : undefined
+    if (t === undefined || q === undefined || s === undefined || value === undefined) {
+      return void this.invalid('queue depth: type, queue or state not a string of at most 1024 characters, or count not a non-negative integer')
+    }
+    try {
+      this.backlogs.track(currentBucket(), ['type:queue_depth', `queue_type:${t}`, `topic:${q}`, `state:${s}`], value)
+    } catch (err) {
+      this.fail('backlog', err)
+    }
+  }
+
   /** The partition tag goes after `tags`, or before them (`partitionFirst`); the cluster id always last. */
   private track(tags: string[], partition: unknown, offset: unknown, clusterId: unknown, partitionFirst = false): void {
     const p = partitionNumber(partition)
@@ -429,16 +501,99 @@ export class DataStreamsProcessor implements DataStreams {
     return this.send(currentBucket(), 'timer')
   }
 
-  /** 'caller' (flush, shutdown) keeps the process alive until delivered; 'timer' never does. */
-  private async send(beforeBucket: number, by: 'caller' | 'timer'): Promise<void> {
+  /**
+   * 'caller' (flush, shutdown) keeps the process alive until delivered; 'timer' never does; 'exit'
+   * (drainAtExit) leaves that to the exit hook, and retries no older queue on its own. Flushes
+   * build one after the other; each hands its payloads to the exporter as they are done.
+   */
+  private send(beforeBucket: number, by: 'caller' | 'timer' | 'exit'): Promise<void> {
+    const delivery = { hold: by === 'caller' }
+    const built = this.building.then(() => this.build(beforeBucket, by))
+    this.building = built
+    return built.then(async (payloads) => {
+      try {
+        if (payloads > 0 || by !== 'exit') await this.exporter.flush(delivery)
+      } catch (err) {
+        this.fail('flush', err)
+      }
+    })
+  }
+
+  /**
+   * Builds the payloads of the buckets below `beforeBucket` a slice at a time, letting the event
+   * loop run between slices, and queues each (its compression starts at once: at most two are
+   * compressing while the next is built). Resolves with how many; never rejects.
+   */
+  private async build(beforeBucket: number, by: 'caller' | 'timer' | 'exit'): Promise<number> {
+    let count = 0
     try {
-      const delivery = { hold: by === 'caller' }
-      const payloads = this.payloads(beforeBucket)
-      if (payloads.length === 0) await this.exporter.flush(delivery)
-      else await this.deliver(payloads, delivery)
+      if (!this.hasStats(beforeBucket)) return 0
+      const sparse = by === 'exit' ? this.agentInfo.sparseKnown : await this.askSparse(by !== 'timer')
+      const payloads = (this.flushing = this.payloads(beforeBucket, sparse))
+      const flush = ++this.flushes
+      let compressing: Promise<unknown> = Promise.resolve()
+      for (let next = payloads.next(); !next.done; next = payloads.next()) {
+        if (next.value === PAUSE) {
+          await nextTurn()
+          continue
+        }
+        count++
+        const compressed = this.exporter.enqueue(next.value, { flush })
+        void this.exporter.flush({ hold: by === 'caller' })
+        await compressing
+        compressing = compressed
+      }
     } catch (err) {
       this.fail('flush', err)
+    } finally {
+      this.flushing = undefined
     }
+    return count
+  }
+
+  /** Whether anything of the buckets below `beforeBucket` waits: stats points, backlogs, transaction records, or drops to report. */
+  private hasStats(beforeBucket: number): boolean {
+    return this.core.livePoints > 0 || this.core.droppedPoints !== this.droppedReported || this.backlogs.has(beforeBucket) || this.transactions.has(beforeBucket)
+  }
+
+  /** The Agent's answer on the sparse form, asked if due; `hold` keeps the process alive meanwhile. */
+  private async askSparse(hold: boolean): Promise<boolean> {
+    const release = hold ? this.platform.hold?.(this.config.timeoutMs + 100) : undefined
+    try {
+      return await this.agentInfo.sparseSketches(this.exporter.stats.failures)
+    } finally {
+      release?.()
+    }
+  }
+
+  /**
+   * The payloads of one flush (see flushPayloads): the core's points, the backlogs and transaction
+   * records of the same buckets, drained at its first step, and the drops since the last flush.
+   */
+  private *payloads(beforeBucket: number, sparse: boolean): Generator<Payload | typeof PAUSE, void, undefined> {
+    const extras = new Map<number, BucketExtras>()
+    for (const [bucket, backlogs] of this.backlogs.drain(beforeBucket)) extras.set(bucket, { backlogs })
+    const records = this.transactions.drain(beforeBucket)
+    if (records.size > 0) {
+      const checkpointIds = this.transactions.checkpointIds()
+      for (const [bucket, bytes] of records) extras.set(bucket, { backlogs: extras.get(bucket)?.backlogs ?? [], transactions: { records: bytes, checkpointIds } })
+    }
+    const dropped = this.core.droppedPoints
+    const droppedPoints = dropped - this.droppedReported
+    this.droppedReported = dropped
+    this.warnDropped(dropped)
+    yield* flushPayloads({ core: this.core, beforeBucket, sparse, extras, meta: this.meta, droppedPoints })
+  }
+
+  /** The point cap bit since the last warning: said once, with what to do. */
+  private warnDropped(dropped: number): void {
+    if (dropped === this.droppedWarned) return
+    this.droppedWarned = dropped
+    this.log.warnOnce(
+      'points:cap',
+      `a 10 s bucket reached maxPoints (${this.config.maxPoints ?? DEFAULT_MAX_POINTS} stats points): checkpoints of new pathways were dropped ` +
+        '(stats.droppedPoints counts them, and the pathwise agent shows them); raise maxPoints',
+    )
   }
 
   /**
@@ -450,45 +605,30 @@ export class DataStreamsProcessor implements DataStreams {
    */
   private drainAtExit(): Promise<void> | undefined {
     try {
-      if (this.exporter.busy) return this.exporter.flush()
-      const payloads = this.payloads(Infinity)
-      return payloads.length === 0 ? undefined : this.deliver(payloads, {})
+      if (this.exporter.busy) return this.building.then(() => this.exporter.flush())
+      return this.hasStats(Infinity) ? this.send(Infinity, 'exit') : undefined
     } catch (err) {
       this.fail('flush', err)
       return undefined
     }
   }
 
-  /** Queues the payloads in order; resolves once the exporter has delivered them or given up. */
-  private async deliver(payloads: Uint8Array[], delivery: Delivery): Promise<void> {
-    await Promise.all(payloads.map((payload) => this.exporter.send(payload, {}, delivery)))
-  }
-
-  /** The exit hook's final send: everything still in the core, for a synchronous send. Never throws. */
+  /**
+   * The exit hook's final send, synchronously: everything not yet handed to the exporter (the rest
+   * of a flush being built, then every bucket, the sketches in the form the Agent last said it
+   * reads), as msgpack payloads within the size bound, not yet compressed. Never throws.
+   */
   private unsent(): Uint8Array[] {
+    const out: Uint8Array[] = []
     try {
-      return this.payloads(Infinity)
+      for (const source of [this.flushing, this.payloads(Infinity, this.agentInfo.sparseKnown)]) {
+        if (source === undefined) continue
+        for (const p of source) if (p !== PAUSE) out.push(p.bytes)
+      }
     } catch (err) {
       this.fail('flush', err)
-      return []
     }
-  }
-
-  /**
-   * What was recorded before `beforeBucket` and not yet sent, drained from the core and encoded
-   * (msgpack, not yet compressed): the one place a payload is made, on every path. Empty if nothing is.
-   */
-  private payloads(beforeBucket: number): Uint8Array[] {
-    const buckets = this.collect(beforeBucket)
-    if (buckets.length === 0) return []
-    const meta = { env: this.env, service: this.service, version: this.config.version, tracerVersion: VERSION, tags: this.config.tags, processTags: this.processTags, productMask: PRODUCT_DSM }
-    return [encodeStatsPayload(meta, buckets)]
-  }
-
-  private collect(beforeBucket: number): ExportBucket[] {
-    const buckets = collectBuckets(this.core.drain(beforeBucket), this.backlogs.drain(beforeBucket), (id) => this.nodes.tagsOf(id))
-    this.nodes.drained(beforeBucket)
-    return withTransactions(buckets, this.transactions.drain(beforeBucket), this.transactions.checkpointIds())
+    return out
   }
 
   async shutdown(): Promise<void> {
@@ -502,6 +642,20 @@ export class DataStreamsProcessor implements DataStreams {
   private fail(what: string, err: unknown): void {
     this.log.warnOnce(`error:${what}`, `${what} failed, continuing without it: ${errorText(err)}`)
   }
+}
+
+/**
+ * Buckets' worth of points the core may hold at once: the buckets a flush interval spans (the
+ * timer drains only finished ones), the current one, and one for a late timer. With no timer
+ * (flushes are the caller's), three, as with the default 10 s.
+ */
+function liveBuckets(flushIntervalMs: number): number {
+  return Math.max(1, Math.ceil(flushIntervalMs / BUCKET_MS)) + 2
+}
+
+/** A count of messages one send can hold: an integer from 1 to MAX_BATCH. */
+function isSendCount(count: unknown): count is number {
+  return Number.isInteger(count) && (count as number) > 0 && (count as number) <= MAX_BATCH
 }
 
 /** Whether `value` is a node of this cache; false for anything else, a Proxy whose traps throw included. */

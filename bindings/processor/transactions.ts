@@ -1,5 +1,3 @@
-import type { ExportBucket } from '../export/payload.js'
-
 /**
  * Transaction tracking, as dd-trace-js 6.21's `trackTransaction` (datastreams/processor.js) and
  * dd-trace-go's `TrackTransaction` send it: per 10 s bucket, `Transactions` is the concatenation of
@@ -70,6 +68,12 @@ export class TransactionLog {
   /** The registry as `TransactionCheckpointIds` carries it: every name registered so far. */
   checkpointIds(): Uint8Array {
     return this.names.slice(0, this.namesLength)
+  }
+
+  /** Whether a bucket below `beforeBucket` holds records. */
+  has(beforeBucket: number): boolean {
+    for (const bucket of this.buckets.keys()) if (bucket < beforeBucket) return true
+    return false
   }
 
   /** Removes and returns the records of every bucket below `beforeBucket`. */
@@ -162,16 +166,4 @@ export function writeNanoseconds(to: Uint8Array, at: number, ms: number): void {
   to[at + 5] = (lo >>> 16) & 0xff
   to[at + 6] = (lo >>> 8) & 0xff
   to[at + 7] = lo & 0xff
-}
-
-/** Adds drained transaction records to the flush's buckets (a bucket of records only, if need be), in ascending order. */
-export function withTransactions(buckets: ExportBucket[], records: Map<number, Uint8Array>, checkpointIds: Uint8Array): ExportBucket[] {
-  if (records.size === 0) return buckets
-  const byBucket = new Map(buckets.map((b) => [b.bucket, b]))
-  for (const [bucket, bytes] of records) {
-    let b = byBucket.get(bucket)
-    if (b === undefined) byBucket.set(bucket, (b = { bucket, points: [], backlogs: [] }))
-    b.transactions = { records: bytes, checkpointIds }
-  }
-  return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket)
 }

@@ -9,6 +9,8 @@ import { snsInstrumentation } from '../aws/sns.js'
 import { eventBridgeInstrumentation } from '../aws/eventbridge.js'
 import { natsInstrumentation } from '../nats/connection.js'
 import { instrumentHttpFromSettings } from '../http/hops.js'
+import { amqplibPublishInstrumentation, amqplibReceiveInstrumentations } from '../rabbitmq/amqplib.js'
+import { rheaInstrumentation } from '../rabbitmq/rhea.js'
 import type { DataStreams } from '../api/data-streams.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { createLogger } from '../common/logger.js'
@@ -25,6 +27,9 @@ export const instrumentations: readonly Instrumentation[] = [
   snsInstrumentation,
   eventBridgeInstrumentation,
   natsInstrumentation,
+  amqplibPublishInstrumentation,
+  ...amqplibReceiveInstrumentations,
+  rheaInstrumentation,
 ]
 
 type ModuleHook = { unhook(): void }

@@ -1,8 +1,7 @@
-import type { DrainedBucket } from '../core/types.js'
 import { TsSketch } from './sketch.js'
 
 /** The stats of one (bucket, hash, parent hash, node): three sketches. */
-class Point {
+export class Point {
   readonly pathway = new TsSketch()
   readonly edge = new TsSketch()
   readonly payload = new TsSketch()
@@ -17,16 +16,23 @@ class Point {
 }
 
 /**
- * Stats points of all live buckets, in insertion order, found through an open-addressing
- * index of point positions. `assembly/aggregator.ts` keeps the same order, so both cores
- * drain identical lists.
+ * Stats points of all live buckets, in insertion order, found through an open-addressing index of
+ * point positions, and per live bucket its number of points, which the cap bounds.
+ * `assembly/aggregator.ts` keeps the same order, and a drain hands the points out in the same
+ * order in both cores: by bucket, in insertion order within one.
  */
 export class Aggregator {
   private points: Point[] = []
   private slots = new Int32Array(1024) // position + 1; 0 is empty
+  /** Points of each live bucket. */
+  private readonly perBucket = new Map<number, number>()
   dropped = 0
 
-  constructor(private readonly maxPoints: number) {}
+  /** At most `maxPoints` in a bucket, `maxLive` in all. */
+  constructor(
+    private readonly maxPoints: number,
+    private readonly maxLive: number,
+  ) {}
 
   get live(): number {
     return this.points.length
@@ -57,10 +63,12 @@ export class Aggregator {
       slot = (slot + 1) & mask
     }
     if (point === undefined) {
-      if (this.points.length >= this.maxPoints) {
+      const inBucket = this.perBucket.get(bucket) ?? 0
+      if (this.points.length >= this.maxLive || inBucket >= this.maxPoints) {
         this.dropped++
         return false
       }
+      this.perBucket.set(bucket, inBucket + 1)
       point = new Point(bucket, hashHi, hashLo, parentHi, parentLo, node)
       this.points.push(point)
       this.slots[slot] = this.points.length
@@ -72,33 +80,20 @@ export class Aggregator {
     return true
   }
 
-  drain(beforeBucket: number): DrainedBucket[] {
+  /** Takes every point of a bucket numbered below `beforeBucket` out of the live ones: by bucket, in insertion order within one. */
+  drain(beforeBucket: number): Point[] {
     const kept: Point[] = []
-    const byBucket = new Map<number, DrainedBucket>()
-    for (const p of this.points) {
-      if (p.bucket >= beforeBucket) {
-        kept.push(p)
-        continue
-      }
-      let b = byBucket.get(p.bucket)
-      if (b === undefined) byBucket.set(p.bucket, (b = { bucket: p.bucket, points: [] }))
-      b.points.push({
-        hashHi: p.hashHi,
-        hashLo: p.hashLo,
-        parentHi: p.parentHi,
-        parentLo: p.parentLo,
-        node: p.node,
-        pathwayLatency: p.pathway.toProto(),
-        edgeLatency: p.edge.toProto(),
-        payloadSize: p.payload.toProto(),
-      })
-    }
-    if (byBucket.size === 0) return []
+    const drained: Point[] = []
+    for (const p of this.points) (p.bucket >= beforeBucket ? kept : drained).push(p)
+    if (drained.length === 0) return drained
+    for (const bucket of [...this.perBucket.keys()]) if (bucket < beforeBucket) this.perBucket.delete(bucket)
     this.points = kept
     let size = 1024
     while (kept.length * 2 > size) size *= 2
     this.reindex(size)
-    return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket)
+    // points come bucket after bucket (the clock's): sorted already, most of the time; else a stable sort keeps insertion order within a bucket
+    for (let i = 1; i < drained.length; i++) if (drained[i].bucket < drained[i - 1].bucket) return drained.sort((a, b) => a.bucket - b.bucket)
+    return drained
   }
 
   private reindex(size: number): void {

@@ -10,11 +10,12 @@ import {
   BATCH_PAYLOAD,
   BATCH_STRIDE,
 } from '../core/layout.js'
-import { DEFAULT_MAX_POINTS, type Core, type CoreOptions, type DrainedBucket, type Sketch } from '../core/types.js'
+import { pointCaps, type Core, type CoreOptions, type Sketch } from '../core/types.js'
 import { NodeIds } from '../core/node-ids.js'
-import { Aggregator } from './aggregator.js'
+import { Aggregator, type Point } from './aggregator.js'
 import { fnv1Bytes, fnv1Pair, fnvOut } from './fnv.js'
 import { TsSketch } from './sketch.js'
+import { PointWriter } from './stats-point.js'
 
 const utf8 = new TextEncoder()
 
@@ -27,19 +28,31 @@ export class TsCore implements Core {
   /** Node hashes by id; a free id keeps its last node's until reused, as in the Wasm core. */
   private readonly nodeHi: number[] = []
   private readonly nodeLo: number[] = []
+  /** Node edge tags by id, as msgpack: what their drained points carry (none once an id is free). */
+  private readonly nodeTags: (Uint8Array | undefined)[] = []
   /** The highest bucket a checkpoint has named: a node released now has no point past it. */
   private maxBucket = -Infinity
   private readonly aggregator: Aggregator
   private readonly batch = new Float64Array(BATCH_CAPACITY * BATCH_STRIDE)
+  /** The drain under way: its points, the next one to write, whether its sketches may take the sparse form. */
+  private drained: Point[] = []
+  private cursor = 0
+  private sparse = false
+  private readonly writer = new PointWriter()
+  private ends = new Uint32Array(256)
+  private endCount = 0
+  chunkBucket = 0
 
   constructor(options: CoreOptions = {}) {
-    this.aggregator = new Aggregator(options.maxPoints ?? DEFAULT_MAX_POINTS)
+    const caps = pointCaps(options)
+    this.aggregator = new Aggregator(caps.perBucket, caps.live)
   }
 
-  private readonly define = (id: number, text: string): void => {
+  private readonly define = (id: number, text: string, tags: Uint8Array): void => {
     fnv1Bytes(utf8.encode(text))
     this.nodeHi[id] = fnvOut.hi
     this.nodeLo[id] = fnvOut.lo
+    this.nodeTags[id] = tags
   }
 
   node(service: string, env: string, edgeTags: readonly string[]): number {
@@ -77,7 +90,8 @@ export class TsCore implements Core {
     this.pathwayHash(node, parentHi, parentLo)
     if (bucket > this.maxBucket) this.maxBucket = bucket
     // the point keeps the unsigned halves the hash was computed from (a signed half would drain as a negative ParentHash)
-    return this.aggregator.record(bucket, this.hashHi, this.hashLo, parentHi >>> 0, parentLo >>> 0, node, pathwayLatencyS, edgeLatencyS, payloadBytes)
+    // the bucket as the Wasm core's i32 argument takes it (NaN 0, fractions cut, wrapped past 32 bits)
+    return this.aggregator.record(bucket | 0, this.hashHi, this.hashLo, parentHi >>> 0, parentLo >>> 0, node, pathwayLatencyS, edgeLatencyS, payloadBytes)
   }
 
   batchBuffer(): Float64Array {
@@ -96,10 +110,53 @@ export class TsCore implements Core {
     return recorded
   }
 
-  drain(beforeBucket: number): DrainedBucket[] {
-    const drained = this.aggregator.drain(beforeBucket)
-    this.nodes.drained(beforeBucket, this.aggregator.live)
-    return drained
+  drainBegin(beforeBucket: number, sparse: boolean): number {
+    this.drainEnd()
+    this.drained = this.aggregator.drain(beforeBucket)
+    this.nodes.drainStarted(beforeBucket, this.aggregator.live)
+    this.sparse = sparse
+    return this.drained.length
+  }
+
+  drainChunk(maxBytes: number): number {
+    const { drained, writer } = this
+    // at least one point is written whatever the bound: anything not a number past 0 asks for one
+    const bound = maxBytes > 0 ? maxBytes : 0
+    writer.length = 0
+    this.endCount = 0
+    if (this.cursor >= drained.length) return 0
+    const bucket = drained[this.cursor].bucket
+    while (this.cursor < drained.length) {
+      const p = drained[this.cursor]
+      if (p.bucket !== bucket) break
+      const tags = this.nodeTags[p.node]
+      const size = writer.measure(tags, p.pathway, p.edge, p.payload, this.sparse)
+      if (this.endCount > 0 && writer.length + size > bound) break
+      writer.write(size, tags, p.hashHi, p.hashLo, p.parentHi, p.parentLo, p.pathway, p.edge, p.payload)
+      if (this.endCount === this.ends.length) {
+        const ends = new Uint32Array(this.ends.length * 2)
+        ends.set(this.ends)
+        this.ends = ends
+      }
+      this.ends[this.endCount++] = writer.length
+      this.cursor++
+    }
+    this.chunkBucket = bucket
+    return this.endCount
+  }
+
+  chunkBytes(): Uint8Array {
+    return this.writer.bytes.subarray(0, this.writer.length)
+  }
+
+  chunkEnds(): Uint32Array {
+    return this.ends.subarray(0, this.endCount)
+  }
+
+  drainEnd(): void {
+    for (const id of this.nodes.drainEnded()) this.nodeTags[id] = undefined
+    this.drained = []
+    this.cursor = 0
   }
 
   get livePoints(): number {

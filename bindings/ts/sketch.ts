@@ -1,7 +1,7 @@
 import { BIN_LIMIT, BOUNDARY_MARGIN, GAMMA, INITIAL_BINS, KEY_MULTIPLIER, MIN_INDEXABLE_VALUE } from '../core/sketch-constants.js'
 import type { Sketch } from '../core/types.js'
 import { ln } from './log.js'
-import { encodeSketch } from './proto.js'
+import { encodeSketch, measureStore, sketchSize, writeSketch } from './proto.js'
 
 /**
  * The sketch key of a value above MIN_INDEXABLE_VALUE. Math.log is several times faster than the
@@ -112,7 +112,26 @@ export class TsSketch implements Sketch {
   }
 
   toProto(): Uint8Array {
-    return encodeSketch(this.bins, this.minKey - this.offset, this.binCount === 0 ? 0 : this.maxKey - this.minKey + 1, this.minKey, this.zeroCount)
+    return encodeSketch(this.bins, this.minKey - this.offset, this.occupied(), this.minKey, this.zeroCount)
+  }
+
+  /** The bins from the lowest occupied to the highest. */
+  private occupied(): number {
+    return this.binCount === 0 ? 0 : this.maxKey - this.minKey + 1
+  }
+
+  /** The protobuf form of the store (see `measureStore`): sparse only if `allowSparse` and smaller. */
+  measure(allowSparse: boolean): number {
+    return measureStore(this.bins, this.minKey - this.offset, this.occupied(), this.minKey, allowSparse)
+  }
+
+  protoSize(form: number): number {
+    return sketchSize(form, this.zeroCount)
+  }
+
+  /** Writes the protobuf (protoSize(form) bytes) at `at`; returns its end. */
+  write(out: Uint8Array, view: DataView, at: number, form: number): number {
+    return writeSketch(out, view, at, this.bins, this.minKey - this.offset, this.occupied(), this.minKey, this.zeroCount, form)
   }
 
   free(): void {

@@ -1,22 +1,5 @@
-import {
-  BATCH_CAPACITY,
-  BATCH_STRIDE,
-  HASH_HI,
-  HASH_LO,
-  OUT_BUCKET,
-  OUT_EDGE_LENGTH,
-  OUT_HASH_HI,
-  OUT_HASH_LO,
-  OUT_LENGTH,
-  OUT_MIN_KEY,
-  OUT_NODE,
-  OUT_PARENT_HI,
-  OUT_PARENT_LO,
-  OUT_PATHWAY_LENGTH,
-  OUT_PAYLOAD_LENGTH,
-  SCRATCH_WORDS,
-} from '../core/layout.js'
-import { DEFAULT_MAX_POINTS, type Core, type CoreOptions, type DrainedBucket, type Sketch } from '../core/types.js'
+import { BATCH_CAPACITY, BATCH_STRIDE, CHUNK_AT, CHUNK_BUCKET, CHUNK_ENDS, HASH_HI, HASH_LO, OUT_LENGTH, OUT_MIN_KEY, SCRATCH_WORDS } from '../core/layout.js'
+import { pointCaps, type Core, type CoreOptions, type Sketch } from '../core/types.js'
 import { NodeIds } from '../core/node-ids.js'
 import { valueOf } from '../ts/sketch.js'
 import { moduleBytes } from './module-bytes.js'
@@ -24,20 +7,22 @@ import { moduleBytes } from './module-bytes.js'
 /** What `assembly/index.ts` exports. Addresses and i32 results arrive as signed numbers (hence `>>> 0`). */
 interface Exports {
   readonly memory: WebAssembly.Memory
-  init(maxPoints: number): void
+  init(perBucket: number, live: number): void
   scratch(): number
   batch(): number
   reserveInput(size: number): number
-  node(id: number, len: number): void
+  node(id: number, len: number, tagsLen: number): void
   nodeTable(count: number): number
+  nodeTags(id: number): number
+  nodeTagsSet(id: number, len: number): void
   nodeHash(node: number): void
   pathwayHash(node: number, parentHi: number, parentLo: number): void
   checkpoint(node: number, parentHi: number, parentLo: number, bucket: number, pathwayLatencyS: number, edgeLatencyS: number, payloadBytes: number): number
   checkpointBatch(count: number, bucket: number): number
   livePoints(): number
   droppedPoints(): number
-  drainBegin(beforeBucket: number): number
-  drainPoint(i: number): number
+  drainBegin(beforeBucket: number, sparse: number): number
+  drainChunk(maxBytes: number): number
   drainEnd(): void
   sketchNew(): number
   sketchAdd(sketch: number, value: number, weight: number): void
@@ -62,23 +47,19 @@ export function createWasmCore(options: CoreOptions, module?: WebAssembly.Module
   return new WasmCore(options, module ?? (compiled ??= new WebAssembly.Module(moduleBytes())))
 }
 
-/** The i32 cap meaning what `points.length >= maxPoints` means to the TS core. */
-function pointCap(maxPoints: number): number {
-  if (!(maxPoints < 0x7fffffff)) return 0x7fffffff // NaN never drops there either
-  return Math.max(0, Math.ceil(maxPoints))
-}
-
 class WasmCore implements Core {
   readonly backend = 'wasm' as const
   x!: Exports
   private readonly nodes = new NodeIds()
   /** The highest bucket a checkpoint has named: a node released now has no point past it. */
   private maxBucket = -Infinity
-  private readonly maxPoints: number
+  private readonly caps: { perBucket: number; live: number }
   private scratchAt = 0
   private batchAt = 0
   /** Memory size once the instance has started and holds the node table: a drain restarts it only when it grew past this. */
   private startBytes = 0
+  /** Points in the last chunk. */
+  private chunkCount = 0
   /** Sketches handed out by newSketch and not freed: they pin the instance. */
   liveSketches = 0
   /** Drops counted by the instances this core has replaced. */
@@ -91,14 +72,14 @@ class WasmCore implements Core {
     options: CoreOptions,
     private readonly module: WebAssembly.Module,
   ) {
-    this.maxPoints = pointCap(options.maxPoints ?? DEFAULT_MAX_POINTS)
+    this.caps = pointCaps(options)
     this.start()
     this.startBytes = this.x.memory.buffer.byteLength
   }
 
   private start(): void {
     this.x = new WebAssembly.Instance(this.module, {}).exports as unknown as Exports
-    this.x.init(this.maxPoints)
+    this.x.init(this.caps.perBucket, this.caps.live)
     this.scratchAt = this.x.scratch()
     this.batchAt = this.x.batch()
     this.words = new Uint32Array(this.x.memory.buffer, this.scratchAt, SCRATCH_WORDS)
@@ -109,25 +90,40 @@ class WasmCore implements Core {
    * Wasm memory never shrinks: once a drain has left nothing alive, a fresh instance (the module
    * is compiled already) gives a burst's memory back. The node table is copied over as it is, a
    * fixed size per id in use however long the nodes' texts: nothing is hashed again, and the
-   * baseline is taken with the table in, so that the next drain does not restart for it.
+   * baseline is taken with the table in, so that the next drain does not restart for it. Each
+   * node's edge tags follow, one id at a time.
    */
   private restartIfGrown(): void {
     if (this.x.livePoints() !== 0 || this.liveSketches !== 0 || this.x.memory.buffer.byteLength <= this.startBytes) return
     this.droppedBefore += this.x.droppedPoints()
     const old = this.x
+    const oldScratch = this.scratch()
     const from = old.nodeTable(this.nodes.size) >>> 0
-    const bytes = this.scratch()[OUT_LENGTH]
+    const bytes = oldScratch[OUT_LENGTH]
     this.start()
     const to = this.x.nodeTable(this.nodes.size) >>> 0
     new Uint8Array(this.x.memory.buffer, to, bytes).set(new Uint8Array(old.memory.buffer, from, bytes))
+    for (let id = 0; id < this.nodes.size; id++) {
+      const at = old.nodeTags(id) >>> 0
+      const len = new Uint32Array(old.memory.buffer, this.scratchAt, SCRATCH_WORDS)[OUT_LENGTH]
+      this.input(len).set(new Uint8Array(old.memory.buffer, at, len))
+      this.x.nodeTagsSet(id, len)
+    }
     this.startBytes = this.x.memory.buffer.byteLength
   }
 
-  private readonly define = (id: number, text: string): void => {
+  /** `size` bytes of the instance's input, to write into before a call that reads them. */
+  private input(size: number): Uint8Array {
+    const at = this.x.reserveInput(size) >>> 0 // may grow the memory: its buffer is read after
+    return new Uint8Array(this.x.memory.buffer, at, size)
+  }
+
+  private readonly define = (id: number, text: string, tags: Uint8Array): void => {
     const room = text.length * 3 // UTF-8 takes at most 3 bytes per UTF-16 unit
-    const at = this.x.reserveInput(room) >>> 0
-    const { written } = utf8.encodeInto(text, new Uint8Array(this.x.memory.buffer, at, room))
-    this.x.node(id, written)
+    const input = this.input(room + tags.length)
+    const { written } = utf8.encodeInto(text, input.subarray(0, room))
+    input.set(tags, written)
+    this.x.node(id, written, tags.length)
   }
 
   scratch(): Uint32Array {
@@ -194,32 +190,36 @@ class WasmCore implements Core {
     return this.x.checkpointBatch(count, bucket)
   }
 
-  drain(beforeBucket: number): DrainedBucket[] {
-    const n = this.x.drainBegin(beforeBucket)
-    const byBucket = new Map<number, DrainedBucket>()
-    for (let i = 0; i < n; i++) {
-      const at = this.x.drainPoint(i)
-      const w = this.scratch()
-      const bucket = w[OUT_BUCKET] | 0
-      const edgeAt = at + w[OUT_PATHWAY_LENGTH]
-      const payloadAt = edgeAt + w[OUT_EDGE_LENGTH]
-      let b = byBucket.get(bucket)
-      if (b === undefined) byBucket.set(bucket, (b = { bucket, points: [] }))
-      b.points.push({
-        hashHi: w[OUT_HASH_HI],
-        hashLo: w[OUT_HASH_LO],
-        parentHi: w[OUT_PARENT_HI],
-        parentLo: w[OUT_PARENT_LO],
-        node: w[OUT_NODE] | 0,
-        pathwayLatency: this.copyOut(at, w[OUT_PATHWAY_LENGTH]),
-        edgeLatency: this.copyOut(edgeAt, w[OUT_EDGE_LENGTH]),
-        payloadSize: this.copyOut(payloadAt, w[OUT_PAYLOAD_LENGTH]),
-      })
-    }
+  drainBegin(beforeBucket: number, sparse: boolean): number {
+    this.drainEnd()
+    const n = this.x.drainBegin(beforeBucket, sparse ? 1 : 0)
+    this.nodes.drainStarted(beforeBucket, this.x.livePoints())
+    return n
+  }
+
+  drainChunk(maxBytes: number): number {
+    // at least one point is written whatever the bound: anything not a number past 0 asks for one
+    return (this.chunkCount = this.x.drainChunk(maxBytes > 0 ? Math.min(maxBytes, 0x7fffffff) : 0))
+  }
+
+  get chunkBucket(): number {
+    return this.scratch()[CHUNK_BUCKET] | 0
+  }
+
+  chunkBytes(): Uint8Array {
+    const w = this.scratch()
+    return this.chunkCount === 0 ? new Uint8Array(0) : new Uint8Array(this.x.memory.buffer, w[CHUNK_AT], w[OUT_LENGTH])
+  }
+
+  chunkEnds(): Uint32Array {
+    return new Uint32Array(this.x.memory.buffer, this.scratch()[CHUNK_ENDS], this.chunkCount)
+  }
+
+  drainEnd(): void {
+    this.chunkCount = 0
     this.x.drainEnd()
-    this.nodes.drained(beforeBucket, this.x.livePoints())
+    for (const id of this.nodes.drainEnded()) this.x.nodeTagsSet(id, 0)
     this.restartIfGrown()
-    return [...byBucket.values()].sort((a, b) => a.bucket - b.bucket)
   }
 
   get livePoints(): number {

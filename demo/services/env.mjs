@@ -19,3 +19,13 @@ process.once('SIGTERM', stop)
 process.stdin.once('end', stop)
 process.stdin.resume()
 process.stdin.unref?.()
+
+/** RabbitMQ's URL, which the demo writes on stdin (`rabbitmq <url>`) once RabbitMQ is up: it takes longer to start than the other peers. */
+export const rabbitMqUrl = new Promise((resolve) => {
+  let text = ''
+  process.stdin.on('data', (chunk) => {
+    text += chunk
+    const m = /^rabbitmq (\S+)$/m.exec(text)
+    if (m) resolve(m[1])
+  })
+})

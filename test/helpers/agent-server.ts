@@ -71,8 +71,10 @@ export interface TestAgent {
   port: number
   /** Payloads the Agent accepted (mode ok), in arrival order. */
   payloads: DecodedPayload[]
-  /** Every request, whatever the mode. */
+  /** Every request, whatever the mode, but `GET /info` (what tracers ask before they send: counted apart). */
   requests: AgentRequest[]
+  /** `GET /info` requests answered. */
+  readonly infoRequests: number
   /** Resolves when `pred` holds, checked now and after each request; rejects after `timeoutMs` (default 5000). */
   waitFor(pred: (payloads: DecodedPayload[], requests: AgentRequest[]) => boolean, timeoutMs?: number): Promise<void>
   setMode(mode: AgentMode): void
@@ -84,6 +86,7 @@ export async function startAgent(opts: AgentOptions = {}): Promise<TestAgent> {
   let mode: AgentMode = opts.mode ?? 'ok'
   const payloads: DecodedPayload[] = []
   const requests: AgentRequest[] = []
+  let infoRequests = 0
   const waiters = new Set<() => void>()
 
   const server = http.createServer((req, res) => {
@@ -93,10 +96,13 @@ export async function startAgent(opts: AgentOptions = {}): Promise<TestAgent> {
       const body = new Uint8Array(Buffer.concat(chunks))
       const path = req.url ?? ''
       const record: AgentRequest = { method: req.method ?? '', path, headers: req.headers, body }
-      requests.push(record)
       if (path === '/info' && req.method === 'GET') {
+        infoRequests++
         reply(res, 200, JSON.stringify(infoFor(mode)), 'application/json')
-      } else if (path === '/v0.1/pipeline_stats' && req.method === 'POST') {
+        return
+      }
+      requests.push(record)
+      if (path === '/v0.1/pipeline_stats' && req.method === 'POST') {
         handleStats(record, res)
       } else {
         reply(res, 404, '404 page not found\n')
@@ -131,6 +137,9 @@ export async function startAgent(opts: AgentOptions = {}): Promise<TestAgent> {
     port,
     payloads,
     requests,
+    get infoRequests() {
+      return infoRequests
+    },
     setMode(next) {
       mode = next
     },

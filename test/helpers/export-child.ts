@@ -7,7 +7,7 @@
 import { AgentExporter } from '../../bindings/export/exporter.js'
 import { createLogger } from '../../bindings/common/logger.js'
 import { nodeTransport } from '../../bindings/export/node-transport.js'
-import { encodeStatsPayload } from '../../bindings/export/payload.js'
+import { encodePayload } from '../../bindings/export/payload.js'
 
 const exporter = new AgentExporter({
   url: process.argv[2],
@@ -16,5 +16,5 @@ const exporter = new AgentExporter({
   answerTimeoutMs: 60_000,
   log: createLogger(false),
 })
-void exporter.send(encodeStatsPayload({ env: 'test', service: 'child', version: '', tracerVersion: '0.0.0-child' }, []))
+void exporter.send(encodePayload({ env: 'test', service: 'child', version: '', tracerVersion: '0.0.0-child' }, []))
 process.once('message', () => process.disconnect())

@@ -7,6 +7,7 @@ import type { DecodedPayload } from './agent-server.js'
 /**
  * An Agent whose answers are scripted request by request, for the exporter's retry rules: a real
  * HTTP server on 127.0.0.1 that decodes each pipeline_stats body (gzip of msgpack) it reads in full.
+ * `GET /info` is answered at once as a Datadog Agent answers it, outside the script and the count.
  */
 
 /**
@@ -19,7 +20,7 @@ export type Reply = number | { status: number; afterMs: number } | 'reset' | 'ha
 export interface ScriptedAgent {
   url: string
   port: number
-  /** Requests whose headers arrived, bodies read or not. */
+  /** Requests whose headers arrived, bodies read or not (`GET /info` aside). */
   readonly requests: number
   /** The Service of every body read in full, whatever the answer: what the Agent could have counted. */
   received: string[]
@@ -44,6 +45,10 @@ export async function startScriptedAgent(options: { script?: Reply[]; then?: Rep
   }
 
   const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/info') {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ version: '7.52.0', endpoints: ['/v0.1/pipeline_stats'] }))
+      return
+    }
     const reply = script[requests] ?? then
     requests++
     changed()

@@ -1,5 +1,10 @@
-/** Decodes a DDSketch protobuf with Datadog's own @datadog/sketches-js, as the backend would. */
+/**
+ * Decodes a DDSketch protobuf with Datadog's own @datadog/sketches-js, as the backend would; one
+ * in the sparse form (a binCounts map, which sketches-js does not read) with the pathwise agent's
+ * reader, which pathwise sends it to.
+ */
 import { createRequire } from 'node:module'
+import { decodeSketch as agentDecodeSketch } from '../../agent/src/model/sketch.js'
 
 const require = createRequire(import.meta.url)
 const { DDSketch } = require('@datadog/sketches-js') as {
@@ -23,7 +28,10 @@ export interface DecodedSketch {
 }
 
 export function decodeSketch(bytes: Uint8Array): DecodedSketch {
-  const sketch = DDSketch.fromProto(bytes)
+  return decoded(DDSketch.fromProto(bytes))
+}
+
+function decoded(sketch: Pick<SketchesJs, 'count' | 'zeroCount' | 'store' | 'getValueAtQuantile'>): DecodedSketch {
   const store = sketch.store
   return {
     count: sketch.count,
@@ -31,6 +39,36 @@ export function decodeSketch(bytes: Uint8Array): DecodedSketch {
     binCount: store.count > 0 ? store.maxKey - store.minKey + 1 : 0,
     quantile: (q) => sketch.getValueAtQuantile(q),
   }
+}
+
+/** Whether the positive store (field 2) of a DDSketch protobuf holds a binCounts entry (its field 1): the sparse form. */
+export function hasBinCounts(proto: Uint8Array): boolean {
+  let at = 0
+  const varint = (): number => {
+    let n = 0
+    for (let shift = 0; ; shift += 7) {
+      const b = proto[at++]
+      n += (b & 0x7f) * 2 ** shift
+      if (b < 0x80) return n
+    }
+  }
+  while (at < proto.length) {
+    const key = varint()
+    const wire = key & 7
+    if (wire === 1) at += 8
+    else if (wire === 0) varint()
+    else {
+      const len = varint()
+      if (key >>> 3 === 2 && proto[at] === 0x0a) return true
+      at += len
+    }
+  }
+  return false
+}
+
+/** A sketch read by the reader of the destination it was written for: the pathwise agent's for the sparse form, sketches-js for the contiguous one. */
+export function decodeEitherForm(bytes: Uint8Array): DecodedSketch {
+  return hasBinCounts(bytes) ? decoded(agentDecodeSketch(bytes)) : decodeSketch(bytes)
 }
 
 /** One sketch holding what all of these hold: a pathway's points from several buckets, read as one. */

@@ -51,10 +51,18 @@ export class IntakeEndpoint {
   private readonly bodies: BodyBudget
   private droppedReported = 0
   private lastDropLog = 0
+  /** Checkpoints tracers' own point caps dropped, by service, as their payloads said (pathwise's PathwiseDroppedPoints). */
+  readonly tracerDrops = new Map<string, number>()
+  private lastTracerDropLog = 0
 
   constructor(private readonly options: IntakeEndpointOptions) {
     // Pipeline bodies held at once, arriving or decoding, take no more than the in-flight limit's worth of full-size ones.
     this.bodies = new BodyBudget(MAX_INTAKE_IN_FLIGHT * options.limits.maxBodyBytes)
+  }
+
+  /** Whether payloads are passed on to another Agent, which might not read what this one does. */
+  get forwarding(): boolean {
+    return this.options.forwarder !== null
   }
 
   async pipelineStats(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -114,11 +122,21 @@ export class IntakeEndpoint {
       await decoder.decode(body, limits.maxDecompressedBytes, async (transfer) => {
         await ingestInSlices(store, transfer, (slice) => metrics.observe(slice))
         await transactions.ingest(transfer.transactions)
+        if (transfer.droppedPoints > 0) this.tracerDropped(transfer.service, transfer.droppedPoints)
       })
     } finally {
       this.intakeInFlight--
     }
     this.reportDrops()
+  }
+
+  /** A tracer's point cap bit: counted for /api/status, and said in the log at most once a minute. */
+  private tracerDropped(service: string, n: number): void {
+    this.tracerDrops.set(service, (this.tracerDrops.get(service) ?? 0) + n)
+    const now = Date.now()
+    if (now - this.lastTracerDropLog < DROP_LOG_MS) return
+    this.lastTracerDropLog = now
+    this.options.log(`${service} dropped ${n} checkpoints of new pathways at its own point cap (pathwise's maxPoints); /api/status counts them`)
   }
 
   /** Points dropped past the caps are answered 200 (the tracer could do nothing else): say so in the log, at most once a minute. */

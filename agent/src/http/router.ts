@@ -54,7 +54,7 @@ export function router(routes: Routes): (req: http.IncomingMessage, res: http.Se
       // /v0.7/config included: a 404 there is how an Agent says remote configuration is off, which tracers accept quietly.
       return send(res, 404, 'not found\n')
     }
-    if (path === '/info') return send(res, 200, JSON.stringify(info(routes.port())), 'application/json')
+    if (path === '/info') return send(res, 200, JSON.stringify(info(routes.port(), intake.forwarding)), 'application/json')
     if (path === '/metrics') return sendMetrics(req, res, routes.metrics, routes.transactionMetrics, routes.api.status)
     if (path.startsWith('/api/')) {
       let view = routes.api
@@ -91,11 +91,14 @@ function prometheusFailed(res: http.ServerResponse, err: PromqlError, prometheus
  * What tracers read from `/info`: the endpoints they may use. The version is the Agent API this
  * agent speaks (7.34 brought `/v0.1/pipeline_stats`); the `/v0.6/stats` endpoint is not listed,
  * so that tracers do not compute client-side stats and drop traces for an agent that keeps none.
+ * `pathwise_sparse_sketches` tells pathwise that it may send sketches in their sparse form.
  */
-function info(port: number): object {
+function info(port: number, forwarding: boolean): object {
   return {
     version: '7.34.0-pathwise',
     pathwise_version: VERSION,
+    // it reads DDSketches' binCounts map; a Datadog Agent it forwards to might not
+    pathwise_sparse_sketches: !forwarding,
     endpoints: ['/v0.4/traces', '/v0.5/traces', '/v0.7/traces', '/v0.1/pipeline_stats', '/telemetry/proxy/', '/info'],
     feature_flags: [],
     client_drop_p0s: false,

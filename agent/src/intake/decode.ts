@@ -172,6 +172,15 @@ function hashAt(o: Obj, key: string, path: string, required: boolean): bigint {
   throw schemaError(`${path}${key}`, 'is not a 64-bit integer')
 }
 
+/** An optional count: a non-negative integer, 0 when missing. */
+function countAt(o: Obj, key: string): number {
+  const v = o[key]
+  if (v === undefined || v === null) return 0
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v
+  if (typeof v === 'bigint' && v >= 0n) return Number(v)
+  throw schemaError(key, 'is not a non-negative integer')
+}
+
 function sketchAt(o: Obj, key: string, path: string, required: boolean): Sketch {
   const v = o[key]
   if (v === undefined || v === null) {
@@ -198,6 +207,7 @@ function transferOf(v: unknown, out: TransferWriter): TransferPayload {
     version: stringAt(o, 'Version', '', false),
     lang: stringAt(o, 'Lang', '', false),
     tracerVersion: stringAt(o, 'TracerVersion', '', false),
+    droppedPoints: countAt(o, 'PathwiseDroppedPoints'),
     ...out.finish(),
     transactions: transactions.finish(),
   }

@@ -28,6 +28,8 @@ export interface TransferPayload {
   text: Uint8Array
   /** The buckets' transaction records, where the payload has some. */
   transactions?: TransactionsWire
+  /** Checkpoints the tracer's point cap dropped since its previous payload (pathwise's `PathwiseDroppedPoints`). */
+  droppedPoints: number
 }
 
 /** A payload whose transfer form would be larger than TransferWriter's limit. */

@@ -34,8 +34,8 @@ export interface Series {
   cells: Map<number, Cell>
 }
 
-/** The backlog types kafka_produce, kafka_commit and kafka_high_watermark, without their `kafka_`, and nats_pending. */
-export type BacklogKind = 'produce' | 'commit' | 'high_watermark' | 'nats_pending'
+/** The backlog types kafka_produce, kafka_commit and kafka_high_watermark, without their `kafka_`, nats_pending, and queue_depth (messages waiting in a queue). */
+export type BacklogKind = 'produce' | 'commit' | 'high_watermark' | 'nats_pending' | 'queue_depth'
 
 export interface BacklogSeries {
   key: string
@@ -48,9 +48,26 @@ export interface BacklogSeries {
   group: string
   /** Kafka cluster id; '' when the tracer did not know it. */
   cluster: string
+  /** queue_depth: the queue's transport (`queue_type`, e.g. rabbitmq) and the state of the messages counted (`state`, e.g. ready). */
+  queueType?: string
+  state?: string
   tags: string[]
   /** Bucket start (ms) → highest offset seen in that bucket. */
   values: Map<number, number>
+}
+
+/**
+ * Sends a pathwise tracer checkpointed but whose send finally failed, per service, transport
+ * and destination: the `pathwise_failed_sends` backlogs, whose values are counts, summed.
+ */
+export interface FailedSendSeries {
+  key: string
+  service: string
+  /** The transport, as the produce checkpoint's `type` tag: kafka, sqs, sns, ... */
+  transport: string
+  topic: string
+  /** Bucket start (ms) → sends that failed in that bucket. */
+  counts: Map<number, number>
 }
 
 export interface StoreOptions {
@@ -70,6 +87,9 @@ export interface StoreCounters {
   outOfWindow: number
 }
 
+/** The tag of pathwise's failed-send backlogs. */
+const FAILED_SENDS = 'type:pathwise_failed_sends'
+
 /** How far ahead of the agent's clock a bucket may start (tracer clock skew). */
 const MAX_FUTURE_MS = 10 * 60_000
 
@@ -80,6 +100,7 @@ export class Store {
   private readonly maxCells: number
   private readonly seriesMap = new Map<string, Series>()
   private readonly backlogMap = new Map<string, BacklogSeries>()
+  private readonly failedMap = new Map<string, FailedSendSeries>()
   private cellCount = 0
   /** Cells and backlog values changed since `takeDirty`, for persistence. */
   private dirtyCells = new Map<string, Set<number>>()
@@ -96,7 +117,7 @@ export class Store {
   }
 
   get seriesCount(): number {
-    return this.seriesMap.size + this.backlogMap.size
+    return this.seriesMap.size + this.backlogMap.size + this.failedMap.size
   }
 
   get cells(): number {
@@ -109,6 +130,10 @@ export class Store {
 
   backlogs(): IterableIterator<BacklogSeries> {
     return this.backlogMap.values()
+  }
+
+  failedSends(): IterableIterator<FailedSendSeries> {
+    return this.failedMap.values()
   }
 
   ingest(payload: IntakePayload): void {
@@ -135,7 +160,8 @@ export class Store {
           this.counters.outOfWindow++
           continue
         }
-        this.recordBacklog(b.tags, start, b.value)
+        if (b.tags.includes(FAILED_SENDS)) this.recordFailedSends(payload.service, b.tags, start, b.value)
+        else this.recordBacklog(b.tags, start, b.value)
       }
     }
   }
@@ -169,11 +195,12 @@ export class Store {
 
   /**
    * Keeps the highest value per key and bucket. Only Kafka produce, commit and high watermark
-   * offsets and JetStream consumers' pending counts are read; other types are ignored.
+   * offsets, JetStream consumers' pending counts and queue depths are read; other types are ignored.
    */
   recordBacklog(tags: string[], start: number, value: number, dirty = true): void {
     const map = tagMap(tags)
     const type = map.get('type')
+    if (type === 'queue_depth') return this.recordQueueDepth(tags, map, start, value, dirty)
     const kind: BacklogKind | null =
       type === 'kafka_produce' ? 'produce' : type === 'kafka_commit' ? 'commit' : type === 'kafka_high_watermark' ? 'high_watermark' : type === 'nats_pending' ? 'nats_pending' : null
     const nats = kind === 'nats_pending'
@@ -183,13 +210,28 @@ export class Store {
     const group = kind === 'commit' || nats ? (map.get('consumer_group') ?? '') : ''
     const cluster = map.get('kafka_cluster_id') ?? ''
     const key = `${kind}\u0000${cluster}\u0000${group}\u0000${topic}\u0000${partition}`
+    this.keepBacklog(key, () => ({ key, kind, topic, partition, group, cluster, tags: [...tags], values: new Map() }), start, value, dirty)
+  }
+
+  /** A queue's depth in a state (`type:queue_depth`, `queue_type`, `topic`, `state`), highest per bucket. */
+  private recordQueueDepth(tags: string[], map: Map<string, string>, start: number, value: number, dirty: boolean): void {
+    const queueType = map.get('queue_type')
+    const topic = map.get('topic')
+    const state = map.get('state') ?? ''
+    if (!queueType || !topic) return
+    const key = `queue_depth\u0000${queueType}\u0000${state}\u0000${topic}`
+    const make = (): BacklogSeries => ({ key, kind: 'queue_depth', topic, partition: '', group: '', cluster: '', queueType, state, tags: [...tags], values: new Map() })
+    this.keepBacklog(key, make, start, value, dirty)
+  }
+
+  private keepBacklog(key: string, make: () => BacklogSeries, start: number, value: number, dirty: boolean): void {
     let series = this.backlogMap.get(key)
     if (!series) {
       if (this.seriesCount >= this.maxSeries) {
         this.counters.dropped++
         return
       }
-      series = { key, kind, topic, partition, group, cluster, tags: [...tags], values: new Map() }
+      series = make()
       this.backlogMap.set(key, series)
     }
     const old = series.values.get(start)
@@ -197,6 +239,25 @@ export class Store {
       series.values.set(start, value)
       if (dirty) markDirty(this.dirtyBacklogs, key, start)
     }
+  }
+
+  /** Adds a tracer's count of failed sends in a bucket (several payloads, or hosts of one service, add up). */
+  recordFailedSends(service: string, tags: string[], start: number, value: number): void {
+    const map = tagMap(tags)
+    const transport = map.get('transport') ?? ''
+    const topic = map.get('topic') ?? map.get('exchange') ?? ''
+    if (!Number.isFinite(value) || value <= 0) return
+    const key = `${service}\u0000${transport}\u0000${topic}`
+    let series = this.failedMap.get(key)
+    if (!series) {
+      if (this.seriesCount >= this.maxSeries) {
+        this.counters.dropped++
+        return
+      }
+      series = { key, service, transport, topic, counts: new Map() }
+      this.failedMap.set(key, series)
+    }
+    series.counts.set(start, (series.counts.get(start) ?? 0) + value)
   }
 
   /** Drops everything older than the window. */
@@ -215,6 +276,10 @@ export class Store {
     for (const [key, s] of this.backlogMap) {
       for (const b of s.values.keys()) if (b <= oldest) s.values.delete(b)
       if (s.values.size === 0) this.backlogMap.delete(key)
+    }
+    for (const [key, s] of this.failedMap) {
+      for (const b of s.counts.keys()) if (b <= oldest) s.counts.delete(b)
+      if (s.counts.size === 0) this.failedMap.delete(key)
     }
   }
 

@@ -23,6 +23,8 @@ export interface EdgeInfo {
   topic?: string
   /** The Kafka consumer group. */
   group?: string
+  /** The exchange a RabbitMQ publish names where it names no queue (an `exchange` tag and no `topic` tag): drawn as an exchange. */
+  exchange?: string
 }
 
 export function edgeInfo(tags: readonly string[]): EdgeInfo {
@@ -33,6 +35,7 @@ export function edgeInfo(tags: readonly string[]): EdgeInfo {
     type: map.get('type') || undefined,
     topic: map.get('topic') || map.get('exchange') || undefined,
     group: map.get('group') || undefined,
+    exchange: map.get('topic') ? undefined : map.get('exchange') || undefined,
   }
 }
 

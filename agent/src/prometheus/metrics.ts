@@ -129,6 +129,8 @@ export class Metrics {
     this.offsets.reset()
     this.offsetTimes.reset()
     for (const b of this.store.backlogs()) {
+      // Kafka offsets only: a queue's depth is no offset (it is the lag itself, views/lag.ts).
+      if (b.kind === 'queue_depth') continue
       let latest = -Infinity
       let value = 0
       for (const [start, v] of b.values) if (start > latest) [latest, value] = [start, v]

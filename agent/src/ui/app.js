@@ -44,6 +44,7 @@ function edgeLines(e) {
   const lines = [`${rate(e.rate)} msg/s${e.count > 0 && e.filling === e.count ? ' (filling)' : ''}`, `p99 ${ms(e.latency?.p99)}`]
   if (e.group) lines.push(`group ${e.group}`)
   if (e.lag && e.lag.messages != null) lines.push(`lag ${e.lag.messages}`)
+  if (e.failedSends) lines.push(`${e.failedSends} failed sends`)
   return lines
 }
 const map = createMap($('map'), { nodeLines, edgeLines, onSelect: select })
@@ -113,7 +114,10 @@ function renderStatus(s) {
   const queues = s.nodes.length - services
   const last = s.status.lastPayloadAt ? `last payload ${Math.max(0, Math.round((s.now - s.status.lastPayloadAt) / 1000))} s ago` : 'no payload yet'
   const fleet = s.status.prometheus ? ` · the agents Prometheus at ${s.status.prometheus} scrapes` : ''
-  status.textContent = `${count(services, 'service')} · ${count(queues, 'queue')} · ${count(s.edges.length, 'edge')} · ${count(s.status.payloads.accepted, 'payload')} (${s.status.payloads.rejected} rejected) · ${last}${fleet}`
+  // checkpoints tracers' own point caps dropped, as pathwise says in its payloads
+  const capped = Object.values(s.status.points.droppedByTracers ?? {}).reduce((sum, n) => sum + n, 0)
+  const dropped = capped > 0 ? ` · ${count(capped, 'checkpoint')} dropped by tracers' point caps` : ''
+  status.textContent = `${count(services, 'service')} · ${count(queues, 'queue')} · ${count(s.edges.length, 'edge')} · ${count(s.status.payloads.accepted, 'payload')} (${s.status.payloads.rejected} rejected)${dropped} · ${last}${fleet}`
   status.className = 'status live'
   $('empty').textContent = s.status.prometheus
     ? `Waiting for data: no agent that Prometheus at ${s.status.prometheus} scrapes has reported yet.`

@@ -214,7 +214,8 @@ export function createMap(svg, { nodeLines, edgeLines, onSelect }) {
     for (const { item, x, y, width: w, height: h } of layout.nodes) {
       const { data: n, lines } = item
       const group = el('g', { class: `node ${n.kind} ${n.type ?? ''}`, 'data-node-id': n.id, transform: `translate(${x - w / 2},${y - h / 2})` })
-      group.append(el('rect', { width: w, height: h, rx: n.kind === 'service' ? 6 : 18 }))
+      // Services square-ish, queues round, exchanges (which route, and hold nothing) square.
+      group.append(el('rect', { width: w, height: h, rx: n.kind === 'service' ? 6 : n.kind === 'exchange' ? 0 : 18 }))
       lines.forEach((line, i) => group.append(el('text', { class: i === 0 ? 'name' : i === 1 ? 'kind' : 'stats', x: 13, y: 10 + (i + 1) * LINE - 3 }, line)))
       parts.push(group)
     }

@@ -1,4 +1,4 @@
-import { lagHistory, lagRows, natsLagHistory, type LagHistory, type LagRow } from './lag.js'
+import { lagHistory, lagRows, natsLagHistory, queueLag, type LagHistory, type LagRow } from './lag.js'
 import { mergeCells, rangeOf, type Range } from '../model/range.js'
 import { quantilesOf, type Quantiles } from '../model/sketch.js'
 import { BUCKET_MS, type Store } from '../model/store.js'
@@ -12,7 +12,7 @@ import type { ViewCache } from './view-cache.js'
  *   GET /api/summary?range=60   everything below in one answer (what the page polls)
  *   GET /api/topology           nodes and edges
  *   GET /api/pathways           pathways with end-to-end latency
- *   GET /api/lag                Kafka consumer lag per group, topic and partition
+ *   GET /api/lag                Kafka consumer lag per group, topic and partition (a queue's lag is on its consume edges)
  *   GET /api/edge?id=EDGE_ID    one edge: its latency and throughput per bucket, and its lag
  *   GET /api/status             intake counters and settings
  * `range` (seconds, default 60, at most the window) is how far back rates and quantiles look.
@@ -26,7 +26,8 @@ export interface Status {
   windowSeconds: number
   /** Pipeline stats payloads accepted and rejected; `other`: trace, stats and telemetry payloads taken and dropped. */
   payloads: { accepted: number; rejected: number; other: number }
-  points: { received: number; dropped: number; outOfWindow: number }
+  /** `droppedByTracers`: checkpoints tracers' own point caps dropped (pathwise says so in its payloads), by service. */
+  points: { received: number; dropped: number; outOfWindow: number; droppedByTracers: Record<string, number> }
   series: number
   cells: number
   lastPayloadAt: number | null
@@ -107,6 +108,8 @@ function computeSummary(store: Store, range: Range): SummaryBody {
   const { nodes, edges } = topology(store, range)
   const lag = lagRows(store, range)
   for (const e of edges) {
+    const depth = e.kind === 'consume' && e.type !== 'kafka' && e.topic ? queueLag(store, e.type, e.topic, e.rate) : null
+    if (depth !== null) e.lag = depth
     const rows = lagOf(e, lag)
     if (rows.length === 0) continue
     e.lag = {
@@ -114,6 +117,7 @@ function computeSummary(store: Store, range: Range): SummaryBody {
       seconds: rows.some((r) => r.lagSeconds === null) ? null : Math.max(...rows.map((r) => r.lagSeconds ?? 0)),
     }
   }
+  addFailedSends(store, edges, range)
   return { rangeSeconds: range.rangeMs / 1000, nodes, edges, pathways: pathways(store, range), lag }
 }
 
@@ -129,6 +133,17 @@ const LARGE_SERIES = 2_000
 
 const secondsOf = (store: Store, rangeSeconds: number): number =>
   Number.isFinite(rangeSeconds) ? Math.min(Math.max(rangeSeconds, 10), store.windowMs / 1000) : DEFAULT_RANGE_S
+
+/** Each produce edge's failed sends over the range, from its service's `pathwise_failed_sends` backlogs. */
+function addFailedSends(store: Store, edges: EdgeView[], range: Range): void {
+  for (const f of store.failedSends()) {
+    let count = 0
+    for (const [start, n] of f.counts) if (start >= range.from) count += n
+    if (count === 0) continue
+    const edge = edges.find((e) => e.kind === 'produce' && e.from === `service:${f.service}` && e.type === f.transport && e.topic === f.topic)
+    if (edge) edge.failedSends = (edge.failedSends ?? 0) + count
+  }
+}
 
 function rangeFor(store: Store, rangeSeconds: number): Range {
   return rangeOf(store.now(), secondsOf(store, rangeSeconds) * 1000, [...store.series()].map((s) => s.cells))

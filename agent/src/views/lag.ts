@@ -83,7 +83,7 @@ function produceRate(s: BacklogSeries, range: Range): number | null {
 }
 
 function split(store: Store): Record<BacklogKind, BacklogSeries[]> {
-  const kinds: Record<BacklogKind, BacklogSeries[]> = { produce: [], commit: [], high_watermark: [], nats_pending: [] }
+  const kinds: Record<BacklogKind, BacklogSeries[]> = { produce: [], commit: [], high_watermark: [], nats_pending: [], queue_depth: [] }
   for (const s of store.backlogs()) kinds[s.kind].push(s)
   return kinds
 }
@@ -213,4 +213,20 @@ export function natsLagHistory(store: Store, group: string): LagHistory[] {
     .nats_pending.filter((p) => p.group === group)
     .map((p) => ({ partition: p.topic, cluster: '', points: samples(p) }))
     .sort((a, b) => a.partition.localeCompare(b.partition))
+}
+
+/** The states of a queue's messages that its consumers have yet to take (RabbitMQ's ready messages, BullMQ's waiting jobs). */
+const WAITING_STATES = new Set(['ready', 'waiting'])
+
+/**
+ * The lag of a queue's consumers where clients report its depth (`queue_depth` backlogs): the
+ * messages waiting, the latest depth reported (summed over the waiting states); in seconds, that
+ * many divided by the rate the queue's consumers take them (`consumeRate`, messages per second:
+ * how long the backlog takes to drain at that rate). Null when no depth of the queue is known.
+ */
+export function queueLag(store: Store, queueType: string, queue: string, consumeRate: number): { messages: number; seconds: number | null } | null {
+  const depths = [...store.backlogs()].filter((s) => s.kind === 'queue_depth' && s.queueType === queueType && s.topic === queue && WAITING_STATES.has(s.state ?? ''))
+  if (depths.length === 0) return null
+  const messages = depths.reduce((sum, s) => sum + latest(s)[1], 0)
+  return { messages, seconds: messages === 0 ? 0 : consumeRate > 0 ? messages / consumeRate : null }
 }

@@ -1,7 +1,7 @@
 import { mergeCells, type Range } from '../model/range.js'
 import { quantilesOf, type Quantiles } from '../model/sketch.js'
 import type { Series, Store } from '../model/store.js'
-import { queueRole } from '../model/tags.js'
+import { queueRole, type EdgeInfo } from '../model/tags.js'
 
 /**
  * The pipeline from the stats points. Edge tags give the hops: `direction:out, topic:T, type:X`
@@ -12,12 +12,14 @@ import { queueRole } from '../model/tags.js'
  * the consumer's point is the end-to-end latency. Kinesis carries no context, so its consume
  * points start a new segment (parent 0): such a segment is joined to the produce points into the
  * same stream, and the latency of the joined pathway is the sum of the segments' quantiles,
- * which is an approximation (quantiles do not add).
+ * which is an approximation (quantiles do not add). A RabbitMQ publish to a named exchange
+ * (`exchange:X`, no topic) goes to an exchange node; a consume from queue Q whose parent published
+ * to exchange X makes a route edge X → Q, the binding the message took.
  */
 
 export interface NodeView {
   id: string
-  kind: 'service' | 'queue'
+  kind: 'service' | 'queue' | 'exchange'
   name: string
   /** Queues: kafka, sqs, kinesis, ... */
   type?: string
@@ -34,9 +36,11 @@ export interface EdgeView {
   id: string
   from: string
   to: string
-  kind: 'produce' | 'consume' | 'direct'
+  kind: 'produce' | 'consume' | 'direct' | 'route'
   type: string
   topic?: string
+  /** Produce edges into an exchange, route edges out of one: its name. */
+  exchange?: string
   group?: string
   /** Messages over the range. */
   count: number
@@ -48,8 +52,10 @@ export interface EdgeView {
   latency: Quantiles | null
   /** Payload size (bytes). */
   payloadSize: Quantiles | null
-  /** Kafka consume edges: the group's lag on the topic, summed over partitions (seconds: the largest). */
+  /** Kafka consume edges: the group's lag on the topic, summed over partitions (seconds: the largest); a queue's consume edges: its depth where clients report it (views/lag.ts queueLag). */
   lag?: { messages: number | null; seconds: number | null }
+  /** Produce edges of pathwise tracers: sends checkpointed over the range whose send finally failed (counted in `count` too). */
+  failedSends?: number
 }
 
 export interface PathwayView {
@@ -78,6 +84,13 @@ export interface Topology {
 
 const serviceId = (name: string): string => `service:${name}`
 const queueId = (type: string, topic: string): string => `${type}:${topic}`
+const exchangeId = (type: string, name: string): string => `${type}:exchange:${name}`
+
+/** The node a point's hop goes through: its queue (topic, stream), or the exchange a RabbitMQ publish names; null for a direct hop. */
+function hopId(info: EdgeInfo): string | null {
+  if (!info.type || !info.topic) return null
+  return info.exchange !== undefined ? exchangeId(info.type, info.exchange) : queueId(info.type, info.topic)
+}
 
 export interface EdgeAcc {
   view: Omit<EdgeView, 'count' | 'filling' | 'rate' | 'latency' | 'payloadSize' | 'lag'>
@@ -103,12 +116,17 @@ export function collectEdges(store: Store): Map<string, EdgeAcc> {
     acc.series.push(s)
   }
   for (const s of store.series()) {
-    const { direction, type, topic, group } = s.info
+    const { direction, type, topic, group, exchange } = s.info
     const svc = serviceId(s.service)
-    if (direction && type && topic) {
-      const q = queueId(type, topic)
-      if (direction === 'out') add({ id: `${svc}>${q}`, from: svc, to: q, kind: 'produce', type, topic }, s)
-      else add({ id: `${q}>${svc}${group ? `#${group}` : ''}`, from: q, to: svc, kind: 'consume', type, topic, group }, s)
+    const q = hopId(s.info)
+    if (direction && type && q) {
+      if (direction === 'out') add({ id: `${svc}>${q}`, from: svc, to: q, kind: 'produce', type, topic, ...(exchange !== undefined && { exchange }) }, s)
+      else {
+        add({ id: `${q}>${svc}${group ? `#${group}` : ''}`, from: q, to: svc, kind: 'consume', type, topic, group }, s)
+        const up = s.parent !== 0n ? hashes.get(s.parent) : undefined
+        const x = up?.info.direction === 'out' && up.info.type === type && up.info.exchange !== undefined ? up.info.exchange : undefined
+        if (x !== undefined) add({ id: `${exchangeId(type, x)}>${q}`, from: exchangeId(type, x), to: q, kind: 'route', type, topic, exchange: x }, s)
+      }
     } else if (s.parent !== 0n) {
       const up = hashes.get(s.parent)
       if (up && up.service !== s.service) {
@@ -134,7 +152,8 @@ export function topology(store: Store, range: Range): Topology {
   for (const { view, series } of edges.values()) {
     const m = mergeCells(series.map((s) => s.cells), range)
     // A first producer's points time no hop before them (their edge latency is 0): such an edge has no latency.
-    const latency = view.kind === 'produce' && m.edge.zeroCount === m.edge.count ? null : quantilesOf(m.edge)
+    // A route edge's points are its queue's consumes, whose latency is the consume edge's.
+    const latency = (view.kind === 'produce' && m.edge.zeroCount === m.edge.count) || view.kind === 'route' ? null : quantilesOf(m.edge)
     edgeViews.push({ ...view, count: m.count, filling: m.filling, rate: m.rate, latency, payloadSize: quantilesOf(m.size) })
     if (view.kind === 'consume') push(queueOut, view.from, ...series)
   }
@@ -151,7 +170,9 @@ export function topology(store: Store, range: Range): Topology {
       if (nodes.has(id) || e.kind === 'direct') continue
       const out = queueOut.get(id) ?? []
       const p99 = out.length > 0 ? quantilesOf(mergeCells(out.map((s) => s.cells), range).edge)?.p99 ?? null : null
-      nodes.set(id, { id, kind: 'queue', name: e.topic ?? id, type: e.type, role: queueRole(e.type), inRate: 0, outRate: 0, p99 })
+      const exchange = (e.kind === 'produce' && id === e.to) || (e.kind === 'route' && id === e.from) ? e.exchange : undefined
+      if (exchange !== undefined) nodes.set(id, { id, kind: 'exchange', name: exchange, type: e.type, role: 'exchange', inRate: 0, outRate: 0, p99: null })
+      else nodes.set(id, { id, kind: 'queue', name: e.topic ?? id, type: e.type, role: queueRole(e.type), inRate: 0, outRate: 0, p99 })
     }
     nodes.get(e.from)!.outRate += e.rate
     nodes.get(e.to)!.inRate += e.rate
@@ -243,8 +264,8 @@ function view(chain: Chain, end: Series, range: Range): PathwayView {
   }
   for (const segment of chain.segments) {
     for (const p of segment) {
-      const { direction, type, topic } = p.info
-      const q = type && topic ? queueId(type, topic) : null
+      const { direction } = p.info
+      const q = hopId(p.info)
       if (direction === 'in' && q) visit(q)
       visit(serviceId(p.service))
       if (direction === 'out' && q) visit(q)
