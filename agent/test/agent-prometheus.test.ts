@@ -3,7 +3,8 @@
  * two agents every second, each fed half of the pipeline's services; a third agent is fed all of
  * them and is not scraped. The fleet view (`pathwise agent --prometheus URL`) must show the same
  * nodes, edges and pathways as the single agent, with the same counts, rates within 5%, quantiles
- * within the error the README states, and the same Kafka lag, of two clusters too; names as odd as
+ * within the error the README states, and the same Kafka lag, of two clusters too, queue depths
+ * (the highest of the agents) and failed sends (summed over the agents); names as odd as
  * tracers may send (empty, lone surrogates, 1 KB, quotes, backslashes, newlines) come back the
  * same; a first producer's edge has no latency in both; transactions are read from Prometheus; the
  * agents' /metrics pass `promtool check metrics`. Prometheus is then stopped: the view answers 502
@@ -85,15 +86,32 @@ function pipeline(from: number): ServicePayload[] {
         ]
       }),
     })
-    // First producers (edge latency 0: no latency) with odd names.
+    // The invoices queue's depth, sampled by its consumer (half A) and by a watcher (half B): the highest counts; delayed messages are no lag.
+    const depth = (state: string, value: number) => ({ tags: ['type:queue_depth', 'queue_type:sqs', 'topic:invoices', `state:${state}`], value })
+    byService.get('mailer')!.buckets.push({ startMs, backlogs: [depth('ready', 30 + i), depth('delayed', 7)] })
+    const watcher = byService.get('invoices-watch') ?? { service: 'invoices-watch', buckets: [] }
+    byService.set('invoices-watch', watcher)
+    watcher.buckets.push({ startMs, backlogs: [depth('ready', 40 + i)] })
+    // Sends of billing's that failed (another host of billing reports more: FAILED_ELSEWHERE).
+    byService.get('billing')!.buckets.push({ startMs, backlogs: [failedSends('sqs', 'invoices', 2)] })
+    // First producers (edge latency 0: no latency) with odd names, and a failed send each.
     ODD_NAMES.forEach((name, k) => {
       const odd = byService.get(name) ?? { service: name, env: ODD_NAMES[(k + 1) % ODD_NAMES.length], buckets: [] }
       byService.set(name, odd)
-      odd.buckets.push({ startMs, points: [{ tags: ['direction:out', `topic:t-${name}`, 'type:kafka'], hash: 0x7000n + BigInt(k), edge: [0, 0, 0], pathway: [0, 0, 0] }] })
+      odd.buckets.push({
+        startMs,
+        points: [{ tags: ['direction:out', `topic:t-${name}`, 'type:kafka'], hash: 0x7000n + BigInt(k), edge: [0, 0, 0], pathway: [0, 0, 0] }],
+        backlogs: [failedSends('kafka', `t-${name}`, 1)],
+      })
     })
   }
   return [...byService.values()]
 }
+
+const failedSends = (transport: string, topic: string, value: number) => ({ tags: ['type:pathwise_failed_sends', `topic:${topic}`, `transport:${transport}`], value })
+
+/** A second host of billing, reporting to the other agent: its failed sends add up with billing's. */
+const FAILED_ELSEWHERE = (from: number): ServicePayload => ({ service: 'billing', buckets: [{ startMs: from, backlogs: [failedSends('sqs', 'invoices', 5)] }] })
 
 /** Whether two answers have the same keys and value types, recursively; null stands for any value (a latency or rate not known yet). */
 function sameShape(a: unknown, b: unknown, path = 'answer'): void {
@@ -151,6 +169,9 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
       const body = pathwisePayload(p.service, p.buckets, p.env)
       for (const agent of [HALF_A.has(p.service) ? a : b, whole]) assert.equal((await postStats(agent.url, body)).status, 200)
     }
+    const elsewhere = FAILED_ELSEWHERE(range.from)
+    for (const agent of [HALF_A.has('billing') ? b : a, whole]) assert.equal((await postStats(agent.url, pathwisePayload(elsewhere.service, elsewhere.buckets))).status, 200)
+    sent.push(elsewhere)
     single = await getJson<Summary>(whole.url, `/api/summary?range=${RANGE_S}`)
 
     // Transactions: ids whose checkpoints all reach one agent (an agent pairs what it sees).
@@ -163,11 +184,20 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
     }
 
     const messages = single.edges.reduce((sum, e) => sum + e.count, 0)
-    const offsets = [...whole.store.backlogs()].length
+    const backlogs = [...whole.store.backlogs()]
+    const offsets = backlogs.filter((b) => b.kind !== 'queue_depth').length
+    // Each agent's depths of a queue and state: two of 'ready', one of 'delayed'.
+    const depths = 3
+    const failed = [...whole.store.failedSends()].reduce((n, f) => n + [...f.counts.values()].reduce((a, b) => a + b, 0), 0)
     await waitFor(
-      'Prometheus to scrape every message and offset',
-      async () => [await promQuery(promUrl, 'sum(pathwise_edge_latency_seconds_count)'), await promQuery(promUrl, 'count(pathwise_kafka_offset)')],
-      ([m, o]) => Number(m[0]?.value[1]) === messages && Number(o[0]?.value[1]) === offsets,
+      'Prometheus to scrape every message, offset, depth and failed send',
+      async () =>
+        Promise.all(
+          ['sum(pathwise_edge_latency_seconds_count)', 'count(pathwise_kafka_offset)', 'count(pathwise_queue_depth)', 'sum(pathwise_failed_sends_total)'].map(async (q) =>
+            Number((await promQuery(promUrl, q))[0]?.value[1]),
+          ),
+        ),
+      (counts) => counts.join() === [messages, offsets, depths, failed].join(),
       30_000,
     )
     fleet = await getJson<Summary>(view.url, `/api/summary?range=${RANGE_S}`)
@@ -239,6 +269,18 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
     assert.equal(fleetStatus.payloads.accepted, sent.length + 2, 'the payloads both halves took (and one of transactions each)')
   })
 
+  test("a queue's depth on its consume edge (the highest of the agents, delayed messages left out) and failed sends on their produce edges (summed), as in one agent", () => {
+    const mailer = (s: Summary) => s.edges.find((e) => e.kind === 'consume' && e.type === 'sqs' && e.topic === 'invoices')!
+    assert.equal(single.lag.length, 4, 'a queue is no row of the Kafka lag')
+    assert.equal(mailer(single).lag?.messages, 45)
+    assert.equal(mailer(fleet).lag?.messages, 45)
+    within(mailer(fleet).lag?.seconds ?? NaN, mailer(single).lag?.seconds ?? NaN, 0.05, 'the queue lag in seconds, at the edge rate')
+    const failedOf = (s: Summary) => s.edges.filter((e) => e.failedSends !== undefined).map((e) => [e.id, e.failedSends])
+    assert.deepEqual(failedOf(single).find(([id]) => id === 'service:billing>sqs:invoices'), ['service:billing>sqs:invoices', 6 * 2 + 5])
+    assert.equal(failedOf(single).length, 1 + ODD_NAMES.length, "billing's and each odd name's")
+    assert.deepEqual(failedOf(fleet), failedOf(single))
+  })
+
   test("an edge's chart and lag history from Prometheus", async () => {
     const id = 'kafka:orders>service:billing#billing'
     const detail = await waitFor(
@@ -272,7 +314,7 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
     )
   })
 
-  test('a range that starts after the burst counts none of it: a series older than the range is counted from its value then', async () => {
+  test('a range that starts after the burst counts none of it: a series or failed-send counter older than the range is counted from its value then', async () => {
     const later = await waitFor(
       'the burst to be older than 10 s',
       () => getJson<Summary>(view.url, '/api/summary?range=10'),
@@ -284,6 +326,8 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
       single.edges.map((e) => e.id),
     )
     assert.equal(later.pathways.length, 0, 'no pathway has messages in the range')
+    // The failed-send counters were there before the range began: none of their sends is in it.
+    assert.deepEqual(later.edges.filter((e) => e.failedSends !== undefined), [])
   })
 
   test("the README's PromQL answers: lag per group and partition, p99 per consumer group", async () => {

@@ -8,7 +8,7 @@ import { collectGarbage } from './collect-garbage.js'
 import { readTransactions } from './fleet-transactions.js'
 import { LATENCY, SIZE, type Layout } from './histogram.js'
 import { fromLabel, pointKey, pointLabels, pointSeries } from './labels.js'
-import { Lease, PromqlBusy, PromqlClient, PromqlTooLarge, type PromqlOptions } from './promql.js'
+import { Lease, PromqlBusy, PromqlClient, PromqlTooLarge, type PromqlOptions, type RangeSeries } from './promql.js'
 import { instantAsker, rangeAsker, readFamily, signature, type FamilyQuery, type RangeHistogram } from './range-histograms.js'
 
 /**
@@ -23,11 +23,13 @@ import { instantAsker, rangeAsker, readFamily, signature, type FamilyQuery, type
  * chart (/api/edge) gets one cell per 10 s. A label set is read in shards of pathway hashes when
  * its answer would be too large for one (16, then 256), a shard at a time.
  *
- * Kafka offsets are read with the 10 s bucket each agent took them in
- * (`pathwise_kafka_offset_timestamp_seconds`), every 5 s over the window, and kept per bucket as an
- * agent keeps them, so that lag pairs offsets of the same moment (views/lag.ts). A bucket's offsets
- * are the latest of their agent for 10 s (the tracers' flush interval): a scrape every 10 s or more
- * often sees every bucket (README "Many hosts").
+ * Kafka offsets, JetStream pending counts and queue depths are read with the 10 s bucket each agent
+ * took them in (`pathwise_kafka_offset_timestamp_seconds`, `pathwise_queue_depth_timestamp_seconds`),
+ * every 5 s over the window, and kept per bucket as an agent keeps them (the highest of the agents),
+ * so that lag pairs offsets of the same moment (views/lag.ts). A bucket's offsets are the latest of
+ * their agent for 10 s (the tracers' flush interval): a scrape every 10 s or more often sees every
+ * bucket (README "Many hosts"). Failed sends are the agents' counters' increase over the range
+ * (a counter that first appears within it counts whole), summed, as an agent sums them.
  *
  * Memory: every answer is held against the client's budget until it is read into the store
  * (promql.ts), at most MAX_IN_FLIGHT views are built at once, and a snapshot is kept only while it is
@@ -72,6 +74,12 @@ interface Cached {
   /** How long it is reused once built. */
   ttl: number
 }
+
+/** The gauges of backlogs read per bucket: each value's gauge, the gauge of its bucket's start, and the backlog's tags from its labels. */
+const BACKLOG_GAUGES: ReadonlyArray<[string, string, (metric: Record<string, string>) => string[] | null]> = [
+  ['pathwise_kafka_offset', 'pathwise_kafka_offset_timestamp_seconds', backlogTags],
+  ['pathwise_queue_depth', 'pathwise_queue_depth_timestamp_seconds', depthTags],
+]
 
 interface OffsetSeries {
   tags: string[]
@@ -203,6 +211,7 @@ export class PrometheusSource {
     await this.family('size', rangeMs, t, (sets) => fill(cells, sets, SIZE, (c) => c.size))
     await this.refreshOffsets(t)
     for (const o of this.offsetSeries.values()) for (const [start, value] of o.values) store.recordBacklog(o.tags, start, value, false)
+    await this.readFailedSends(store, range.from, rangeMs, t)
     const [payloads, last] = await Promise.all([
       this.client.instant('sum by (result) (pathwise_intake_payloads_total)', t),
       this.client.instant('max(pathwise_last_payload_timestamp_seconds)', t),
@@ -258,26 +267,8 @@ export class PrometheusSource {
     const from = t - Math.ceil((t - Math.max(t - windowS, this.offsetsUntil - OFFSET_OVERLAP_S)) / OFFSET_STEP_S) * OFFSET_STEP_S
     const lease = new Lease(this.client.budget)
     try {
-      const [values, times] = await Promise.all([
-        this.client.range('pathwise_kafka_offset', from, t, OFFSET_STEP_S, lease),
-        this.client.range('pathwise_kafka_offset_timestamp_seconds', from, t, OFFSET_STEP_S, lease),
-      ])
-      const when = new Map<string, Map<number, number>>()
-      for (const s of times) when.set(signature(s.metric, ''), new Map(s.values))
-      for (const s of values) {
-        const tags = backlogTags(s.metric)
-        const at = when.get(signature(s.metric, ''))
-        if (!tags || !at) continue
-        const sig = signature(s.metric, '')
-        let o = this.offsetSeries.get(sig)
-        if (!o) this.offsetSeries.set(sig, (o = { tags, values: new Map() }))
-        for (const [time, value] of s.values) {
-          const bucket = at.get(time)
-          if (bucket === undefined || !Number.isFinite(value) || !Number.isFinite(bucket)) continue
-          const start = bucketStart(bucket * 1000)
-          if (!(value <= (o.values.get(start) ?? -Infinity))) o.values.set(start, value)
-        }
-      }
+      const answers = await Promise.all(BACKLOG_GAUGES.map(([values, times]) => Promise.all([values, times].map((q) => this.client.range(q, from, t, OFFSET_STEP_S, lease)))))
+      answers.forEach(([values, times], i) => this.keepOffsets(BACKLOG_GAUGES[i][0], values, times, BACKLOG_GAUGES[i][2]))
     } finally {
       lease.release()
     }
@@ -287,6 +278,51 @@ export class PrometheusSource {
       if (o.values.size === 0) this.offsetSeries.delete(sig)
     }
     this.offsetsUntil = Math.max(this.offsetsUntil, t)
+  }
+
+  /** Each bucket's highest value of a backlog gauge's series, by the bucket the agent took it in. */
+  private keepOffsets(name: string, values: RangeSeries[], times: RangeSeries[], tagsOf: (metric: Record<string, string>) => string[] | null): void {
+    const when = new Map<string, Map<number, number>>()
+    for (const s of times) when.set(signature(s.metric, ''), new Map(s.values))
+    for (const s of values) {
+      const tags = tagsOf(s.metric)
+      const at = when.get(signature(s.metric, ''))
+      if (!tags || !at) continue
+      const sig = `${name}:${signature(s.metric, '')}`
+      let o = this.offsetSeries.get(sig)
+      if (!o) this.offsetSeries.set(sig, (o = { tags, values: new Map() }))
+      for (const [time, value] of s.values) {
+        const bucket = at.get(time)
+        if (bucket === undefined || !Number.isFinite(value) || !Number.isFinite(bucket)) continue
+        const start = bucketStart(bucket * 1000)
+        if (!(value <= (o.values.get(start) ?? -Infinity))) o.values.set(start, value)
+      }
+    }
+  }
+
+  /**
+   * Each service's failed sends to a destination over the range, put in the range's first bucket:
+   * per agent, its counter's increase since the range's length ago, as the stats' counts are read
+   * (none then: the counter appeared within the range, and counts whole), a reset counting from 0.
+   */
+  private async readFailedSends(store: Store, firstBucket: number, rangeMs: number, t: number): Promise<void> {
+    const from = t - rangeMs / 1000
+    const lease = new Lease(this.client.budget)
+    try {
+      for (const s of await this.client.range('pathwise_failed_sends_total', from, t, OFFSET_STEP_S, lease)) {
+        let before: number | undefined
+        let count = 0
+        for (const [time, value] of s.values) {
+          if (!Number.isFinite(value)) continue
+          if (time > from) count += before === undefined || value < before ? value : value - before
+          before = value
+        }
+        const tags = [`transport:${fromLabel(s.metric.transport)}`, `topic:${fromLabel(s.metric.topic)}`]
+        if (count > 0) store.recordFailedSends(fromLabel(s.metric.service), tags, firstBucket, Math.round(count))
+      }
+    } finally {
+      lease.release()
+    }
   }
 
   /** The snapshot with one cell per 10 s for the series of one edge, for its chart. */
@@ -368,6 +404,12 @@ function backlogTags(metric: Record<string, string>): string[] | null {
   if (kind === 'commit' && group) tags.push(`consumer_group:${group}`)
   if (metric.kafka_cluster_id) tags.push(`kafka_cluster_id:${fromLabel(metric.kafka_cluster_id)}`)
   return tags
+}
+
+function depthTags(metric: Record<string, string>): string[] | null {
+  const queueType = fromLabel(metric.queue_type)
+  const topic = fromLabel(metric.topic)
+  return queueType && topic ? ['type:queue_depth', `queue_type:${queueType}`, `topic:${topic}`, `state:${fromLabel(metric.state)}`] : null
 }
 
 /** Adds each label set's messages to the sketch `pick` chooses in its cell, at the middle of their bucket. */

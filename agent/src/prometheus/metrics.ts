@@ -4,7 +4,8 @@ import type { Status } from '../views/api.js'
 import type { IntakePayload, IntakePoint } from '../model/payload.js'
 import { lagRows } from '../views/lag.js'
 import { rangeOf } from '../model/range.js'
-import type { Store } from '../model/store.js'
+import { FAILED_SENDS, type Store } from '../model/store.js'
+import { tagMap } from '../model/tags.js'
 import { Buckets, HistogramFamily, labelText, LATENCY, SIZE } from './histogram.js'
 import { pointLabels, toLabel } from './labels.js'
 
@@ -17,11 +18,19 @@ import { pointLabels, toLabel } from './labels.js'
  * (pathway) latency and payload size; their `_count` is the messages, their `_sum` the seconds or
  * bytes. Counters of several agents add up, so the fleet's quantiles come from the summed buckets,
  * written sparsely (histogram.ts). Kafka offsets are gauges, each with the start of the 10 s bucket
- * it was reported in, from which the fleet view pairs offsets of the same moment (views/lag.ts).
+ * it was reported in, from which the fleet view pairs offsets of the same moment (views/lag.ts);
+ * queue depths likewise. Failed sends are counters since the agent started, per service, transport
+ * and destination, which the fleet view reads as their increase over its range.
  */
 
 /** Label sets (stats point series) counted by default: as many as the store keeps series (--max-series). */
 export const DEFAULT_MAX_METRIC_SERIES = 10_000
+
+interface FailedSends {
+  labels: { service: string; transport: string; topic: string }
+  count: number
+  lastSeen: number
+}
 
 interface Counted {
   /** The labels as written between braces. */
@@ -48,6 +57,22 @@ export class Metrics {
     'pathwise_kafka_offset_timestamp_seconds',
     'Start of the 10 s bucket the latest offset of pathwise_kafka_offset was reported in (Unix seconds): offsets of the same bucket are of the same moment.',
   )
+  private readonly queueDepths = this.depthGauge(
+    'pathwise_queue_depth',
+    "Latest depth of a queue as its clients report it (trackQueueDepth): the messages or jobs in a state (RabbitMQ's ready, BullMQ's waiting, delayed, active, failed).",
+  )
+  private readonly queueDepthTimes = this.depthGauge(
+    'pathwise_queue_depth_timestamp_seconds',
+    'Start of the 10 s bucket the latest depth of pathwise_queue_depth was reported in (Unix seconds).',
+  )
+  private readonly failedSends = new Counter({
+    name: 'pathwise_failed_sends_total',
+    help: "Sends a pathwise tracer checkpointed whose send finally failed (pathwise_failed_sends backlogs), per service, transport and destination, since the agent started.",
+    labelNames: ['service', 'transport', 'topic'],
+    registers: [this.registry],
+  })
+  /** Failed sends by service, transport and destination, as many as label sets are counted. */
+  private readonly failed = new Map<string, FailedSends>()
   private readonly lagMessages = this.lagGauge('pathwise_kafka_lag_messages', 'Kafka consumer lag in messages, as this agent sees it.')
   private readonly lagSeconds = this.lagGauge('pathwise_kafka_lag_seconds', 'Kafka consumer lag in seconds (how long ago the partition\'s end was at the committed offset), as this agent sees it.')
   private readonly lastPayload = new Gauge({
@@ -63,7 +88,7 @@ export class Metrics {
   })
   private readonly dropped = new Counter({
     name: 'pathwise_metrics_points_dropped_total',
-    help: 'Stats points not counted in the histograms because --max-metric-series label sets were already counted.',
+    help: 'Stats points (or failed-send counts) not counted because --max-metric-series label sets were already counted.',
     registers: [this.registry],
   })
 
@@ -99,7 +124,28 @@ export class Metrics {
         c.size.addSketch(p.size)
         c.lastSeen = now
       }
+      for (const b of bucket.backlogs) if (b.tags.includes(FAILED_SENDS)) this.countFailedSends(payload.service, b.tags, b.value, now)
     }
+  }
+
+  /** Adds a `pathwise_failed_sends` backlog's count to its service's, transport's and destination's counter. */
+  private countFailedSends(service: string, tags: string[], value: number, now: number): void {
+    if (!Number.isFinite(value) || value <= 0) return
+    const map = tagMap(tags)
+    const transport = map.get('transport') ?? ''
+    const topic = map.get('topic') ?? map.get('exchange') ?? ''
+    const key = `${service}\u0000${transport}\u0000${topic}`
+    let f = this.failed.get(key)
+    if (!f) {
+      if (this.failed.size >= this.maxSeries) {
+        this.dropped.inc()
+        return
+      }
+      f = { labels: { service: toLabel(service), transport: toLabel(transport), topic: toLabel(topic) }, count: 0, lastSeen: now }
+      this.failed.set(key, f)
+    }
+    f.count += value
+    f.lastSeen = now
   }
 
   /** The label set of a point not seen as it is written (its tags in this order), or null past the cap. */
@@ -128,15 +174,25 @@ export class Metrics {
     }
     this.offsets.reset()
     this.offsetTimes.reset()
+    this.queueDepths.reset()
+    this.queueDepthTimes.reset()
     for (const b of this.store.backlogs()) {
-      // Kafka offsets only: a queue's depth is no offset (it is the lag itself, views/lag.ts).
-      if (b.kind === 'queue_depth') continue
       let latest = -Infinity
       let value = 0
       for (const [start, v] of b.values) if (start > latest) [latest, value] = [start, v]
-      const labels = { kind: b.kind, consumer_group: toLabel(b.group), topic: toLabel(b.topic), partition: toLabel(b.partition), kafka_cluster_id: toLabel(b.cluster) }
-      this.offsets.set(labels, value)
-      this.offsetTimes.set(labels, latest / 1000)
+      // A queue's depth is no offset (it is the lag itself, views/lag.ts): a gauge of its own.
+      const [values, times, labels] =
+        b.kind === 'queue_depth'
+          ? [this.queueDepths, this.queueDepthTimes, { queue_type: toLabel(b.queueType ?? ''), topic: toLabel(b.topic), state: toLabel(b.state ?? '') }]
+          : [this.offsets, this.offsetTimes, { kind: b.kind, consumer_group: toLabel(b.group), topic: toLabel(b.topic), partition: toLabel(b.partition), kafka_cluster_id: toLabel(b.cluster) }]
+      values.set(labels, value)
+      times.set(labels, latest / 1000)
+    }
+    this.failedSends.reset()
+    for (const [key, f] of this.failed) {
+      // Quiet for the whole window, as label sets: a count that comes back starts again (a counter reset).
+      if (f.lastSeen <= now - this.store.windowMs) this.failed.delete(key)
+      else this.failedSends.inc(f.labels, f.count)
     }
     this.lagMessages.reset()
     this.lagSeconds.reset()
@@ -166,6 +222,10 @@ export class Metrics {
 
   private offsetGauge(name: string, help: string): Gauge {
     return new Gauge({ name, help, labelNames: ['kind', 'consumer_group', 'topic', 'partition', 'kafka_cluster_id'], registers: [this.registry] })
+  }
+
+  private depthGauge(name: string, help: string): Gauge {
+    return new Gauge({ name, help, labelNames: ['queue_type', 'topic', 'state'], registers: [this.registry] })
   }
 
   private lagGauge(name: string, help: string): Gauge {
