@@ -2,6 +2,7 @@ import type { AgentLoadResults } from './agent-load.js'
 import type { PipelineResults } from './cases/pipeline.js'
 import type { HopsResults } from './cases/hops.js'
 import type { RabbitMqResults } from './cases/rabbitmq.js'
+import type { BullmqResults } from './cases/bullmq.js'
 import { ratio, type Figure } from './harness.js'
 
 /** The columns of the table: the two pathwise cores and dd-trace's processor. */
@@ -48,4 +49,6 @@ export interface Results {
   hops?: HopsResults
   /** Case 11, RabbitMQ (bench/cases/rabbitmq.ts), when it ran. */
   rabbitmq?: RabbitMqResults
+  /** Case 12, BullMQ jobs (bench/cases/bullmq.ts), when it ran. */
+  bullmq?: BullmqResults
 }

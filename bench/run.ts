@@ -3,7 +3,7 @@
  * (small sizes, 2–3 minutes; writes bench/results.local.json, which git ignores).
  * Options: --quick, --only=1,2 (case numbers; 7 is the pipeline, bench/cases/pipeline.ts; 9 the
  * agent under load, bench/agent-load.ts; 10 NATS and HTTP hops, bench/cases/hops.ts; 11 RabbitMQ,
- * bench/cases/rabbitmq.ts), --out=FILE.
+ * bench/cases/rabbitmq.ts; 12 BullMQ jobs, bench/cases/bullmq.ts), --out=FILE.
  * Prints case 7's tables, the table of the other cases and the targets; progress goes to stderr.
  */
 import { writeFileSync } from 'node:fs'
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { agentLoadNotes, agentLoadTable } from './agent-load.js'
 import { hopsTable } from './cases/hops.js'
 import { rabbitMqTable } from './cases/rabbitmq.js'
+import { bullmqTable } from './cases/bullmq.js'
 import { pipelineCpuTable, pipelineDerivedTable, pipelineNotes, pipelineThroughputTable } from './cases/pipeline-report.js'
 import { runSuite } from './suite.js'
 import { machineLine, table, targetList } from './table.js'
@@ -43,4 +44,5 @@ if (results.agentLoad !== undefined) {
 }
 if (results.hops !== undefined) process.stdout.write(`\nCase 10, NATS and HTTP hops: CPU µs per message (NATS) or request (HTTP) of the process (median, range over rounds):\n\n${hopsTable(results.hops)}\n`)
 if (results.rabbitmq !== undefined) process.stdout.write(`\nCase 11, RabbitMQ: CPU µs per message of the process (median, range over rounds):\n\n${rabbitMqTable(results.rabbitmq)}\n`)
+if (results.bullmq !== undefined) process.stdout.write(`\nCase 12, BullMQ jobs: CPU µs per job (add and process) of the process (median, range over rounds):\n\n${bullmqTable(results.bullmq)}\n`)
 process.stdout.write(`\nwritten to ${out}\n`)

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path'
 import os from 'node:os'
 import { runAgentLoad } from './agent-load.js'
 import { batchConsume } from './cases/batch-consume.js'
+import { runBullmq } from './cases/bullmq.js'
 import { cardinality } from './cases/cardinality.js'
 import { consume } from './cases/consume.js'
 import { core } from './cases/core.js'
@@ -34,6 +35,7 @@ export const PIPELINE_CASE = 7
 export const AGENT_LOAD_CASE = 9
 export const HOPS_CASE = 10
 export const RABBITMQ_CASE = 11
+export const BULLMQ_CASE = 12
 
 export interface SuiteOptions {
   quick: boolean
@@ -78,6 +80,13 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
     rabbitmq = await runRabbitMq(settings, options.log)
     options.log(`case ${RABBITMQ_CASE}: RabbitMQ done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
   }
+  let bullmq: Results['bullmq']
+  if (options.only === undefined || options.only.includes(BULLMQ_CASE)) {
+    const t = Date.now()
+    options.log(`case ${BULLMQ_CASE}: BullMQ jobs…`)
+    bullmq = await runBullmq(settings, options.log)
+    options.log(`case ${BULLMQ_CASE}: BullMQ jobs done in ${((Date.now() - t) / 1000).toFixed(1)} s`)
+  }
   const require = createRequire(import.meta.url)
   return {
     suite: options.quick ? 'quick' : 'full',
@@ -99,6 +108,7 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
       // Their package exports list no package.json.
       amqplib: versionOf(require.resolve('amqplib')),
       rhea: versionOf(require.resolve('rhea')),
+      bullmq: require('bullmq/package.json').version,
     },
     seconds: (Date.now() - started) / 1000,
     rows,
@@ -107,6 +117,7 @@ export async function runSuite(options: SuiteOptions): Promise<Results> {
     ...(agentLoad !== undefined && { agentLoad }),
     ...(hops !== undefined && { hops }),
     ...(rabbitmq !== undefined && { rabbitmq }),
+    ...(bullmq !== undefined && { bullmq }),
   }
 }
 

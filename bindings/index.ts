@@ -15,4 +15,5 @@ export { instrumentKafkaJs, instrumentConfluent, setHeaderInjection, type KafkaI
 export { instrumentNats } from './nats/index.js'
 export { instrumentHttp, type HttpHopsOptions } from './http/hops.js'
 export { instrumentAmqplib, instrumentRhea } from './rabbitmq/index.js'
+export { instrumentBullmq } from './bullmq/index.js'
 export { contextOf, withMessageContext } from './instrument/received-messages.js'

@@ -1,14 +1,14 @@
 /**
  * `npm start`: the pathwise agent and a demo pipeline on this machine.
  *
- *   orders-api ──kafka:orders──▶ enricher ──sqs:enriched-orders──▶ notifier ──kinesis:notifications──▶ archiver
+ *   orders-api ──kafka:orders──▶ enricher ──sqs:enriched-orders──▶ notifier ──kinesis:notifications──▶ archiver ──bullmq:reports──▶ reporter
  *                      │              └──http──▶ pricing ──nats:quotes.priced──▶ auditor (JetStream, its pending grows)
  *                      │                                        notifier ──rabbitmq:emails──▶ mailer (its queue's depth grows)
  *                      └────────▶ billing (confluent client, too slow: its lag grows)
  *
  * The peers are the ones the tests use (librdkafka's mock cluster, fauxqs, kinesis-local, nats-server
- * with JetStream, RabbitMQ 3.10); each service is plain kafkajs / confluent / AWS SDK / nats.js /
- * amqplib code in its own process, instrumented by `node --import pathwise/register`. RabbitMQ takes
+ * with JetStream, RabbitMQ 3.10, Debian's redis-server); each service is plain kafkajs / confluent /
+ * AWS SDK / nats.js / amqplib / BullMQ code in its own process, instrumented by `node --import pathwise/register`. RabbitMQ takes
  * a few seconds more to start than the others: the services learn its URL on stdin once it is up,
  * and the notifier's emails start then. Ctrl-C stops everything.
  */
@@ -23,13 +23,14 @@ import { startSqs, sqsClientConfig } from '../test/peers/sqs.js'
 import { createActiveStream, kinesisClientConfig, startKinesis } from '../test/peers/kinesis.js'
 import { startNats } from '../test/peers/nats.js'
 import { startRabbitMq } from '../test/peers/rabbitmq.js'
+import { startRedis } from '../test/peers/redis.js'
 import { freePort } from '../test/peers/ports.js'
 import { AckPolicy, connect } from 'nats'
 
 // This machine's Node 20 is supported today; the SDK's notice about 2027 would only clutter the demo.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
-const SERVICES = ['orders-api', 'enricher', 'billing', 'notifier', 'archiver', 'pricing', 'auditor', 'mailer']
+const SERVICES = ['orders-api', 'enricher', 'billing', 'notifier', 'archiver', 'pricing', 'auditor', 'mailer', 'reporter']
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 const stops: (() => Promise<void>)[] = []
@@ -70,12 +71,12 @@ async function listen(): Promise<RunningAgent> {
 async function main(): Promise<void> {
   const agent = await listen()
   stops.push(() => agent.close())
-  process.stdout.write(`pathwise agent listening on ${agent.url}\nstarting Kafka, SQS, Kinesis, NATS and RabbitMQ peers…\n`)
+  process.stdout.write(`pathwise agent listening on ${agent.url}\nstarting Kafka, SQS, Kinesis, NATS, Redis and RabbitMQ peers…\n`)
 
   const rabbitMq = startRabbitMq()
   rabbitMq.then((peer) => stops.push(peer.stop), () => {})
-  const [kafka, sqs, kinesis, nats] = await Promise.all([startKafka(), startSqs(), startKinesis(), startNats({ jetStream: true })])
-  stops.push(kafka.stop, sqs.stop, kinesis.stop, nats.stop)
+  const [kafka, sqs, kinesis, nats, redis] = await Promise.all([startKafka(), startSqs(), startKinesis(), startNats({ jetStream: true }), startRedis()])
+  stops.push(kafka.stop, sqs.stop, kinesis.stop, nats.stop, redis.stop)
   const nc = await connect({ servers: nats.servers })
   const jsm = await nc.jetstreamManager()
   await jsm.streams.add({ name: 'QUOTES', subjects: ['quotes.>'] })
@@ -105,6 +106,7 @@ async function main(): Promise<void> {
     // The enricher's call to pricing carries the context: that host, and no other, is allowed.
     DD_DATA_STREAMS_HTTP_ENABLED: 'true',
     PATHWISE_HTTP_ALLOWED_HOSTS: `127.0.0.1:${pricingPort}`,
+    REDIS_PORT: String(redis.port),
     AWS_ACCESS_KEY_ID: 'demo',
     AWS_SECRET_ACCESS_KEY: 'demo',
     AWS_REGION: 'us-east-1',

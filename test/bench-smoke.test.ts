@@ -5,8 +5,9 @@
  * Node, client and consume mode, and each configuration must have done what it claims (the
  * case itself refuses one that did not: dd-trace inactive, pathwise sending no header); case 10
  * (NATS and HTTP hops) each Node and hop, every configuration; case 11 (RabbitMQ) each client,
- * every configuration. No time is asserted: the machine is shared, and speed is the suite's
- * business, not this test's.
+ * every configuration; case 12 (BullMQ jobs) each Node, every configuration, each job carrying
+ * what its configuration claims. No time is asserted: the machine is shared, and speed is the
+ * suite's business, not this test's.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -19,6 +20,7 @@ import { promisify } from 'node:util'
 import { CLIENTS, CONFIGS, MODES } from '../bench/cases/pipeline.js'
 import { HOP_CONFIGS } from '../bench/cases/hops.js'
 import { RABBITMQ_CONFIGS } from '../bench/cases/rabbitmq.js'
+import { ON_NODE_20, ON_NODE_24 } from '../bench/cases/bullmq.js'
 import type { Figure } from '../bench/harness.js'
 import type { Column, Results } from '../bench/results.js'
 
@@ -80,6 +82,13 @@ test('bench:quick runs every case, each implementation and configuration giving 
     for (const cell of rabbitmq) {
       for (const config of RABBITMQ_CONFIGS[cell.client]) positive(cell.cpu[config], `case 11, ${cell.node} ${cell.client}, ${config}`)
       assert.ok(cell.seen.pathwise?.includes('dd-pathway-ctx-base64'), `case 11, ${cell.node} ${cell.client}: pathwise sent no context`)
+    }
+    // Case 12, BullMQ jobs: each Node, every configuration (the case refuses one that did not carry what it claims).
+    const jobs = results.bullmq?.cells ?? []
+    assert.deepEqual(jobs.map((c) => c.node.split('.')[0]), ['v24', 'v20'])
+    for (const [cell, configs] of [[jobs[0], ON_NODE_24], [jobs[1], ON_NODE_20]] as const) {
+      for (const config of configs) positive(cell.cpu[config], `case 12, ${cell.node}, ${config}`)
+      assert.deepEqual(cell.seen.pathwise, ['dd-pathway-ctx-base64'], `case 12, ${cell.node}: what pathwise's jobs carried`)
     }
     // Case 9, the agent under load: its quick runs took payloads and measured the agent process.
     const load = results.agentLoad

@@ -1,7 +1,7 @@
 /**
  * Hostile input, property-based: every public entry point of pathwise (the `pathwise` and
  * `pathwise/edge` exports, the DataStreams methods, the core, the Kafka wrappers, the AWS
- * middleware, the NATS wrappers, the HTTP channels' subscribers, the RabbitMQ wrappers (amqplib, rhea), the automatic mode's patching of whatever module loads under a client's name) called with what an adversarial user can hand over (throwing getters, Proxies that
+ * middleware, the NATS wrappers, the HTTP channels' subscribers, the RabbitMQ wrappers (amqplib, rhea), the BullMQ instrumentation, the automatic mode's patching of whatever module loads under a client's name) called with what an adversarial user can hand over (throwing getters, Proxies that
  * throw on every trap, revoked Proxies, objects whose toString/valueOf/Symbol.toPrimitive throw,
  * Symbols, null-prototype objects, NaN, ±Infinity, -0, huge numbers, strings and buffers of MBs,
  * length bombs, sparse arrays, cycles, random JSON and bytes, wrong types), mixed with valid input.
@@ -34,7 +34,7 @@ const SETUP_TIMEOUT_MS = 60_000
 
 type Core = 'wasm' | 'ts'
 /** The groups whose cases go through a DataStreams, which flushes to the agent at the end. */
-const FLUSHING = ['api-node', 'api-edge', 'kafkajs', 'confluent', 'aws', 'nats', 'http', 'rabbitmq']
+const FLUSHING = ['api-node', 'api-edge', 'kafkajs', 'confluent', 'aws', 'nats', 'http', 'rabbitmq', 'bullmq']
 const GROUPS = [...FLUSHING, 'core'].flatMap((group) => (['wasm', 'ts'] as Core[]).map((core) => ({ group, core })))
 
 /** The real agent, `pathwise agent` run as a user would. */

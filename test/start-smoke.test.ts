@@ -56,6 +56,8 @@ test('npm start serves the pipeline within 30 s (its RabbitMQ hop within 60 s) a
       ['service:enricher', 'service:pricing'],
       ['service:pricing', 'nats:quotes.priced'],
       ['nats:quotes.priced', 'service:auditor'],
+      ['service:archiver', 'bullmq:reports'],
+      ['bullmq:reports', 'service:reporter'],
     ]
     // RabbitMQ starts in about 6 s on an idle machine, several times that on a loaded one: its hop gets longer.
     const rabbitMq = [

@@ -50,6 +50,8 @@ export interface InstrumentationSettings {
   readonly httpEnabled: boolean
   /** The hosts an outgoing HTTP request may carry the context to: PATHWISE_HTTP_ALLOWED_HOSTS (`a.internal,*.svc.local,10.0.0.5:8080`); none by default. */
   readonly httpAllowedHosts: readonly string[]
+  /** How often stats are sent (0: only on flush() and at exit): how often BullMQ queue backlogs are sampled. */
+  readonly flushIntervalMs: number
 }
 
 export interface ResolvedConfig extends InstrumentationSettings {
@@ -59,7 +61,6 @@ export interface ResolvedConfig extends InstrumentationSettings {
   version: string
   agentUrl: string
   tags: string[]
-  flushIntervalMs: number
   core: Backend | undefined
   maxPoints: number | undefined
   timeoutMs: number

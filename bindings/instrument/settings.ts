@@ -24,6 +24,7 @@ export function settingsOf(dsm: unknown): InstrumentationSettings {
     kinesisJsonContext: read(settings, 'kinesisJsonContext') === true,
     httpEnabled: read(settings, 'httpEnabled') === true,
     httpAllowedHosts: hostsOf(read(settings, 'httpAllowedHosts')),
+    flushIntervalMs: flushInterval(read(settings, 'flushIntervalMs')),
   }
 }
 
@@ -31,4 +32,9 @@ export function settingsOf(dsm: unknown): InstrumentationSettings {
 function hostsOf(value: unknown): readonly string[] {
   const list = items(value)
   return list === undefined ? [] : list.filter((h): h is string => typeof h === 'string')
+}
+
+/** A flush interval in ms (0: none), or the default 10 s for anything else. */
+function flushInterval(value: unknown): number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : 10_000
 }

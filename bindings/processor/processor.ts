@@ -97,6 +97,7 @@ export class DataStreamsProcessor implements DataStreams {
       kinesisJsonContext: config.kinesisJsonContext,
       httpEnabled: config.httpEnabled,
       httpAllowedHosts: Object.freeze([...config.httpAllowedHosts]),
+      flushIntervalMs: config.flushIntervalMs,
     })
     this.log = createLogger(config.debug)
     this.processTags = (config.processTags && platform.processTags?.(config.service, config.serviceGiven)) || []

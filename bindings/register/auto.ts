@@ -11,6 +11,7 @@ import { natsInstrumentation } from '../nats/connection.js'
 import { instrumentHttpFromSettings } from '../http/hops.js'
 import { amqplibPublishInstrumentation, amqplibReceiveInstrumentations } from '../rabbitmq/amqplib.js'
 import { rheaInstrumentation } from '../rabbitmq/rhea.js'
+import { bullmqInstrumentation } from '../bullmq/bullmq.js'
 import type { DataStreams } from '../api/data-streams.js'
 import type { Instrumentation } from '../instrument/instrumentation.js'
 import { createLogger } from '../common/logger.js'
@@ -30,6 +31,7 @@ export const instrumentations: readonly Instrumentation[] = [
   amqplibPublishInstrumentation,
   ...amqplibReceiveInstrumentations,
   rheaInstrumentation,
+  bullmqInstrumentation,
 ]
 
 type ModuleHook = { unhook(): void }

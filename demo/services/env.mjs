@@ -4,6 +4,7 @@ export const sqsEndpoint = process.env.SQS_ENDPOINT
 export const kinesisEndpoint = process.env.KINESIS_ENDPOINT
 export const natsServers = process.env.NATS_SERVERS
 export const aws = { region: 'us-east-1', credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' } }
+export const redis = { host: '127.0.0.1', port: Number(process.env.REDIS_PORT) }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 /** A latency with a long tail: mostly around `typical` ms, sometimes several times more. */

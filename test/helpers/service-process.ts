@@ -2,12 +2,14 @@
  * A service of a multi-process test in a child process run from the repository root: waits for
  * lines it prints (`ready`, its port) and for its exit, with what it wrote. Killed after `limitMs`.
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
 export interface ServiceProcess {
+  /** The process itself, to signal it. */
+  child: ChildProcess
   /** The first match of `re` in what it printed so far or prints next; rejects if it exits first. */
   line(re: RegExp): Promise<RegExpExecArray>
   exit: Promise<{ code: number | null; out: string; err: string }>
@@ -44,5 +46,5 @@ export function startServiceProcess(args: string[], env: Record<string, string>,
       exit.then(({ code }) => Promise.reject(new Error(`${args.join(' ')} exited ${code} before printing ${re}:\n${err}${out}`))),
     ])
   }
-  return { line, exit }
+  return { child, line, exit }
 }

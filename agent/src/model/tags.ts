@@ -48,6 +48,7 @@ export function queueRole(type: string): string {
       return 'stream'
     case 'sqs':
     case 'rabbitmq':
+    case 'bullmq':
       return 'queue'
     case 'nats':
       return 'subject'

@@ -6,6 +6,7 @@ import type { ForwardStats } from '../intake/forward.js'
 import type { PersistenceStatus } from '../model/persistence.js'
 import { collectEdges, pathways, topology, type EdgeView, type NodeView, type PathwayView } from './topology.js'
 import type { ViewCache } from './view-cache.js'
+import { withQueueJobs } from './queue-jobs.js'
 
 /**
  * The JSON API under `/api/`: what the page, `pathwise top` and anyone else read.
@@ -106,6 +107,7 @@ function summaryOf(ctx: ApiContext, rangeSeconds: number): { range: Range; compu
 
 function computeSummary(store: Store, range: Range): SummaryBody {
   const { nodes, edges } = topology(store, range)
+  withQueueJobs(store, nodes)
   const lag = lagRows(store, range)
   for (const e of edges) {
     const depth = e.kind === 'consume' && e.type !== 'kafka' && e.topic ? queueLag(store, e.type, e.topic, e.rate) : null

@@ -30,6 +30,8 @@ export interface NodeView {
   outRate: number
   /** Services: p99 end-to-end latency of the messages they consume; queues: p99 latency of the hops out of them (s). */
   p99: number | null
+  /** Queues whose clients sample their depth (BullMQ): the latest count of jobs per state (views/queue-jobs.ts). */
+  jobs?: Record<string, number>
 }
 
 export interface EdgeView {
