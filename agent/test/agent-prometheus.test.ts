@@ -269,12 +269,16 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
     assert.equal(fleetStatus.payloads.accepted, sent.length + 2, 'the payloads both halves took (and one of transactions each)')
   })
 
-  test("a queue's depth on its consume edge (the highest of the agents, delayed messages left out) and failed sends on their produce edges (summed), as in one agent", () => {
+  test("a queue's depth on its consume edge (the highest of the agents, delayed messages left out) and node and failed sends on their produce edges (summed), as in one agent", () => {
     const mailer = (s: Summary) => s.edges.find((e) => e.kind === 'consume' && e.type === 'sqs' && e.topic === 'invoices')!
     assert.equal(single.lag.length, 4, 'a queue is no row of the Kafka lag')
     assert.equal(mailer(single).lag?.messages, 45)
     assert.equal(mailer(fleet).lag?.messages, 45)
     within(mailer(fleet).lag?.seconds ?? NaN, mailer(single).lag?.seconds ?? NaN, 0.05, 'the queue lag in seconds, at the edge rate')
+    // The queue's node carries the latest count of each state (views/queue-jobs.ts), from Prometheus too.
+    const jobs = (s: Summary) => s.nodes.find((n) => n.id === 'sqs:invoices')?.jobs
+    assert.deepEqual(jobs(single), { ready: 45, delayed: 7 })
+    assert.deepEqual(jobs(fleet), jobs(single))
     const failedOf = (s: Summary) => s.edges.filter((e) => e.failedSends !== undefined).map((e) => [e.id, e.failedSends])
     assert.deepEqual(failedOf(single).find(([id]) => id === 'service:billing>sqs:invoices'), ['service:billing>sqs:invoices', 6 * 2 + 5])
     assert.equal(failedOf(single).length, 1 + ODD_NAMES.length, "billing's and each odd name's")
