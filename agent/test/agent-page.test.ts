@@ -156,7 +156,7 @@ test('it updates without reloading', async () => {
 const WIDE_NOW = Date.now() - (Date.now() % 10_000) + 5_000
 const BUCKET = (back: number): number => WIDE_NOW - 5_000 - back * 10_000
 
-/** A hop: [service, direction, queue type, topic, group, the hop upstream (index)]. */
+/** A hop: [service, direction, queue type, topic (or `exchange:<name>`, a RabbitMQ publish to an exchange), group, the hop upstream (index)]. */
 type Hop = [string, 'out' | 'in', string, string, string, number]
 
 const HOPS: Hop[] = [
@@ -201,7 +201,7 @@ function pipelinePayloads(
       const [service, direction, type, topic, group, up] = hop
       const n = messages(i, back)
       if (n === 0) return
-      const tags = [`direction:${direction}`, ...(topic ? [`topic:${topic}`] : []), `type:${type}`, ...(group ? [`group:${group}`] : [])]
+      const tags = [`direction:${direction}`, ...(topic ? [topic.startsWith('exchange:') ? topic : `topic:${topic}`] : []), `type:${type}`, ...(group ? [`group:${group}`] : [])]
       // A first producer's edge latency is 0; the others' drawn from the seed.
       const edge = up < 0 && direction === 'out' ? new Array<number>(n).fill(0) : latencies(i * 10 + back, n, direction === 'in' ? 0.01 : 0.001, direction === 'in' ? slowest : 0.004)
       let buckets = perService.get(service)
@@ -225,9 +225,10 @@ function widePipeline(): Uint8Array[] {
 }
 
 /**
- * `npm start`'s pipeline (demo/run.ts), as its services report it: orders-api → kafka:orders →
- * enricher → sqs:enriched-orders → notifier → kinesis:notifications → archiver; enricher → (HTTP)
- * pricing → nats:quotes.priced → auditor; and billing on kafka:orders, lagging.
+ * `npm start`'s pipeline (demo/run.ts), as its nine services report it: orders-api → kafka:orders →
+ * enricher → sqs:enriched-orders → notifier → kinesis:notifications → archiver → bullmq:reports →
+ * reporter; enricher → (HTTP) pricing → nats:quotes.priced → auditor; notifier → the RabbitMQ
+ * exchange emails → rabbitmq:mailer → mailer; and billing on kafka:orders, lagging. 16 nodes.
  */
 function demoPipeline(): Uint8Array[] {
   const hops: Hop[] = [
@@ -242,7 +243,12 @@ function demoPipeline(): Uint8Array[] {
     ['pricing', 'in', 'http', '', '', 7],
     ['pricing', 'out', 'nats', 'quotes.priced', '', 8],
     ['auditor', 'in', 'nats', 'quotes.priced', 'auditor', 9],
+    ['notifier', 'out', 'rabbitmq', 'exchange:emails', '', 3],
+    ['mailer', 'in', 'rabbitmq', 'mailer', '', 11],
+    ['archiver', 'out', 'bullmq', 'reports', '', 5],
+    ['reporter', 'in', 'bullmq', 'reports', '', 13],
   ]
+  const depth = (type: string, queue: string, state: string, value: number) => ({ tags: ['type:queue_depth', `queue_type:${type}`, `topic:${queue}`, `state:${state}`], value })
   return pipelinePayloads(
     hops,
     { base: 0x2000, slowest: 0.9 },
@@ -251,6 +257,8 @@ function demoPipeline(): Uint8Array[] {
       const offset = 100_000 + 4_000 * (5 - back)
       if (service === 'orders-api') return [0, 1, 2].map((p) => ({ tags: [`partition:${p}`, 'topic:orders', 'type:kafka_produce'], value: offset }))
       if (group === 'auditor') return [{ tags: ['consumer_group:auditor', 'stream:QUOTES', 'type:nats_pending'], value: 40 * (6 - back) }]
+      if (service === 'mailer') return [depth('rabbitmq', 'mailer', 'ready', 12)]
+      if (service === 'reporter') return [depth('bullmq', 'reports', 'waiting', 3), depth('bullmq', 'reports', 'delayed', 1)]
       return group ? [0, 1, 2].map((p) => ({ tags: [`consumer_group:${group}`, `partition:${p}`, 'topic:orders', 'type:kafka_commit'], value: offset - (group === 'billing' ? 25_000 : 3) })) : []
     },
   )
@@ -355,8 +363,13 @@ for (const viewport of VIEWPORTS) {
     const view = await browser.newPage({ viewport })
     try {
       await view.goto(demo.url)
-      await view.waitForSelector('[data-node-id="service:archiver"]', { timeout: 10_000 })
-      assert.equal(await view.$$eval('[data-node-id]', (els) => els.length), 11)
+      await view.waitForSelector('[data-node-id="service:reporter"]', { timeout: 10_000 })
+      assert.equal(await view.$$eval('[data-node-id]', (els) => els.length), 16)
+      // Queue depths on their nodes: BullMQ's jobs as its users count them, RabbitMQ's ready messages as such.
+      const text = (id: string) => view.$eval(`[data-node-id="${id}"]`, (el) => el.textContent ?? '')
+      assert.match(await text('bullmq:reports'), /3 waiting · 1 delayed/)
+      assert.match(await text('rabbitmq:mailer'), /12 ready/)
+      assert.doesNotMatch(await text('rabbitmq:mailer'), /waiting/)
       const fit = await measureMap(view)
       const small = smallest(fit)
       console.log(`${size}: demo map ${fit.svg.width}×${fit.svg.height}, smallest label ${small.fontPx.toFixed(1)} px`)

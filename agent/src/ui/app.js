@@ -38,10 +38,13 @@ function nodeLines(n) {
   const kind = n.kind === 'service' ? 'service' : `${n.type} ${n.role}`
   const lines = [n.name, kind, `${rate(Math.max(n.inRate, n.outRate))} msg/s`]
   if (n.p99 != null) lines.push(`p99 ${ms(n.p99)}`)
-  // A queue whose depth is sampled (BullMQ): the counts its users watch; failed jobs only when there are some.
-  if (n.jobs) {
+  // A queue whose depth is sampled. BullMQ: the counts its users watch, failed jobs only when there are some;
+  // another (RabbitMQ's ready messages): each state reported.
+  if (n.jobs && n.type === 'bullmq') {
     lines.push(`${n.jobs.waiting ?? 0} waiting · ${n.jobs.delayed ?? 0} delayed`)
     if (n.jobs.failed) lines.push(`${n.jobs.failed} failed`)
+  } else if (n.jobs) {
+    lines.push(Object.entries(n.jobs).map(([state, count]) => `${count} ${state}`).join(' · '))
   }
   return lines
 }

@@ -1,7 +1,7 @@
 // Where the map's nodes and edges go, chosen for the panel they are drawn in. dagre lays the graph
 // out left to right and top to bottom; a left-to-right layout too wide for the panel is also wrapped
-// into rows, as text wraps: each row takes a stretch of the ranks, and an edge from the end of a row
-// to the next goes down between them and back to the row's start. The arrangement chosen is the
+// into rows, as text wraps: each row takes a stretch of the ranks, as high as what it holds, and an
+// edge from the end of a row to the next goes down between them and back to the row's start. The arrangement chosen is the
 // first of left to right, top to bottom, and rows (2 to MAX_ROWS) that the panel shows whole with
 // labels of MIN_LABEL_PX or more; if none does, the one it shows at the largest zoom, if labels are
 // then RELAXED_LABEL_PX or more; if none is, left to right at MIN_LABEL_PX, panned.
@@ -49,7 +49,7 @@ function gaps(layout) {
   return out
 }
 
-/** The layout in `rows` rows, cut at the gaps nearest to equal widths; null when it has too few gaps. */
+/** The layout in `rows` rows, cut at the gaps nearest to equal widths, each row as high as what it holds; null when it has too few gaps. */
 function wrapped(layout, rows) {
   const candidates = gaps(layout)
   const cuts = []
@@ -62,7 +62,20 @@ function wrapped(layout, rows) {
   cuts.sort((a, b) => a - b)
   const bounds = [0, ...cuts, layout.width]
   const rowOf = (x) => cuts.filter((c) => x >= c).length
-  const shift = (r) => ({ dx: r === 0 ? 0 : MARGIN - bounds[r], dy: r * (layout.height + ROW_GAP) })
+  // Each row's own top and bottom: its nodes, edge labels and the edges' points within it.
+  const top = new Array(rows).fill(Infinity)
+  const bottom = new Array(rows).fill(-Infinity)
+  const extend = (x, y, half = 0) => {
+    const r = rowOf(x)
+    top[r] = Math.min(top[r], y - half)
+    bottom[r] = Math.max(bottom[r], y + half)
+  }
+  for (const b of [...layout.nodes, ...layout.edges]) extend(b.x, b.y, b.height / 2)
+  for (const e of layout.edges) for (const p of e.points) extend(p.x, p.y)
+  // Rows stacked from the top margin, ROW_GAP apart.
+  const dy = []
+  for (let r = 0; r < rows; r++) dy.push(r === 0 ? MARGIN - top[0] : bottom[r - 1] + dy[r - 1] + ROW_GAP - top[r])
+  const shift = (r) => ({ dx: r === 0 ? 0 : MARGIN - bounds[r], dy: dy[r] })
   const moved = (p, r) => ({ x: p.x + shift(r).dx, y: p.y + shift(r).dy })
   const nodes = layout.nodes.map((n) => ({ ...n, ...moved(n, rowOf(n.x)) }))
   const edges = layout.edges.map((e) => {
@@ -73,7 +86,7 @@ function wrapped(layout, rows) {
       // Crossing into the next row: to the end of this one, down between the rows, back to the next one's start.
       for (let from = prev; from < r; from++) {
         const end = bounds[from + 1] + shift(from).dx
-        const gapY = shift(from).dy + layout.height + ROW_GAP / 2
+        const gapY = bottom[from] + dy[from] + ROW_GAP / 2
         const last = points.at(-1)
         const next = moved(p, from + 1).y
         // Each corner twice: the spline (map.js) keeps close to its control points there.
@@ -84,7 +97,7 @@ function wrapped(layout, rows) {
     return { ...e, ...moved(e, rowOf(e.x)), points }
   })
   const width = Math.max(...bounds.slice(1).map((b, r) => b - bounds[r] + (r === 0 ? 0 : MARGIN))) + MARGIN
-  return { width, height: rows * layout.height + (rows - 1) * ROW_GAP, nodes, edges }
+  return { width, height: bottom[rows - 1] + dy[rows - 1] + MARGIN, nodes, edges }
 }
 
 /**
