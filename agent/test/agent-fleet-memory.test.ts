@@ -2,15 +2,18 @@
  * The fleet view's memory, bounded as a whole: the fleet agent runs in a child process, against a
  * Prometheus stand-in (helpers/fake-prometheus.ts), its resident memory read from /proc. First,
  * every query is answered 30 MiB while views are asked for many at once: each answer is cut at the
- * client's 16 MiB, the views past the budget of answers held at once (64 MiB) or past four at once
+ * client's 16 MiB (or where a view's own answers fill the budget: 502, too large), the views past the budget of answers held at once (64 MiB) or past four at once
  * are answered 503 saying so, and the memory stays within the budget's reach. Then valid answers
  * of 20,000 series each (5 MiB): the view is built, and once it is no longer reused, the memory
- * returns near where it started.
+ * returns near where it started. Last, in this process with a budget of 4 MiB: a view whose own
+ * answers would together pass the budget, none of them alone, is read in shards, not refused.
  */
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
+import { PrometheusSource } from '../src/prometheus/fleet.js'
+import { summary } from '../src/views/api.js'
 import { killAgentProcesses, startAgentProcess, waitFor, type AgentProcess } from './helpers/agent-process.js'
 import { seriesAnswer, startFakePrometheus, type FakePrometheus } from './helpers/fake-prometheus.js'
 
@@ -67,7 +70,8 @@ describe('the fleet view under large answers from Prometheus', { timeout: 180_00
               reasons.add(body.error.replace(/\d+(\.\d+)? MiB held/, 'N MiB held'))
             } else {
               assert.equal(res.status, 502, body.error)
-              assert.match(body.error, /larger than 16777216 bytes/)
+              // Too large even in 256 shards: one answer, or the view's answers together.
+              assert.match(body.error, /larger than 16777216 bytes|the answers of one view would hold more than the fleet view's budget of 64 MiB/)
             }
           }),
         )
@@ -104,5 +108,23 @@ describe('the fleet view under large answers from Prometheus', { timeout: 180_00
     console.log(`RSS ${start.toFixed(0)} MiB at the start, ${peak.toFixed(0)} MiB at the peak, ${settled.toFixed(0)} MiB after`)
     assert.ok(peak - settled > 200, `the peak (${peak.toFixed(0)} MiB) was the view's`)
     assert.ok(settled - start < 120, `RSS ${settled.toFixed(0)} MiB after, ${start.toFixed(0)} MiB at the start`)
+  })
+
+  test("a view whose own answers would together pass the budget, none alone, is read in shards, not refused", async () => {
+    const answer = seriesAnswer('/api/v1/query', 10_000)
+    assert.ok(answer.length > 2 * MIB && answer.length < 4 * MIB)
+    // The stats families' answers large; the rest (offsets, failed sends, payload counts) none.
+    const stats = /pathwise_(edge_latency|pathway_latency|payload_size)/
+    fake.answer = (path, form) => {
+      const query = form.get('query') ?? ''
+      return seriesAnswer(path, stats.test(query) && !path.startsWith('/api/v1/query_range') ? 10_000 : 0, query)
+    }
+    // Five answers of a family at once, each under the 4 MiB cap: 12 MiB, past the 4 MiB budget.
+    const source = new PrometheusSource({ url: fake.url, maxBytes: 4 * MIB, budgetBytes: 4 * MIB, windowMs: 3_600_000, maxSeries: 20_000, status: () => ({}) as never })
+    const before = fake.queries
+    const s = summary(await source.context(new URL('/api/summary?range=1800', 'http://view')), 1800)
+    assert.equal(new Set(s.edges.map((e) => e.topic)).size, 50, "every topic of the answers' series")
+    assert.ok(fake.queries - before > 3 * 16 * 5, `read in shards: ${fake.queries - before} queries`)
+    assert.equal(source.client.budget.held, 0, 'every answer given back')
   })
 })

@@ -6,7 +6,8 @@
  *
  * Answers are held against a budget shared by every query in flight (`AnswerBudget`): a query takes
  * its bytes from it as they arrive, and gives them back when the caller has read what it needed
- * (`Lease.release`); past the budget the query ends with PromqlBusy, answered 503 (http/router.ts).
+ * (`Lease.release`); past the budget the query ends with PromqlBusy, answered 503 (http/router.ts),
+ * or with PromqlTooLarge where the view's own answers hold most of it (it then asks in shards).
  * The body is kept in the chunks it arrives in, and decoded once whole: an answer dropped halfway
  * leaves garbage only outside the JS heap, which V8 counts and frees soonest.
  */
@@ -78,7 +79,15 @@ export class Lease {
   take(n: number): void {
     // A query still reading for a view that has given up (another of its queries failed) stops here.
     if (this.released) throw new PromqlError('the view this answer was for has ended')
-    this.budget.take(n)
+    try {
+      this.budget.take(n)
+    } catch (err) {
+      // This view's own answers hold most of the budget: it must ask for less at a time (in shards), not later.
+      if (err instanceof PromqlBusy && this.taken + n > this.budget.held / 2) {
+        throw new PromqlTooLarge(`the answers of one view would hold more than the fleet view's budget of ${mib(this.budget.bytes)} (${mib(this.taken + n)} of its own)`)
+      }
+      throw err
+    }
     this.taken += n
   }
 
