@@ -302,23 +302,23 @@ export class PrometheusSource {
 
   /**
    * Each service's failed sends to a destination over the range, put in the range's first bucket:
-   * per agent, its counter's increase since the range's length ago, as the stats' counts are read
-   * (none then: the counter appeared within the range, and counts whole), a reset counting from 0.
+   * per agent, its counter now less its value the range's length ago, as the stats' counts are read
+   * (`m - m offset <range>`); whole where it had no value then (it appeared within the range) or less
+   * (its agent restarted). Two instant answers, whatever the range's length.
    */
   private async readFailedSends(store: Store, firstBucket: number, rangeMs: number, t: number): Promise<void> {
-    const from = t - rangeMs / 1000
     const lease = new Lease(this.client.budget)
     try {
-      for (const s of await this.client.range('pathwise_failed_sends_total', from, t, OFFSET_STEP_S, lease)) {
-        let before: number | undefined
-        let count = 0
-        for (const [time, value] of s.values) {
-          if (!Number.isFinite(value)) continue
-          if (time > from) count += before === undefined || value < before ? value : value - before
-          before = value
-        }
+      const [now, then] = await Promise.all([
+        this.client.instant('pathwise_failed_sends_total', t, lease),
+        this.client.instant(`pathwise_failed_sends_total offset ${Math.round(rangeMs)}ms`, t, lease),
+      ])
+      const before = new Map(then.map((s) => [signature(s.metric, ''), s.value]))
+      for (const s of now) {
+        const was = before.get(signature(s.metric, ''))
+        const count = was === undefined || !Number.isFinite(was) || s.value < was ? s.value : s.value - was
         const tags = [`transport:${fromLabel(s.metric.transport)}`, `topic:${fromLabel(s.metric.topic)}`]
-        if (count > 0) store.recordFailedSends(fromLabel(s.metric.service), tags, firstBucket, Math.round(count))
+        if (count > 0 && Number.isFinite(count)) store.recordFailedSends(fromLabel(s.metric.service), tags, firstBucket, Math.round(count))
       }
     } finally {
       lease.release()
