@@ -14,7 +14,8 @@ import { PrometheusSource } from './prometheus/fleet.js'
 import { Metrics } from './prometheus/metrics.js'
 import { TransactionMetrics } from './prometheus/transaction-metrics.js'
 import { printable } from './terminal/printable.js'
-import type { ApiContext } from './views/api.js'
+import type { ApiContext, SummaryBody } from './views/api.js'
+import { ViewCache } from './views/view-cache.js'
 import { TransactionTracker, type TransactionLimits } from './views/transactions.js'
 
 /**
@@ -60,7 +61,7 @@ export interface AgentOptions {
   transactionLimits?: Partial<TransactionLimits>
   /** Draw the page and /api/* from this Prometheus (the fleet of agents it scrapes) instead of from memory. */
   prometheus?: string
-  /** Label sets (stats point series) counted in /metrics' histograms. Default 1000. */
+  /** Label sets (stats point series) counted in /metrics' histograms. Default 10,000, as --max-series. */
   maxMetricSeries?: number
 }
 
@@ -102,7 +103,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     : null
   const metrics = new Metrics(store, options.maxMetricSeries)
   const transactions = new TransactionTracker(store.windowMs, options.now ?? Date.now, options.transactionLimits)
-  const transactionMetrics = new TransactionMetrics(transactions)
+  const transactionMetrics = new TransactionMetrics(transactions, options.now ?? Date.now)
   const startedAt = Date.now()
   const decoder = new DecodePool({ size: DEFAULT_DECODE_WORKERS, heapMb: DEFAULT_DECODE_HEAP_MB, heldBytes: DEFAULT_HELD_BYTES })
   const intake = new IntakeEndpoint({ store, decoder, limits, forwarder, metrics, transactions, maxSeries, maxCells, log })
@@ -110,6 +111,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
 
   const ctx: ApiContext = {
     store,
+    summaries: new ViewCache<SummaryBody>(),
     status: () => ({
       version: VERSION,
       startedAt,

@@ -164,7 +164,7 @@ interface Known {
 }
 
 /** The tag of pathwise's failed-send backlogs. */
-const FAILED_SENDS = 'type:pathwise_failed_sends'
+export const FAILED_SENDS = 'type:pathwise_failed_sends'
 
 /** How far ahead of the agent's clock a bucket may start (tracer clock skew). */
 const MAX_FUTURE_MS = 10 * 60_000
