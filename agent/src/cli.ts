@@ -15,14 +15,15 @@ const AGENT_USAGE = `  pathwise agent [options]   a local DSM intake: receives t
     --allowed-hosts NAMES     host names, comma-separated, that requests may address it by besides
                               localhost, the --host name and IP addresses (others get 403)
     --forward URL             also pass every payload on, unchanged, to this Agent
-    --db FILE                 keep history in this SQLite file across restarts
+    --db FILE                 keep history in this SQLite file across restarts (one agent a file)
     --db-retention DURATION   how long the database keeps history (default 7d)
     --db-flush-interval DURATION
                               how often changes are written: what a kill -9 can lose (default 2s)
     --window DURATION         how long memory keeps history (default 1h)
     --max-body BYTES          largest payload accepted, compressed (default 10485760)
     --max-series N            most series (service, pathway, edge) kept (default 10000)
-    --max-cells N             most series-buckets kept (default 100000; a series takes one per 10 s of --window)
+    --max-cells N             most cells kept, a safety bound (default 2000000; a series takes one per 10 s
+                              of the last 16 minutes and one per minute of --window beyond: 140 an hour)
     --max-decompressed BYTES  largest payload accepted, decompressed (default 67108864)
     --body-timeout DURATION   time for a request's whole body to arrive, else 408 (default 5s)
     --max-connections N       connections open at once; more are closed at once (default 512)

@@ -189,15 +189,21 @@ describe('the fleet view over a real Prometheus', { timeout: 90_000 }, () => {
     // Each agent's depths of a queue and state: two of 'ready', one of 'delayed'.
     const depths = 3
     const failed = [...whole.store.failedSends()].reduce((n, f) => n + [...f.counts.values()].reduce((a, b) => a + b, 0), 0)
+    // The payloads too: the transactions' came last, and a scrape may have had every message but not them.
+    const payloads = sent.length + 2
     await waitFor(
-      'Prometheus to scrape every message, offset, depth and failed send',
+      'Prometheus to scrape every message, offset, depth, failed send and payload',
       async () =>
         Promise.all(
-          ['sum(pathwise_edge_latency_seconds_count)', 'count(pathwise_kafka_offset)', 'count(pathwise_queue_depth)', 'sum(pathwise_failed_sends_total)'].map(async (q) =>
-            Number((await promQuery(promUrl, q))[0]?.value[1]),
-          ),
+          [
+            'sum(pathwise_edge_latency_seconds_count)',
+            'count(pathwise_kafka_offset)',
+            'count(pathwise_queue_depth)',
+            'sum(pathwise_failed_sends_total)',
+            'sum(pathwise_intake_payloads_total{result="accepted"})',
+          ].map(async (q) => Number((await promQuery(promUrl, q))[0]?.value[1])),
         ),
-      (counts) => counts.join() === [messages, offsets, depths, failed].join(),
+      (counts) => counts.join() === [messages, offsets, depths, failed, payloads].join(),
       30_000,
     )
     fleet = await getJson<Summary>(view.url, `/api/summary?range=${RANGE_S}`)

@@ -1,6 +1,8 @@
 import { DEFAULT_RANGE_S, type ApiContext, type Status, type SummaryBody } from '../views/api.js'
 import { ViewCache } from '../views/view-cache.js'
 import { rangeOf, type Range } from '../model/range.js'
+import { CompactWriter } from 'pathwise/core'
+import { CELL_WIDTH, EDGE, PATHWAY, SIZE as SIZE_SKETCH } from '../model/payload.js'
 import { collectEdges } from '../views/topology.js'
 import { BUCKET_MS, bucketStart, Store, type Cell, type Series } from '../model/store.js'
 import type { TransactionsView } from '../views/transactions.js'
@@ -202,13 +204,13 @@ export class PrometheusSource {
         const s = pointSeries(h.labels)
         if (!s) continue
         // A series with no messages in the range is in the window but not in the range, as in an agent's store.
-        const cell = store.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, h.count > 0 ? range.from : range.from - BUCKET_MS, false)
-        if (cell) cells.set(key, cell)
+        const cell = store.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, h.count > 0 ? range.from : range.from - BUCKET_MS)
+        if (cell !== null) cells.set(key, cell)
       }
-      fill(cells, sets, LATENCY, (c) => c.edge)
+      fill(store, cells, sets, LATENCY, EDGE)
     })
-    await this.family('pathway', rangeMs, t, (sets) => fill(cells, sets, LATENCY, (c) => c.pathway))
-    await this.family('size', rangeMs, t, (sets) => fill(cells, sets, SIZE, (c) => c.size))
+    await this.family('pathway', rangeMs, t, (sets) => fill(store, cells, sets, LATENCY, PATHWAY))
+    await this.family('size', rangeMs, t, (sets) => fill(store, cells, sets, SIZE, SIZE_SKETCH))
     await this.refreshOffsets(t)
     for (const o of this.offsetSeries.values()) for (const [start, value] of o.values) store.recordBacklog(o.tags, start, value, false)
     await this.readFailedSends(store, range.from, rangeMs, t)
@@ -332,7 +334,7 @@ export class PrometheusSource {
     const mine = new Set<Series>(acc?.series ?? [])
     for (const s of snap.store.series()) {
       if (mine.has(s)) continue
-      for (const start of s.cells.keys()) history.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, start, false)
+      for (const start of s.cells.keys()) history.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, start)
     }
     for (const b of snap.store.backlogs()) for (const [start, value] of b.values) history.recordBacklog(b.tags, start, value, false)
     if (mine.size === 0) return history
@@ -355,10 +357,10 @@ export class PrometheusSource {
         for (const [key, h] of sets) {
           const s = pointSeries(h.labels)
           if (!s || !(h.count > 0) || !wanted.has(key)) continue
-          const cell = history.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, start, false)
-          if (cell) cells.set(key, cell)
+          const cell = history.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, start)
+          if (cell !== null) cells.set(key, cell)
         }
-        fill(cells, sets, LATENCY, (c) => c.edge)
+        fill(history, cells, sets, LATENCY, EDGE)
       }
     } finally {
       lease.release()
@@ -412,12 +414,13 @@ function depthTags(metric: Record<string, string>): string[] | null {
   return queueType && topic ? ['type:queue_depth', `queue_type:${queueType}`, `topic:${topic}`, `state:${fromLabel(metric.state)}`] : null
 }
 
-/** Adds each label set's messages to the sketch `pick` chooses in its cell, at the middle of their bucket. */
-function fill(cells: Map<string, Cell>, sets: Map<string, RangeHistogram>, layout: Layout, pick: (c: Cell) => Cell['edge']): void {
+/** Adds each label set's messages to one sketch of its cell (EDGE, PATHWAY or SIZE_SKETCH), at the middle of their bucket. */
+function fill(store: Store, cells: Map<string, Cell>, sets: Map<string, RangeHistogram>, layout: Layout, sketch: number): void {
+  const writer = new CompactWriter(CELL_WIDTH)
   for (const [key, h] of sets) {
     const cell = cells.get(key)
-    if (!cell) continue
-    const sketch = pick(cell)
-    for (const [bucket, n] of h.buckets) if (n > 0 && Number.isFinite(n)) sketch.accept(layout.middle(bucket), n)
+    if (cell === undefined) continue
+    for (const [bucket, n] of h.buckets) if (n > 0 && Number.isFinite(n)) writer.add(sketch, layout.middle(bucket), n)
+    store.mergeInto(cell, writer.endCell())
   }
 }

@@ -1,4 +1,4 @@
-import type { Sketch } from '../model/sketch.js'
+import { keyValue, type SketchBins } from '../model/sketch.js'
 
 /**
  * The classic Prometheus histograms of /metrics, written sparsely: a label set writes the `le` lines
@@ -74,10 +74,10 @@ export class Layout {
   }
 
   /** A sketch key's bucket and value: every sketch of the agent has the same 1% mapping, so each is computed once. */
-  ofKey(key: number, mapping: Sketch['mapping']): readonly [number, number] {
+  ofKey(key: number): readonly [number, number] {
     let known = this.keys.get(key)
     if (!known) {
-      const value = mapping.value(key)
+      const value = keyValue(key)
       known = [this.bucketOf(value), value] as const
       if (this.keys.size < MAX_KEYS) this.keys.set(key, known)
     }
@@ -114,20 +114,19 @@ export class Buckets {
   }
 
   /** Adds every bin of a sketch at its value (the value the intake gave it). */
-  addSketch(sketch: Sketch): void {
+  addSketch(sketch: SketchBins): void {
     if (sketch.zeroCount > 0) {
       this.at(0, sketch.zeroCount)
       this.count += sketch.zeroCount
     }
-    const { store, mapping } = sketch
-    for (let key = store.minKey; key <= store.maxKey; key++) {
-      const n = store.bins[key - store.offset]
-      if (!(n > 0)) continue
-      const [bucket, value] = this.layout.ofKey(key, mapping)
-      this.at(bucket, n)
-      this.sum += value * n
-      this.count += n
-    }
+    sketch.forEachBin(this.addBin)
+  }
+
+  private readonly addBin = (key: number, n: number): void => {
+    const [bucket, value] = this.layout.ofKey(key)
+    this.at(bucket, n)
+    this.sum += value * n
+    this.count += n
   }
 
   private at(bucket: number, n: number): void {

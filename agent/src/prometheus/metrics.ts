@@ -119,9 +119,10 @@ export class Metrics {
           this.dropped.inc()
           continue
         }
-        c.edge.addSketch(p.edge)
-        c.pathway.addSketch(p.pathway)
-        c.size.addSketch(p.size)
+        const [pathway, edge, size] = p.sketches()
+        c.edge.addSketch(edge)
+        c.pathway.addSketch(pathway)
+        c.size.addSketch(size)
         c.lastSeen = now
       }
       for (const b of bucket.backlogs) if (b.tags.includes(FAILED_SENDS)) this.countFailedSends(payload.service, b.tags, b.value, now)

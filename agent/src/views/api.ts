@@ -1,7 +1,7 @@
 import { lagHistory, lagRows, natsLagHistory, queueLag, type LagHistory, type LagRow } from './lag.js'
-import { mergeCells, rangeOf, type Range } from '../model/range.js'
+import { bucketWidth, mergeCells, rangeOf, type Range } from '../model/range.js'
 import { quantilesOf, type Quantiles } from '../model/sketch.js'
-import { BUCKET_MS, type Store } from '../model/store.js'
+import type { Store } from '../model/store.js'
 import type { ForwardStats } from '../intake/forward.js'
 import type { PersistenceStatus } from '../model/persistence.js'
 import { collectEdges, pathways, topology, type EdgeView, type NodeView, type PathwayView } from './topology.js'
@@ -163,13 +163,13 @@ export function edgeDetail(ctx: ApiContext, id: string, rangeSeconds = DEFAULT_R
   const buckets = [...starts]
     .sort((a, b) => a - b)
     .map((start) => {
-      const cells = acc.series.flatMap((series) => {
-        const cell = series.cells.get(start)
-        return cell ? [new Map([[start, cell]])] : []
-      })
-      // A range of exactly this bucket: its count over its 10 s (or, still filling, over the time it has covered).
+      // A range of exactly this bucket (or minute, once rolled up): its count over its time (or, still filling, over the time it has covered).
       const filling = start >= range.settled
-      const m = mergeCells(cells, { now: s.now, rangeMs: BUCKET_MS, from: start, settled: filling ? start : start + BUCKET_MS, rateFrom: start })
+      const width = bucketWidth(start, s.now)
+      const m = mergeCells(
+        acc.series.map((series) => series.cells),
+        { now: s.now, rangeMs: width, from: start, until: start + width, settled: filling ? start : start + width, rateFrom: start },
+      )
       return { start, count: m.count, rate: m.rate, latency: quantilesOf(m.edge), filling }
     })
   const lag = lagOf(edge, s.lag)
