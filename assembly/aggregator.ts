@@ -92,6 +92,13 @@ function pointAt(list: usize, i: i32): Point {
 }
 
 /**
+ * The point the last checkpoint went to (0: none): a run of checkpoints of one pathway in one
+ * bucket (a stream's messages) goes to it without a probe. Points never move while alive; a
+ * drain, which frees them, forgets it.
+ */
+let lastPoint: usize = 0
+
+/**
  * Records one checkpoint, its three values already turned into keys by keyOrZero, into its
  * point; false when the cap dropped it. Callers compute the keys ahead: the logarithms are
  * independent of each other and of the probe, and the CPU overlaps them.
@@ -99,30 +106,43 @@ function pointAt(list: usize, i: i32): Point {
 // @ts-ignore: decorator
 @inline
 export function record(bucket: i32, hash: u64, parent: u64, node: i32, pathwayKey: i32, edgeKey: i32, payloadKey: i32): bool {
-  const mask = <u32>slotCount - 1
-  let slot = mix(bucket, <u32>hash, <u32>parent, node) & mask
-  let at: usize = 0
-  for (;;) {
-    at = load<usize>(slots + (<usize>slot << PTR_SHIFT))
-    if (at == 0) break
-    const p = changetype<Point>(at)
-    if (p.hash == hash && p.parent == parent && p.bucket == bucket && p.node == node) break
-    slot = (slot + 1) & mask
-  }
-  if (at == 0) {
-    const b = pointCount < maxLive ? bucketEntry(bucket) : 0
-    if (b == 0 || load<i32>(b, 4) >= maxPoints) {
-      dropped += 1
-      return false
-    }
-    store<i32>(b, load<i32>(b, 4) + 1, 4)
-    at = newPoint(bucket, hash, parent, node, slot)
+  let at = lastPoint
+  if (at == 0 || !isPoint(changetype<Point>(at), bucket, hash, parent, node)) {
+    at = findPoint(bucket, hash, parent, node)
+    if (at == 0) return false
+    lastPoint = at
   }
   const point = changetype<Point>(at)
   point.pathway.addKeyOrZero(pathwayKey, 1)
   point.edge.addKeyOrZero(edgeKey, 1)
   point.payload.addKeyOrZero(payloadKey, 1)
   return true
+}
+
+// @ts-ignore: decorator
+@inline
+function isPoint(p: Point, bucket: i32, hash: u64, parent: u64, node: i32): bool {
+  return p.hash == hash && p.parent == parent && p.bucket == bucket && p.node == node
+}
+
+/** The point of this key, made if new; 0 when the cap drops it. */
+function findPoint(bucket: i32, hash: u64, parent: u64, node: i32): usize {
+  const mask = <u32>slotCount - 1
+  let slot = mix(bucket, <u32>hash, <u32>parent, node) & mask
+  let at: usize = 0
+  for (;;) {
+    at = load<usize>(slots + (<usize>slot << PTR_SHIFT))
+    if (at == 0) break
+    if (isPoint(changetype<Point>(at), bucket, hash, parent, node)) return at
+    slot = (slot + 1) & mask
+  }
+  const b = pointCount < maxLive ? bucketEntry(bucket) : 0
+  if (b == 0 || load<i32>(b, 4) >= maxPoints) {
+    dropped += 1
+    return 0
+  }
+  store<i32>(b, load<i32>(b, 4) + 1, 4)
+  return newPoint(bucket, hash, parent, node, slot)
 }
 
 /** The entry (bucket, points) of a bucket, added with no points if it has none yet. */
@@ -190,6 +210,7 @@ function reindex(size: i32): void {
  * its number of points, so each point goes straight to its place.
  */
 export function beginDrain(beforeBucket: f64): i32 {
+  lastPoint = 0
   freeDrained()
   // the drained buckets' entries move to the end of the entries, sorted (they come almost in order: an insertion sort)
   let kept = 0

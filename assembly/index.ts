@@ -111,6 +111,7 @@ export function reserveInput(size: usize): usize {
  */
 export function node(id: i32, len: usize, tagsLen: usize): void {
   defineNode(id, input, len, tagsLen)
+  hashedNode = -1
 }
 
 /** The address of node `id`'s edge tags (msgpack), their length into the scratch: for the host to copy them to a new instance. */
@@ -142,11 +143,72 @@ export function pathwayHash(node: i32, parentHi: u32, parentLo: u32): void {
   putWords(HASH_LO, hashPathway(node, (<u64>parentHi << 32) | parentLo))
 }
 
+/**
+ * The last pathway hash computed and its node and parent: a stream's messages hang off one parent
+ * (a send's, a pathway's), and their hash is then not computed again. A node defined anew forgets it.
+ */
+let hashedNode: i32 = -1
+let hashedParent: u64 = 0
+let hashed: u64 = 0
+
+// @ts-ignore: decorator
+@inline
+function pathwayHashOf(node: i32, parent: u64): u64 {
+  if (node != hashedNode || parent != hashedParent) {
+    hashed = hashPathway(node, parent)
+    hashedNode = node
+    hashedParent = parent
+  }
+  return hashed
+}
+
+/**
+ * The last value of each sketch turned into a key, and its key: sizes repeat (messages of one
+ * shape), and so do both latencies across the messages of a batch sent together. (NaN never
+ * equals itself: the first value is always keyed.)
+ */
+let keyedPathway: f64 = NaN
+let pathwayKey: i32 = 0
+let keyedEdge: f64 = NaN
+let edgeKey: i32 = 0
+let keyedPayload: f64 = NaN
+let payloadKey: i32 = 0
+
+// @ts-ignore: decorator
+@inline
+function pathwayKeyOf(latency: f64): i32 {
+  if (latency != keyedPathway) {
+    pathwayKey = keyOrZero(latency)
+    keyedPathway = latency
+  }
+  return pathwayKey
+}
+
+// @ts-ignore: decorator
+@inline
+function edgeKeyOf(latency: f64): i32 {
+  if (latency != keyedEdge) {
+    edgeKey = keyOrZero(latency)
+    keyedEdge = latency
+  }
+  return edgeKey
+}
+
+// @ts-ignore: decorator
+@inline
+function payloadKeyOf(bytes: f64): i32 {
+  if (bytes != keyedPayload) {
+    payloadKey = keyOrZero(bytes)
+    keyedPayload = bytes
+  }
+  return payloadKey
+}
+
 export function checkpoint(node: i32, parentHi: u32, parentLo: u32, bucket: i32, pathwayLatency: f64, edgeLatency: f64, payloadBytes: f64): bool {
   const parent = (<u64>parentHi << 32) | parentLo
-  const hash = hashPathway(node, parent)
+  const hash = pathwayHashOf(node, parent)
   putWords(HASH_LO, hash)
-  return record(bucket, hash, parent, node, keyOrZero(pathwayLatency), keyOrZero(edgeLatency), keyOrZero(payloadBytes))
+  return record(bucket, hash, parent, node, pathwayKeyOf(pathwayLatency), edgeKeyOf(edgeLatency), payloadKeyOf(payloadBytes))
 }
 
 /** The 32 bits JS's ToUint32 gives a batch slot (for integers of magnitude below 2^63, as TsCore reads them). */
@@ -180,14 +242,14 @@ export function checkpointBatch(count: i32, bucket: i32): i32 {
   if (count > BATCH_CAPACITY) count = BATCH_CAPACITY
   for (let i = 0; i < count; i++) {
     const r = BATCH + ((<usize>i * BATCH_STRIDE) << 3)
-    const hash = hashPathway(<i32>toUint32(slot(r, BATCH_NODE)), batchParent(r))
+    const hash = pathwayHashOf(<i32>toUint32(slot(r, BATCH_NODE)), batchParent(r))
     store<u64>(BATCH_HASHES + (<usize>i << 3), hash)
     store<f64>(r + (BATCH_OUT_HI << 3), <f64>(<u32>(hash >>> 32)))
     store<f64>(r + (BATCH_OUT_LO << 3), <f64>(<u32>hash))
     const k = BATCH_KEYS + <usize>i * 12
-    store<i32>(k, keyOrZero(slot(r, BATCH_PATHWAY_LATENCY)))
-    store<i32>(k, keyOrZero(slot(r, BATCH_EDGE_LATENCY)), 4)
-    store<i32>(k, keyOrZero(slot(r, BATCH_PAYLOAD)), 8)
+    store<i32>(k, pathwayKeyOf(slot(r, BATCH_PATHWAY_LATENCY)))
+    store<i32>(k, edgeKeyOf(slot(r, BATCH_EDGE_LATENCY)), 4)
+    store<i32>(k, payloadKeyOf(slot(r, BATCH_PAYLOAD)), 8)
   }
   let recorded = 0
   for (let i = 0; i < count; i++) {
@@ -310,3 +372,6 @@ export function sketchFree(s: Sketch): void {
   s.release()
   heap.free(changetype<usize>(s))
 }
+
+/** The sketch store (`store*`), used in an instance of its own: assembly/sketch-store.ts. */
+export * from './sketch-store'

@@ -136,6 +136,56 @@ describe('pathway context codec', () => {
     assert.equal(conversions, 0)
   })
 
+  test("today's 28 characters, written and read straight from their numbers, are what the general codec gives", () => {
+    // The general codec: the raw bytes (encodePathwayContextBytes, decodePathwayContextBytes) and Node's base64.
+    fc.assert(
+      fc.property(u32, u32, ms, ms, (hi, lo, pathwayStart, edgeStart) => {
+        const ctx = new PathwayContext(hi, lo, pathwayStart + 0.5, edgeStart + 0.99)
+        const bytes = encodePathwayContextBytes(ctx)
+        assert.equal(encodePathwayContext(ctx), Buffer.from(bytes).toString('base64'))
+        assert.deepEqual(decodePathwayContext(Buffer.from(Buffer.from(bytes).toString('base64'))), decodePathwayContextBytes(bytes))
+      }),
+      { numRuns: 5000 },
+    )
+    // Any 20 bytes, most of them not two 6-byte varints (the general decoder reads those): the same context or the same null.
+    const sane = fc.integer({ min: MIN_TIME_MS, max: Date.now() }).map((t) => encodePathwayContextBytes(new PathwayContext(0, 0, t, t)).subarray(8, 14))
+    const twenty = fc.oneof(
+      fc.uint8Array({ minLength: 20, maxLength: 20 }),
+      fc.tuple(fc.uint8Array({ minLength: 8, maxLength: 8 }), sane, sane).map(([h, p, e]) => Uint8Array.from([...h, ...p, ...e])),
+      fc.tuple(fc.uint8Array({ minLength: 8, maxLength: 8 }), sane, fc.uint8Array({ minLength: 6, maxLength: 6 })).map(([h, p, e]) => Uint8Array.from([...h, ...p, ...e])),
+    )
+    fc.assert(
+      fc.property(twenty, (bytes) => {
+        const text = Buffer.from(bytes).toString('base64')
+        assert.equal(text.length, 28)
+        assert.deepEqual(decodePathwayContext(text), decodePathwayContextBytes(bytes))
+        assert.deepEqual(decodePathwayContext(Buffer.from(text)), decodePathwayContextBytes(bytes))
+      }),
+      { numRuns: 20_000 },
+    )
+  })
+
+  test('a header value made again from the same hash and whole milliseconds is the one made before; any other difference makes a new one', () => {
+    // Each context differs from the one before in one part (hash half, pathway start, edge start, or
+    // only below the millisecond): the value must always be that context's own.
+    const step = fc.record({ part: fc.constantFrom('hi', 'lo', 'pathway', 'edge', 'fraction'), value: u32, time: ms, fraction: fc.double({ min: 0, max: 0.999, noNaN: true }) })
+    fc.assert(
+      fc.property(u32, u32, ms, ms, fc.array(step, { minLength: 1, maxLength: 30 }), (hi, lo, pathwayStart, edgeStart, steps) => {
+        let c = { hi, lo, pathwayStart, edgeStart }
+        for (const s of steps) {
+          if (s.part === 'hi') c = { ...c, hi: s.value }
+          else if (s.part === 'lo') c = { ...c, lo: s.value }
+          else if (s.part === 'pathway') c = { ...c, pathwayStart: s.time }
+          else if (s.part === 'edge') c = { ...c, edgeStart: s.time }
+          else c = { ...c, pathwayStart: Math.floor(c.pathwayStart) + s.fraction, edgeStart: Math.floor(c.edgeStart) + s.fraction }
+          const ctx = new PathwayContext(c.hi, c.lo, c.pathwayStart, c.edgeStart)
+          assert.equal(encodePathwayContext(ctx), Buffer.from(encodePathwayContextBytes(ctx)).toString('base64'))
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
   test('fuzz: 100,000 random strings and byte arrays never make decoding throw', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string({ maxLength: 40 }), fc.base64String({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 })), (value) => {

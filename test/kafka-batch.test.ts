@@ -145,5 +145,47 @@ describe('eachBatch', () => {
       await Promise.all([consumer.disconnect(), producer.disconnect()])
       undo()
     })
+
+    test(`${kind}: the messages of one send arrive with one context, made once for all of them`, async () => {
+      const [topic, group, service] = [`batch-run-${kind}`, `batch-run-${kind}`, `batch-run-${kind}`]
+      await createTopics(peer.brokers, [topic])
+      const now = Date.now()
+      const parent = new PathwayContext(0x1234, 0x5678, now - 2000, now - 1000)
+      const header = encodePathwayContext(parent)
+      const raw = await newProducer('kafkajs', newKafka('kafkajs', peer.brokers))
+      // Two sends, as a producer makes them: the messages of each carry the same header value.
+      await raw.send({ topic, messages: Array.from({ length: 20 }, (_, i) => ({ value: String(i), headers: { [PATHWAY_KEY]: header } })) })
+      await raw.send({ topic, messages: [{ value: 'none' }, { value: 'none' }] })
+      await raw.disconnect()
+
+      const dsm = makeDataStreams(agent, service)
+      dsms.push(dsm)
+      const kafka = newKafka(kind, peer.brokers)
+      const undo = kind === 'kafkajs' ? instrumentKafkaJs(kafka, dsm) : instrumentConfluent(kafka, dsm)
+      const cid = kind === 'kafkajs' ? clusterId : undefined
+      const batches: any[][] = []
+      const consumer = await startConsumer(kind, kafka, group, topic, {
+        eachBatch: async ({ batch }: any) => {
+          batches.push([...batch.messages])
+        },
+      })
+      await until(() => batches.flat().length === 22, '22 messages handled')
+      const hash = expectedHash(service, consumeTags(group, topic, cid), parent.hash)
+      // The messages with no header start a pathway: a run of their own.
+      const fresh = expectedHash(service, consumeTags(group, topic, cid), 0n)
+      const made = new Set<unknown>()
+      for (const messages of batches) {
+        const carried = messages.filter((m) => m.value.toString() !== 'none')
+        for (const m of carried) assert.equal(contextOf(m), contextOf(carried[0]), 'one object for the run in a batch')
+        for (const m of carried) made.add(contextOf(m))
+        for (const m of messages.filter((m) => m.value.toString() === 'none')) assert.equal(contextOf(m)?.hash, fresh)
+      }
+      for (const ctx of made) assert.equal((ctx as PathwayContext | undefined)?.hash, hash)
+      assert.ok(made.size < 20, `20 messages in ${batches.length} batches, ${made.size} contexts`)
+      await flushUntil([dsm], () => pointsOf(agent, service).filter((p) => p.Hash === hash).reduce((n, p) => n + decodeSketch(p.PathwayLatency).count, 0) === 20)
+
+      await consumer.disconnect()
+      undo()
+    })
   }
 })

@@ -1,10 +1,12 @@
 /**
  * Case 3, batch consume: the 1,000 messages of one fetched batch (one topic, one upstream
- * pathway, produced at different times). pathwise decodes the headers, then records the batch in
- * one `setCheckpointBatch` (the core's batch entry point); dd-trace decodes and checkpoints
- * message by message, as its batch consumer plugin does.
+ * pathway, produced at different times). pathwise takes the batch as its consumers' batch path
+ * does (`checkpointHeaders`): the header values decoded straight into the core's batch buffer,
+ * one core call, and the context of the first message made (the handler's; the others are made
+ * when asked); dd-trace decodes and checkpoints message by message, as its batch consumer plugin
+ * does.
  */
-import { decodePathwayContext, type PathwayContext } from '../../bindings/pathway/context.js'
+import { checkpointHeaders } from '../../bindings/instrument/batch-checkpoints.js'
 import { decodeDdContext, ddProcessor } from '../dd-trace.js'
 import { compare, type Settings } from '../harness.js'
 import { timeRatios, type Row } from '../results.js'
@@ -21,10 +23,8 @@ export function batchConsume(s: Settings): Row[] {
   const pathwiseBody = (core: 'wasm' | 'ts') => {
     const dsm = pathwise(core)
     const node = dsm.node(tags)!
-    const parents = new Array<PathwayContext | null>(BATCH).fill(null)
     return () => {
-      for (let i = 0; i < BATCH; i++) parents[i] = decodePathwayContext(headers[i])
-      dsm.setCheckpointBatch(node, parents, sizes)
+      checkpointHeaders(dsm, node, headers, sizes).get(0)
     }
   }
 

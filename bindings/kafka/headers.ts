@@ -82,6 +82,22 @@ export function pathwayFromHeaderList(headers: unknown): PathwayContext | null {
   return typeof legacy === 'string' ? decodePathwayContextBytes(Buffer.from(legacy, 'latin1')) : decodePathwayContextBytes(legacy)
 }
 
+/**
+ * What a consumed batch's one pass (instrument/batch-checkpoints.ts) takes for a KafkaJS-style
+ * header object: the pathway header's bytes as they came, undecoded, or else the context read
+ * the way extractPathwayContext reads it (a text value, the legacy header), or null.
+ */
+export function pathwayHeaderValue(headers: unknown): Uint8Array | PathwayContext | null {
+  try {
+    if (headers === null || typeof headers !== 'object') return null
+    const value = (headers as Record<string, unknown>)[PATHWAY_KEY]
+    return value instanceof Uint8Array ? value : extractPathwayContext(headers)
+  } catch {
+    // headers that throw on reading (a Proxy, a getter) carry no context
+    return null
+  }
+}
+
 /** The last header value decoded by pathwayFromHeaders (a base64 value is at most 36 bytes), and its context. */
 const lastValue = new Uint8Array(36)
 let lastLength = -1

@@ -18,13 +18,14 @@ import { PATHWAY_KEY, type PathwayContext } from '../pathway/context.js'
 import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { wrapMethod } from '../instrument/instrumentation.js'
 import { PATHWAY_HEADER_BYTES, TopicNodes, messageSize } from './edges.js'
-import { messageWithHeaders, pathwayFromHeaders, pathwayHeaderBytes, withPathwayHeader } from './headers.js'
+import { messageWithHeaders, pathwayFromHeaders, pathwayHeaderBytes, pathwayHeaderValue, withPathwayHeader } from './headers.js'
 import { headerInjectionOn, headersRefused, isHeaderRejection } from './injection.js'
 import { PATHWAY_HEADER_WIRE, RECORD_OVERHEAD, RefusedSizes, isSizeRejection, recordExtraBytes } from './size-limits.js'
 import { contextsLeftOut, sendsFailed } from '../instrument/send-outcomes.js'
 import { fail } from './log.js'
 import { BatchFollower, noteProduce } from './message-context.js'
 import { rememberMessageContext } from '../instrument/received-messages.js'
+import { checkpointHeaders, contextList, type BatchContexts } from '../instrument/batch-checkpoints.js'
 import { copyOf, copyWith, isRecord, items, numberOf, read } from '../common/input.js'
 
 // Client objects are shapes of two libraries: `any` at this boundary, checked where read.
@@ -378,24 +379,30 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
     return ctx
   }
 
-  /** The consume checkpoints of a whole batch in one core call (one clock read): the eachBatch path. */
-  const checkpointBatch = (topic: unknown, messages: readonly unknown[]): (PathwayContext | null)[] => {
-    if (typeof topic !== 'string') return messages.map(() => null)
+  /**
+   * The consume checkpoints of a whole batch in one pass (one clock read, one core call, each
+   * header's bytes decoded straight into the core's batch buffer): the eachBatch path. A context
+   * object is made for each run of messages sent together, not for each message.
+   */
+  const checkpointBatch = (topic: unknown, messages: readonly unknown[]): BatchContexts | null => {
+    if (typeof topic !== 'string') return null
     nodes ??= new TopicNodes(dsm, hooks.group() ?? '')
     const node = nodes.get(topic, hooks.clusterId())
-    if (node === null) return messages.map(() => null)
+    if (node === null) return null
     const n = messages.length
-    const parents = new Array<PathwayContext | null>(n)
+    const values = new Array<unknown>(n)
     const sizes = new Array<number>(n)
     for (let i = 0; i < n; i++) {
       const m = messages[i]
-      if (m === null || typeof m !== 'object') return messages.map((m) => checkpoint(topic, m))
-      parents[i] = pathwayFromHeaders(read(m, 'headers'))
+      if (m === null || typeof m !== 'object') {
+        return contextList(messages.map((m) => checkpoint(topic, m)))
+      }
+      values[i] = pathwayHeaderValue(read(m, 'headers'))
       sizes[i] = messageSize(m)
     }
-    const ctxs = dsm.setCheckpointBatch(node, parents, sizes)
-    for (let i = 0; i < messages.length; i++) {
-      const ctx = ctxs[i]
+    const ctxs = checkpointHeaders(dsm, node, values, sizes)
+    for (let i = 0; i < n; i++) {
+      const ctx = ctxs.get(i)
       if (ctx !== null) rememberMessageContext(messages[i] as object, ctx)
     }
     return ctxs
@@ -424,7 +431,7 @@ export function wrapRun(consumer: Record<string, any>, hooks: ConsumerHooks): vo
         const messages = items(read(batch, 'messages'))
         if (messages !== undefined && messages.length > 0) {
           const ctxs = checkpointBatch(read(batch, 'topic'), messages)
-          first = ctxs[0]
+          first = ctxs?.get(0) ?? null
           follower = new BatchFollower(dsm, messages, ctxs)
           const resolveOffset = read(payload, 'resolveOffset')
           if (typeof resolveOffset === 'function') {

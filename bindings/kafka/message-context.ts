@@ -29,6 +29,7 @@
 import type { PathwayContext } from '../pathway/context.js'
 import type { DataStreams } from '../api/data-streams.js'
 import { followWalks, type Walks } from '../instrument/message-iteration.js'
+import type { BatchContexts } from '../instrument/batch-checkpoints.js'
 import { pinnedContext } from '../instrument/received-messages.js'
 import { numberOf, read } from '../common/input.js'
 import { log } from './log.js'
@@ -53,10 +54,11 @@ export class BatchFollower {
   constructor(
     private readonly dsm: DataStreams,
     private readonly messages: readonly unknown[],
-    private readonly ctxs: readonly (PathwayContext | null)[],
+    /** The batch's contexts; null when none was recorded. */
+    private readonly ctxs: BatchContexts | null,
   ) {
     this.walks = followWalks(dsm, messages)
-    this.ruleCtx = ctxs[0] ?? null
+    this.ruleCtx = ctxs?.get(0) ?? null
     this.last = messages.length - 1
     this.lastOffset = numberOf(read(messages[this.last], 'offset'))
     if (messages.length > 1) indexed.add(this)
@@ -75,7 +77,7 @@ export class BatchFollower {
     while (this.cursor < this.last && numberOf(read(this.messages[this.cursor], 'offset')) <= resolved) this.cursor++
     this.resolves++
     this.atEnd = resolved >= this.lastOffset
-    const ctx = this.ctxs[this.cursor]
+    const ctx = this.ctxs?.get(this.cursor) ?? null
     if (ctx === null) return
     this.ruleCtx = ctx
     // Makes it current for the rest of the caller's flow: the handler's code after resolveOffset.

@@ -5,7 +5,7 @@
  * Decoding never throws: anything malformed reads as "no context".
  */
 
-import { isSaneTime, isSaneTimeNow } from './time-window.js'
+import { MAX_AHEAD_MS, MIN_TIME_MS, isSaneTime, isSaneTimeNow, latestSaneTime } from './time-window.js'
 
 export const PATHWAY_KEY = 'dd-pathway-ctx-base64'
 export const LEGACY_PATHWAY_KEY = 'dd-pathway-ctx'
@@ -15,28 +15,89 @@ export const Direction = { None: 0, In: 1, Out: 2 } as const
 export type Direction = (typeof Direction)[keyof typeof Direction]
 
 /**
+ * Whether an object was made by this copy's PathwayContext: its fields are then data properties it
+ * holds itself, read without a trap or a getter (unless a subclass made them accessors: its readers
+ * still guard). Asking runs no code of the object's, a Proxy's traps included.
+ */
+let isOwnContext: (value: object) => value is PathwayContext
+
+/**
  * A context after a checkpoint (or as read from a message). Times are milliseconds since the
  * epoch with sub-millisecond precision in process; the wire carries whole milliseconds.
  * The last three fields serve loop detection: the direction of the last checkpoint and the
  * closest checkpoint of the opposite direction.
  */
-export class PathwayContext {
-  constructor(
-    readonly hashHi: number,
-    readonly hashLo: number,
-    readonly pathwayStartMs: number,
-    readonly edgeStartMs: number,
-    readonly direction: Direction = Direction.None,
-    readonly oppositeHashHi: number = 0,
-    readonly oppositeHashLo: number = 0,
-    readonly oppositeEdgeStartMs: number = edgeStartMs,
-  ) {}
-
+export interface PathwayContext {
+  readonly hashHi: number
+  readonly hashLo: number
+  readonly pathwayStartMs: number
+  readonly edgeStartMs: number
+  readonly direction: Direction
+  readonly oppositeHashHi: number
+  readonly oppositeHashLo: number
+  readonly oppositeEdgeStartMs: number
   /** The pathway hash as an unsigned 64-bit integer (for display and tests; not for the hot path). 0 for halves that are no numbers. */
+  readonly hash: bigint
+}
+
+/**
+ * The class of the contexts, typed by the interface above rather than by its own declaration: the
+ * brand is a private field, and a private field in the declared type would make the type of each
+ * bundled entry point (`pathwise`, `pathwise/edge`) its own, one's DataStreams no longer
+ * assignable to the other's.
+ */
+export const PathwayContext: new (
+  hashHi: number,
+  hashLo: number,
+  pathwayStartMs: number,
+  edgeStartMs: number,
+  direction?: Direction,
+  oppositeHashHi?: number,
+  oppositeHashLo?: number,
+  oppositeEdgeStartMs?: number,
+) => PathwayContext = class PathwayContext {
+  // Declared, not parameter properties: those are emitted as class fields defined first as
+  // undefined and then assigned, twice the stores for every context made.
+  declare readonly hashHi: number
+  declare readonly hashLo: number
+  declare readonly pathwayStartMs: number
+  declare readonly edgeStartMs: number
+  declare readonly direction: Direction
+  declare readonly oppositeHashHi: number
+  declare readonly oppositeHashLo: number
+  declare readonly oppositeEdgeStartMs: number
+  /** The brand `isOwnContext` asks for: an object this class made (a Proxy or a lookalike has none). */
+  readonly #made = true
+
+  constructor(
+    hashHi: number,
+    hashLo: number,
+    pathwayStartMs: number,
+    edgeStartMs: number,
+    direction: Direction = Direction.None,
+    oppositeHashHi = 0,
+    oppositeHashLo = 0,
+    oppositeEdgeStartMs: number = edgeStartMs,
+  ) {
+    this.hashHi = hashHi
+    this.hashLo = hashLo
+    this.pathwayStartMs = pathwayStartMs
+    this.edgeStartMs = edgeStartMs
+    this.direction = direction
+    this.oppositeHashHi = oppositeHashHi
+    this.oppositeHashLo = oppositeHashLo
+    this.oppositeEdgeStartMs = oppositeEdgeStartMs
+  }
+
   get hash(): bigint {
     return (BigInt(u32(this.hashHi)) << 32n) | BigInt(u32(this.hashLo))
   }
+
+  static {
+    isOwnContext = (value): value is PathwayContext => #made in value
+  }
 }
+
 
 function u32(half: unknown): number {
   return typeof half === 'number' ? half >>> 0 : 0
@@ -58,8 +119,13 @@ for (let i = 0; i < 4096; i++) {
   FIRST[i] = CHAR_CODES[i >> 6]
   SECOND[i] = CHAR_CODES[i & 63]
 }
-/** Context bytes while timestamps take 6 varint bytes each (2004 to 2112): 28 characters. */
-const TODAY_BYTES = 20
+/** While timestamps take 6 varint bytes each (1970-07 to 2039-09), a context is 20 bytes: 28 characters, 27 before the padding. */
+const TODAY_CHARS = 27
+/** The whole milliseconds whose zigzag varint takes 6 bytes: from 2^34 to below 2^41. */
+const TODAY_MIN_MS = 2 ** 34
+const TODAY_END_MS = 2 ** 41
+/** 2^27: the zigzag value (2n) of n splits into its low 28 bits and the rest as n does at 2^27. */
+const LOW27 = 0x8000000
 /** Character code to 6-bit value, -1 for anything else. */
 const SEXTETS = new Int8Array(256).fill(-1)
 for (let i = 0; i < 64; i++) SEXTETS[ALPHABET.charCodeAt(i)] = i
@@ -77,8 +143,18 @@ const charsByLength: number[][] = []
 
 /** The raw context bytes (20 for today's timestamps); no bytes for anything but a valid context. */
 export function encodePathwayContextBytes(ctx: PathwayContext): Uint8Array {
-  return scratch.slice(0, writeContext(ctx))
+  const valid = asPathwayContext(ctx)
+  return valid === null ? new Uint8Array(0) : scratch.slice(0, writeContext(valid.hashHi, valid.hashLo, Math.floor(valid.pathwayStartMs), Math.floor(valid.edgeStartMs)))
 }
+
+/**
+ * The last header value made, and what it holds: a hash and two whole milliseconds. A context
+ * with the same three has the same value (a send's messages, messages of one parent produced in
+ * the same millisecond): it is handed out again, not made anew.
+ */
+/** hi, lo, pathway start, edge start: in a typed array, where a module `let` holding a double boxes it anew at each store. */
+const lastMade = new Float64Array([-1, -1, -1, -1])
+let lastValue = ''
 
 /**
  * The header value: standard base64 with padding, 28 characters for today's timestamps; the empty
@@ -87,29 +163,59 @@ export function encodePathwayContextBytes(ctx: PathwayContext): Uint8Array {
  * the times recorded. Every context a checkpoint returns is valid.
  */
 export function encodePathwayContext(ctx: PathwayContext): string {
-  const n = writeContext(ctx)
-  if (n === 0) return ''
+  const valid = asPathwayContext(ctx)
+  if (valid === null) return ''
+  const hi = valid.hashHi
+  const lo = valid.hashLo
+  const pathwayStart = Math.floor(valid.pathwayStartMs)
+  const edgeStart = Math.floor(valid.edgeStartMs)
+  if (edgeStart === lastMade[3] && pathwayStart === lastMade[2] && lo === lastMade[1] && hi === lastMade[0]) return lastValue
+  const value =
+    pathwayStart >= TODAY_MIN_MS && pathwayStart < TODAY_END_MS && edgeStart >= TODAY_MIN_MS && edgeStart < TODAY_END_MS
+      ? todayValue(hi, lo, pathwayStart, edgeStart)
+      : base64(writeContext(hi, lo, pathwayStart, edgeStart))
+  lastMade[0] = hi
+  lastMade[1] = lo
+  lastMade[2] = pathwayStart
+  lastMade[3] = edgeStart
+  lastValue = value
+  return value
+}
+
+/**
+ * The value of today's contexts (both times from TODAY_MIN_MS to below TODAY_END_MS, so each
+ * varint takes 6 bytes) straight from its numbers, in int32 arithmetic: the 20 bytes as seven
+ * 24-bit groups of 4 characters (the last one padded), in one call with the characters as
+ * arguments. What `base64(writeContext(...))` gives, without the bytes.
+ */
+function todayValue(hi: number, lo: number, pathwayStart: number, edgeStart: number): string {
+  // The varint of 2n: its low 28 bits (4 bytes of 7) and the 14 above (2 bytes).
+  const pHigh = Math.floor(pathwayStart / LOW27)
+  const pLow = (pathwayStart - pHigh * LOW27) * 2
+  const eHigh = Math.floor(edgeStart / LOW27)
+  const eLow = (edgeStart - eHigh * LOW27) * 2
+  const v0 = ((lo & 255) << 16) | (((lo >>> 8) & 255) << 8) | ((lo >>> 16) & 255)
+  const v1 = ((lo >>> 24) << 16) | ((hi & 255) << 8) | ((hi >>> 8) & 255)
+  const v2 = (((hi >>> 16) & 255) << 16) | ((hi >>> 24) << 8) | (pLow & 127) | 128
+  const v3 = ((((pLow >>> 7) & 127) | 128) << 16) | ((((pLow >>> 14) & 127) | 128) << 8) | ((pLow >>> 21) & 127) | 128
+  const v4 = (((pHigh & 127) | 128) << 16) | ((pHigh >>> 7) << 8) | (eLow & 127) | 128
+  const v5 = ((((eLow >>> 7) & 127) | 128) << 16) | ((((eLow >>> 14) & 127) | 128) << 8) | ((eLow >>> 21) & 127) | 128
+  const v6 = (((eHigh & 127) | 128) << 16) | ((eHigh >>> 7) << 8)
+  // prettier-ignore
+  return String.fromCharCode(
+    FIRST[v0 >> 12], SECOND[v0 >> 12], FIRST[v0 & 4095], SECOND[v0 & 4095],
+    FIRST[v1 >> 12], SECOND[v1 >> 12], FIRST[v1 & 4095], SECOND[v1 & 4095],
+    FIRST[v2 >> 12], SECOND[v2 >> 12], FIRST[v2 & 4095], SECOND[v2 & 4095],
+    FIRST[v3 >> 12], SECOND[v3 >> 12], FIRST[v3 & 4095], SECOND[v3 & 4095],
+    FIRST[v4 >> 12], SECOND[v4 >> 12], FIRST[v4 & 4095], SECOND[v4 & 4095],
+    FIRST[v5 >> 12], SECOND[v5 >> 12], FIRST[v5 & 4095], SECOND[v5 & 4095],
+    FIRST[v6 >> 12], SECOND[v6 >> 12], FIRST[v6 & 4095], PAD,
+  )
+}
+
+/** The first `n` bytes of `scratch` in standard base64 with padding. */
+function base64(n: number): string {
   const b = scratch
-  if (n === TODAY_BYTES) {
-    // The common case, in one call with the characters as arguments: no array to fill and spread.
-    const v0 = (b[0] << 16) | (b[1] << 8) | b[2]
-    const v1 = (b[3] << 16) | (b[4] << 8) | b[5]
-    const v2 = (b[6] << 16) | (b[7] << 8) | b[8]
-    const v3 = (b[9] << 16) | (b[10] << 8) | b[11]
-    const v4 = (b[12] << 16) | (b[13] << 8) | b[14]
-    const v5 = (b[15] << 16) | (b[16] << 8) | b[17]
-    const v6 = (b[18] << 16) | (b[19] << 8)
-    // prettier-ignore
-    return String.fromCharCode(
-      FIRST[v0 >> 12], SECOND[v0 >> 12], FIRST[v0 & 4095], SECOND[v0 & 4095],
-      FIRST[v1 >> 12], SECOND[v1 >> 12], FIRST[v1 & 4095], SECOND[v1 & 4095],
-      FIRST[v2 >> 12], SECOND[v2 >> 12], FIRST[v2 & 4095], SECOND[v2 & 4095],
-      FIRST[v3 >> 12], SECOND[v3 >> 12], FIRST[v3 & 4095], SECOND[v3 & 4095],
-      FIRST[v4 >> 12], SECOND[v4 >> 12], FIRST[v4 & 4095], SECOND[v4 & 4095],
-      FIRST[v5 >> 12], SECOND[v5 >> 12], FIRST[v5 & 4095], SECOND[v5 & 4095],
-      FIRST[v6 >> 12], SECOND[v6 >> 12], FIRST[v6 & 4095], PAD,
-    )
-  }
   const length = Math.ceil(n / 3) * 4
   const chars = (charsByLength[length] ??= new Array<number>(length).fill(0))
   let c = 0
@@ -132,13 +238,9 @@ export function encodePathwayContext(ctx: PathwayContext): string {
   return String.fromCharCode.apply(null, chars)
 }
 
-/** Writes the context's bytes into `scratch` and returns their count, 0 if it is not a valid context. */
-function writeContext(ctx: PathwayContext): number {
-  const valid = asPathwayContext(ctx)
-  if (valid === null) return 0
+/** Writes a context's bytes (its hash, and its times in whole milliseconds) into `scratch` and returns their count. */
+function writeContext(hi: number, lo: number, pathwayStart: number, edgeStart: number): number {
   const b = scratch
-  const lo = valid.hashLo
-  const hi = valid.hashHi
   b[0] = lo
   b[1] = lo >>> 8
   b[2] = lo >>> 16
@@ -147,8 +249,8 @@ function writeContext(ctx: PathwayContext): number {
   b[5] = hi >>> 8
   b[6] = hi >>> 16
   b[7] = hi >>> 24
-  const p = writeZigzag(b, 8, Math.floor(valid.pathwayStartMs))
-  return writeZigzag(b, p, Math.floor(valid.edgeStartMs))
+  const p = writeZigzag(b, 8, pathwayStart)
+  return writeZigzag(b, p, edgeStart)
 }
 
 /**
@@ -160,8 +262,49 @@ function writeContext(ctx: PathwayContext): number {
  * returned as is; a lookalike is copied, so its getters are read once.
  */
 export function asPathwayContext(value: unknown, now?: number): PathwayContext | null {
+  if (value === null || typeof value !== 'object') return null
+  if (isOwnContext(value)) {
+    try {
+      if (now !== undefined) return hasSaneFields(value, now + MAX_AHEAD_MS) ? value : null
+      // Against the last clock reading first; a time past what it allows reads the clock again.
+      return hasSaneFields(value, latestSaneTime(false)) || hasSaneFields(value, latestSaneTime(true)) ? value : null
+    } catch {
+      return null // a subclass's accessor threw
+    }
+  }
+  return lookalike(value, now)
+}
+
+/**
+ * Whether the fields of one of this class's contexts are sane, times at most `latest`: the check
+ * of every parent and every context encoded, so it reads each field once and calls nothing.
+ */
+function hasSaneFields(c: PathwayContext, latest: number): boolean {
+  const pathwayStartMs = c.pathwayStartMs
+  const edgeStartMs = c.edgeStartMs
+  const oppositeEdgeStartMs = c.oppositeEdgeStartMs
+  const direction = c.direction
+  return (
+    c.hashHi >>> 0 === c.hashHi &&
+    c.hashLo >>> 0 === c.hashLo &&
+    c.oppositeHashHi >>> 0 === c.oppositeHashHi &&
+    c.oppositeHashLo >>> 0 === c.oppositeHashLo &&
+    (direction === Direction.None || direction === Direction.In || direction === Direction.Out) &&
+    typeof pathwayStartMs === 'number' &&
+    pathwayStartMs >= MIN_TIME_MS &&
+    pathwayStartMs <= latest &&
+    typeof edgeStartMs === 'number' &&
+    edgeStartMs >= MIN_TIME_MS &&
+    edgeStartMs <= latest &&
+    typeof oppositeEdgeStartMs === 'number' &&
+    oppositeEdgeStartMs >= MIN_TIME_MS &&
+    oppositeEdgeStartMs <= latest
+  )
+}
+
+/** A context of another copy of pathwise (or anything posing as one): its getters read once, into a copy. */
+function lookalike(value: object, now: number | undefined): PathwayContext | null {
   try {
-    if (value === null || typeof value !== 'object') return null
     const c = value as PathwayContext
     const hashHi = c.hashHi
     const hashLo = c.hashLo
@@ -183,7 +326,6 @@ export function asPathwayContext(value: unknown, now?: number): PathwayContext |
     ) {
       return null
     }
-    if (value instanceof PathwayContext) return value
     return new PathwayContext(hashHi, hashLo, pathwayStartMs, edgeStartMs, direction, oppositeHashHi, oppositeHashLo, oppositeEdgeStartMs)
   } catch {
     return null
@@ -300,11 +442,15 @@ function latin1(s: string): Uint8Array {
 }
 
 /** The characters of a string header value, padding excluded. */
-const text = new Uint8Array(MAX_BASE64_CHARS)
+const text = new Uint8Array(MAX_BASE64_CHARS + 3)
 const decoded = new Uint8Array(MAX_CONTEXT_BYTES + 2)
 
 function decodeBase64(chars: Uint8Array, length: number): PathwayContext | null {
   while (length > 0 && chars[length - 1] === PAD) length--
+  if (length === TODAY_CHARS) {
+    const today = todayContext(chars)
+    if (today !== undefined) return today
+  }
   if (length === 0 || length > MAX_BASE64_CHARS || length % 4 === 1) return null
   let n = 0
   let i = 0
@@ -330,6 +476,115 @@ function decodeBase64(chars: Uint8Array, length: number): PathwayContext | null 
     }
   }
   return readContext(decoded, n)
+}
+
+/**
+ * The context of today's 27 characters (before the padding): null when a character is no base64
+ * or a time is not sane; undefined when the bytes are not two 6-byte varints after the hash
+ * (then the general decoder reads them, as it reads every other length).
+ */
+function todayContext(c: Uint8Array): PathwayContext | null | undefined {
+  const read = todayFields(c)
+  if (read !== TODAY) return read === MALFORMED ? null : undefined
+  const { hashHi, hashLo, pathwayStartMs, edgeStartMs } = headerFields
+  return isSaneTimeNow(pathwayStartMs) && isSaneTimeNow(edgeStartMs) ? new PathwayContext(hashHi, hashLo, pathwayStartMs, edgeStartMs) : null
+}
+
+/** What a header's value holds, as the batch path reads it (`decodeFields`): one record reused, no object per value. */
+export const headerFields = { hashHi: 0, hashLo: 0, pathwayStartMs: 0, edgeStartMs: 0 }
+
+const TODAY = 1
+const MALFORMED = 0
+const NOT_TODAY = -1
+
+/**
+ * Reads today's 27 characters (before the padding) into `headerFields` straight from their sextets, in
+ * int32 arithmetic: seven 24-bit groups hold the 20 bytes. TODAY when read (times not yet checked),
+ * MALFORMED when a character is no base64 or a varint an odd (negative) number, NOT_TODAY when the
+ * bytes are not two 6-byte varints after the hash.
+ */
+function todayFields(c: Uint8Array): number {
+  const v0 = (SEXTETS[c[0]] << 18) | (SEXTETS[c[1]] << 12) | (SEXTETS[c[2]] << 6) | SEXTETS[c[3]]
+  const v1 = (SEXTETS[c[4]] << 18) | (SEXTETS[c[5]] << 12) | (SEXTETS[c[6]] << 6) | SEXTETS[c[7]]
+  const v2 = (SEXTETS[c[8]] << 18) | (SEXTETS[c[9]] << 12) | (SEXTETS[c[10]] << 6) | SEXTETS[c[11]]
+  const v3 = (SEXTETS[c[12]] << 18) | (SEXTETS[c[13]] << 12) | (SEXTETS[c[14]] << 6) | SEXTETS[c[15]]
+  const v4 = (SEXTETS[c[16]] << 18) | (SEXTETS[c[17]] << 12) | (SEXTETS[c[18]] << 6) | SEXTETS[c[19]]
+  const v5 = (SEXTETS[c[20]] << 18) | (SEXTETS[c[21]] << 12) | (SEXTETS[c[22]] << 6) | SEXTETS[c[23]]
+  const v6 = (SEXTETS[c[24]] << 18) | (SEXTETS[c[25]] << 12) | (SEXTETS[c[26]] << 6)
+  // a -1 (not base64) sets the sign bit, whatever its position
+  if ((v0 | v1 | v2 | v3 | v4 | v5 | v6) < 0) return MALFORMED
+  // Varint bytes: p0..p5 are v2's last byte, v3, v4's first two; e0..e5 v4's last, v5, v6's first two.
+  // Each 6 long: the first five with the continuation bit, the sixth without.
+  const p = ((v2 & 128) << 24) | ((v3 & 0x808080) << 1) | (v4 & 0x800000)
+  const e = ((v4 & 128) << 24) | ((v5 & 0x808080) << 1) | (v6 & 0x800000)
+  if (p !== CONTINUED || e !== CONTINUED || (v4 & 0x8000) !== 0 || (v6 & 0x8000) !== 0) return NOT_TODAY
+  const pLow = (v2 & 127) | (((v3 >> 16) & 127) << 7) | (((v3 >> 8) & 127) << 14) | ((v3 & 127) << 21)
+  const eLow = (v4 & 127) | (((v5 >> 16) & 127) << 7) | (((v5 >> 8) & 127) << 14) | ((v5 & 127) << 21)
+  // an odd zigzag value is a negative number: garbage
+  if (((pLow | eLow) & 1) !== 0) return MALFORMED
+  headerFields.hashLo = ((v0 >> 16) | (((v0 >> 8) & 255) << 8) | ((v0 & 255) << 16) | ((v1 >> 16) << 24)) >>> 0
+  headerFields.hashHi = (((v1 >> 8) & 255) | ((v1 & 255) << 8) | ((v2 >> 16) << 16) | (((v2 >> 8) & 255) << 24)) >>> 0
+  headerFields.pathwayStartMs = (((v4 >> 16) & 127) | (((v4 >> 8) & 127) << 7)) * LOW27 + (pLow >>> 1)
+  headerFields.edgeStartMs = (((v6 >> 16) & 127) | (((v6 >> 8) & 127) << 7)) * LOW27 + (eLow >>> 1)
+  return TODAY
+}
+
+/** Whether two header values (the bytes of base64 texts) hold the same bytes: a send's messages carry one value. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  try {
+    const n = a.length
+    if (n !== b.length || n > MAX_BASE64_CHARS + 3) return false
+    // from the end: two values of one pathway differ in their times, written last
+    let i = n
+    while (i > 0 && a[i - 1] === b[i - 1]) i--
+    return i === 0
+  } catch {
+    return false // a Proxy posing as bytes
+  }
+}
+
+/** The continuation bits todayFields gathers from a 6-byte varint: set on its first five bytes. */
+const CONTINUED = 0x80000000 | 0x1010100 | 0x800000
+
+/**
+ * Reads a header value (the base64 text, as a string or its bytes, as decodePathwayContext takes
+ * it) into `headerFields`, its times sane for a clock reading `now`; false for anything else, and then
+ * `headerFields` holds nothing of it. The batch path's decoder: no context object is made. Never throws.
+ */
+export function decodeFields(value: unknown, now: number): boolean {
+  if (value instanceof Uint8Array) return decodeBytesFields(value, now)
+  if (typeof value !== 'string' || value.length > MAX_BASE64_CHARS + 3) return false
+  const length = value.length
+  for (let i = 0; i < length; i++) {
+    const c = value.charCodeAt(i)
+    if (c > 255) return false
+    text[i] = c
+  }
+  return decodeCharsFields(text, length, now)
+}
+
+/** decodeFields of a value given as the bytes of its text. */
+export function decodeBytesFields(value: Uint8Array, now: number): boolean {
+  try {
+    return decodeCharsFields(value, value.length, now)
+  } catch {
+    return false // a Proxy posing as bytes
+  }
+}
+
+function decodeCharsFields(chars: Uint8Array, length: number, now: number): boolean {
+  while (length > 0 && chars[length - 1] === PAD) length--
+  const read = length === TODAY_CHARS ? todayFields(chars) : NOT_TODAY
+  if (read === MALFORMED) return false
+  if (read === NOT_TODAY) {
+    const ctx = decodeBase64(chars, length)
+    if (ctx === null) return false
+    headerFields.hashHi = ctx.hashHi
+    headerFields.hashLo = ctx.hashLo
+    headerFields.pathwayStartMs = ctx.pathwayStartMs
+    headerFields.edgeStartMs = ctx.edgeStartMs
+  }
+  return isSaneTime(headerFields.pathwayStartMs, now) && isSaneTime(headerFields.edgeStartMs, now)
 }
 
 function readContext(b: Uint8Array, n: number): PathwayContext | null {

@@ -31,3 +31,9 @@ export function isSaneTimeNow(ms: unknown): boolean {
   lastNow = nowMs()
   return isSaneTime(ms, lastNow)
 }
+
+/** The latest sane time by the last clock reading, or (`read`) by a new one: for codecs that check several times at once. */
+export function latestSaneTime(read: boolean): number {
+  if (read) lastNow = nowMs()
+  return lastNow + MAX_AHEAD_MS
+}

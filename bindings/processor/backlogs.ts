@@ -1,4 +1,4 @@
-/** The highest value seen per backlog key in each bucket (Kafka produce and commit offsets, queue depths), or a count (failed sends). */
+/** The highest value seen per backlog key in each bucket (Kafka produce and commit offsets, high watermarks, NATS pending counts, queue depths), or a count (failed sends). */
 export interface Backlog {
   tags: string[]
   value: number
@@ -6,21 +6,63 @@ export interface Backlog {
 
 /** Most backlog keys (topic, partition, group) in one bucket: past it new keys are dropped and counted. */
 export const MAX_BACKLOGS_PER_BUCKET = 10_000
+/** Most keys BacklogKeys holds before it starts over. */
+export const MAX_BACKLOG_KEYS = 10_000
+
+/** A backlog's key: its tags in the order written, and their join, by which a bucket keeps it. */
+export interface BacklogKey {
+  readonly tags: string[]
+  readonly key: string
+}
+
+type Level = Map<string | number, Level | BacklogKey>
+
+/**
+ * The keys of the backlogs tracked, made once each: found by their parts (kind, two names, the
+ * partition, the cluster id; a queue depth's state in the cluster id's place), one map level a
+ * part, so that tracking an offset builds no string.
+ * Bounded: past MAX_BACKLOG_KEYS it starts over.
+ */
+export class BacklogKeys {
+  private root: Level = new Map()
+  private size = 0
+
+  /** The key of these parts; `tags` makes its tags the first time. */
+  get(kind: string, a: string, b: string, partition: number, cluster: string, tags: () => string[]): BacklogKey {
+    const level = below(below(below(below(this.root, kind), a), b), partition)
+    const found = level.get(cluster) as BacklogKey | undefined
+    if (found !== undefined) return found
+    if (this.size >= MAX_BACKLOG_KEYS) {
+      this.root = new Map()
+      this.size = 0
+      return this.get(kind, a, b, partition, cluster, tags)
+    }
+    const made = tags()
+    const key = { tags: made, key: made.join(',') }
+    level.set(cluster, key)
+    this.size++
+    return key
+  }
+}
+
+function below(level: Level, part: string | number): Level {
+  let next = level.get(part) as Level | undefined
+  if (next === undefined) level.set(part, (next = new Map()))
+  return next
+}
 
 export class Backlogs {
   private readonly buckets = new Map<number, Map<string, Backlog>>()
   /** New keys dropped because their bucket was full. */
   dropped = 0
 
-  /** `tags` must already be in a stable order: it is the key. */
-  track(bucket: number, tags: string[], offset: number): void {
+  track(bucket: number, key: BacklogKey, offset: number): void {
     let entries = this.buckets.get(bucket)
     if (entries === undefined) this.buckets.set(bucket, (entries = new Map()))
-    const key = tags.join(',')
-    const entry = entries.get(key)
+    const entry = entries.get(key.key)
     if (entry !== undefined) {
       if (offset > entry.value) entry.value = offset
-    } else if (entries.size < MAX_BACKLOGS_PER_BUCKET) entries.set(key, { tags, value: offset })
+    } else if (entries.size < MAX_BACKLOGS_PER_BUCKET) entries.set(key.key, { tags: key.tags, value: offset })
     else this.dropped++
   }
 

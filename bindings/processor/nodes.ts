@@ -2,16 +2,58 @@ import { Direction } from '../pathway/context.js'
 import type { Core } from '../core/types.js'
 import type { CheckpointNode } from '../api/data-streams.js'
 
-/** A node prepared by one cache; `live` turns false when the cache forgets it (then it is prepared again on use). */
+/**
+ * `value` if it is a node of `cache` (and, for liveNodeOf, not forgotten); null for anything else.
+ * Asking runs no code of the value's (a Proxy's traps included).
+ */
+export let liveNodeOf: (value: unknown, cache: NodeCache) => PreparedNode | null
+export let nodeOf: (value: unknown, cache: NodeCache) => PreparedNode | null
+
+/**
+ * A node prepared by one cache; `live` turns false when the cache forgets it (then it is prepared
+ * again on use). What a checkpoint uses of it is held in private fields, which no caller can
+ * change: a node handed back is found to be one of its cache's, and used, without validating it again.
+ */
 export class PreparedNode implements CheckpointNode {
-  live = true
-  constructor(
-    readonly owner: NodeCache,
-    readonly id: number,
-    readonly direction: Direction,
-    readonly edgeTags: readonly string[],
-  ) {}
+  readonly #owner: NodeCache
+  readonly #id: number
+  readonly #direction: Direction
+  readonly #edgeTags: readonly string[]
+  #live = true
+
+  constructor(owner: NodeCache, id: number, direction: Direction, edgeTags: readonly string[]) {
+    this.#owner = owner
+    this.#id = id
+    this.#direction = direction
+    this.#edgeTags = edgeTags
+  }
+
+  get id(): number {
+    return this.#id
+  }
+
+  get direction(): Direction {
+    return this.#direction
+  }
+
+  get edgeTags(): readonly string[] {
+    return this.#edgeTags
+  }
+
+  get live(): boolean {
+    return this.#live
+  }
+
+  forget(): void {
+    this.#live = false
+  }
+
+  static {
+    liveNodeOf = (value, cache) => (typeof value === 'object' && value !== null && #owner in value && value.#owner === cache && value.#live ? value : null)
+    nodeOf = (value, cache) => (typeof value === 'object' && value !== null && #owner in value && value.#owner === cache ? value : null)
+  }
 }
+
 
 interface TagTrie {
   node: PreparedNode | undefined
@@ -78,7 +120,7 @@ export class NodeCache {
   /** Forgets every node: the core releases their ids (and reuses them once their points are drained). */
   private forgetAll(): void {
     for (const node of this.live) {
-      node.live = false
+      node.forget()
       this.core.releaseNode(node.id)
     }
     this.evicted += this.live.length

@@ -1,4 +1,4 @@
-import { Backlogs } from './backlogs.js'
+import { BacklogKeys, Backlogs } from './backlogs.js'
 import { nowMs } from '../common/clock.js'
 import type { InstrumentationSettings, ResolvedConfig } from '../api/config.js'
 import { BUCKET_MS } from '../core/constants.js'
@@ -16,7 +16,8 @@ import {
   BATCH_STRIDE,
 } from '../core/layout.js'
 import { DEFAULT_MAX_POINTS, type Backend, type Core } from '../core/types.js'
-import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, encodePathwayContext, extractPathwayContext } from '../pathway/context.js'
+import { Direction, PATHWAY_KEY, PathwayContext, asPathwayContext, decodeBytesFields, decodeFields, encodePathwayContext, extractPathwayContext, headerFields, sameBytes } from '../pathway/context.js'
+import { FIELDS, RecordedBatch, noContexts, sameFields, type BatchContexts } from './batch-contexts.js'
 import type { Carrier, CheckpointNode, CheckpointOptions, CheckpointTiming, DataStreams, DataStreamsStats, Platform } from '../api/data-streams.js'
 import { SEND_OUTCOMES, type SendOutcomes } from '../api/send-outcomes.js'
 import { AgentInfo } from '../export/agent-info.js'
@@ -26,7 +27,7 @@ import { createLogger, type OnceLogger } from '../common/logger.js'
 import { PRODUCT_DSM, type BucketExtras, type Payload, type PayloadMeta } from '../export/payload.js'
 import { MAX_BATCH, batchLength, byteCount, edgeTagList, errorText, isObject, nonEmptyText, offsetNumber, partitionNumber, read, tagPart } from '../common/input.js'
 import { hangOff, hop } from './loop-detection.js'
-import { NodeCache, PreparedNode } from './nodes.js'
+import { NodeCache, type PreparedNode, liveNodeOf, nodeOf } from './nodes.js'
 import { isSaneTime } from '../pathway/time-window.js'
 import { TransactionLog } from './transactions.js'
 import { VERSION } from '../api/version.js'
@@ -61,6 +62,7 @@ export class DataStreamsProcessor implements DataStreams {
   private readonly agentInfo: AgentInfo
   private readonly meta: PayloadMeta
   private readonly backlogs = new Backlogs()
+  private readonly backlogKeys = new BacklogKeys()
   private readonly transactions = new TransactionLog()
   private droppedTransactions = 0
   private contextsLeftOut = 0
@@ -201,9 +203,15 @@ export class DataStreamsProcessor implements DataStreams {
     }
   }
 
-  /** A node or edge tags as handed over: this DataStreams' node (prepared again if forgotten), or valid tags. */
+  /**
+   * A node or edge tags as handed over: this DataStreams' node (as it is: it was validated when
+   * prepared; prepared again if forgotten), or valid tags.
+   */
   private resolveNode(edgeTags: unknown): PreparedNode | null {
-    if (isNodeOf(edgeTags, this.nodes)) return edgeTags.live ? edgeTags : this.nodeOf(edgeTags.edgeTags)
+    const live = liveNodeOf(edgeTags, this.nodes)
+    if (live !== null) return live
+    const forgotten = nodeOf(edgeTags, this.nodes)
+    if (forgotten !== null) return this.nodeOf(forgotten.edgeTags)
     const tags = edgeTagList(edgeTags)
     if (tags === null) return this.invalid('edge tags: not an array of at most 64 strings of at most 1024 characters, nor a node of this DataStreams')
     return this.nodeOf(tags)
@@ -358,6 +366,77 @@ export class DataStreamsProcessor implements DataStreams {
     }
   }
 
+  /**
+   * The consume checkpoints of a fetched batch in one pass, one core call per BATCH_CAPACITY
+   * messages: `values[i]` is message i's pathway header value (its base64 text, as a string or
+   * its bytes), decoded straight into the core's batch buffer, or a parent context read elsewhere
+   * (a legacy header), or anything else for none; `sizes[i]` its bytes. No context object is made
+   * here: the result makes one when asked. A value equal to the one before (a send's messages)
+   * is not decoded again. The transports' batch path (`instrument/batch-checkpoints.ts`).
+   */
+  checkpointHeaders(edgeTags: readonly string[] | CheckpointNode, values: readonly unknown[], sizes?: ArrayLike<number>): BatchContexts {
+    const count = batchLength(values)
+    if (count < 0) return this.invalid('batch: header values is not an array of at most 1,000,000 entries') ?? noContexts(0)
+    try {
+      const node = this.resolveNode(edgeTags)
+      if (node === null) return noContexts(count)
+      const given = sizes === undefined ? undefined : batchLength(sizes) >= count ? sizes : this.invalid('batch: payload sizes not an array as long as the header values')
+      const fields = new Float64Array(count * FIELDS)
+      const runs = new Int32Array(count)
+      const now = nowMs()
+      const bucket = Math.floor(now / BUCKET_MS)
+      const id = node.id
+      const direction = node.direction
+      // The value before, if a header value (a context given as a parent is looked at each time: each refusal counts).
+      let previous: unknown = NOT_HUNG
+      let previousBytes: Uint8Array | null = null
+      for (let first = 0; first < count; first += BATCH_CAPACITY) {
+        const n = Math.min(BATCH_CAPACITY, count - first)
+        let b = this.core.batchBuffer()
+        for (let i = 0, r = 0; i < n; i++, r += BATCH_STRIDE) {
+          const value = values[first + i]
+          if (value !== previous) {
+            if (value instanceof Uint8Array) {
+              if (previousBytes === null || !sameBytes(value, previousBytes)) hangOffHeader(decodeBytesFields(value, now), direction, now)
+              previous = previousBytes = value
+            } else {
+              if (typeof value === 'string') hangOffHeader(decodeFields(value, now), direction, now)
+              else hangOff(direction, value === null || value === undefined ? null : this.resolveParent(value, now), now)
+              previous = typeof value === 'string' ? value : NOT_HUNG
+              previousBytes = null
+            }
+          }
+          const size = given == null ? 0 : given[first + i]
+          const { pathwayStart, edgeStart } = hop
+          b[r + BATCH_NODE] = id
+          b[r + BATCH_PARENT_HI] = hop.parentHi
+          b[r + BATCH_PARENT_LO] = hop.parentLo
+          b[r + BATCH_PATHWAY_LATENCY] = now > pathwayStart ? (now - pathwayStart) / 1000 : 0
+          b[r + BATCH_EDGE_LATENCY] = now > edgeStart ? (now - edgeStart) / 1000 : 0
+          b[r + BATCH_PAYLOAD] = typeof size === 'number' && size >= 0 && size <= Number.MAX_SAFE_INTEGER ? size : this.resolveSize(size)
+          const q = (first + i) * FIELDS
+          fields[q + 2] = pathwayStart
+          fields[q + 3] = hop.oppositeHi
+          fields[q + 4] = hop.oppositeLo
+          fields[q + 5] = hop.oppositeEdgeStart
+        }
+        this.core.checkpointBatch(n, bucket)
+        b = this.core.batchBuffer() // a Wasm memory growth during the call replaces the view
+        for (let i = 0, r = 0; i < n; i++, r += BATCH_STRIDE) {
+          const m = first + i
+          const q = m * FIELDS
+          fields[q] = b[r + BATCH_OUT_HI]
+          fields[q + 1] = b[r + BATCH_OUT_LO]
+          runs[m] = m > 0 && sameFields(fields, q, q - FIELDS) ? runs[m - 1] : m
+        }
+      }
+      return new RecordedBatch(count, fields, runs, now, direction)
+    } catch (err) {
+      this.fail('checkpoint', err)
+      return noContexts(count)
+    }
+  }
+
   setProduceCheckpoint(type: string, target: string, carrier: Carrier, options?: CheckpointOptions): PathwayContext | null {
     if (!isObject(carrier)) return this.invalid('carrier: not an object')
     const node = this.manualNode(Direction.Out, type, target)
@@ -398,21 +477,21 @@ export class DataStreamsProcessor implements DataStreams {
   trackKafkaProduce(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void {
     const t = tagPart(topic)
     if (t === undefined) return void this.invalid('backlog: topic not a string of at most 1024 characters')
-    this.track(['type:kafka_produce', `topic:${t}`], partition, offset, clusterId)
+    this.track('kafka_produce', t, '', partition, offset, clusterId, (p) => ['type:kafka_produce', `topic:${t}`, `partition:${p}`])
   }
 
   trackKafkaCommit(group: string, topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void {
     const g = tagPart(group)
     const t = tagPart(topic)
     if (g === undefined || t === undefined) return void this.invalid('backlog: group or topic not a string of at most 1024 characters')
-    this.track(['type:kafka_commit', `consumer_group:${g}`, `topic:${t}`], partition, offset, clusterId)
+    this.track('kafka_commit', g, t, partition, offset, clusterId, (p) => ['type:kafka_commit', `consumer_group:${g}`, `topic:${t}`, `partition:${p}`])
   }
 
   trackKafkaHighWatermark(topic: string, partition: number, offset: number | string | bigint, clusterId?: string): void {
     const t = tagPart(topic)
     if (t === undefined) return void this.invalid('backlog: topic not a string of at most 1024 characters')
     // The partition first, as dd-trace-go (the other tracer that sends this type) writes it.
-    this.track([`topic:${t}`, 'type:kafka_high_watermark'], partition, offset, clusterId, true)
+    this.track('kafka_high_watermark', t, '', partition, offset, clusterId, (p) => [`partition:${p}`, `topic:${t}`, 'type:kafka_high_watermark'])
   }
 
   trackNatsPending(stream: string, consumer: string, pending: number): void {
@@ -421,7 +500,8 @@ export class DataStreamsProcessor implements DataStreams {
     const value = typeof pending === 'number' && Number.isSafeInteger(pending) && pending >= 0 ? pending : undefined
     if (s === undefined || c === undefined || value === undefined) return void this.invalid('backlog: stream, consumer or pending count unusable')
     try {
-      this.backlogs.track(currentBucket(), ['type:nats_pending', `consumer_group:${c}`, `stream:${s}`], value)
+      const key = this.backlogKeys.get('nats_pending', c, s, -1, '', () => ['type:nats_pending', `consumer_group:${c}`, `stream:${s}`])
+      this.backlogs.track(currentBucket(), key, value)
     } catch (err) {
       this.fail('backlog', err)
     }
@@ -436,23 +516,22 @@ export class DataStreamsProcessor implements DataStreams {
       return void this.invalid('queue depth: type, queue or state not a string of at most 1024 characters, or count not a non-negative integer')
     }
     try {
-      this.backlogs.track(currentBucket(), ['type:queue_depth', `queue_type:${t}`, `topic:${q}`, `state:${s}`], value)
+      const key = this.backlogKeys.get('queue_depth', t, q, -1, s, () => ['type:queue_depth', `queue_type:${t}`, `topic:${q}`, `state:${s}`])
+      this.backlogs.track(currentBucket(), key, value)
     } catch (err) {
       this.fail('backlog', err)
     }
   }
 
-  /** The partition tag goes after `tags`, or before them (`partitionFirst`); the cluster id always last. */
-  private track(tags: string[], partition: unknown, offset: unknown, clusterId: unknown, partitionFirst = false): void {
+  /** A Kafka backlog: `tags(partition)` its tags but the cluster id, which always goes last. */
+  private track(kind: string, a: string, b: string, partition: unknown, offset: unknown, clusterId: unknown, tags: (partition: number) => string[]): void {
     const p = partitionNumber(partition)
     const value = offsetNumber(offset)
     const cluster = clusterId === undefined || clusterId === null || clusterId === '' ? '' : tagPart(clusterId)
     if (p === undefined || value === undefined || cluster === undefined) return void this.invalid('backlog: partition, offset or cluster id unusable')
-    if (partitionFirst) tags.unshift(`partition:${p}`)
-    else tags.push(`partition:${p}`)
-    if (cluster !== '') tags.push(`kafka_cluster_id:${cluster}`)
     try {
-      this.backlogs.track(currentBucket(), tags, value)
+      const key = this.backlogKeys.get(kind, a, b, p, cluster, () => (cluster === '' ? tags(p) : [...tags(p), `kafka_cluster_id:${cluster}`]))
+      this.backlogs.track(currentBucket(), key, value)
     } catch (err) {
       this.fail('backlog', err)
     }
@@ -659,11 +738,15 @@ function isSendCount(count: unknown): count is number {
   return Number.isInteger(count) && (count as number) > 0 && (count as number) <= MAX_BATCH
 }
 
-/** Whether `value` is a node of this cache; false for anything else, a Proxy whose traps throw included. */
-function isNodeOf(value: unknown, cache: NodeCache): value is PreparedNode {
-  try {
-    return value instanceof PreparedNode && value.owner === cache
-  } catch {
-    return false
-  }
+/**
+ * Fills `hop` for a checkpoint of `direction` after a header value that `decodeFields` read into
+ * `headerFields` (a context of no direction: the checkpoint hangs off it whatever its own
+ * direction), or after none (`read` false: a new pathway).
+ */
+function hangOffHeader(read: boolean, direction: Direction, now: number): void {
+  if (!read) return hangOff(direction, null, now)
+  hop.oppositeHi = hop.parentHi = headerFields.hashHi
+  hop.oppositeLo = hop.parentLo = headerFields.hashLo
+  hop.oppositeEdgeStart = hop.edgeStart = headerFields.edgeStartMs
+  hop.pathwayStart = headerFields.pathwayStartMs
 }
