@@ -372,3 +372,6 @@ export function sketchFree(s: Sketch): void {
   s.release()
   heap.free(changetype<usize>(s))
 }
+
+/** The sketch store (`store*`), used in an instance of its own: assembly/sketch-store.ts. */
+export * from './sketch-store'

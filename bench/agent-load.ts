@@ -4,9 +4,10 @@
  *
  *   node --import tsx bench/agent-load.ts                 the full plan (about 3 minutes)
  *   node --import tsx bench/agent-load.ts --quick         small sizes, a few seconds
- *   node --import tsx bench/agent-load.ts [--services N] [--points N] [--speed X] [--seconds S] [--stamps real|compressed] [--no-summary]
- *                                                         one run (defaults 200, 50, 10, 30, real, /api/summary polled)
- *   --out=FILE writes the results as JSON.
+ *   node --import tsx bench/agent-load.ts [--services N] [--points N] [--speed X] [--seconds S] [--stamps real|compressed] [--no-summary] [--db]
+ *                                                         one run (defaults 200, 50, 10, 30, real, /api/summary polled, no database)
+ *   --baseline=PATH also runs another checkout's built agent (its agent/dist/bin.js) first, the same way
+ *   (BENCH_AGENT_BASELINE for `npm run bench`); --out=FILE writes the results as JSON.
  * `npm run bench` runs the full plan after the suite's cases (`--only=9` alone), `bench:quick` the quick one.
  *
  * A run starts a fresh agent process (`node agent/dist/bin.js agent --port 0`) and N services,
@@ -27,16 +28,26 @@
  */
 import http from 'node:http'
 import os from 'node:os'
-import { writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { BUCKET_MS } from 'pathwise/core'
-import { machineBusySeconds, startAgentProcess } from './agent-load/agent-process.js'
+import { machineBusySeconds, startAgentProcess, type AgentProcess } from './agent-load/agent-process.js'
 import { fleet, finishedBucket } from './agent-load/services.js'
+
+/** Which agent a run loads: this checkout's, or another's built agent (`--baseline`), to compare with in the same run. */
+export interface AgentUnderTest {
+  /** As the table names it: 'this build', or 'baseline'. */
+  name: string
+  /** The agent's bin.js; this checkout's when undefined. */
+  bin?: string
+}
 
 export interface LoadRunSpec {
   name: string
+  agent: AgentUnderTest
   services: number
   points: number
   speed: number
@@ -44,8 +55,12 @@ export interface LoadRunSpec {
   seconds: number
   warmupSeconds: number
   stamps: 'real' | 'compressed'
-  /** Whether /api/summary is polled meanwhile, as `pathwise top` does (the page: every 2 s). */
+  /** Whether /api/summary is polled meanwhile: every second, as `pathwise top` does, or as `summaryEveryMs` says. */
   summary: boolean
+  /** 2,000 for the page's interval; default 1,000. */
+  summaryEveryMs?: number
+  /** With `--db` (a fresh file): what the writes do under the load, then a restart on the same file. */
+  db: boolean
 }
 
 export interface Quantiles {
@@ -88,6 +103,19 @@ export interface LoadRunResult {
   /** Lines the agent logged during the run. */
   agentLog: string[]
   saturated: string | null
+  /** With `db`: the database writes at the end of the load, and a restart's numbers against those before it. */
+  db?: DbFigures
+}
+
+export interface DbFigures {
+  /** /api/status's dbWrites at the end (before stopping): unwritten changes, the last write's rows and time. */
+  writes: { unwritten: number; dropped: number; failing: unknown; lastWriteAgoMs: number | null; lastWrite: { rows: number; ms: number } | null }
+  /** Messages per edge over the last hour, before the stop (SIGTERM) and after the restart on the same file. */
+  countsBefore: Record<string, number>
+  countsAfter: Record<string, number>
+  /** How long the restarted agent took to listen (reading the file back included). */
+  restartSeconds: number
+  fileMiB: number
 }
 
 export interface AgentLoadResults {
@@ -101,12 +129,16 @@ export interface AgentLoadResults {
   saturation: { held: LoadRunResult | null; broke: LoadRunResult | null } | null
 }
 
+/** Payloads a run builds before it starts; a run that sends more builds each as it sends it. */
+const MAX_PREPARED = 20_000
 /** A tracer has rarely more than one payload unanswered; past a few, the agent is not keeping up. */
 const MAX_IN_FLIGHT_PER_SERVICE = 8
 /** Once the last payload is sent, answers have this long to arrive; later ones count as 'unanswered'. */
 const DRAIN_MS = 30_000
 const REQUEST_TIMEOUT_MS = 30_000
 const SUMMARY_EVERY_MS = 1000
+/** How often the page polls /api/summary (agent/src/ui/app.js). */
+const PAGE_POLL_MS = 2000
 const RSS_EVERY_MS = 200
 /** A run is saturated past this p99 intake latency (or with any error or skipped send). */
 const SATURATION_P99_MS = 1000
@@ -168,15 +200,16 @@ export async function loadRun(spec: LoadRunSpec, log: (line: string) => void = (
   if (spec.stamps === 'compressed') {
     const first = nowBucket - rounds + 1
     bucketOf = (round) => first + round
-    services.prepare(Array.from({ length: rounds }, (_, r) => first + r))
+    // An hour of buckets would not fit in memory built: those runs build each payload as they send it.
+    if (rounds * spec.services <= MAX_PREPARED) services.prepare(Array.from({ length: rounds }, (_, r) => first + r))
   } else {
     bucketOf = () => finishedBucket(Date.now())
     // The buckets the run will cross, and one more for a start that slips past a boundary.
     services.prepare(Array.from({ length: Math.ceil((totalMs + 30_000) / BUCKET_MS) + 1 }, (_, i) => nowBucket + i))
   }
-  const sizes = services.sizes()
-
-  const agent = await startAgentProcess()
+  const dir = spec.db ? mkdtempSync(join(os.tmpdir(), 'pathwise-agent-load-')) : null
+  const dbArgs = dir ? ['--db', join(dir, 'history.sqlite')] : []
+  let agent = await startAgentProcess(dbArgs, spec.agent.bin)
   const base = new URL(agent.url)
   const clients = Array.from({ length: spec.services }, () => new http.Agent({ keepAlive: true }))
   const apiClient = new http.Agent({ keepAlive: true })
@@ -217,7 +250,7 @@ export async function loadRun(spec: LoadRunSpec, log: (line: string) => void = (
           if (status === '200') summaries.push(performance.now() - t)
           else errors[`/api/summary ${status}`] = (errors[`/api/summary ${status}`] ?? 0) + 1
         }
-        await sleep(Math.max(0, t + SUMMARY_EVERY_MS - performance.now()))
+        await sleep(Math.max(0, t + (spec.summaryEveryMs ?? SUMMARY_EVERY_MS) - performance.now()))
       }
     })()
 
@@ -304,7 +337,7 @@ export async function loadRun(spec: LoadRunSpec, log: (line: string) => void = (
       generatorCpuPercent: (generatorS / measuredS) * 100,
       otherCpuPercent: (Math.max(0, cpu1.machine - cpu0.machine - (cpu1.agent - cpu0.agent) - generatorS) / measuredS) * 100,
       rssMiB: { idle: idleRss, peak: peakRss, end: endRss },
-      payloadBytes: { gzipped: sizes.gzipped / sizes.payloads, msgpack: sizes.msgpack / sizes.payloads },
+      payloadBytes: { gzipped: services.sizes().gzipped / services.sizes().payloads, msgpack: services.sizes().msgpack / services.sizes().payloads },
       status: {
         series: status.series,
         cells: status.cells,
@@ -318,12 +351,55 @@ export async function loadRun(spec: LoadRunSpec, log: (line: string) => void = (
       agentLog: agent.stderr().split('\n').filter((l) => l.length > 0),
       saturated,
     }
+    if (dir) {
+      const { restarted, ...figures } = await restartOnDb(agent, apiClient, status.dbWrites, dbArgs, spec.agent, join(dir, 'history.sqlite'))
+      result.db = figures
+      agent = restarted
+    }
     log(`  ${describe(result)}`)
     return result
   } finally {
     clearInterval(rssTimer)
     for (const c of [...clients, apiClient]) c.destroy()
     await agent.stop()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Messages per edge over the last hour, as the agent shows them. */
+async function edgeCounts(client: http.Agent, url: string): Promise<Record<string, number>> {
+  const { edges } = JSON.parse((await get(client, `${url}/api/topology?range=3600`)).body) as { edges: Array<{ id: string; count: number }> }
+  return Object.fromEntries(edges.map((e) => [e.id, e.count]))
+}
+
+/** The writes at the end of the load, then a stop (SIGTERM: the last write) and a restart on the same file; the restarted agent is returned to be stopped. */
+async function restartOnDb(
+  agent: AgentProcess,
+  client: http.Agent,
+  writes: { unwritten: number; dropped: number; failing: unknown; lastWriteAt: number | null; lastWrite?: { rows: number; ms: number } | null },
+  dbArgs: string[],
+  under: AgentUnderTest,
+  file: string,
+): Promise<DbFigures & { restarted: AgentProcess }> {
+  const countsBefore = await edgeCounts(client, agent.url)
+  await agent.stop()
+  const t = performance.now()
+  const restarted = await startAgentProcess(dbArgs, under.bin)
+  const restartSeconds = (performance.now() - t) / 1000
+  const countsAfter = await edgeCounts(client, restarted.url)
+  return {
+    writes: {
+      unwritten: writes.unwritten,
+      dropped: writes.dropped,
+      failing: writes.failing,
+      lastWriteAgoMs: writes.lastWriteAt === null ? null : Date.now() - writes.lastWriteAt,
+      lastWrite: writes.lastWrite ?? null,
+    },
+    countsBefore,
+    countsAfter,
+    restartSeconds,
+    fileMiB: statSync(file).size / 2 ** 20,
+    restarted,
   }
 }
 
@@ -337,48 +413,53 @@ function describe(r: LoadRunResult): string {
 }
 
 const EXAMPLE = { services: 200, points: 50 }
+/** Issue 28's target: 50,000 points/s (1,000 payloads of 50 points a second) with /api/summary polled, and no 503. */
+const TARGET_SPEED = 50
+/** An hour and a bit of 10 s buckets, for the hour of 10,000 series. */
+const HOUR_ROUNDS = 370
+const THIS_BUILD: AgentUnderTest = { name: 'this build' }
 
-/** The full plan: the issue's example, a speed ladder up to saturation, the two caps. */
-export async function runAgentLoad(options: { quick: boolean; log?: (line: string) => void }): Promise<AgentLoadResults> {
+/**
+ * The full plan, for this build's agent and, with `baseline` (another checkout's built
+ * agent/dist/bin.js, or BENCH_AGENT_BASELINE), for that one first, in the same run: the issue's
+ * example and a speed ladder up to saturation for both; then, for this build, the target rate
+ * polled, the same with --db (and a restart on the file), the series cap, an hour of 10,000
+ * series; and the cell cap run for both.
+ */
+export async function runAgentLoad(options: { quick: boolean; log?: (line: string) => void; baseline?: string }): Promise<AgentLoadResults> {
   const log = options.log ?? (() => {})
   const started = Date.now()
   const runs: LoadRunResult[] = []
   let saturation: AgentLoadResults['saturation'] = null
-  const run = async (spec: LoadRunSpec) => {
-    const r = await loadRun(spec, log)
+  const run = async (spec: Omit<LoadRunSpec, 'db' | 'agent'> & Partial<Pick<LoadRunSpec, 'db' | 'agent'>>) => {
+    const r = await loadRun({ db: false, agent: THIS_BUILD, ...spec }, log)
     runs.push(r)
     return r
   }
+  const baselineBin = options.baseline ?? process.env.BENCH_AGENT_BASELINE
+  const agents: AgentUnderTest[] = baselineBin ? [{ name: 'baseline', bin: baselineBin }, THIS_BUILD] : [THIS_BUILD]
   if (options.quick) {
-    await run({ name: 'load', services: 20, points: 10, speed: 10, seconds: 3, warmupSeconds: 1, stamps: 'real', summary: true })
-    await run({ name: 'history', services: 20, points: 10, speed: 10, seconds: 3, warmupSeconds: 0, stamps: 'compressed', summary: true })
+    for (const agent of agents) {
+      await run({ name: 'load', agent, services: 20, points: 10, speed: 10, seconds: 3, warmupSeconds: 1, stamps: 'real', summary: true })
+      await run({ name: 'history', agent, services: 20, points: 10, speed: 10, seconds: 3, warmupSeconds: 0, stamps: 'compressed', summary: true })
+    }
+    await run({ name: 'with --db', services: 20, points: 10, speed: 10, seconds: 3, warmupSeconds: 1, stamps: 'real', summary: true, db: true })
   } else {
-    const ladder = (speed: number, summary = true) =>
-      run({ name: summary ? 'ladder' : 'ladder, no /api/summary polling', ...EXAMPLE, speed, seconds: 15, warmupSeconds: 2, stamps: 'real', summary })
-    const example = await run({ name: 'example', ...EXAMPLE, speed: 10, seconds: 30, warmupSeconds: 3, stamps: 'real', summary: true })
-    // Doubling or halving the speed until one run holds and another does not, then one step between them.
-    let held: LoadRunResult | null = example.saturated === null ? example : null
-    let broke: LoadRunResult | null = example.saturated === null ? null : example
-    let speed = held ? 20 : 5
-    for (let step = 0; step < 5 && (held === null || broke === null) && Date.now() - started < 150_000; step++) {
-      const r = await ladder(speed)
-      if (r.saturated === null) held = held === null || r.spec.speed > held.spec.speed ? r : held
-      else broke = broke === null || r.spec.speed < broke.spec.speed ? r : broke
-      speed = r.saturated === null ? speed * 2 : speed / 2
+    for (const agent of agents) {
+      const s = await saturate(agent, run, started)
+      if (agent === THIS_BUILD) saturation = s
     }
-    if (held !== null && broke !== null && broke.spec.speed === held.spec.speed * 2) {
-      const r = await ladder(held.spec.speed * 1.5)
-      if (r.saturated === null) held = r
-      else broke = r
-    }
-    saturation = { held, broke }
-    // The lowest rate that broke, without /api/summary: what the summary's time on the main thread costs the intake.
-    if (broke !== null) await ladder(broke.spec.speed, false)
+    // The target: 50,000 points/s, /api/summary polled as the page does (every 2 s), as long as the example; then with --db, and a restart on its file.
+    const target = { ...EXAMPLE, speed: TARGET_SPEED, seconds: 30, warmupSeconds: 3, stamps: 'real', summary: true, summaryEveryMs: PAGE_POLL_MS } as const
+    await run({ name: 'target, polled as the page does', ...target })
+    await run({ name: 'target, polled as the page does, with --db', ...target, db: true })
     // The caps, without summary polling and below the rates above, so that what is dropped is the caps' doing.
     // 12,500 series against the cap of 10,000, four rounds.
     await run({ name: 'series cap', services: 250, points: 50, speed: 2, seconds: 20, warmupSeconds: 0, stamps: 'real', summary: false })
-    // 10,000 series, a new bucket each round: 12 rounds are 120 s of history against the cell cap of 100,000.
-    await run({ name: 'cell cap', ...EXAMPLE, speed: 4, seconds: 30, warmupSeconds: 0, stamps: 'compressed', summary: false })
+    // 10,000 series, a new bucket each round: 12 rounds are 120 s of history (the cell cap of the baseline's 100,000).
+    for (const agent of agents) await run({ name: 'cell cap', agent, ...EXAMPLE, speed: 4, seconds: 30, warmupSeconds: 0, stamps: 'compressed', summary: false })
+    // An hour of 10,000 series: 370 buckets of each, as fast as they go in, the page polled.
+    await run({ name: 'an hour of 10,000 series', ...EXAMPLE, speed: TARGET_SPEED, seconds: (HOUR_ROUNDS * 10) / TARGET_SPEED, warmupSeconds: 0, stamps: 'compressed', summary: true })
   }
   return {
     plan: options.quick ? 'quick' : 'full',
@@ -389,6 +470,34 @@ export async function runAgentLoad(options: { quick: boolean; log?: (line: strin
     runs,
     saturation,
   }
+}
+
+/** The issue's example, then doubling or halving the speed until one run holds and another does not, one step between them, and the lowest that broke without polling. */
+async function saturate(
+  agent: AgentUnderTest,
+  run: (spec: Omit<LoadRunSpec, 'db'>) => Promise<LoadRunResult>,
+  started: number,
+): Promise<AgentLoadResults['saturation']> {
+  const ladder = (speed: number, summary = true) =>
+    run({ name: summary ? 'ladder' : 'ladder, no /api/summary polling', agent, ...EXAMPLE, speed, seconds: 15, warmupSeconds: 2, stamps: 'real', summary })
+  const example = await run({ name: 'example', agent, ...EXAMPLE, speed: 10, seconds: 30, warmupSeconds: 3, stamps: 'real', summary: true })
+  let held: LoadRunResult | null = example.saturated === null ? example : null
+  let broke: LoadRunResult | null = example.saturated === null ? null : example
+  let speed = held ? 20 : 5
+  for (let step = 0; step < 5 && (held === null || broke === null) && Date.now() - started < 600_000; step++) {
+    const r = await ladder(speed)
+    if (r.saturated === null) held = held === null || r.spec.speed > held.spec.speed ? r : held
+    else broke = broke === null || r.spec.speed < broke.spec.speed ? r : broke
+    speed = r.saturated === null ? speed * 2 : speed / 2
+  }
+  if (held !== null && broke !== null && broke.spec.speed === held.spec.speed * 2) {
+    const r = await ladder(held.spec.speed * 1.5)
+    if (r.saturated === null) held = r
+    else broke = r
+  }
+  // The lowest rate that broke, without /api/summary: what the summary's time on the main thread costs the intake.
+  if (broke !== null) await ladder(broke.spec.speed, false)
+  return { held, broke }
 }
 
 function machine(): AgentLoadResults['machine'] {
@@ -407,13 +516,13 @@ function n(v: number, digits = 0): string {
 /** The runs as one Markdown table. */
 export function agentLoadTable(results: AgentLoadResults): string {
   const head =
-    '| run | services × points | speed | offered payloads/s | accepted payloads/s | points/s | intake p50 / p99 / max (ms) | errors | /api/summary p50 / p99 (ms) | agent CPU | other processes, CPU | agent RSS idle → peak (MiB) | series | cells | points dropped |'
-  const rule = '|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---|---:|---:|---:|'
+    '| agent | run | services × points | speed | offered payloads/s | accepted payloads/s | points/s | intake p50 / p99 / max (ms) | errors | /api/summary p50 / p99 (ms) | agent CPU | other processes, CPU | agent RSS idle → peak (MiB) | series | cells | points dropped |'
+  const rule = '|---|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---|---:|---:|---:|'
   const rows = results.runs.map((r) => {
     const errors = Object.entries(r.errors).map(([k, v]) => `${v} × ${k}`)
     if (r.skipped > 0) errors.push(`${r.skipped} skipped`)
     return (
-      `| ${r.spec.name}${r.saturated ? ' (saturated)' : ''} | ${r.spec.services} × ${r.spec.points} | ${r.spec.speed}× | ${n(r.offeredPayloadsPerSecond)} | ${n(r.acceptedPayloadsPerSecond)} | ` +
+      `| ${r.spec.agent.name} | ${r.spec.name}${r.saturated ? ' (saturated)' : ''} | ${r.spec.services} × ${r.spec.points} | ${r.spec.speed}× | ${n(r.offeredPayloadsPerSecond)} | ${n(r.acceptedPayloadsPerSecond)} | ` +
       `${n(r.acceptedPointsPerSecond)} | ${n(r.intakeMs.p50, 1)} / ${n(r.intakeMs.p99, 1)} / ${n(r.intakeMs.max, 1)} | ${errors.length > 0 ? errors.join(', ') : '0'} | ` +
       `${n(r.summaryMs.p50)} / ${n(r.summaryMs.p99)} | ${n(r.agentCpuPercent)}% | ${n(r.otherCpuPercent)}% | ${n(r.rssMiB.idle)} → ${n(r.rssMiB.peak)} | ${n(r.status.series)} | ${n(r.status.cells)} | ${n(r.status.pointsDropped)} |`
     )
@@ -428,12 +537,13 @@ export function agentLoadNotes(results: AgentLoadResults): string[] {
   ]
   for (const r of results.runs) {
     notes.push(
-      `${r.spec.name}: load average at start ${r.loadAverage.map((l) => l.toFixed(2)).join(' ')}; payloads ${n(r.payloadBytes.gzipped / 1024, 1)} KiB gzipped ` +
+      `${r.spec.agent.name}, ${r.spec.name}: load average at start ${r.loadAverage.map((l) => l.toFixed(2)).join(' ')}; payloads ${n(r.payloadBytes.gzipped / 1024, 1)} KiB gzipped ` +
         `(${n(r.payloadBytes.msgpack / 1024, 1)} KiB msgpack); ${r.sent} sent after warm-up; generator CPU ${n(r.generatorCpuPercent)}%, other processes ${n(r.otherCpuPercent)}% of a core, send lag p99 ${n(r.sendLagMs.p99, 1)} ms; ` +
         `RSS at the end ${n(r.rssMiB.end)} MiB; agent status: ${r.status.accepted} accepted, ${r.status.rejected} rejected, ${r.status.pointsReceived} points received, ` +
         `${r.status.pointsDropped} dropped, ${r.status.outOfWindow} out of window; ${r.servicesShown} of ${r.spec.services} services on the map` +
         (r.agentLog.length > 0 ? `; agent log: ${r.agentLog.slice(0, 3).join(' | ')}` : '; nothing in the agent log'),
     )
+    if (r.db) notes.push(`${r.spec.agent.name}, ${r.spec.name}: ${dbNote(r.db)}`)
   }
   if (results.saturation !== null) {
     const { held, broke } = results.saturation
@@ -441,6 +551,17 @@ export function agentLoadNotes(results: AgentLoadResults): string[] {
     notes.push(`saturation: held at ${at(held)}; broke at ${at(broke)}${broke?.saturated ? `: ${broke.saturated}` : ''}`)
   }
   return notes
+}
+
+function dbNote(db: DbFigures): string {
+  const edges = Object.keys(db.countsBefore)
+  const same = edges.filter((e) => db.countsAfter[e] === db.countsBefore[e]).length
+  const last = db.writes.lastWrite ? `${n(db.writes.lastWrite.rows)} rows in ${n(db.writes.lastWrite.ms)} ms` : 'none'
+  return (
+    `database at the end of the load: ${db.writes.unwritten} changes unwritten, ${db.writes.dropped} dropped, failing ${JSON.stringify(db.writes.failing)}, ` +
+    `last write ${db.writes.lastWriteAgoMs === null ? 'never' : `${n(db.writes.lastWriteAgoMs)} ms before the stop`} (${last}); file ${n(db.fileMiB, 1)} MiB; ` +
+    `restarted on it in ${n(db.restartSeconds, 1)} s: ${same} of ${edges.length} edges with the same message counts over the hour as before the stop`
+  )
 }
 
 async function main(): Promise<void> {
@@ -452,6 +573,8 @@ async function main(): Promise<void> {
       seconds: { type: 'string' },
       stamps: { type: 'string' },
       'no-summary': { type: 'boolean' },
+      db: { type: 'boolean' },
+      baseline: { type: 'string' },
       quick: { type: 'boolean' },
       out: { type: 'string' },
     },
@@ -463,13 +586,13 @@ async function main(): Promise<void> {
     return x
   }
   const log = (line: string) => process.stderr.write(`${line}\n`)
-  const single = [values.services, values.points, values.speed, values.seconds, values.stamps, values['no-summary']].some((v) => v !== undefined)
+  const single = [values.services, values.points, values.speed, values.seconds, values.stamps, values['no-summary'], values.db].some((v) => v !== undefined)
   let results: AgentLoadResults
   if (single) {
     const started = Date.now()
     const stamps = values.stamps ?? 'real'
     if (stamps !== 'real' && stamps !== 'compressed') throw new Error(`--stamps: real or compressed, not ${stamps}`)
-    const spec: LoadRunSpec = {
+    const spec: Omit<LoadRunSpec, 'agent'> = {
       name: 'run',
       services: Math.round(num(values.services, EXAMPLE.services, 'services')),
       points: Math.round(num(values.points, EXAMPLE.points, 'points')),
@@ -478,11 +601,14 @@ async function main(): Promise<void> {
       warmupSeconds: stamps === 'real' ? 3 : 0,
       stamps,
       summary: !(values['no-summary'] ?? false),
+      db: values.db ?? false,
     }
-    const run = await loadRun(spec, log)
-    results = { plan: 'single', date: new Date(started).toISOString(), node: process.version, machine: machine(), seconds: (Date.now() - started) / 1000, runs: [run], saturation: null }
+    const runs: LoadRunResult[] = []
+    if (values.baseline !== undefined) runs.push(await loadRun({ ...spec, agent: { name: 'baseline', bin: values.baseline } }, log))
+    runs.push(await loadRun({ ...spec, agent: THIS_BUILD }, log))
+    results = { plan: 'single', date: new Date(started).toISOString(), node: process.version, machine: machine(), seconds: (Date.now() - started) / 1000, runs, saturation: null }
   } else {
-    results = await runAgentLoad({ quick: values.quick ?? false, log })
+    results = await runAgentLoad({ quick: values.quick ?? false, log, baseline: values.baseline })
   }
   if (values.out !== undefined) writeFileSync(values.out, JSON.stringify(results, null, 2) + '\n')
   process.stdout.write(`${agentLoadTable(results)}\n\n${agentLoadNotes(results).map((l) => `- ${l}`).join('\n')}\n`)

@@ -29,6 +29,7 @@ if (command === '--version' || command === '-v') {
     await cli.main(argv)
   } else {
     process.stderr.write(`pathwise ${VERSION}: \`pathwise agent\` and \`pathwise top\` come with the agent package. Install it with:\n  ${INSTALL}\n`)
-    process.exitCode = command === undefined || command === '--help' || command === '-h' || command === 'help' ? 0 : 1
+    const help = command === undefined || command === 'help' || argv.includes('--help') || argv.includes('-h')
+    process.exitCode = help ? 0 : 1
   }
 }

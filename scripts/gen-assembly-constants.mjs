@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 
 const root = new URL('../', import.meta.url)
-const MODULES = ['layout', 'sketch-constants']
+const MODULES = ['layout', 'sketch-constants', 'compact-constants']
 
 /** Integers that fit are i32 (slots, offsets, counts); any other number is f64. */
 function assemblyType(name, value) {

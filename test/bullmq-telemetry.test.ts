@@ -190,6 +190,51 @@ describe('BullMQ telemetry, in process', () => {
     assert.equal(produced.reduce((sum, p) => sum + decodeSketch(p.EdgeLatency).count, 0), 4)
   })
 
+  test("flows with nodes pathwise cannot copy (a getter that throws, a cycle) go as they came, their jobs' payload sizes still their data's", async () => {
+    const dsm = dataStreams('uncopied')
+    const data = { text: 'x'.repeat(1000) }
+    // BullMQ never reads `audit`; pathwise's copy of the node (to give it opts) would.
+    const node = (name: string, children?: object[]) =>
+      Object.defineProperty({ name, queueName: 'uncopied', data, ...(children && { children }) }, 'audit', {
+        enumerable: true,
+        get() {
+          throw new Error('not readable')
+        },
+      })
+    const added = async () => {
+      const flows = new bullmq.FlowProducer({ connection })
+      try {
+        const tree = await flows.add(node('parent', [node('child')]) as never)
+        return [tree.job, ...(tree.children ?? []).map((c) => c.job)].map((j) => [j.name, j.data])
+      } finally {
+        await flows.close()
+      }
+    }
+    const plain = await added()
+    const undo = instrumentBullmq(bullmq, dsm)
+    const instrumented = await added().finally(undo)
+    assert.deepEqual(instrumented, plain)
+    await dsm.flush()
+    const produced = pointsOf(agent).filter((p) => p.service === 'uncopied' && p.EdgeTags.join() === outTags('uncopied').join())
+    const sizes = produced.map((p) => decodeSketch(p.PayloadSize))
+    assert.equal(sizes.reduce((sum, s) => sum + s.count, 0), 2, 'both jobs produced')
+    // {"text":"x…"}: 1,013 bytes of JSON (the sketch keeps values within 2%).
+    assert.ok(sizes.every((s) => s.quantile(0) > 990), `payload sizes: ${sizes.map((s) => s.quantile(0)).join(', ')}`)
+
+    // A flow that is its own child cannot be copied either, and its walk ends: a closed FlowProducer answers at once, as without pathwise.
+    const cyclic: Record<string, unknown> = { name: 'cycle', queueName: 'uncopied', data }
+    cyclic.children = [cyclic]
+    const closed = new bullmq.FlowProducer({ connection })
+    await closed.close()
+    const undoAgain = instrumentBullmq(bullmq, dsm)
+    try {
+      assert.equal(await closed.add(cyclic as never), undefined)
+      assert.equal(await closed.addBulk([cyclic] as never), undefined)
+    } finally {
+      undoAgain()
+    }
+  })
+
   test('a job BullMQ adds without its context is counted as such, and an add that fails after its checkpoint as a failed send', async () => {
     const dsm = dataStreams('outcomes')
     const undo = instrumentBullmq(bullmq, dsm)

@@ -107,6 +107,35 @@ describe('pathway context codec', () => {
     assert.equal(decodePathwayContextBytes(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, ...Array(10).fill(0x81), 0x01, 0x02])), null)
   })
 
+  test('a lookalike context whose hash halves are objects is never encoded, and they are never converted', () => {
+    let conversions = 0
+    const converts = () => ({
+      valueOf: () => ++conversions,
+      toString: () => String(++conversions),
+    })
+    // Converting a sparse array joins its 2^32 - 1 holes (minutes); past the first million, an element that counts a read and ends the join.
+    const holes = () => {
+      const a: unknown[] = []
+      a.length = 2 ** 32 - 1
+      Object.defineProperty(a, 1_000_001, {
+        get: () => {
+          throw new Error(`read ${++conversions}`)
+        },
+      })
+      return a
+    }
+    const now = Date.now()
+    const valid = { hashHi: 1, hashLo: 2, pathwayStartMs: now, edgeStartMs: now, direction: 0, oppositeHashHi: 0, oppositeHashLo: 0, oppositeEdgeStartMs: now }
+    assert.notEqual(encodePathwayContext(valid as never), '', 'the lookalike with numbers encodes')
+    for (const key of ['hashHi', 'hashLo', 'oppositeHashHi', 'oppositeHashLo']) {
+      for (const bad of [converts(), holes()]) {
+        assert.equal(encodePathwayContext({ ...valid, [key]: bad } as never), '', key)
+        assert.equal(encodePathwayContextBytes({ ...valid, [key]: bad } as never).length, 0, key)
+      }
+    }
+    assert.equal(conversions, 0)
+  })
+
   test("today's 28 characters, written and read straight from their numbers, are what the general codec gives", () => {
     // The general codec: the raw bytes (encodePathwayContextBytes, decodePathwayContextBytes) and Node's base64.
     fc.assert(

@@ -13,7 +13,6 @@ import { DDSketch } from '@datadog/sketches-js'
 import { decode } from '@msgpack/msgpack'
 import fc from 'fast-check'
 import type { Summary } from '../agent/src/views/api.js'
-import { decodeSketch as agentDecodeSketch } from '../agent/src/model/sketch.js'
 import { killAgentProcesses, startAgentProcess, waitFor, type AgentProcess } from '../agent/test/helpers/agent-process.js'
 import { PathwayContext } from '../bindings/pathway/context.js'
 import { createCore } from '../bindings/processor/create-core.js'
@@ -29,7 +28,7 @@ import { nodePlatform } from '../bindings/node/platform.js'
 import { startAgent, type DecodedBucket, type DecodedPayload, type TestAgent } from './helpers/agent-server.js'
 import { startRecordingProxy } from './helpers/recording-proxy.js'
 import { startScriptedAgent } from './helpers/scripted-agent.js'
-import { hasBinCounts } from './helpers/sketches.js'
+import { agentDecodeSketch, hasBinCounts } from './helpers/sketches.js'
 
 const META: PayloadMeta = { env: 'test', service: 'flusher', version: '1', tracerVersion: '0.0.0-test' }
 const BACKENDS: Backend[] = ['wasm', 'ts']

@@ -9,6 +9,9 @@
  *   remembered (one refusal). The mock cluster enforces no broker-side size, so a test double
  *   stands between pathwise and the client: it answers as each client reports that refusal for a
  *   message with the header past a size, without sending.
+ * - Headers pathwise must not walk (a header value that is an array of 2^32 - 1 holes) near the
+ *   limit, in a header list and in a header object: the produce answers as the client's own, and
+ *   pathwise reads none of it.
  * - An outage: sends that finally fail count in `dsm.stats.failedSends` and reach the Agent as
  *   `pathwise_failed_sends` backlogs: produced minus failed is what was delivered.
  */
@@ -80,6 +83,19 @@ describe('Kafka size limits and failed sends', () => {
     return dsm
   }
 
+  /** A plain and an instrumented confluent KafkaJS-API producer, connected, with this `message.max.bytes`. */
+  function confluentProducers(dsm: DataStreams, maxBytes: number): Promise<any[]> {
+    const kafka = newKafka('confluent', peer.brokers)
+    instrumentConfluent(kafka, dsm)
+    return Promise.all(
+      [newKafka('confluent', peer.brokers), kafka].map(async (k) => {
+        const producer = k.producer({ 'linger.ms': 0, 'message.max.bytes': maxBytes })
+        await producer.connect()
+        return producer
+      }),
+    )
+  }
+
   /** Reads `count` messages of `topic` with a plain kafkajs consumer. */
   async function readTopic(topic: string, count: number): Promise<Received[]> {
     const got: Received[] = []
@@ -116,15 +132,7 @@ describe('Kafka size limits and failed sends', () => {
         plainSend = (topic, value) => plain.send(topic, value, { app: 'a' })
         closers.push(plain.close, instrumented.close)
       } else {
-        const kafka = newKafka('confluent', peer.brokers)
-        instrumentConfluent(kafka, dsm)
-        const [plain, instrumented] = await Promise.all(
-          [newKafka('confluent', peer.brokers), kafka].map(async (k) => {
-            const producer = k.producer({ 'linger.ms': 0, 'message.max.bytes': 1000 })
-            await producer.connect()
-            return producer
-          }),
-        )
+        const [plain, instrumented] = await confluentProducers(dsm, 1000)
         send = (topic, value) => instrumented.send({ topic, messages: [{ key: 'k', value, headers: { app: 'a' } }] })
         plainSend = (topic, value) => plain.send({ topic, messages: [{ key: 'k', value, headers: { app: 'a' } }] })
         closers.push(() => plain.disconnect(), () => instrumented.disconnect())
@@ -137,6 +145,53 @@ describe('Kafka size limits and failed sends', () => {
     }
     const said = warn.mock.calls.map((c) => String(c.arguments[0])).filter((w) => /message\.max\.bytes \(1000\)/.test(w))
     assert.equal(said.length, 2, said.join('\n'))
+  })
+
+  test('headers near message.max.bytes holding an array of 2^32 - 1 holes: each confluent API answers as without pathwise, and pathwise reads none of it', async () => {
+    // Past the first million holes, an element that throws when read: a walk reaches it at once, where walking all took minutes.
+    const holes = (reads: { n: number }) => {
+      const a: unknown[] = []
+      a.length = 2 ** 32 - 1
+      Object.defineProperty(a, 1_000_001, {
+        get: () => {
+          reads.n++
+          throw new Error('read past a million holes')
+        },
+      })
+      return a
+    }
+    const outcome = async (produce: () => unknown) => {
+      try {
+        return `gave ${typeof (await produce())}`
+      } catch (err) {
+        return `failed: ${(err as Error).message}`
+      }
+    }
+    const value = 'v'.repeat(930)
+    for (const api of ['confluent', 'rdkafka'] as const) {
+      const dsm = dataStreams(`${api}-holes`)
+      const [plainReads, reads] = [{ n: 0 }, { n: 0 }]
+      let expected: string
+      let got: string
+      if (api === 'rdkafka') {
+        // The node-rdkafka-style API: a header list, one of whose headers is the array.
+        const plain = await newRdProducer(peer.brokers, { 'message.max.bytes': 1000 })
+        const instrumented = await newRdProducer(peer.brokers, { 'message.max.bytes': 1000 }, (client) => instrumentConfluent(client, dsm))
+        const produce = (client: any, r: { n: number }) => () => client.produce('holes', 0, Buffer.from(value), 'k', Date.now(), undefined, [{ app: 'a' }, { big: holes(r) }])
+        expected = await outcome(produce(plain.client, plainReads))
+        got = await outcome(produce(instrumented.client, reads))
+        await Promise.all([plain.close(), instrumented.close()])
+      } else {
+        // The KafkaJS API: a header object, one of whose values is the array (a repeated header).
+        const [plain, instrumented] = await confluentProducers(dsm, 1000)
+        const send = (producer: any, r: { n: number }) => () => producer.send({ topic: 'holes', messages: [{ key: 'k', value, headers: { app: 'a', big: holes(r) } }] })
+        expected = await outcome(send(plain, plainReads))
+        got = await outcome(send(instrumented, reads))
+        await Promise.all([plain.disconnect(), instrumented.disconnect()])
+      }
+      assert.equal(got, expected, `${api}: the caller gets the client's own answer`)
+      assert.equal(reads.n, plainReads.n, `${api}: pathwise read the holes (${reads.n} reads, the client alone ${plainReads.n})`)
+    }
   })
 
   test('a broker that refuses a send for its size: sent again without the header, the size remembered (one refusal)', async () => {

@@ -9,37 +9,48 @@ import { hostNames } from './http/guard.js'
 import { startAgent } from './server.js'
 import { runTop } from './terminal/top.js'
 
-const USAGE = `pathwise ${VERSION}
-
-Usage:
-  pathwise agent [options]   a local DSM intake: receives tracers' payloads, shows the pipeline
+const AGENT_USAGE = `  pathwise agent [options]   a local DSM intake: receives tracers' payloads, shows the pipeline
     --host HOST               address to listen on (default 127.0.0.1, loopback only)
     --port PORT               port (default 8126, the Datadog Agent's)
     --allowed-hosts NAMES     host names, comma-separated, that requests may address it by besides
                               localhost, the --host name and IP addresses (others get 403)
     --forward URL             also pass every payload on, unchanged, to this Agent
-    --db FILE                 keep history in this SQLite file across restarts
+    --db FILE                 keep history in this SQLite file across restarts (one agent a file)
     --db-retention DURATION   how long the database keeps history (default 7d)
     --db-flush-interval DURATION
                               how often changes are written: what a kill -9 can lose (default 2s)
     --window DURATION         how long memory keeps history (default 1h)
     --max-body BYTES          largest payload accepted, compressed (default 10485760)
     --max-series N            most series (service, pathway, edge) kept (default 10000)
-    --max-cells N             most series-buckets kept (default 100000; a series takes one per 10 s of --window)
+    --max-cells N             most cells kept, a safety bound (default 2000000; a series takes one per 10 s
+                              of the last 16 minutes and one per minute of --window beyond: 140 an hour)
     --max-decompressed BYTES  largest payload accepted, decompressed (default 67108864)
     --body-timeout DURATION   time for a request's whole body to arrive, else 408 (default 5s)
     --max-connections N       connections open at once; more are closed at once (default 512)
-    --max-metric-series N     stats point series counted in /metrics' histograms (default 1000;
-                              each is about 560 Prometheus series)
+    --max-metric-series N     stats point series counted in /metrics' histograms (default 10000,
+                              as --max-series; each writes the buckets it has used, README "Many hosts")
     --prometheus URL          draw the page and /api/* from this Prometheus, over every agent it
                               scrapes, instead of from this agent's memory (README "Many hosts")
-  pathwise top [options]     the agent's pipeline in the terminal, refreshed every second
+    -h, --help                this help
+`
+
+const TOP_USAGE = `  pathwise top [options]     the agent's pipeline in the terminal, refreshed every second
     --agent URL               the agent (default http://127.0.0.1:8126)
     --range SECONDS           how far back rates and quantiles look (default 60)
     --interval SECONDS        refresh period (default 1)
     --once                    print one frame and exit
-  Durations: a number of seconds, or with a unit: 90s, 30m, 1h, 7d.
+    -h, --help                this help
 `
+
+const DURATIONS = '  Durations: a number of seconds, or with a unit: 90s, 30m, 1h, 7d.\n'
+
+const USAGE = `pathwise ${VERSION}
+
+Usage:
+${AGENT_USAGE}${TOP_USAGE}${DURATIONS}`
+
+/** A command's own usage, for `pathwise <command> --help`. */
+const usageOf = (command: string): string => `pathwise ${VERSION}\n\nUsage:\n${command}${command === AGENT_USAGE ? DURATIONS : ''}`
 
 /** Seconds, or a number with a unit (s, m, h, d), in ms. */
 function duration(text: string, name: string): number {
@@ -87,8 +98,10 @@ async function agent(args: string[]): Promise<void> {
       'max-connections': { type: 'string' },
       'max-metric-series': { type: 'string' },
       prometheus: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   })
+  if (values.help) return void process.stdout.write(usageOf(AGENT_USAGE))
   const allowedHosts = values['allowed-hosts']?.split(',')
   const running = await startAgent({
     maxSeries: integer(values['max-series'], 'max-series'),
@@ -118,7 +131,11 @@ async function agent(args: string[]): Promise<void> {
     )
   }
   if (values.forward) process.stdout.write(`pathwise agent: forwarding every payload to ${values.forward}\n`)
-  if (values.prometheus) process.stdout.write(`pathwise agent: the page and /api/* show the fleet that ${values.prometheus} scrapes\n`)
+  if (values.prometheus) {
+    process.stdout.write(
+      `pathwise agent: the page and /api/* show the fleet that ${values.prometheus} scrapes; it needs a scrape every 10 s or more often (lag pairs offsets of the same 10 s bucket: README "Many hosts")\n`,
+    )
+  }
   const stop = (): void => {
     running.close().then(
       () => process.exit(0),
@@ -137,8 +154,10 @@ async function top(args: string[]): Promise<void> {
       range: { type: 'string' },
       interval: { type: 'string' },
       once: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
     },
   })
+  if (values.help) return void process.stdout.write(usageOf(TOP_USAGE))
   const interval = values.interval === undefined ? 1 : Number(values.interval)
   if (!(interval > 0)) fail(`--interval: not a positive number: ${values.interval}`)
   process.exitCode = await runTop({

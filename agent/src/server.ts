@@ -6,7 +6,7 @@ import { IntakeEndpoint } from './http/intake-endpoint.js'
 import { listen } from './http/listen.js'
 import { router } from './http/router.js'
 import { DEFAULT_LIMITS, type IntakeLimits } from './intake/body.js'
-import { DecodePool, DEFAULT_DECODE_HEAP_MB, DEFAULT_DECODE_WORKERS } from './intake/decode-pool.js'
+import { DecodePool, DEFAULT_DECODE_HEAP_MB, DEFAULT_DECODE_WORKERS, DEFAULT_HELD_BYTES } from './intake/decode-pool.js'
 import { Forwarder } from './intake/forward.js'
 import { Persistence } from './model/persistence.js'
 import { BUCKET_MS, Store } from './model/store.js'
@@ -14,7 +14,8 @@ import { PrometheusSource } from './prometheus/fleet.js'
 import { Metrics } from './prometheus/metrics.js'
 import { TransactionMetrics } from './prometheus/transaction-metrics.js'
 import { printable } from './terminal/printable.js'
-import type { ApiContext } from './views/api.js'
+import type { ApiContext, SummaryBody } from './views/api.js'
+import { ViewCache } from './views/view-cache.js'
 import { TransactionTracker, type TransactionLimits } from './views/transactions.js'
 
 /**
@@ -60,9 +61,18 @@ export interface AgentOptions {
   transactionLimits?: Partial<TransactionLimits>
   /** Draw the page and /api/* from this Prometheus (the fleet of agents it scrapes) instead of from memory. */
   prometheus?: string
-  /** Label sets (stats point series) counted in /metrics' histograms. Default 1000. */
+  /** Label sets (stats point series) counted in /metrics' histograms. Default 10,000, as --max-series. */
   maxMetricSeries?: number
 }
+
+/** Series kept, stats and backlog series together. */
+export const DEFAULT_MAX_SERIES = 10_000
+/**
+ * Cells kept: a safety bound on memory that the default window does not reach before the series
+ * cap (10,000 series keep about 145 cells each over an hour: 96 buckets of 10 s, 45 minutes, and a
+ * bucket or two ahead), at a few hundred bytes a cell.
+ */
+export const DEFAULT_MAX_CELLS = 2_000_000
 
 export interface RunningAgent {
   url: string
@@ -79,8 +89,8 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
   // Lines carry what tracers sent (names, reasons): never raw to the terminal.
   const log = (line: string): void => sink(printable(line))
   const guard = new RequestGuard({ host, allowedHosts: options.allowedHosts, log })
-  const maxSeries = options.maxSeries ?? 10_000
-  const maxCells = options.maxCells ?? 100_000
+  const maxSeries = options.maxSeries ?? DEFAULT_MAX_SERIES
+  const maxCells = options.maxCells ?? DEFAULT_MAX_CELLS
   const store = new Store({
     windowMs: options.windowMs ?? 3_600_000,
     maxSeries,
@@ -93,14 +103,15 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
     : null
   const metrics = new Metrics(store, options.maxMetricSeries)
   const transactions = new TransactionTracker(store.windowMs, options.now ?? Date.now, options.transactionLimits)
-  const transactionMetrics = new TransactionMetrics(transactions)
+  const transactionMetrics = new TransactionMetrics(transactions, options.now ?? Date.now)
   const startedAt = Date.now()
-  const decoder = new DecodePool({ size: DEFAULT_DECODE_WORKERS, heapMb: DEFAULT_DECODE_HEAP_MB })
+  const decoder = new DecodePool({ size: DEFAULT_DECODE_WORKERS, heapMb: DEFAULT_DECODE_HEAP_MB, heldBytes: DEFAULT_HELD_BYTES })
   const intake = new IntakeEndpoint({ store, decoder, limits, forwarder, metrics, transactions, maxSeries, maxCells, log })
   let port = 0
 
   const ctx: ApiContext = {
     store,
+    summaries: new ViewCache<SummaryBody>(),
     status: () => ({
       version: VERSION,
       startedAt,
@@ -130,7 +141,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
   try {
     server = await listen(handle, { host, port: options.port ?? 8126, bodyTimeoutMs: limits.bodyTimeoutMs, maxConnections: options.maxConnections, log })
   } catch (err) {
-    persistence?.close()
+    await persistence?.close()
     throw err
   }
   port = (server.address() as AddressInfo).port
@@ -148,8 +159,7 @@ export async function startAgent(options: AgentOptions = {}): Promise<RunningAge
         forwarder?.close()
         void decoder.close()
         server.close(() => {
-          persistence?.close()
-          resolve()
+          void (persistence?.close() ?? Promise.resolve()).then(resolve)
         })
         server.closeAllConnections()
       }),

@@ -90,6 +90,27 @@ describe('pathwise agent', () => {
     assert.equal((await done).code, 0)
   })
 
+  test('every command answers --help (and -h) with its usage, exit 0, through the library\'s bin and the agent\'s own', async () => {
+    const own = (...args: string[]): ChildProcessWithoutNullStreams => spawn(process.execPath, ['--import', 'tsx', 'agent/src/bin.ts', ...args], { stdio: 'pipe' })
+    for (const run of [cli, own]) {
+      for (const [args, usage] of [
+        [['agent', '--help'], /^ {2}pathwise agent \[options\][\s\S]*--prometheus URL[\s\S]*Durations:/m],
+        [['top', '--help'], /^ {2}pathwise top \[options\][\s\S]*--once/m],
+        [['agent', '-h'], /^ {2}pathwise agent \[options\]/m],
+        [['top', '--once', '-h'], /^ {2}pathwise top \[options\]/m],
+        [['--help'], /pathwise agent \[options\][\s\S]*pathwise top \[options\]/],
+      ] as const) {
+        const { code, stdout, stderr } = await exit(run(...args))
+        assert.equal(code, 0, `${args.join(' ')}: ${stderr}`)
+        assert.match(stdout, usage, args.join(' '))
+        assert.equal(stderr, '')
+      }
+    }
+    // Only its own usage.
+    const { stdout } = await exit(cli('top', '--help'))
+    assert.doesNotMatch(stdout, /pathwise agent \[options\]/)
+  })
+
   test('an unknown command prints the usage and exits with 2', async () => {
     const { code, stderr } = await exit(cli('frobnicate'))
     assert.equal(code, 2)

@@ -61,6 +61,7 @@ describe('JetStream consumer lag from nats_pending backlogs', () => {
     assert.deepEqual(d.lagHistory, [
       {
         partition: 'SHIPMENTS',
+        cluster: '',
         points: [
           [B - 10_000, 40],
           [B, 12],

@@ -13,6 +13,7 @@ import type { Summary } from '../src/views/api.js'
 import { startAgent, type RunningAgent } from '../src/server.js'
 import { getJson, pathwisePayload, postStats, type PointSpec } from './helpers/agent-fixtures.js'
 import { latencies, pipelineBucket } from './helpers/agent-pipeline.js'
+import { startFakePrometheus } from './helpers/fake-prometheus.js'
 
 const SCREENSHOT = 'test/artifacts/agent-page.png'
 const BILLING_EDGE = 'kafka:orders>service:billing#billing'
@@ -25,6 +26,7 @@ const MIN_LABEL_PX = 12
 
 let agent: RunningAgent
 let wide: RunningAgent
+let demo: RunningAgent
 let browser: Browser
 let page: Page
 let flowing: NodeJS.Timeout | undefined
@@ -59,6 +61,8 @@ before(async () => {
   flow()
   wide = await startAgent({ port: 0, log: () => {}, now: () => WIDE_NOW })
   for (const p of widePipeline()) assert.equal((await postStats(wide.url, p)).status, 200)
+  demo = await startAgent({ port: 0, log: () => {}, now: () => WIDE_NOW })
+  for (const p of demoPipeline()) assert.equal((await postStats(demo.url, p)).status, 200)
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -76,6 +80,7 @@ after(async () => {
   await browser?.close()
   await agent?.close()
   await wide?.close()
+  await demo?.close()
 })
 
 test('the page draws the expected nodes and edges, labelled with throughput and p99', async () => {
@@ -99,7 +104,7 @@ test('the page draws the expected nodes and edges, labelled with throughput and 
   assert.match(label ?? '', /\d msg\/sp99 [\d.]+ msgroup billinglag \d+$/)
   const node = await page.textContent('[data-node-id="service:mailer"]')
   assert.match(node ?? '', /^mailerservice[\d.]+ msg\/sp99 [\d.]+ ms$/)
-  // The layout library placed the nodes: the first producer left of its topic, the topic left of its consumers.
+  // The layout library placed the nodes: the first producer left of its topic, the topic left of its consumers (at this size, in one row).
   const x = (id: string): Promise<number> => page.evaluate((sel) => document.querySelector(sel)!.getBoundingClientRect().x, `[data-node-id="${id}"]`)
   assert.ok((await x('service:orders-api')) < (await x('kafka:orders')))
   assert.ok((await x('kafka:orders')) < (await x('service:billing')))
@@ -151,8 +156,10 @@ test('it updates without reloading', async () => {
 const WIDE_NOW = Date.now() - (Date.now() % 10_000) + 5_000
 const BUCKET = (back: number): number => WIDE_NOW - 5_000 - back * 10_000
 
-/** Hops: [service, direction, queue type, topic, group, the hop upstream (index)]. */
-const HOPS: Array<[string, 'out' | 'in', string, string, string, number]> = [
+/** A hop: [service, direction, queue type, topic (or `exchange:<name>`, a RabbitMQ publish to an exchange), group, the hop upstream (index)]. */
+type Hop = [string, 'out' | 'in', string, string, string, number]
+
+const HOPS: Hop[] = [
   ['web-gateway', 'out', 'kafka', 'orders', '', -1],
   ['billing', 'in', 'kafka', 'orders', 'billing', 0],
   ['inventory', 'in', 'kafka', 'orders', 'inventory', 0],
@@ -172,7 +179,41 @@ const HOPS: Array<[string, 'out' | 'in', string, string, string, number]> = [
   ['warehouse', 'out', 'sqs', 'shipments', '', 7],
   ['shipping', 'in', 'sqs', 'shipments', '', 16],
 ]
-const hashOf = (i: number): bigint => BigInt(0x1000 * (i + 1))
+
+type Backlog = { tags: string[]; value: number }
+
+/**
+ * The payloads of a pipeline of hops over the five buckets before the clock: `messages` says how
+ * many a hop has in a bucket (0: none), `backlogs` what offsets its service reports then; consumers'
+ * edge latencies are drawn from 10 ms to `slowest` s.
+ */
+function pipelinePayloads(
+  hops: Hop[],
+  { base, slowest }: { base: number; slowest: number },
+  messages: (hop: number, back: number) => number,
+  backlogs: (hop: Hop, back: number) => Backlog[] = () => [],
+): Uint8Array[] {
+  const hashOf = (i: number): bigint => BigInt(base * (i + 1))
+  const perService = new Map<string, Array<{ startMs: number; points: PointSpec[]; backlogs: Backlog[] }>>()
+  for (let back = 5; back >= 1; back--) {
+    const startMs = BUCKET(back)
+    hops.forEach((hop, i) => {
+      const [service, direction, type, topic, group, up] = hop
+      const n = messages(i, back)
+      if (n === 0) return
+      const tags = [`direction:${direction}`, ...(topic ? [topic.startsWith('exchange:') ? topic : `topic:${topic}`] : []), `type:${type}`, ...(group ? [`group:${group}`] : [])]
+      // A first producer's edge latency is 0; the others' drawn from the seed.
+      const edge = up < 0 && direction === 'out' ? new Array<number>(n).fill(0) : latencies(i * 10 + back, n, direction === 'in' ? 0.01 : 0.001, direction === 'in' ? slowest : 0.004)
+      let buckets = perService.get(service)
+      if (!buckets) perService.set(service, (buckets = []))
+      let bucket = buckets.find((b) => b.startMs === startMs)
+      if (!bucket) buckets.push((bucket = { startMs, points: [], backlogs: [] }))
+      bucket.points.push({ tags, hash: hashOf(i), parent: up < 0 ? 0n : hashOf(up), edge, pathway: edge.map((v) => v + 0.05 * i) })
+      bucket.backlogs.push(...backlogs(hop, back))
+    })
+  }
+  return [...perService].map(([service, buckets]) => pathwisePayload(service, buckets))
+}
 
 /**
  * Four settled buckets and one still filling. The first producer starts late in the oldest
@@ -180,24 +221,60 @@ const hashOf = (i: number): bigint => BigInt(0x1000 * (i + 1))
  * queue get the same 1020 messages over the settled buckets, their first buckets 10 s apart.
  */
 function widePipeline(): Uint8Array[] {
-  const perService = new Map<string, Array<{ startMs: number; points: PointSpec[] }>>()
-  for (let back = 5; back >= 1; back--) {
-    const startMs = BUCKET(back)
-    HOPS.forEach(([service, direction, type, topic, group, up], i) => {
-      const root = i === 0
-      const n = root ? (back === 5 ? 120 : 300) : back === 5 ? 0 : back === 4 ? 420 : 300
-      if (n === 0) return
-      const tags = [`direction:${direction}`, `topic:${topic}`, `type:${type}`, ...(group ? [`group:${group}`] : [])]
-      const edge = root ? new Array<number>(n).fill(0) : latencies(i * 10 + back, n, direction === 'in' ? 0.01 : 0.001, direction === 'in' ? 0.08 : 0.004)
-      const point: PointSpec = { tags, hash: hashOf(i), parent: up < 0 ? 0n : hashOf(up), edge, pathway: edge.map((v) => v + 0.05 * i) }
-      let buckets = perService.get(service)
-      if (!buckets) perService.set(service, (buckets = []))
-      let bucket = buckets.find((b) => b.startMs === startMs)
-      if (!bucket) buckets.push((bucket = { startMs, points: [] }))
-      bucket.points.push(point)
-    })
-  }
-  return [...perService].map(([service, buckets]) => pathwisePayload(service, buckets))
+  return pipelinePayloads(HOPS, { base: 0x1000, slowest: 0.08 }, (i, back) => (i === 0 ? (back === 5 ? 120 : 300) : back === 5 ? 0 : back === 4 ? 420 : 300))
+}
+
+/**
+ * `npm start`'s pipeline (demo/run.ts), as its nine services report it: orders-api → kafka:orders →
+ * enricher → sqs:enriched-orders → notifier → kinesis:notifications → archiver → bullmq:reports →
+ * reporter; enricher → (HTTP) pricing → nats:quotes.priced → auditor; notifier → the RabbitMQ
+ * exchange emails → rabbitmq:mailer → mailer; and billing on kafka:orders, lagging. 16 nodes.
+ */
+function demoPipeline(): Uint8Array[] {
+  const hops: Hop[] = [
+    ['orders-api', 'out', 'kafka', 'orders', '', -1],
+    ['enricher', 'in', 'kafka', 'orders', 'enricher', 0],
+    ['enricher', 'out', 'sqs', 'enriched-orders', '', 1],
+    ['notifier', 'in', 'sqs', 'enriched-orders', '', 2],
+    ['notifier', 'out', 'kinesis', 'notifications', '', 3],
+    ['archiver', 'in', 'kinesis', 'notifications', '', -1],
+    ['billing', 'in', 'kafka', 'orders', 'billing', 0],
+    ['enricher', 'out', 'http', '', '', 1],
+    ['pricing', 'in', 'http', '', '', 7],
+    ['pricing', 'out', 'nats', 'quotes.priced', '', 8],
+    ['auditor', 'in', 'nats', 'quotes.priced', 'auditor', 9],
+    ['notifier', 'out', 'rabbitmq', 'exchange:emails', '', 3],
+    ['mailer', 'in', 'rabbitmq', 'mailer', '', 11],
+    ['archiver', 'out', 'bullmq', 'reports', '', 5],
+    ['reporter', 'in', 'bullmq', 'reports', '', 13],
+  ]
+  const depth = (type: string, queue: string, state: string, value: number) => ({ tags: ['type:queue_depth', `queue_type:${type}`, `topic:${queue}`, `state:${state}`], value })
+  return pipelinePayloads(
+    hops,
+    { base: 0x2000, slowest: 0.9 },
+    (i) => 40 + 7 * i,
+    ([service, , , , group], back) => {
+      const offset = 100_000 + 4_000 * (5 - back)
+      if (service === 'orders-api') return [0, 1, 2].map((p) => ({ tags: [`partition:${p}`, 'topic:orders', 'type:kafka_produce'], value: offset }))
+      if (group === 'auditor') return [{ tags: ['consumer_group:auditor', 'stream:QUOTES', 'type:nats_pending'], value: 40 * (6 - back) }]
+      if (service === 'mailer') return [depth('rabbitmq', 'mailer', 'ready', 12)]
+      if (service === 'reporter') return [depth('bullmq', 'reports', 'waiting', 3), depth('bullmq', 'reports', 'delayed', 1)]
+      return group ? [0, 1, 2].map((p) => ({ tags: [`consumer_group:${group}`, `partition:${p}`, 'topic:orders', 'type:kafka_commit'], value: offset - (group === 'billing' ? 25_000 : 3) })) : []
+    },
+  )
+}
+
+/** Nodes whose box is not wholly inside the map's panel. */
+function nodesOutside(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const area = document.querySelector('#map')!.getBoundingClientRect()
+    return [...document.querySelectorAll('[data-node-id]')]
+      .filter((n) => {
+        const b = n.getBoundingClientRect()
+        return b.left < area.left || b.right > area.right || b.top < area.top || b.bottom > area.bottom
+      })
+      .map((n) => n.getAttribute('data-node-id') ?? '')
+  })
 }
 
 interface MapMeasure {
@@ -279,6 +356,68 @@ for (const viewport of VIEWPORTS) {
     }
   })
 }
+
+for (const viewport of VIEWPORTS) {
+  const size = `${viewport.width}x${viewport.height}`
+  test(`npm start's pipeline at ${size}: every node inside the map after load and after Fit, labels of 10 px or more`, async () => {
+    const view = await browser.newPage({ viewport })
+    try {
+      await view.goto(demo.url)
+      await view.waitForSelector('[data-node-id="service:reporter"]', { timeout: 10_000 })
+      assert.equal(await view.$$eval('[data-node-id]', (els) => els.length), 16)
+      // Queue depths on their nodes: BullMQ's jobs as its users count them, RabbitMQ's ready messages as such.
+      const text = (id: string) => view.$eval(`[data-node-id="${id}"]`, (el) => el.textContent ?? '')
+      assert.match(await text('bullmq:reports'), /3 waiting · 1 delayed/)
+      assert.match(await text('rabbitmq:mailer'), /12 ready/)
+      assert.doesNotMatch(await text('rabbitmq:mailer'), /waiting/)
+      const fit = await measureMap(view)
+      const small = smallest(fit)
+      console.log(`${size}: demo map ${fit.svg.width}×${fit.svg.height}, smallest label ${small.fontPx.toFixed(1)} px`)
+      await view.screenshot({ path: `test/artifacts/agent-demo-map-${size}.png` })
+      assert.deepEqual(await nodesOutside(view), [], 'after load')
+      assert.ok(small.fontPx >= 10, `"${small.text}" at ${small.fontPx} px`)
+      // Zoomed in and panned away, Fit brings the whole pipeline back.
+      for (let i = 0; i < 3; i++) await view.click('#map-zoom-in')
+      assert.notDeepEqual(await nodesOutside(view), [], 'zoomed in, some nodes leave the panel')
+      await view.click('#map-fit')
+      assert.deepEqual(await nodesOutside(view), [], 'after Fit')
+    } finally {
+      await view.close()
+    }
+  })
+}
+
+test("the header counts what the map shows, one queue as one; a fleet view whose Prometheus stops says so and names it", async () => {
+  // A Prometheus stand-in with one producer's series: one service, one queue, one edge.
+  const labels = '"service":"orders-api","env":"test","pathway_hash":"00000000000000a1","parent_hash":"0000000000000000","direction":"out","type":"kafka","topic":"orders"'
+  const fake = await startFakePrometheus((path, form) => {
+    const query = form.get('query') ?? ''
+    const t = Number(form.get('time') ?? form.get('end')) || Date.now() / 1000
+    const one = (value: string): string => `{"status":"success","data":{"resultType":"vector","result":[{"metric":{${labels}},"value":[${t},"${value}"]}]}}`
+    if (path.startsWith('/api/v1/query_range')) return '{"status":"success","data":{"resultType":"matrix","result":[]}}'
+    if (query.startsWith('((pathwise_edge_latency_seconds_count')) return one('120')
+    if (query.startsWith('sum by (result)')) return '{"status":"success","data":{"resultType":"vector","result":[{"metric":{"result":"accepted"},"value":[1,"1"]}]}}'
+    return '{"status":"success","data":{"resultType":"vector","result":[]}}'
+  })
+  const fleet = await startAgent({ port: 0, log: () => {}, prometheus: fake.url })
+  const view = await browser.newPage({ viewport: VIEWPORTS[0] })
+  try {
+    await view.goto(fleet.url)
+    await view.waitForSelector('[data-node-id="kafka:orders"]', { timeout: 10_000 })
+    assert.match((await view.textContent('#status')) ?? '', new RegExp(`^1 service · 1 queue · 1 edge · 1 payload \\(0 rejected\\) · no payload yet · the agents Prometheus at ${fake.url} scrapes$`))
+    await fake.close()
+    await view.waitForFunction(() => document.getElementById('status')?.className === 'status down', undefined, { timeout: 10_000 })
+    const status = (await view.textContent('#status')) ?? ''
+    assert.match(status, new RegExp(`^Prometheus at ${fake.url} unreachable \\(fetch failed \\(connect ECONNREFUSED [^)]*\\)\\); retrying$`))
+    assert.doesNotMatch(status, /agent unreachable/)
+    assert.doesNotMatch((await view.textContent('#empty')) ?? '', /point a tracer/)
+    await view.screenshot({ path: 'test/artifacts/agent-page-prometheus-down.png' })
+  } finally {
+    await view.close()
+    await fleet.close()
+    await fake.close()
+  }
+})
 
 test('a first producer edge, which has no latency, shows "—"; both ends of a queue show the same rate', async () => {
   const view = await browser.newPage({ viewport: VIEWPORTS[0] })

@@ -174,17 +174,31 @@ describe('computation: a known set of payloads', () => {
     assert.equal(toMailer.id, [H.ordersOut, H.billingIn, H.billingOut, H.mailerIn].map((h) => h.toString(16).padStart(16, '0')).join('-'))
   })
 
-  test('Kafka lag per group, topic and partition, in messages and seconds', () => {
+  test('Kafka lag per group, topic and partition, in messages and seconds, offsets of the same bucket', () => {
+    // analytics has not reported for bucket B yet: its lag is read at B - 10 s, where it had caught up.
     assert.deepEqual(
       s.lag.map((r) => [r.group, r.topic, r.partition, r.produceOffset, r.commitOffset, r.lagMessages, r.lagSeconds, r.produceRate]),
       [
-        ['analytics', 'orders', '0', 1100, 1000, 100, 10, 10],
+        ['analytics', 'orders', '0', 1000, 1000, 0, 0, 10],
         ['billing', 'orders', '0', 1100, 1080, 20, 2, 10],
         ['billing', 'orders', '1', 2050, 2050, 0, 0, 5],
       ],
     )
     const billing = s.edges.find((e) => e.id === 'kafka:orders>service:billing#billing')
     assert.deepEqual(billing?.lag, { messages: 20, seconds: 2 })
+  })
+
+  test('a consumer that stopped committing: once two buckets after its last commit have settled, its lag is read at the end', async () => {
+    // B + 10 s and B + 20 s have settled: analytics committed nothing after B - 10 s while the end moved on.
+    const later = await agentAt(() => B + 45_000)
+    try {
+      await sendPipeline(later.url)
+      const r = (await getJson<Summary>(later.url, '/api/lag')).lag.find((x) => x.group === 'analytics')!
+      // The end was at 1000, its commit, when B - 10 s ended: 10 s before B ended.
+      assert.deepEqual([r.produceOffset, r.commitOffset, r.lagMessages, r.lagSeconds], [1100, 1000, 100, 10])
+    } finally {
+      await later.close()
+    }
   })
 
   test('a shorter range reads only the last bucket', async () => {
@@ -213,8 +227,8 @@ describe('computation: a known set of payloads', () => {
       ],
     )
     assert.deepEqual(d.lagHistory, [
-      { partition: '0', points: [[B, 20]] },
-      { partition: '1', points: [[B, 0]] },
+      { partition: '0', cluster: '', points: [[B, 20]] },
+      { partition: '1', cluster: '', points: [[B, 0]] },
     ])
     const missing = await fetch(`${agent.url}/api/edge?id=nope`)
     assert.equal(missing.status, 404)
@@ -237,7 +251,8 @@ describe('computation: a known set of payloads', () => {
       return Number(found.slice(found.lastIndexOf(' ') + 1))
     }
     // Histograms per stats point series, counting everything received (metrics.ts).
-    const ordersOut = 'service="orders-api",env="test",pathway_hash="9a6ed7bfb001208e",parent_hash="0000000000000000",direction="out",type="kafka",topic="orders",group=""'
+    // Labels with no value (this producer's group) are left out: Prometheus reads an empty label as none.
+    const ordersOut = 'service="orders-api",env="test",pathway_hash="9a6ed7bfb001208e",parent_hash="0000000000000000",direction="out",type="kafka",topic="orders"'
     assert.match(text, /# TYPE pathwise_edge_latency_seconds histogram/)
     assert.equal(line(`pathwise_edge_latency_seconds_count{${ordersOut}}`), values.ordersOut.edge.length)
     assert.equal(line(`pathwise_edge_latency_seconds_bucket{${ordersOut},le="+Inf"}`), values.ordersOut.edge.length)
@@ -252,8 +267,9 @@ describe('computation: a known set of payloads', () => {
     assert.ok(half > 0 && buckets[half - 1][0] / 1.01 < median && median <= buckets[half][0] * 1.01, `the median ${median} is in bucket ${buckets[half]?.[0]}`)
     assert.equal(line(`pathwise_payload_size_bytes_count{${ordersOut}}`), values.ordersOut.edge.length)
     assert.equal(line('pathwise_kafka_offset{kind="produce",consumer_group="",topic="orders",partition="0",kafka_cluster_id=""}'), 1100)
-    assert.equal(line('pathwise_kafka_lag_messages{consumer_group="billing",topic="orders",partition="0"}'), 20)
-    assert.equal(line('pathwise_kafka_lag_seconds{consumer_group="billing",topic="orders",partition="0"}'), 2)
+    assert.equal(line('pathwise_kafka_offset_timestamp_seconds{kind="produce",consumer_group="",topic="orders",partition="0",kafka_cluster_id=""}'), B / 1000)
+    assert.equal(line('pathwise_kafka_lag_messages{consumer_group="billing",topic="orders",partition="0",kafka_cluster_id=""}'), 20)
+    assert.equal(line('pathwise_kafka_lag_seconds{consumer_group="billing",topic="orders",partition="0",kafka_cluster_id=""}'), 2)
     assert.ok(line('pathwise_pathway_latency_seconds_count{service="mailer",') > 0)
     assert.ok(line('pathwise_intake_payloads_total{result="accepted"}') >= 15)
   })

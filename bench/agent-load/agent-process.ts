@@ -1,6 +1,6 @@
 /**
- * The built agent (`node agent/dist/bin.js agent --port 0`) in a process of its own, as users run
- * it, with its resident memory and CPU time read from /proc: the load generator shares the
+ * The built agent (`node agent/dist/bin.js agent --port 0`, or another checkout's to compare with)
+ * in a process of its own, as users run it, with its resident memory and CPU time read from /proc: the load generator shares the
  * machine, so only the agent's own process (its decode worker is a thread of it) is counted.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
@@ -32,9 +32,12 @@ export interface AgentProcess {
   stop(): Promise<void>
 }
 
-export async function startAgentProcess(args: string[] = []): Promise<AgentProcess> {
-  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first (npm run build)`)
-  const child: ChildProcess = spawn(process.execPath, [BIN, 'agent', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Starts the agent at `bin` (this checkout's by default; another's, built, to compare with). */
+export async function startAgentProcess(args: string[] = [], bin = BIN): Promise<AgentProcess> {
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: build first (npm run build)`)
+  // BENCH_AGENT_CPU_PROF=DIR: a CPU profile of each of the agent's threads into DIR, written when it stops.
+  const profile = process.env.BENCH_AGENT_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_AGENT_CPU_PROF}`] : []
+  const child: ChildProcess = spawn(process.execPath, [...profile, bin, 'agent', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))

@@ -127,17 +127,19 @@ function shapesProduced(upstream: PointShape[] | undefined, idx: number): [numbe
 
 export interface Fleet {
   spec: ServiceSpec
-  /** Service `i`'s gzipped payload holding bucket `bucket` (number of 10 s since the epoch). */
+  /** Service `i`'s gzipped payload holding bucket `bucket` (number of 10 s since the epoch): built then, unless prepared. */
   payload(service: number, bucket: number): Buffer
   /** Gzipped and msgpack bytes of the payloads built so far, for the report. */
   sizes(): { gzipped: number; msgpack: number; payloads: number }
 }
 
 /**
- * The services of `spec`, their payloads built on demand and kept per bucket (a run prepares the
- * buckets it will send before it starts timing: `prepare`).
+ * The services of `spec`, their payloads built on demand; the buckets prepared are built at once and
+ * kept (a run prepares the buckets it will send before it starts timing: `prepare`). Payloads are
+ * gzipped at `gzipLevel` (1, as pathwise's and dd-trace's exporters do; 0 stores them, for a test
+ * that only needs the agent to hold many).
  */
-export function fleet(spec: ServiceSpec): Fleet & { prepare(buckets: readonly number[]): void } {
+export function fleet(spec: ServiceSpec, gzipLevel = 1): Fleet & { prepare(buckets: readonly number[]): void } {
   const core = createCore()
   const pool = sketchPool(core)
   const shapes = pointShapes(core, spec)
@@ -155,28 +157,19 @@ export function fleet(spec: ServiceSpec): Fleet & { prepare(buckets: readonly nu
     const raw = encodeStatsPayload({ env: ENV, service: serviceName(service), version: '1.0.0', tracerVersion: '0.1.0' }, [
       { bucket, points, backlogs: [] },
     ])
-    const body = gzipSync(raw, { level: 1 })
+    const body = gzipSync(raw, { level: gzipLevel })
     gzipped += body.length
     msgpack += raw.length
     payloads++
     return body
   }
 
-  const forBucket = (bucket: number): Buffer[] => {
-    let list = built.get(bucket)
-    if (list === undefined) {
-      list = Array.from({ length: spec.services }, (_, s) => build(s, bucket))
-      built.set(bucket, list)
-    }
-    return list
-  }
-
   return {
     spec,
     prepare(buckets) {
-      for (const b of buckets) forBucket(b)
+      for (const b of buckets) if (!built.has(b)) built.set(b, Array.from({ length: spec.services }, (_, s) => build(s, b)))
     },
-    payload: (service, bucket) => forBucket(bucket)[service],
+    payload: (service, bucket) => built.get(bucket)?.[service] ?? build(service, bucket),
     sizes: () => ({ gzipped, msgpack, payloads }),
   }
 }

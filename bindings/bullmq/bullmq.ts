@@ -118,7 +118,7 @@ function instrumentFlows(
     wrapMethod(flowProducer, 'add', (add: AnyFn) =>
       addFlows(add, (args) => {
         const flows = withOpts([args[0]])
-        return flows === undefined ? undefined : { args: [flows.copies[0], ...args.slice(1)], flow: flows.flow }
+        return { args: [flows.copies[0], ...args.slice(1)], flow: flows.flow }
       }),
     ),
     wrapMethod(flowProducer, 'addBulk', (addBulk: AnyFn) =>
@@ -134,31 +134,45 @@ function instrumentFlows(
 /**
  * Copies of flows in which every node has `opts` (the application's objects stay as they are),
  * and their nodes' jobs per queue in the order BullMQ adds the nodes: level by level, over every
- * flow of the call. Undefined (the flows go as they came) when a node cannot be copied.
+ * flow of the call. When a node cannot be copied (a getter that throws) the flows go as they came,
+ * their jobs still handed over: BullMQ must not be given a context for a job whose telemetry
+ * options it cannot read. Flows that cannot be walked (a node met twice: a cycle) hand over no
+ * job, and none of their nodes gets a context.
  */
-function withOpts(flows: readonly unknown[]): { copies: unknown[]; flow: FlowAdding } | undefined {
+function withOpts(flows: readonly unknown[]): { copies: readonly unknown[]; flow: FlowAdding } {
+  let copies: readonly unknown[]
   try {
-    const flow: FlowAdding = { byQueue: new Map(), recorded: [] }
-    const copies = flows.map(copyNode)
+    copies = flows.map(copyNode)
+  } catch (err) {
+    fail('flow', err)
+    copies = flows
+  }
+  const flow: FlowAdding = { byQueue: new Map(), recorded: [] }
+  try {
+    const seen = new Set<object>()
     for (let level = copies; level.length > 0; ) {
       const next: unknown[] = []
-      for (const node of level) {
+      for (let i = 0; i < level.length; i++) {
+        const node = level[i]
         if (!isRecord(node)) continue
+        if (seen.has(node)) throw new Error('a flow node met twice (a cycle)')
+        seen.add(node)
         const queue = read(node, 'queueName')
         if (typeof queue === 'string') {
           let list = flow.byQueue.get(queue)
           if (list === undefined) flow.byQueue.set(queue, (list = []))
           list.push(addedJobOf(node))
         }
-        next.push(...(items(read(node, 'children')) ?? []))
+        const children = items(read(node, 'children')) ?? []
+        for (let j = 0; j < children.length; j++) next.push(children[j])
       }
       level = next
     }
-    return { copies, flow }
   } catch (err) {
     fail('flow', err)
-    return undefined
+    flow.byQueue.clear()
   }
+  return { copies, flow }
 }
 
 /** A node's copy (of its own properties, on its prototype) with `opts`, and copies of its children. */

@@ -84,8 +84,10 @@ export function addedJob(data: unknown, opts: unknown, bulk: boolean): AddedJob 
 function carriage(opts: unknown, bulk: boolean): Carriage {
   try {
     const telemetry = (opts as { telemetry?: { omitContext?: unknown; metadata?: unknown } } | null | undefined)?.telemetry
-    if (telemetry?.omitContext) return 'omitted'
+    const omitted = telemetry?.omitContext
+    // Read even when omitContext is set: BullMQ's addBulk and flows read it then too, once given a context.
     const own = telemetry?.metadata
+    if (omitted) return 'omitted'
     return bulk && own ? 'own' : 'carried'
   } catch {
     return 'unreadable'

@@ -6,7 +6,7 @@ import { Buffer } from 'node:buffer'
 import { PATHWAY_KEY } from '../pathway/context.js'
 import type { CheckpointNode, DataStreams } from '../api/data-streams.js'
 import { TransportNodes, isLive } from '../instrument/transport-nodes.js'
-import { items, viewBytes } from '../common/input.js'
+import { isRecord, items, viewBytes } from '../common/input.js'
 
 /** The header pathwise adds: its key and a 28-character value (20 context bytes) for any time between 2004 and 2112. */
 export const PATHWAY_HEADER_BYTES = Buffer.byteLength(PATHWAY_KEY) + 28
@@ -41,14 +41,22 @@ export function edgeTags(topic: string, group: string | undefined, clusterId: st
   return tags
 }
 
-/** Bytes of a key, value or header value: a string in UTF-8, a Buffer as is, a repeated header value summed; 0 for anything else. */
+/**
+ * Bytes of a key, value or header value: a string in UTF-8, a Buffer as is, a repeated header
+ * value (an array of them, as many as pathwise walks) summed; 0 for anything else. One level deep:
+ * clients take no nested arrays, and a nested walk would multiply the bound.
+ */
 export function bytesOf(value: unknown): number {
   if (typeof value === 'string') return Buffer.byteLength(value)
   if (ArrayBuffer.isView(value)) return viewBytes(value)
   const values = items(value)
   if (values === undefined) return 0
   let n = 0
-  for (let i = 0; i < values.length; i++) n += bytesOf(values[i])
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
+    if (typeof v === 'string') n += Buffer.byteLength(v)
+    else if (ArrayBuffer.isView(v)) n += viewBytes(v)
+  }
   return n
 }
 
@@ -74,8 +82,9 @@ function headerObjectSize(headers: unknown): number {
   for (const key of Object.keys(h)) {
     const value = h[key]
     if (value === undefined || value === null) continue
-    // A repeated header travels as one record per value, each with its key.
-    n += Buffer.byteLength(key) * (Array.isArray(value) ? value.length : 1) + bytesOf(value)
+    // A repeated header travels as one record per value, each with its key; one too long to walk counts as none (as bytesOf).
+    const repeated = Array.isArray(value) ? (items(value)?.length ?? 0) : 1
+    n += Buffer.byteLength(key) * repeated + bytesOf(value)
   }
   return n
 }
@@ -88,7 +97,8 @@ export function headerListSize(headers: unknown): number {
     let n = 0
     for (let i = 0; i < list.length; i++) {
       const header = list[i] as Record<string, unknown>
-      if (header === null || typeof header !== 'object') continue
+      // Binary data or an array is no header: its every index would be a key (a million for a MB).
+      if (!isRecord(header)) continue
       for (const key of Object.keys(header)) n += Buffer.byteLength(key) + bytesOf(header[key])
     }
     return n

@@ -16,7 +16,7 @@
 import { Buffer } from 'node:buffer'
 import { PATHWAY_HEADER_BYTES, bytesOf } from './edges.js'
 import { TransportNodes } from '../instrument/transport-nodes.js'
-import { read } from '../common/input.js'
+import { isRecord, items, read } from '../common/input.js'
 
 /** librdkafka's most a record adds to its key, value and headers (RD_KAFKAP_MESSAGE_V2_MAX_OVERHEAD). */
 export const RECORD_OVERHEAD = 36
@@ -90,13 +90,18 @@ export function recordExtraBytes(headers: unknown): number {
   let n = RECORD_OVERHEAD
   if (headers === null || typeof headers !== 'object' || ArrayBuffer.isView(headers)) return n
   try {
-    const pairs = Array.isArray(headers) ? headers : [headers]
-    for (const pair of pairs) {
-      if (pair === null || typeof pair !== 'object') continue
+    // Lists walked by index and only as far as items() allows: a sparse array of 2^32 - 1 holes (as the list or a value) is not walked.
+    const pairs = Array.isArray(headers) ? (items(headers) ?? []) : [headers]
+    for (let i = 0; i < pairs.length; i++) {
+      const pair = pairs[i]
+      // Binary data or an array is no header (as headerListSize).
+      if (!isRecord(pair)) continue
       for (const key of Object.keys(pair)) {
         const value = (pair as Record<string, unknown>)[key]
         if (value === undefined || value === null) continue
-        for (const v of Array.isArray(value) ? value : [value]) n += varintBytes(Buffer.byteLength(key)) + varintBytes(bytesOf(v))
+        const keyBytes = varintBytes(Buffer.byteLength(key))
+        const values = Array.isArray(value) ? (items(value) ?? []) : [value]
+        for (let j = 0; j < values.length; j++) n += keyBytes + varintBytes(bytesOf(values[j]))
       }
     }
   } catch {

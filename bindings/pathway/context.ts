@@ -315,10 +315,10 @@ function lookalike(value: object, now: number | undefined): PathwayContext | nul
     const oppositeHashLo = c.oppositeHashLo
     const oppositeEdgeStartMs = c.oppositeEdgeStartMs
     if (
-      hashHi >>> 0 !== hashHi ||
-      hashLo >>> 0 !== hashLo ||
-      oppositeHashHi >>> 0 !== oppositeHashHi ||
-      oppositeHashLo >>> 0 !== oppositeHashLo ||
+      !isUint32(hashHi) ||
+      !isUint32(hashLo) ||
+      !isUint32(oppositeHashHi) ||
+      !isUint32(oppositeHashLo) ||
       !(direction === Direction.None || direction === Direction.In || direction === Direction.Out) ||
       !saneTime(pathwayStartMs, now) ||
       !saneTime(edgeStartMs, now) ||
@@ -330,6 +330,11 @@ function lookalike(value: object, now: number | undefined): PathwayContext | nul
   } catch {
     return null
   }
+}
+
+/** An unsigned 32-bit integer; anything else is never converted (`>>>` on an object runs its code: a sparse array's join takes minutes). */
+function isUint32(value: unknown): boolean {
+  return typeof value === 'number' && value >>> 0 === value
 }
 
 /**

@@ -4,7 +4,8 @@
  * reader, which pathwise sends it to.
  */
 import { createRequire } from 'node:module'
-import { decodeSketch as agentDecodeSketch } from '../../agent/src/model/sketch.js'
+import { readSketchProto } from '../../agent/src/model/sketch-proto.js'
+import { CompactReader, CompactWriter, createSketchStore } from 'pathwise/core'
 
 const require = createRequire(import.meta.url)
 const { DDSketch } = require('@datadog/sketches-js') as {
@@ -69,6 +70,31 @@ export function hasBinCounts(proto: Uint8Array): boolean {
 /** A sketch read by the reader of the destination it was written for: the pathwise agent's for the sparse form, sketches-js for the contiguous one. */
 export function decodeEitherForm(bytes: Uint8Array): DecodedSketch {
   return hasBinCounts(bytes) ? decoded(agentDecodeSketch(bytes)) : decodeSketch(bytes)
+}
+
+/** A protobuf as the pathwise agent reads it (agent/src/model/sketch-proto.ts, into a cell of its sketch store), read back as sketches-js sketches are. */
+export function agentDecodeSketch(bytes: Uint8Array): Pick<SketchesJs, 'count' | 'zeroCount' | 'store' | 'getValueAtQuantile'> {
+  const writer = new CompactWriter(1)
+  readSketchProto(bytes, writer, 0)
+  const cell = writer.endCell().slice()
+  const store = createSketchStore({ backend: 'ts' })
+  const id = store.newCell()
+  store.merge([id], cell, [0, cell.length], 1)
+  store.sum([id], 1)
+  const reader = new CompactReader(1)
+  reader.read(cell, 0, cell.length)
+  const keys: number[] = []
+  let binned = 0
+  reader.forEachBin(0, (key, count) => {
+    keys.push(key)
+    binned += count
+  })
+  return {
+    count: store.sumCount(0),
+    zeroCount: store.sumZeroCount(0),
+    store: { minKey: keys[0] ?? 0, maxKey: keys[keys.length - 1] ?? 0, count: binned },
+    getValueAtQuantile: (q) => store.sumQuantile(0, q),
+  }
 }
 
 /** One sketch holding what all of these hold: a pathway's points from several buckets, read as one. */

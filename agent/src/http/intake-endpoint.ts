@@ -36,8 +36,12 @@ const MAX_OTHER_BODY = 50 * 1024 * 1024
 /**
  * Pipeline payloads decoding or waiting to, bodies read: past this, 503. Bodies still arriving do
  * not count (a client trickling one holds only its connection, for at most the body timeout).
+ * What they hold is bounded by the bodies' budget (16 × --max-body) and the decoders' (decode-pool.ts);
+ * this many absorbs a second of 250 payloads while the main thread answers a large /api/summary.
  */
-const MAX_INTAKE_IN_FLIGHT = 16
+const MAX_INTAKE_IN_FLIGHT = 256
+/** Bodies held at once, arriving or decoding: this many full-size ones. */
+const MAX_BODIES = 16
 /** At most one rejection line per this many ms in the log, so that a misbehaving sender cannot flood it. */
 const REJECTION_LOG_MS = 5000
 const DROP_LOG_MS = 60_000
@@ -56,8 +60,8 @@ export class IntakeEndpoint {
   private lastTracerDropLog = 0
 
   constructor(private readonly options: IntakeEndpointOptions) {
-    // Pipeline bodies held at once, arriving or decoding, take no more than the in-flight limit's worth of full-size ones.
-    this.bodies = new BodyBudget(MAX_INTAKE_IN_FLIGHT * options.limits.maxBodyBytes)
+    // Pipeline bodies held at once, arriving or decoding, take no more than MAX_BODIES full-size ones.
+    this.bodies = new BodyBudget(MAX_BODIES * options.limits.maxBodyBytes)
   }
 
   /** Whether payloads are passed on to another Agent, which might not read what this one does. */
@@ -68,6 +72,8 @@ export class IntakeEndpoint {
   async pipelineStats(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const { limits, forwarder } = this.options
     try {
+      // Refused before its body is read: past the limit, reading it would only spend what is short.
+      this.checkInFlight()
       const body = await readBody(req, limits.maxBodyBytes, limits.bodyTimeoutMs, this.bodies)
       try {
         await this.ingest(body)
@@ -116,7 +122,7 @@ export class IntakeEndpoint {
   /** Decodes a body and merges it into the store, counted toward the in-flight limit. */
   private async ingest(body: Buffer): Promise<void> {
     const { store, decoder, limits, metrics, transactions } = this.options
-    if (this.intakeInFlight >= MAX_INTAKE_IN_FLIGHT) throw new IntakeError('busy: too many payloads in progress, retry later', 503)
+    this.checkInFlight()
     this.intakeInFlight++
     try {
       await decoder.decode(body, limits.maxDecompressedBytes, async (transfer) => {
@@ -137,6 +143,10 @@ export class IntakeEndpoint {
     if (now - this.lastTracerDropLog < DROP_LOG_MS) return
     this.lastTracerDropLog = now
     this.options.log(`${service} dropped ${n} checkpoints of new pathways at its own point cap (pathwise's maxPoints); /api/status counts them`)
+  }
+
+  private checkInFlight(): void {
+    if (this.intakeInFlight >= MAX_INTAKE_IN_FLIGHT) throw new IntakeError('busy: too many payloads in progress, retry later', 503)
   }
 
   /** Points dropped past the caps are answered 200 (the tracer could do nothing else): say so in the log, at most once a minute. */

@@ -20,5 +20,5 @@ export async function sendMetrics(
     yield* metrics.render(status())
     yield await transactionMetrics.render()
   }
-  await pipeline([Readable.from(text()), ...(gzip ? [createGzip()] : []), res])
+  await pipeline([Readable.from(text()), ...(gzip ? [createGzip({ level: 1 })] : []), res])
 }

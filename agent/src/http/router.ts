@@ -2,7 +2,7 @@ import type http from 'node:http'
 import { VERSION } from 'pathwise'
 import type { Metrics } from '../prometheus/metrics.js'
 import type { PrometheusSource } from '../prometheus/fleet.js'
-import { PromqlError } from '../prometheus/promql.js'
+import { PromqlBusy, PromqlError } from '../prometheus/promql.js'
 import type { TransactionMetrics } from '../prometheus/transaction-metrics.js'
 import { handleApi, type ApiContext } from '../views/api.js'
 import { transactionsAnswer, type TransactionTracker } from '../views/transactions.js'
@@ -56,26 +56,35 @@ export function router(routes: Routes): (req: http.IncomingMessage, res: http.Se
     }
     if (path === '/info') return send(res, 200, JSON.stringify(info(routes.port(), intake.forwarding)), 'application/json')
     if (path === '/metrics') return sendMetrics(req, res, routes.metrics, routes.transactionMetrics, routes.api.status)
-    if (path === '/api/transactions') {
-      const answer = transactionsAnswer(routes.transactions, url)
-      return send(res, answer.status, JSON.stringify(answer.body), 'application/json')
-    }
     if (path.startsWith('/api/')) {
       let view = routes.api
       try {
+        if (path === '/api/transactions') {
+          const body = fleet ? await fleet.transactions(url) : transactionsAnswer(routes.transactions, url).body
+          return send(res, 200, JSON.stringify(body), 'application/json')
+        }
         if (fleet) view = await fleet.context(url)
       } catch (err) {
-        if (!(err instanceof PromqlError)) throw err
-        return send(res, 502, JSON.stringify({ error: err.message }), 'application/json')
+        if (!(err instanceof PromqlError) || !fleet) throw err
+        return prometheusFailed(res, err, fleet.client.url)
       }
       const answer = handleApi(view, url)
-      if (answer) return send(res, answer.status, JSON.stringify(answer.body), 'application/json')
+      if (answer) return send(res, answer.status, answer.json ?? JSON.stringify(answer.body), 'application/json')
       return send(res, 404, JSON.stringify({ error: `no route ${path}` }), 'application/json')
     }
     const file = await staticFile(path)
     if (file) return send(res, 200, file.body, file.type)
     send(res, 404, 'not found\n')
   }
+}
+
+/**
+ * The fleet view could not read Prometheus: 502 with the reason and the Prometheus it reads (the page
+ * and `top` name both), or 503 when the view's limits are reached (too many views or answers at once).
+ */
+function prometheusFailed(res: http.ServerResponse, err: PromqlError, prometheus: string): void {
+  if (err instanceof PromqlBusy) res.setHeader('Retry-After', '1')
+  send(res, err instanceof PromqlBusy ? 503 : 502, JSON.stringify({ error: err.message, prometheus }), 'application/json')
 }
 
 /**

@@ -20,6 +20,7 @@ const FILES: Record<string, { file: string; type: string }> = {
   '/': { file: join(uiDir, 'index.html'), type: 'text/html; charset=utf-8' },
   '/app.js': { file: join(uiDir, 'app.js'), type: JS },
   '/map.js': { file: join(uiDir, 'map.js'), type: JS },
+  '/map-layout.js': { file: join(uiDir, 'map-layout.js'), type: JS },
   '/transactions.js': { file: join(uiDir, 'transactions.js'), type: JS },
   '/style.css': { file: join(uiDir, 'style.css'), type: 'text/css; charset=utf-8' },
   '/vendor/dagre.js': { file: join(dagreDist, 'dagre.esm.js'), type: JS },

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
-import { Worker, type WorkerOptions } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
+import { startWorker } from '../model/worker-thread.js'
 import type { DecodeReply, DecodeRequest } from './decode-worker.js'
 import { IntakeError } from './body.js'
 import type { TransferPayload } from './transfer.js'
@@ -11,8 +12,10 @@ import type { TransferPayload } from './transfer.js'
  * its worker, not the agent, and is refused with a 413. The main thread only merges what a worker
  * hands over (transfer.ts), a slice at a time.
  *
- * A worker is held until its payload is merged, so that at most `size` payloads are decoded or
- * held decoded at once; others wait their turn, their bodies only compressed.
+ * A worker takes the next payload as soon as it has handed one over, so decoding and merging
+ * overlap: the workers decode while the main thread merges. What they have handed over and the
+ * main thread has not merged yet is held within `heldBytes`; past it, payloads wait their turn,
+ * their bodies only compressed.
  */
 
 export interface DecodePoolOptions {
@@ -20,10 +23,14 @@ export interface DecodePoolOptions {
   size: number
   /** Each worker's V8 old-generation limit, in MB. */
   heapMb: number
+  /** Decoded payloads handed over and not merged yet, in bytes of their transfer form: past this, decoding waits. */
+  heldBytes: number
 }
 
-/** One worker on 2 cores, leaving the other to the main thread; two at most, each holding up to one payload's memory. */
-export const DEFAULT_DECODE_WORKERS = Math.max(1, Math.min(2, availableParallelism() - 1))
+/** A worker a core: on 2 cores the two workers and the main thread share them (measured: BENCHMARKS.md); four at most. */
+export const DEFAULT_DECODE_WORKERS = Math.max(1, Math.min(4, availableParallelism()))
+/** A real payload's transfer form is about half its msgpack (50 points: 60 KB); a payload at the size limits up to 256 MB. */
+export const DEFAULT_HELD_BYTES = 128 * 1024 * 1024
 /** Room for about 150,000 decoded points; a tracer's payload holds tens of thousands at most (the store keeps 10,000 series). */
 export const DEFAULT_DECODE_HEAP_MB = 128
 
@@ -34,11 +41,28 @@ export class DecodePool {
   private readonly idle: Worker[] = []
   private readonly waiting: Array<{ resolve: (worker: Worker) => void; reject: (err: Error) => void }> = []
   private closed = false
+  /** Bytes of the transfers handed over whose `use` has not finished. */
+  private held = 0
 
   constructor(private readonly options: DecodePoolOptions) {}
 
-  /** Decodes `body` in a worker and runs `use` on it while holding that worker. Rejects with IntakeError for a payload refused. */
+  /**
+   * Decodes `body` in a worker, then runs `use` on it (the worker going on with the next payload
+   * meanwhile), counting it as held until `use` is done. Rejects with IntakeError for a payload refused.
+   */
   async decode<T>(body: Uint8Array, maxDecompressedBytes: number, use: (transfer: TransferPayload) => Promise<T>): Promise<T> {
+    const transfer = await this.decodeOnly(body, maxDecompressedBytes)
+    const bytes = transferBytes(transfer)
+    this.held += bytes
+    try {
+      return await use(transfer)
+    } finally {
+      this.held -= bytes
+      this.pump()
+    }
+  }
+
+  private async decodeOnly(body: Uint8Array, maxDecompressedBytes: number): Promise<TransferPayload> {
     const worker = await this.acquire()
     let reusable = true
     try {
@@ -71,7 +95,7 @@ export class DecodePool {
         worker.on('exit', onExit)
         worker.postMessage({ body, maxDecompressedBytes } satisfies DecodeRequest)
       })
-      return await use(transfer)
+      return transfer
     } finally {
       this.release(worker, reusable)
     }
@@ -85,25 +109,32 @@ export class DecodePool {
 
   private acquire(): Promise<Worker> {
     if (this.closed) return Promise.reject(new IntakeError(SHUTTING_DOWN, 503))
-    const worker = this.idle.pop() ?? (this.live.size < this.options.size ? this.spawn() : undefined)
-    if (worker) return Promise.resolve(worker)
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }))
+    const promise = new Promise<Worker>((resolve, reject) => this.waiting.push({ resolve, reject }))
+    this.pump()
+    return promise
   }
 
-  /** Hands the worker to the next payload waiting; one that failed is replaced, its memory gone with it. */
+  /** The worker back to the idle ones; one that failed is replaced, its memory gone with it. */
   private release(worker: Worker, reusable: boolean): void {
-    if (!reusable) {
+    if (reusable) this.idle.push(worker)
+    else {
       this.live.delete(worker)
       void worker.terminate()
     }
-    if (this.closed) return
-    const next = this.waiting.shift()
-    if (next) next.resolve(reusable ? worker : this.spawn())
-    else if (reusable) this.idle.push(worker)
+    this.pump()
+  }
+
+  /** Hands workers to the payloads waiting, in turn, while the transfers held leave room. */
+  private pump(): void {
+    while (!this.closed && this.waiting.length > 0 && this.held < this.options.heldBytes) {
+      const worker = this.idle.pop() ?? (this.live.size < this.options.size ? this.spawn() : undefined)
+      if (!worker) return
+      this.waiting.shift()!.resolve(worker)
+    }
   }
 
   private spawn(): Worker {
-    const worker = startWorker({ resourceLimits: { maxOldGenerationSizeMb: this.options.heapMb } })
+    const worker = startWorker(new URL('./decode-worker', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: this.options.heapMb } })
     // Pending requests keep the process alive, not the workers.
     worker.unref()
     // An idle worker has no payload to report an error to; a busy one reports it through `decode`.
@@ -118,12 +149,6 @@ export class DecodePool {
   }
 }
 
-/**
- * The worker module beside this one: decode-worker.js in dist/; decode-worker.ts from source, where
- * the worker has to load tsx itself (Node 20 does not pass the parent's --import on to workers).
- */
-function startWorker(options: WorkerOptions): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./decode-worker.js', import.meta.url), options)
-  const source = new URL('./decode-worker.ts', import.meta.url).href
-  return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(source)}) })`, { ...options, eval: true })
+function transferBytes(t: TransferPayload): number {
+  return t.numbers.byteLength + t.text.byteLength + t.cells.byteLength + (t.transactions ? t.transactions.bytes.byteLength + t.transactions.spans.byteLength : 0)
 }

@@ -33,7 +33,7 @@ port.on('message', ({ body, maxDecompressedBytes }: DecodeRequest) => {
     result = { refused: err.message, status: err.status }
   }
   // The transfer's arrays are the worker's own, made by TransferWriter: moved, not copied, so not counted as held.
-  const moved = 'transfer' in result ? [result.transfer.numbers.buffer as ArrayBuffer, result.transfer.text.buffer as ArrayBuffer] : []
+  const moved = 'transfer' in result ? [result.transfer.numbers.buffer as ArrayBuffer, result.transfer.text.buffer as ArrayBuffer, result.transfer.cells.buffer as ArrayBuffer] : []
   if ('transfer' in result && result.transfer.transactions) moved.push(result.transfer.transactions.bytes.buffer as ArrayBuffer, result.transfer.transactions.spans.buffer as ArrayBuffer)
   const heap = getHeapStatistics()
   const held = heap.total_heap_size + heap.external_memory - moved.reduce((sum, b) => sum + b.byteLength, 0)

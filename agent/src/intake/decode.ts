@@ -1,7 +1,8 @@
 import { gunzipSync } from 'node:zlib'
 import { Decoder, type DecoderOptions } from '@msgpack/msgpack'
-import type { IntakePayload } from '../model/payload.js'
-import { decodeSketch, emptySketch, SketchError, type Sketch } from '../model/sketch.js'
+import { CompactWriter } from 'pathwise/core'
+import { CELL_WIDTH, EDGE, PATHWAY, SIZE, type IntakePayload } from '../model/payload.js'
+import { readSketchProto, SketchError } from '../model/sketch-proto.js'
 import { TransactionsWireWriter } from '../model/transaction-wire.js'
 import { IntakeError, type IntakeLimits } from './body.js'
 import { payloadSlices, TransferTooLarge, TransferWriter, type TransferPayload } from './transfer.js'
@@ -37,8 +38,8 @@ const MAX_BINARY_BYTES = 8 * 1024 * 1024
 /** A payload has no extension types; msgpack's timestamp, the one standard one, takes 12 bytes at most. */
 const MAX_EXT_BYTES = 16
 /**
- * A decoded payload's transfer form, per decompressed byte: a real one takes about 2 (a point of 38
- * bytes or more takes 88, a sketch bin of 8 takes 16), one of empty tags up to 16.
+ * A decoded payload's transfer form, per decompressed byte: a real one takes under 1 (a point of 38
+ * bytes or more takes under 90, a sketch bin of 8 about 1), one of empty tags up to 16.
  */
 const MAX_TRANSFER_RATIO = 4
 const MIN_TRANSFER_BYTES = 1024 * 1024
@@ -64,6 +65,9 @@ export function decoderLimits(size: number): DecoderOptions {
   }
 }
 
+/** Writes each point's sketches as one cell; emptied at each payload (one refused may leave a cell begun). */
+const cellWriter = new CompactWriter(CELL_WIDTH)
+
 /** Gunzip, msgpack and schema of a body: what the decode worker runs. Throws IntakeError for a payload to refuse. */
 export function decodeToTransfer(body: Uint8Array, maxDecompressedBytes: number): TransferPayload {
   if (body.length === 0) throw new IntakeError('empty body')
@@ -75,7 +79,8 @@ export function decodeToTransfer(body: Uint8Array, maxDecompressedBytes: number)
     throw new IntakeError(`bad msgpack: ${oneLine((err as Error).message)}`)
   }
   try {
-    return transferOf(decoded, new TransferWriter(Math.max(MIN_TRANSFER_BYTES, MAX_TRANSFER_RATIO * raw.length)))
+    cellWriter.clear()
+    return transferOf(decoded, new TransferWriter(Math.max(MIN_TRANSFER_BYTES, MAX_TRANSFER_RATIO * raw.length)), cellWriter)
   } catch (err) {
     if (err instanceof SketchError) throw new IntakeError(`wrong schema: ${err.message}`)
     if (err instanceof TransferTooLarge) throw new IntakeError(`payload too costly to decode: over ${MAX_TRANSFER_RATIO} times its decompressed size`, 413)
@@ -181,26 +186,27 @@ function countAt(o: Obj, key: string): number {
   throw schemaError(key, 'is not a non-negative integer')
 }
 
-function sketchAt(o: Obj, key: string, path: string, required: boolean): Sketch {
+/** A sketch field into sketch `i` of the cell being written; a missing one that is not required is empty. */
+function sketchAt(o: Obj, key: string, path: string, required: boolean, cell: CompactWriter, i: number): void {
   const v = o[key]
   if (v === undefined || v === null) {
     if (required) throw schemaError(`${path}${key}`, 'is missing')
-    return emptySketch()
+    return
   }
   if (!(v instanceof Uint8Array)) throw schemaError(`${path}${key}`, 'is not binary')
   if (v.length > MAX_BIN_BYTES) throw schemaError(`${path}${key}`, `is over ${MAX_BIN_BYTES} bytes`)
   try {
-    return decodeSketch(v)
+    readSketchProto(v, cell, i)
   } catch (err) {
     if (err instanceof SketchError) throw schemaError(`${path}${key}`, `is not a valid DDSketch: ${err.message}`)
     throw err
   }
 }
 
-function transferOf(v: unknown, out: TransferWriter): TransferPayload {
+function transferOf(v: unknown, out: TransferWriter, cell: CompactWriter): TransferPayload {
   const o = mapAt(v, 'payload')
   const transactions = new TransactionsWireWriter()
-  listAt(o, 'Stats', '', true).forEach((b, i) => bucketOf(b, `Stats[${i}].`, out, transactions))
+  listAt(o, 'Stats', '', true).forEach((b, i) => bucketOf(b, `Stats[${i}].`, out, cell, transactions))
   return {
     service: stringAt(o, 'Service', '', true),
     env: stringAt(o, 'Env', '', false),
@@ -213,7 +219,7 @@ function transferOf(v: unknown, out: TransferWriter): TransferPayload {
   }
 }
 
-function bucketOf(v: unknown, path: string, out: TransferWriter, transactions: TransactionsWireWriter): void {
+function bucketOf(v: unknown, path: string, out: TransferWriter, cell: CompactWriter, transactions: TransactionsWireWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const start = o.Start
   let startNs: bigint
@@ -221,20 +227,22 @@ function bucketOf(v: unknown, path: string, out: TransferWriter, transactions: T
   else if (typeof start === 'number' && Number.isSafeInteger(start) && start >= 0) startNs = BigInt(start)
   else throw schemaError(`${path}Start`, start === undefined ? 'is missing' : 'is not a non-negative integer (ns)')
   out.bucket(Number(startNs / 1_000_000n))
-  listAt(o, 'Stats', path, false).forEach((p, i) => pointOf(p, `${path}Stats[${i}].`, out))
+  listAt(o, 'Stats', path, false).forEach((p, i) => pointOf(p, `${path}Stats[${i}].`, out, cell))
   out.backlogs()
   listAt(o, 'Backlogs', path, false).forEach((b, i) => backlogOf(b, `${path}Backlogs[${i}].`, out))
   // Read on the main thread (model/transaction-wire.ts), where malformed bytes cost only themselves.
   transactions.bucket(o.Transactions, o.TransactionCheckpointIds)
 }
 
-function pointOf(v: unknown, path: string, out: TransferWriter): void {
+function pointOf(v: unknown, path: string, out: TransferWriter, cell: CompactWriter): void {
   const o = mapAt(v, path.slice(0, -1))
   const hash = hashAt(o, 'Hash', path, true)
   const parent = hashAt(o, 'ParentHash', path, false)
   const edgeTags = stringsAt(o, 'EdgeTags', path)
-  const sketches = [sketchAt(o, 'PathwayLatency', path, true), sketchAt(o, 'EdgeLatency', path, true), sketchAt(o, 'PayloadSize', path, false)]
-  out.point(hash, parent, edgeTags, sketches)
+  sketchAt(o, 'PathwayLatency', path, true, cell, PATHWAY)
+  sketchAt(o, 'EdgeLatency', path, true, cell, EDGE)
+  sketchAt(o, 'PayloadSize', path, false, cell, SIZE)
+  out.point(hash, parent, edgeTags, cell.endCell())
 }
 
 /** A backlog, skipped when its offset is nil or negative (Kafka's "no offset"). */

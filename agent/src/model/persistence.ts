@@ -1,19 +1,23 @@
 import type BetterSqlite3 from 'better-sqlite3'
-import { decodeSketch } from './sketch.js'
-import type { BacklogSeries, Cell, Series, Store } from './store.js'
+import type { Worker } from 'node:worker_threads'
+import { migratePoints, openHistory, type CellRow } from './history-db.js'
+import type { RowKey, WriteReply, WriteRequest, WriterOptions } from './persistence-writer.js'
+import type { Store } from './store.js'
+import { startWorker } from './worker-thread.js'
 
 /**
- * `--db file.sqlite`: the store's history in SQLite (better-sqlite3), so that a restarted agent
- * shows what it had. Changed cells (merged sketches of a series and bucket, as DDSketch
- * protobufs) and backlog offsets are written every `flushMs` (what a kill -9 can lose) and at
- * close; at open, the last window is read back into the store. Rows older than `retentionMs` are
- * deleted. better-sqlite3 is loaded only here, when a database is asked for.
+ * `--db file.sqlite`: the store's history in SQLite (better-sqlite3, model/history-db.ts), so that
+ * a restarted agent shows what it had. One agent owns a database file at a time: it holds a lock
+ * (`file.sqlite.lock`, released by the system when the process ends, however it ends), and a second
+ * agent on the same file stops at once, saying so. At open, the last window is read back into the
+ * store; from then on, each point's cell is also kept as it came (Store.trackChanges) and, every
+ * `flushMs` (what a kill -9 can lose) and at close, handed to a writer thread
+ * (model/persistence-writer.ts), which merges them into the rows. Rows older than `retentionMs` are deleted.
  *
  * A write that fails (the database locked by another process, read-only, a full disk) loses
- * nothing: its changes stay pending and are written at the next interval, together with what
- * changed since. Pending changes are the store's own cells (a map entry each, no copy), so they are
- * bounded as the store is: a change older than the window is evicted from memory before it could
- * be written, and counted as dropped. A failing database is logged once, not at every attempt.
+ * nothing: the writer keeps its changes and writes them at the next interval, together with what
+ * changed since. They are bounded as memory is: a change older than the window is dropped before it
+ * could be written, and counted. A failing database is logged once, not at every attempt.
  */
 
 export interface PersistenceOptions {
@@ -30,141 +34,78 @@ export interface PersistenceStatus {
   flushIntervalSeconds: number
   /** When a write last succeeded (ms since the epoch). */
   lastWriteAt: number | null
-  /** Changed cells and backlog values whose write failed, kept in memory and retried every interval. */
+  /**
+   * Changed cells and backlog values not written yet: those whose write failed, kept in memory and
+   * retried every interval, and those changed since the last write was handed over.
+   */
   unwritten: number
   /** Unwritten changes evicted from memory (older than the window) before a write succeeded: lost. */
   dropped: number
   /** While writes fail: the last error, since when, and how many attempts failed. */
   failing: { error: string; since: number; attempts: number } | null
+  /** The last write that succeeded: its rows (cells and backlog values, each merged into the file) and how long it took. */
+  lastWrite: { rows: number; ms: number } | null
 }
+
+/** A second agent on a database file another one owns. */
+export class DatabaseInUse extends Error {}
 
 const DEFAULT_FLUSH_MS = 2000
 /** How long the first statements may wait for another process's lock: only at startup. */
 const OPEN_BUSY_MS = 5000
 /**
- * How long a periodic write waits for a lock. It waits on the main thread, which serves intake
- * meanwhile; a longer lock is retried at the next interval instead.
+ * How long a periodic write waits for a lock. It waits in the writer thread, not the main thread;
+ * a longer lock is retried at the next interval instead.
  */
 const WRITE_BUSY_MS = 100
 /** The last write at close may wait longer: nothing else is served any more. */
 const CLOSE_BUSY_MS = 1000
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS points (
-  bucket INTEGER NOT NULL, service TEXT NOT NULL, env TEXT NOT NULL, hash TEXT NOT NULL, parent TEXT NOT NULL,
-  edge_tags TEXT NOT NULL, pathway BLOB NOT NULL, edge BLOB NOT NULL, size BLOB NOT NULL,
-  PRIMARY KEY (bucket, service, env, hash, parent, edge_tags)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS backlogs (
-  bucket INTEGER NOT NULL, tags TEXT NOT NULL, value REAL NOT NULL,
-  PRIMARY KEY (bucket, tags)
-) WITHOUT ROWID;
-`
-
-interface PointRow {
-  bucket: number
-  service: string
-  env: string
-  hash: string
-  parent: string
-  edge_tags: string
-  pathway: Uint8Array
-  edge: Uint8Array
-  size: Uint8Array
-}
-
-interface PendingCell {
-  series: Series
-  start: number
-  cell: Cell
-}
-
-interface PendingBacklog {
-  series: BacklogSeries
-  start: number
-}
+/** Rows read back per merge into the store. */
+const LOAD_CHUNK = 1024
 
 export class Persistence {
   private readonly timer: NodeJS.Timeout
   private readonly flushMs: number
-  private readonly write: BetterSqlite3.Transaction<(pruneBefore: number) => void>
-  /** Changes taken from the store and not yet committed, by series key and bucket. */
-  private readonly pendingCells = new Map<string, PendingCell>()
-  private readonly pendingBacklogs = new Map<string, PendingBacklog>()
-  private dropped = 0
+  /** The batch the writer is on; the next waits for it, the store's changes merging meanwhile. */
+  private writing: Promise<WriteReply> | null = null
   private lastWriteAt: number | null = null
+  private lastWrite: PersistenceStatus['lastWrite'] = null
+  private unwritten = 0
+  private dropped = 0
   private failing: PersistenceStatus['failing'] = null
+  /** Why the writer thread stopped, once it has. */
+  private stopped: string | null = null
 
   private constructor(
-    private readonly db: BetterSqlite3.Database,
+    private readonly lock: BetterSqlite3.Database,
+    private readonly writer: Worker,
     private readonly store: Store,
     private readonly options: PersistenceOptions,
   ) {
     this.flushMs = options.flushMs ?? DEFAULT_FLUSH_MS
-    const upsertPoint = db.prepare(
-      `INSERT INTO points VALUES (@bucket, @service, @env, @hash, @parent, @edge_tags, @pathway, @edge, @size)
-       ON CONFLICT DO UPDATE SET pathway = excluded.pathway, edge = excluded.edge, size = excluded.size`,
-    )
-    const upsertBacklog = db.prepare(
-      `INSERT INTO backlogs VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET value = max(value, excluded.value)`,
-    )
-    const deletePoints = db.prepare('DELETE FROM points WHERE bucket < ?')
-    const deleteBacklogs = db.prepare('DELETE FROM backlogs WHERE bucket < ?')
-    this.write = db.transaction((pruneBefore: number) => {
-      // Each cell as it is now: the merge of everything received, however many attempts failed.
-      for (const { series, start, cell } of this.pendingCells.values()) {
-        upsertPoint.run({
-          bucket: start,
-          service: series.service,
-          env: series.env,
-          hash: series.hash.toString(),
-          parent: series.parent.toString(),
-          edge_tags: JSON.stringify(series.edgeTags),
-          pathway: cell.pathway.toProto(),
-          edge: cell.edge.toProto(),
-          size: cell.size.toProto(),
-        })
-      }
-      for (const { series, start } of this.pendingBacklogs.values()) upsertBacklog.run(start, JSON.stringify(series.tags), series.values.get(start))
-      deletePoints.run(pruneBefore)
-      deleteBacklogs.run(pruneBefore)
-    })
-    this.timer = setInterval(() => this.tick(), this.flushMs)
+    writer.on('error', (err) => (this.stopped = err.message))
+    writer.once('exit', (code) => (this.stopped ??= `exit code ${code}`))
+    this.timer = setInterval(() => void this.flush(WRITE_BUSY_MS, false), this.flushMs)
     this.timer.unref()
   }
 
-  /** Opens (or creates) the database and loads its last window into the store. */
+  /** Takes the database's lock, reads its last window into the store and starts the writer. Throws DatabaseInUse when another agent has it. */
   static async open(store: Store, options: PersistenceOptions): Promise<Persistence> {
-    const { default: Database } = await import('better-sqlite3')
-    const db = new Database(options.path, { timeout: OPEN_BUSY_MS })
-    db.pragma('journal_mode = WAL')
-    db.exec(SCHEMA)
-    const p = new Persistence(db, store, options)
-    p.load()
-    db.pragma(`busy_timeout = ${WRITE_BUSY_MS}`)
-    return p
-  }
-
-  private load(): void {
-    const since = this.store.now() - this.store.windowMs
-    for (const row of this.db.prepare('SELECT * FROM points WHERE bucket > ?').iterate(since) as Iterable<PointRow>) {
+    const lock = await takeLock(options.path)
+    try {
+      const db = await openHistory(options.path, OPEN_BUSY_MS)
       try {
-        const cell = this.store.cellFor(row.service, row.env, BigInt(row.hash), BigInt(row.parent), JSON.parse(row.edge_tags) as string[], row.bucket, false)
-        if (!cell) continue
-        cell.pathway.merge(decodeSketch(row.pathway))
-        cell.edge.merge(decodeSketch(row.edge))
-        cell.size.merge(decodeSketch(row.size))
-      } catch {
-        // A row this agent cannot read (edited by hand, or corrupt) is skipped, not fatal.
+        migratePoints(db)
+        load(store, db)
+      } finally {
+        db.close()
       }
-    }
-    const backlogs = this.db.prepare('SELECT bucket, tags, value FROM backlogs WHERE bucket > ?').iterate(since) as Iterable<{ bucket: number; tags: string; value: number }>
-    for (const row of backlogs) {
-      try {
-        this.store.recordBacklog(JSON.parse(row.tags) as string[], row.bucket, row.value, false)
-      } catch {
-        // As above.
-      }
+      store.trackChanges()
+      const writer = await startWriter({ path: options.path, windowMs: store.windowMs, retentionMs: options.retentionMs })
+      return new Persistence(lock, writer, store, options)
+    } catch (err) {
+      lock.close()
+      throw err
     }
   }
 
@@ -172,65 +113,172 @@ export class Persistence {
     return {
       flushIntervalSeconds: this.flushMs / 1000,
       lastWriteAt: this.lastWriteAt,
-      unwritten: this.pendingCells.size + this.pendingBacklogs.size,
+      unwritten: this.unwritten + this.store.changed,
       dropped: this.dropped,
       failing: this.failing && { ...this.failing },
+      lastWrite: this.lastWrite && { ...this.lastWrite },
     }
   }
 
-  /** Writes what changed and deletes what is past retention, in one transaction; throws if it failed. */
-  private flush(): void {
-    for (const [key, p] of this.pendingCells) {
-      if (p.series.cells.get(p.start) !== p.cell) {
-        this.pendingCells.delete(key)
-        this.dropped++
-      }
+  /** Hands what changed to the writer (unless it is still on the last batch) and records how the write went. */
+  private async flush(busyMs: number, last: boolean): Promise<WriteReply | null> {
+    if (this.writing) {
+      if (!last) return null
+      await this.writing
     }
-    for (const [key, p] of this.pendingBacklogs) {
-      if (!p.series.values.has(p.start)) {
-        this.pendingBacklogs.delete(key)
-        this.dropped++
-      }
+    const { rows, entries, bytes, ends, backlogs } = this.store.takeChanges()!
+    const request: WriteRequest = {
+      rows: rows.map(({ series: s, start }): RowKey => [start, s.service, s.env, s.hash.toString(), s.parent.toString(), JSON.stringify(s.edgeTags)]),
+      entries,
+      bytes,
+      ends,
+      backlogs: backlogs.map(({ series, start, value }): WriteRequest['backlogs'][number] => [JSON.stringify(series.tags), start, value]),
+      now: this.store.now(),
+      busyMs,
+      last,
     }
-    const { cells, backlogs } = this.store.takeDirty()
-    for (const c of cells) this.pendingCells.set(`${c.series.key}\u0000${c.start}`, c)
-    for (const b of backlogs) this.pendingBacklogs.set(`${b.series.key}\u0000${b.start}`, b)
-    this.write(this.store.now() - this.options.retentionMs)
-    this.pendingCells.clear()
-    this.pendingBacklogs.clear()
-    this.lastWriteAt = Date.now()
+    this.writer.ref()
+    this.writing = this.answer(rows.length + backlogs.length)
+    if (this.stopped === null) this.writer.postMessage(request, [entries.buffer as ArrayBuffer, bytes.buffer as ArrayBuffer, ends.buffer as ArrayBuffer])
+    const reply = await this.writing
+    this.writing = null
+    this.writer.unref()
+    if ('at' in reply) this.record(reply, last)
+    return reply
   }
 
-  private tick(): void {
-    try {
-      this.flush()
-    } catch (err) {
+  /**
+   * The writer's answer to the batch just posted; if the writer has stopped (a bug: it catches what
+   * SQLite throws), a failed write of everything it held and of the batch.
+   */
+  private answer(rows: number): Promise<WriteReply> {
+    return new Promise((resolve) => {
+      const answered = (reply: WriteReply): void => {
+        this.writer.off('exit', failed)
+        resolve(reply)
+      }
+      const failed = (): void => {
+        this.writer.off('message', answered)
+        resolve({ at: Date.now(), error: `the writer thread stopped (${this.stopped})`, unwritten: this.unwritten + rows, dropped: this.dropped, rows: 0, ms: 0 })
+      }
+      if (this.stopped !== null) return failed()
+      this.writer.once('message', answered)
+      this.writer.once('exit', failed)
+    })
+  }
+
+  private record(reply: Extract<WriteReply, { at: number }>, last: boolean): void {
+    this.unwritten = reply.unwritten
+    this.dropped = reply.dropped
+    if (reply.error === null) {
+      this.lastWriteAt = reply.at
+      this.lastWrite = { rows: reply.rows, ms: Math.round(reply.ms * 10) / 10 }
       if (this.failing) {
-        this.failing.attempts++
-        this.failing.error = (err as Error).message
-      } else {
-        this.failing = { error: (err as Error).message, since: Date.now(), attempts: 1 }
-        this.options.log(`database ${this.options.path}: write failed (${this.failing.error}); changes are kept in memory and retried every ${this.flushMs / 1000} s`)
+        this.options.log(`database ${this.options.path}: writes resumed after ${this.failing.attempts} failed attempts${this.dropped > 0 ? `; ${this.dropped} changes older than the window were lost` : ''}`)
+        this.failing = null
       }
-      return
-    }
-    if (this.failing) {
-      this.options.log(`database ${this.options.path}: writes resumed after ${this.failing.attempts} failed attempts${this.dropped > 0 ? `; ${this.dropped} changes older than the window were lost` : ''}`)
-      this.failing = null
+    } else if (last) {
+      this.options.log(`database ${this.options.path}: stopped with ${reply.unwritten} changes not written (${reply.error})`)
+    } else if (this.failing) {
+      this.failing.attempts++
+      this.failing.error = reply.error
+    } else {
+      this.failing = { error: reply.error, since: reply.at, attempts: 1 }
+      this.options.log(`database ${this.options.path}: write failed (${reply.error}); changes are kept in memory and retried every ${this.flushMs / 1000} s`)
     }
   }
 
-  /** A last write, then closes. Never throws: a shutdown is not stopped by a database it cannot write. */
-  close(): void {
+  /** A last write, then closes and lets the lock go. Never throws: a shutdown is not stopped by a database it cannot write. */
+  async close(): Promise<void> {
     clearInterval(this.timer)
-    this.db.pragma(`busy_timeout = ${CLOSE_BUSY_MS}`)
     try {
-      this.flush()
+      await this.flush(CLOSE_BUSY_MS, true)
     } catch (err) {
-      this.options.log(
-        `database ${this.options.path}: stopped with ${this.pendingCells.size + this.pendingBacklogs.size} changes not written (${(err as Error).message})`,
-      )
+      this.options.log(`database ${this.options.path}: stopped with changes not written (${(err as Error).message})`)
     }
-    this.db.close()
+    await this.writer.terminate()
+    this.lock.close()
   }
+}
+
+/**
+ * The database's lock: `path.lock`, a SQLite file held in exclusive mode for as long as this
+ * process runs (the system releases it when the process ends, however it ends). The database
+ * itself stays readable by anyone, the sqlite3 shell included.
+ */
+async function takeLock(path: string): Promise<BetterSqlite3.Database> {
+  const { default: Database } = await import('better-sqlite3')
+  const lockPath = `${path}.lock`
+  const lock = new Database(lockPath, { timeout: 0 })
+  try {
+    lock.pragma('locking_mode = EXCLUSIVE')
+    lock.exec('BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS owner (pid INTEGER NOT NULL, since INTEGER NOT NULL); DELETE FROM owner;')
+    lock.prepare('INSERT INTO owner VALUES (?, ?)').run(process.pid, Date.now())
+    lock.exec('COMMIT')
+  } catch (err) {
+    lock.close()
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') {
+      throw new DatabaseInUse(`database ${path} is in use by another pathwise agent (it holds ${lockPath}): one database file is for one agent at a time`)
+    }
+    throw err
+  }
+  return lock
+}
+
+/** The rows of the last window into the store, a chunk at a time; rows this agent cannot read are skipped. */
+function load(store: Store, db: BetterSqlite3.Database): void {
+  const since = store.now() - store.windowMs
+  const ids: number[] = []
+  const starts: number[] = [0]
+  let bytes = new Uint8Array(64 * 1024)
+  const merge = (): void => {
+    store.sketches.merge(ids, bytes, starts, ids.length)
+    ids.length = 0
+    starts.length = 1
+  }
+  for (const row of db.prepare('SELECT * FROM cells WHERE bucket > ?').iterate(since) as Iterable<CellRow>) {
+    let cell: number | null = null
+    try {
+      cell = store.cellFor(row.service, row.env, BigInt(row.hash), BigInt(row.parent), JSON.parse(row.edge_tags) as string[], row.bucket)
+    } catch {
+      // A row this agent cannot read (edited by hand, or corrupt) is skipped, not fatal.
+    }
+    if (cell === null) continue
+    const at = starts[starts.length - 1]
+    if (at + row.sketches.length > bytes.length) {
+      const bigger = new Uint8Array(Math.max(2 * bytes.length, at + row.sketches.length))
+      bigger.set(bytes.subarray(0, at))
+      bytes = bigger
+    }
+    bytes.set(row.sketches, at)
+    ids.push(cell)
+    starts.push(at + row.sketches.length)
+    if (ids.length === LOAD_CHUNK) merge()
+  }
+  merge()
+  const backlogs = db.prepare('SELECT bucket, tags, value FROM backlogs WHERE bucket > ?').iterate(since) as Iterable<{ bucket: number; tags: string; value: number }>
+  for (const row of backlogs) {
+    try {
+      store.recordBacklog(JSON.parse(row.tags) as string[], row.bucket, row.value, false)
+    } catch {
+      // As above.
+    }
+  }
+}
+
+/** The writer thread, once it has the database open. */
+function startWriter(options: WriterOptions): Promise<Worker> {
+  const worker = startWorker(new URL('./persistence-writer', import.meta.url), { workerData: options })
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error): void => {
+      void worker.terminate()
+      reject(err)
+    }
+    worker.once('error', fail)
+    worker.once('message', () => {
+      worker.off('error', fail)
+      worker.unref()
+      resolve(worker)
+    })
+  })
 }

@@ -1,5 +1,7 @@
-import { BUCKET_MS, bucketStart, type Cell } from './store.js'
-import { emptySketch, type Sketch } from './sketch.js'
+import { cellWidth, coarseBefore, minuteStart, type Cells } from './cells.js'
+import { EDGE, PATHWAY, SIZE } from './payload.js'
+import type { MergedSketch } from './sketch.js'
+import { BUCKET_MS, bucketStart } from './store.js'
 
 /**
  * Which buckets a summary reads, the same for every series so that the two ends of a queue fed
@@ -12,6 +14,10 @@ import { emptySketch, type Sketch } from './sketch.js'
  * rates over a minute), to the first bucket still filling. Counts also take the buckets still
  * filling, and say how many of their messages are in them. A series with nothing settled yet
  * (a pipeline that just started) shows its filling buckets, which its `filling` count marks.
+ *
+ * A range reaching past the last 16 minutes, where buckets are rolled up into minutes
+ * (model/cells.ts), starts at the start of the minute holding its start: the 1 h range reads up to
+ * 50 s more, and its rates divide by the time it reads.
  */
 
 /** A tracer's flush interval and a delivery's slack: a bucket ended this long ago is complete. */
@@ -23,6 +29,8 @@ export interface Range {
   rangeMs: number
   /** Buckets starting at or after this are read. */
   from: number
+  /** Buckets starting at or after this are not read (default: none). */
+  until?: number
   /** Buckets starting at or after this are still filling. */
   settled: number
   /** Rates divide the settled counts by the time from this to `settled`. */
@@ -33,20 +41,27 @@ export interface Range {
  * The range of the last `rangeMs` of settled buckets. `cellMaps` (every series of the store) says
  * where data starts; without them, rates read the whole range.
  */
-export function rangeOf(now: number, rangeMs: number, cellMaps?: Iterable<Map<number, unknown>>): Range {
+export function rangeOf(now: number, rangeMs: number, cellMaps?: Iterable<Cells>): Range {
   const settled = bucketStart(now - SETTLE_MS)
   const whole = Math.max(BUCKET_MS, Math.ceil(rangeMs / BUCKET_MS) * BUCKET_MS)
-  const from = settled - whole
+  let from = settled - whole
+  if (from < coarseBefore(now)) from = minuteStart(from)
   if (!cellMaps) return { now, rangeMs: whole, from, settled, rateFrom: from }
   let first = settled
-  for (const cells of cellMaps) for (const start of cells.keys()) if (start >= from && start < first) first = start
+  for (const cells of cellMaps) {
+    const i = cells.indexOf(from)
+    if (i < cells.size && cells.startAt(i) < first) first = cells.startAt(i)
+  }
   return { now, rangeMs: whole, from, settled, rateFrom: first }
 }
 
+/** How long the bucket starting at `start` covers at `now`: 10 s, or a minute once rolled up. */
+export const bucketWidth = (start: number, now: number): number => cellWidth(start, coarseBefore(now))
+
 export interface Merged {
-  pathway: Sketch
-  edge: Sketch
-  size: Sketch
+  pathway: MergedSketch
+  edge: MergedSketch
+  size: MergedSketch
   /** Messages (the edge-latency sketch's count) over the range, buckets still filling included. */
   count: number
   /** Of `count`, the messages in buckets still filling. */
@@ -55,32 +70,65 @@ export interface Merged {
   rate: number
 }
 
+/** Cells of a merge, gathered before the sketch store sums them. */
+class Gathered {
+  ids = new Int32Array(64)
+  n = 0
+  push(id: number): void {
+    if (this.n === this.ids.length) {
+      const bigger = new Int32Array(2 * this.n)
+      bigger.set(this.ids)
+      this.ids = bigger
+    }
+    this.ids[this.n++] = id
+  }
+}
+const settledCells = new Gathered()
+const fillingCells = new Gathered()
+
 /** Merges the cells of one or more series over a range. */
-export function mergeCells(cellMaps: Iterable<Map<number, Cell>>, range: Range): Merged {
-  const settled = { pathway: emptySketch(), edge: emptySketch(), size: emptySketch(), count: 0 }
-  const filling = { pathway: emptySketch(), edge: emptySketch(), size: emptySketch(), count: 0 }
+export function mergeCells(cellMaps: Iterable<Cells>, range: Range): Merged {
+  settledCells.n = 0
+  fillingCells.n = 0
   let firstFilling = Infinity
   let lastFilling = -Infinity
+  let sketches: Cells['sketches'] | null = null
+  const until = range.until ?? Infinity
   for (const cells of cellMaps) {
-    for (const [start, cell] of cells) {
-      if (start < range.from) continue
-      const into = start < range.settled ? settled : filling
-      into.pathway.merge(cell.pathway)
-      into.edge.merge(cell.edge)
-      into.size.merge(cell.size)
-      into.count += cell.edge.count
-      if (into === filling) {
-        firstFilling = Math.min(firstFilling, start)
-        lastFilling = Math.max(lastFilling, start)
+    sketches ??= cells.sketches
+    for (let i = cells.indexOf(range.from); i < cells.size; i++) {
+      const start = cells.startAt(i)
+      if (start >= until) break
+      if (start < range.settled) {
+        settledCells.push(cells.cellAt(i))
+        continue
       }
+      fillingCells.push(cells.cellAt(i))
+      firstFilling = Math.min(firstFilling, start)
+      lastFilling = Math.max(lastFilling, start)
     }
   }
-  const count = settled.count + filling.count
-  if (settled.count > 0 || filling.count === 0) {
-    const rate = settled.count / (Math.max(BUCKET_MS, range.settled - range.rateFrom) / 1000)
-    return { pathway: settled.pathway, edge: settled.edge, size: settled.size, count, filling: filling.count, rate }
+  const settled = sum(sketches, settledCells)
+  const filling = sum(sketches, fillingCells)
+  const count = settled.edge.count + filling.edge.count
+  if (settled.edge.count > 0 || filling.edge.count === 0) {
+    const rate = settled.edge.count / (Math.max(BUCKET_MS, range.settled - range.rateFrom) / 1000)
+    return { ...settled, count, filling: filling.edge.count, rate }
   }
   // Nothing settled: the filling buckets, over the time they have covered so far.
   const span = Math.min(range.now, lastFilling + BUCKET_MS) - firstFilling
-  return { pathway: filling.pathway, edge: filling.edge, size: filling.size, count, filling: filling.count, rate: filling.count / Math.max(1, span / 1000) }
+  return { ...filling, count, filling: filling.edge.count, rate: filling.edge.count / Math.max(1, span / 1000) }
+}
+
+const EMPTY: MergedSketch = { count: 0, zeroCount: 0, quantiles: null }
+
+function sum(sketches: Cells['sketches'] | null, cells: Gathered): Pick<Merged, 'pathway' | 'edge' | 'size'> {
+  if (sketches === null || cells.n === 0) return { pathway: EMPTY, edge: EMPTY, size: EMPTY }
+  sketches.sum(cells.ids, cells.n)
+  const read = (i: number): MergedSketch => {
+    const count = sketches.sumCount(i)
+    const quantiles = count === 0 ? null : { p50: sketches.sumQuantile(i, 0.5), p95: sketches.sumQuantile(i, 0.95), p99: sketches.sumQuantile(i, 0.99) }
+    return { count, zeroCount: sketches.sumZeroCount(i), quantiles }
+  }
+  return { pathway: read(PATHWAY), edge: read(EDGE), size: read(SIZE) }
 }

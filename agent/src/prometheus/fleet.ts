@@ -1,25 +1,41 @@
-import { DEFAULT_RANGE_S, type ApiContext, type Status } from '../views/api.js'
-import { BUCKETS_PER_OCTAVE, bucketOf, LATENCY_BOUNDS, POINT_LABELS, SIZE_BOUNDS } from './metrics.js'
-import { PromqlClient, PromqlError, type InstantSample, type PromqlOptions } from './promql.js'
+import { DEFAULT_RANGE_S, type ApiContext, type Status, type SummaryBody } from '../views/api.js'
+import { ViewCache } from '../views/view-cache.js'
 import { rangeOf, type Range } from '../model/range.js'
-import type { Sketch } from '../model/sketch.js'
+import { CompactWriter } from 'pathwise/core'
+import { CELL_WIDTH, EDGE, PATHWAY, SIZE as SIZE_SKETCH } from '../model/payload.js'
 import { collectEdges } from '../views/topology.js'
 import { BUCKET_MS, bucketStart, Store, type Cell, type Series } from '../model/store.js'
+import type { TransactionsView } from '../views/transactions.js'
+import { collectGarbage } from './collect-garbage.js'
+import { readTransactions } from './fleet-transactions.js'
+import { LATENCY, SIZE, type Layout } from './histogram.js'
+import { fromLabel, pointKey, pointLabels, pointSeries } from './labels.js'
+import { Lease, PromqlBusy, PromqlClient, PromqlTooLarge, type PromqlOptions, type RangeSeries } from './promql.js'
+import { instantAsker, rangeAsker, readFamily, signature, type FamilyQuery, type RangeHistogram } from './range-histograms.js'
 
 /**
  * The fleet view (`pathwise agent --prometheus URL`): the page and /api/* drawn from PromQL over
  * every agent Prometheus scrapes, instead of from this agent's memory. Each request fills a fresh
- * Store, with the same series an agent would hold, from the summed histograms of metrics.ts, so
- * that the map, the pathways and the lag are computed by the same code and answer the same shapes.
+ * Store, with the same series an agent would hold, from the histograms of metrics.ts, so that the
+ * map, the pathways and the lag are computed by the same code and answer the same shapes.
  *
- * Over a range, each stats point series holds one cell with the messages counted in the range
- * (so its rate is their number over the range), its quantiles read from the summed buckets, each
- * bucket's messages taken at its geometric middle. The edge chart (/api/edge) gets one cell per
- * 10 s. Kafka offsets are the highest any agent reports, sampled every 10 s over the range.
+ * Over a range, each stats point series holds one cell with the messages counted in the range (so
+ * its rate is their number over the range), its quantiles read from the agents' buckets
+ * (range-histograms.ts), each bucket's messages taken at its geometric middle, zeros at 0. The edge
+ * chart (/api/edge) gets one cell per 10 s. A label set is read in shards of pathway hashes when
+ * its answer would be too large for one (16, then 256), a shard at a time.
  *
- * The counts over a range are `m - m offset R`, or `m` for a series born within the range or
- * reset (an agent restarted): Prometheus's increase() would leave out the first value of a series
- * born within the range, which is everything for a burst of messages on a new pathway.
+ * Kafka offsets, JetStream pending counts and queue depths are read with the 10 s bucket each agent
+ * took them in (`pathwise_kafka_offset_timestamp_seconds`, `pathwise_queue_depth_timestamp_seconds`),
+ * every 5 s over the window, and kept per bucket as an agent keeps them (the highest of the agents),
+ * so that lag pairs offsets of the same moment (views/lag.ts). A bucket's offsets are the latest of
+ * their agent for 10 s (the tracers' flush interval): a scrape every 10 s or more often sees every
+ * bucket (README "Many hosts"). Failed sends are the agents' counters' increase over the range
+ * (a counter that first appears within it counts whole), summed, as an agent sums them.
+ *
+ * Memory: every answer is held against the client's budget until it is read into the store
+ * (promql.ts), at most MAX_IN_FLIGHT views are built at once, and a snapshot is kept only while it is
+ * reused (`CACHE_MS`, or as long as it took to build), then dropped.
  */
 
 export interface PrometheusSourceOptions extends PromqlOptions {
@@ -32,105 +48,283 @@ export interface PrometheusSourceOptions extends PromqlOptions {
   now?: () => number
 }
 
-const LABELS = POINT_LABELS.join(', ')
-/** The geometric middle of a bucket is within this factor of anything in it. */
-const HALF_BUCKET = 2 ** (1 / (2 * BUCKETS_PER_OCTAVE))
-/** Views answered from the same snapshot within this long (the page and `top` poll every second). */
+/** Views answered from the same snapshot within this long (the page and `top` poll every second or two), or as long as it took to build. */
 const CACHE_MS = 1000
-const MAX_CACHED = 8
+const MAX_CACHED = 4
 /** Snapshots being built at once; past this, requests are refused rather than queued onto Prometheus. */
 const MAX_IN_FLIGHT = 4
-
-/** Messages counted in the `ms` milliseconds up to the evaluation time (see the comment above). */
-const increase = (metric: string, ms: number): string => `((${metric} - ${metric} offset ${Math.round(ms)}ms) >= 0) or ${metric}`
+/** Kafka offsets are sampled this often (s): twice a bucket. */
+const OFFSET_STEP_S = 5
+/** Offsets read again on each refresh, for the samples Prometheus took late. */
+const OFFSET_OVERLAP_S = 60
+const HEX_DIGITS = '0123456789abcdef'
+/** Answers read since the last full garbage collection past which, once no view is being read, one is run (collect-garbage.ts). */
+const COLLECT_AFTER_BYTES = 32 * 1024 * 1024
 
 interface Snapshot {
   store: Store
   range: Range
   payloads: { accepted: number; rejected: number }
+  lastPayloadAt: number | null
+  /** Its summaries, computed once each for as long as it is reused. */
+  summaries: ViewCache<SummaryBody>
 }
+
+interface Cached {
+  at: number
+  snapshot: Promise<Snapshot>
+  /** How long it is reused once built. */
+  ttl: number
+}
+
+/** The gauges of backlogs read per bucket: each value's gauge, the gauge of its bucket's start, and the backlog's tags from its labels. */
+const BACKLOG_GAUGES: ReadonlyArray<[string, string, (metric: Record<string, string>) => string[] | null]> = [
+  ['pathwise_kafka_offset', 'pathwise_kafka_offset_timestamp_seconds', backlogTags],
+  ['pathwise_queue_depth', 'pathwise_queue_depth_timestamp_seconds', depthTags],
+]
+
+interface OffsetSeries {
+  tags: string[]
+  /** Bucket start (ms) → highest offset. */
+  values: Map<number, number>
+}
+
+const FAMILIES = {
+  edge: { name: 'pathwise_edge_latency_seconds', layout: LATENCY },
+  pathway: { name: 'pathwise_pathway_latency_seconds', layout: LATENCY },
+  size: { name: 'pathwise_payload_size_bytes', layout: SIZE },
+} as const
+type FamilyName = keyof typeof FAMILIES
 
 export class PrometheusSource {
   readonly client: PromqlClient
-  private readonly cache = new Map<number, { at: number; snapshot: Promise<Snapshot> }>()
+  private readonly cache = new Map<number, Cached>()
   private inFlight = 0
   private readonly now: () => number
+  /** Shard depth (0: one answer; 1: 16; 2: 256) each family last needed. */
+  private readonly shardDepth = new Map<FamilyName, number>()
+  /** Kafka offsets by agent series, kept across views and read incrementally. */
+  private readonly offsetSeries = new Map<string, OffsetSeries>()
+  private offsetsUntil = 0
+  private offsetRefresh: { t: number; done: Promise<void> } | null = null
+  private collectedAt = 0
+  private collecting: NodeJS.Timeout | null = null
 
   constructor(private readonly options: PrometheusSourceOptions) {
     this.client = new PromqlClient(options)
     this.now = options.now ?? Date.now
   }
 
-  /** The API context for a request under /api/. Throws PromqlError when Prometheus cannot answer. */
-  async context(url: URL): Promise<ApiContext> {
+  /** The range (ms) a request asks for: `range` seconds, 10 s to the window. */
+  rangeMsOf(url: URL): number {
     const asked = url.searchParams.has('range') ? Number(url.searchParams.get('range')) : DEFAULT_RANGE_S
     const seconds = Number.isFinite(asked) ? Math.min(Math.max(asked, 10), this.options.windowMs / 1000) : DEFAULT_RANGE_S
-    const snap = await this.snapshot(rangeOf(this.now(), seconds * 1000).rangeMs)
+    return seconds * 1000
+  }
+
+  /** The API context for a request under /api/. Throws PromqlError when Prometheus cannot answer, PromqlBusy past the limits. */
+  async context(url: URL): Promise<ApiContext> {
+    const snap = await this.snapshot(rangeOf(this.now(), this.rangeMsOf(url)).rangeMs)
     const local = this.options.status
     const ctx: ApiContext = {
       store: snap.store,
+      summaries: snap.summaries,
       status: () => ({
         ...local(),
         payloads: { ...snap.payloads, other: 0 },
         series: snap.store.seriesCount,
         cells: snap.store.cells,
+        lastPayloadAt: snap.lastPayloadAt,
         prometheus: this.client.url,
       }),
     }
-    if (url.pathname === '/api/edge') ctx.history = await this.history(snap, url.searchParams.get('id') ?? '')
+    if (url.pathname === '/api/edge') ctx.history = await this.asView(() => this.history(snap, url.searchParams.get('id') ?? ''))
     return ctx
+  }
+
+  /** `/api/transactions` from Prometheus (fleet-transactions.ts). */
+  transactions(url: URL): Promise<TransactionsView> {
+    return this.asView(() => readTransactions(this.client, this.now(), this.rangeMsOf(url)))
+  }
+
+  /** Reads `read` as one view: counted against MAX_IN_FLIGHT. */
+  async asView<T>(read: () => Promise<T>): Promise<T> {
+    if (this.inFlight >= MAX_IN_FLIGHT) throw new PromqlBusy(`busy: ${MAX_IN_FLIGHT} views are being read from Prometheus already; retry shortly`)
+    this.inFlight++
+    try {
+      return await read()
+    } finally {
+      this.inFlight--
+    }
   }
 
   private snapshot(rangeMs: number): Promise<Snapshot> {
     const now = this.now()
     const hit = this.cache.get(rangeMs)
-    if (hit && now - hit.at < CACHE_MS) return hit.snapshot
-    if (this.inFlight >= MAX_IN_FLIGHT) return Promise.reject(new PromqlError('busy: too many views being read from Prometheus, retry later'))
-    this.inFlight++
-    const snapshot = this.build(now, rangeMs).finally(() => this.inFlight--)
-    for (const [key, entry] of this.cache) if (now - entry.at >= CACHE_MS) this.cache.delete(key)
-    if (this.cache.size < MAX_CACHED) this.cache.set(rangeMs, { at: now, snapshot })
-    // A failed snapshot is not kept.
-    snapshot.catch(() => this.cache.delete(rangeMs))
-    return snapshot
+    if (hit && now - hit.at < hit.ttl) return hit.snapshot
+    const started = Date.now()
+    const entry: Cached = { at: now, ttl: Infinity, snapshot: this.asView(() => this.build(now, rangeMs)) }
+    if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value as number)
+    this.cache.set(rangeMs, entry)
+    const drop = (): void => {
+      if (this.cache.get(rangeMs) === entry) this.cache.delete(rangeMs)
+      this.collectSoon()
+    }
+    entry.snapshot.then(
+      () => {
+        // Kept while it is reused, then dropped, so that a view nobody asks for holds no memory.
+        entry.ttl = Math.max(CACHE_MS, Date.now() - started)
+        setTimeout(drop, entry.ttl).unref()
+      },
+      // A failed snapshot is not kept.
+      drop,
+    )
+    return entry.snapshot
+  }
+
+  /** Once no view is being read, a full collection if much has been read since the last: the memory of large answers goes back. */
+  private collectSoon(): void {
+    if (this.collecting || this.client.budget.total - this.collectedAt < COLLECT_AFTER_BYTES) return
+    this.collecting = setTimeout(() => {
+      this.collecting = null
+      if (this.inFlight > 0) return this.collectSoon()
+      this.collectedAt = this.client.budget.total
+      collectGarbage()
+    }, CACHE_MS)
+    this.collecting.unref()
   }
 
   private async build(nowMs: number, rangeMs: number): Promise<Snapshot> {
     const range = rangeOf(nowMs, rangeMs)
     const t = nowMs / 1000
-    const instant = (name: string): Promise<FamilyAnswer> => this.family(familyQueries(name, rangeMs), (q) => this.client.instant(q, t))
-    const [edge, pathway, size, offsets, payloads] = await Promise.all([
-      instant('pathwise_edge_latency_seconds'),
-      instant('pathwise_pathway_latency_seconds'),
-      instant('pathwise_payload_size_bytes'),
-      this.client.range('max by (kind, consumer_group, topic, partition, kafka_cluster_id) (pathwise_kafka_offset)', t - rangeMs / 1000, t, BUCKET_MS / 1000),
-      this.client.instant('sum by (result) (pathwise_intake_payloads_total)', t),
-    ])
     const store = this.emptyStore(nowMs)
     const cells = new Map<string, Cell>()
-    for (const { metric, value } of edge.totals) {
-      const key = seriesKey(metric)
-      const ids = key === null ? null : idsOf(metric)
-      if (key === null || !ids) continue
-      // A series with no messages in the range is in the window but not in the range, as in an agent's store.
-      const start = value > 0 ? range.from : range.from - BUCKET_MS
-      const cell = store.cellFor(metric.service, metric.env, ids.hash, ids.parent, edgeTags(metric), start, false)
-      if (cell) cells.set(key, cell)
-    }
-    fill(cells, edge, LATENCY_BOUNDS, (c) => c.edge)
-    fill(cells, pathway, LATENCY_BOUNDS, (c) => c.pathway)
-    fill(cells, size, SIZE_BOUNDS, (c) => c.size)
-    for (const { metric, values } of offsets) {
-      const tags = backlogTags(metric)
-      if (tags) for (const [at, value] of values) if (Number.isFinite(value)) store.recordBacklog(tags, bucketStart(at * 1000), value, false)
-    }
+    await this.family('edge', rangeMs, t, (sets) => {
+      for (const [key, h] of sets) {
+        const s = pointSeries(h.labels)
+        if (!s) continue
+        // A series with no messages in the range is in the window but not in the range, as in an agent's store.
+        const cell = store.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, h.count > 0 ? range.from : range.from - BUCKET_MS)
+        if (cell !== null) cells.set(key, cell)
+      }
+      fill(store, cells, sets, LATENCY, EDGE)
+    })
+    await this.family('pathway', rangeMs, t, (sets) => fill(store, cells, sets, LATENCY, PATHWAY))
+    await this.family('size', rangeMs, t, (sets) => fill(store, cells, sets, SIZE, SIZE_SKETCH))
+    await this.refreshOffsets(t)
+    for (const o of this.offsetSeries.values()) for (const [start, value] of o.values) store.recordBacklog(o.tags, start, value, false)
+    await this.readFailedSends(store, range.from, rangeMs, t)
+    const [payloads, last] = await Promise.all([
+      this.client.instant('sum by (result) (pathwise_intake_payloads_total)', t),
+      this.client.instant('max(pathwise_last_payload_timestamp_seconds)', t),
+    ])
     const total = (result: string): number => payloads.find((p) => p.metric.result === result)?.value ?? 0
-    return { store, range, payloads: { accepted: total('accepted'), rejected: total('rejected') } }
+    const lastPayloadAt = last.length > 0 && Number.isFinite(last[0].value) ? Math.round(last[0].value * 1000) : null
+    return { store, range, payloads: { accepted: total('accepted'), rejected: total('rejected') }, lastPayloadAt, summaries: new ViewCache() }
   }
 
-  private async family(queries: string[], ask: (query: string) => Promise<Sample[]>): Promise<FamilyAnswer> {
-    const [totals, sums, buckets] = await Promise.all(queries.map(ask))
-    return { totals, sums, buckets }
+  /**
+   * Reads a family over the range, in shards of pathway hashes when one answer would be too large,
+   * each shard read whole (its five answers) before `use` sees it, then released. The depth that was
+   * needed is kept for the next view, and lowered again when the shards together would fit in a
+   * quarter of one answer.
+   */
+  private async family(name: FamilyName, rangeMs: number, t: number, use: (sets: Map<string, RangeHistogram>) => void): Promise<void> {
+    let bytes = 0
+    const read = async (prefix: string): Promise<void> => {
+      const lease = new Lease(this.client.budget)
+      try {
+        const answer = await readFamily(instantAsker(this.client, t, lease), statsFamily(name, prefix), rangeMs)
+        bytes += lease.bytes
+        use(answer.get(t) ?? new Map())
+      } catch (err) {
+        if (!(err instanceof PromqlTooLarge) || prefix.length >= 2) throw err
+        this.shardDepth.set(name, Math.max(this.shardDepth.get(name) ?? 0, prefix.length + 1))
+        lease.release()
+        for (const h of HEX_DIGITS) await read(prefix + h)
+      } finally {
+        lease.release()
+      }
+    }
+    const depth = this.shardDepth.get(name) ?? 0
+    for (const prefix of prefixes(depth)) await read(prefix)
+    if (depth > 0 && this.shardDepth.get(name) === depth && bytes < this.client.maxBytes / 4) this.shardDepth.set(name, depth - 1)
+  }
+
+  /** Brings the Kafka offsets up to `t` (s): the whole window the first time, then what is new; one refresh at a time. */
+  private refreshOffsets(t: number): Promise<void> {
+    if (this.offsetRefresh && this.offsetRefresh.t >= t - 1) return this.offsetRefresh.done
+    const previous = this.offsetRefresh?.done ?? Promise.resolve()
+    const done = previous.catch(() => {}).then(() => this.readOffsets(t))
+    this.offsetRefresh = { t, done }
+    done.catch(() => {
+      if (this.offsetRefresh?.done === done) this.offsetRefresh = null
+    })
+    return done
+  }
+
+  private async readOffsets(t: number): Promise<void> {
+    const windowS = this.options.windowMs / 1000
+    // Steps end at `t` exactly: the latest scrape is read.
+    const from = t - Math.ceil((t - Math.max(t - windowS, this.offsetsUntil - OFFSET_OVERLAP_S)) / OFFSET_STEP_S) * OFFSET_STEP_S
+    const lease = new Lease(this.client.budget)
+    try {
+      const answers = await Promise.all(BACKLOG_GAUGES.map(([values, times]) => Promise.all([values, times].map((q) => this.client.range(q, from, t, OFFSET_STEP_S, lease)))))
+      answers.forEach(([values, times], i) => this.keepOffsets(BACKLOG_GAUGES[i][0], values, times, BACKLOG_GAUGES[i][2]))
+    } finally {
+      lease.release()
+    }
+    const oldest = (t - windowS) * 1000
+    for (const [sig, o] of this.offsetSeries) {
+      for (const start of o.values.keys()) if (start <= oldest) o.values.delete(start)
+      if (o.values.size === 0) this.offsetSeries.delete(sig)
+    }
+    this.offsetsUntil = Math.max(this.offsetsUntil, t)
+  }
+
+  /** Each bucket's highest value of a backlog gauge's series, by the bucket the agent took it in. */
+  private keepOffsets(name: string, values: RangeSeries[], times: RangeSeries[], tagsOf: (metric: Record<string, string>) => string[] | null): void {
+    const when = new Map<string, Map<number, number>>()
+    for (const s of times) when.set(signature(s.metric, ''), new Map(s.values))
+    for (const s of values) {
+      const tags = tagsOf(s.metric)
+      const at = when.get(signature(s.metric, ''))
+      if (!tags || !at) continue
+      const sig = `${name}:${signature(s.metric, '')}`
+      let o = this.offsetSeries.get(sig)
+      if (!o) this.offsetSeries.set(sig, (o = { tags, values: new Map() }))
+      for (const [time, value] of s.values) {
+        const bucket = at.get(time)
+        if (bucket === undefined || !Number.isFinite(value) || !Number.isFinite(bucket)) continue
+        const start = bucketStart(bucket * 1000)
+        if (!(value <= (o.values.get(start) ?? -Infinity))) o.values.set(start, value)
+      }
+    }
+  }
+
+  /**
+   * Each service's failed sends to a destination over the range, put in the range's first bucket:
+   * per agent, its counter now less its value the range's length ago, as the stats' counts are read
+   * (`m - m offset <range>`); whole where it had no value then (it appeared within the range) or less
+   * (its agent restarted). Two instant answers, whatever the range's length.
+   */
+  private async readFailedSends(store: Store, firstBucket: number, rangeMs: number, t: number): Promise<void> {
+    const lease = new Lease(this.client.budget)
+    try {
+      const [now, then] = await Promise.all([
+        this.client.instant('pathwise_failed_sends_total', t, lease),
+        this.client.instant(`pathwise_failed_sends_total offset ${Math.round(rangeMs)}ms`, t, lease),
+      ])
+      const before = new Map(then.map((s) => [signature(s.metric, ''), s.value]))
+      for (const s of now) {
+        const was = before.get(signature(s.metric, ''))
+        const count = was === undefined || !Number.isFinite(was) || s.value < was ? s.value : s.value - was
+        const tags = [`transport:${fromLabel(s.metric.transport)}`, `topic:${fromLabel(s.metric.topic)}`]
+        if (count > 0 && Number.isFinite(count)) store.recordFailedSends(fromLabel(s.metric.service), tags, firstBucket, Math.round(count))
+      }
+    } finally {
+      lease.release()
+    }
   }
 
   /** The snapshot with one cell per 10 s for the series of one edge, for its chart. */
@@ -140,42 +334,36 @@ export class PrometheusSource {
     const mine = new Set<Series>(acc?.series ?? [])
     for (const s of snap.store.series()) {
       if (mine.has(s)) continue
-      for (const start of s.cells.keys()) history.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, start, false)
+      for (const start of s.cells.keys()) history.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, start)
     }
     for (const b of snap.store.backlogs()) for (const [start, value] of b.values) history.recordBacklog(b.tags, start, value, false)
     if (mine.size === 0) return history
-    const matcher = `{pathway_hash=~"${[...new Set([...mine].map((s) => hex(s.hash)))].join('|')}"}`
-    const step = BUCKET_MS / 1000
+    const q = { ...statsFamily('edge', ''), matcher: `pathway_hash=~"${[...new Set([...mine].map((s) => hex(s.hash)))].join('|')}"` }
+    const wanted = new Set([...mine].map(keyOfSeries))
     // Evaluated at the end of each bucket of the range that has ended (what arrived within it), and now for the bucket still going.
     const current = bucketStart(snap.range.now)
     const first = current - snap.range.rangeMs + BUCKET_MS
     const partial = snap.range.now - current
-    const byStep = new Map<number, FamilyAnswer>()
-    const at = (time: number): FamilyAnswer => {
-      let answer = byStep.get(time)
-      if (!answer) byStep.set(time, (answer = { totals: [], sums: [], buckets: [] }))
-      return answer
-    }
-    const kinds = ['totals', 'sums', 'buckets'] as const
-    const [ended, filling] = await Promise.all([
-      Promise.all(familyQueries('pathwise_edge_latency_seconds', BUCKET_MS, matcher).map((q) => this.client.range(q, first / 1000, current / 1000, step))),
-      partial > 0 ? this.family(familyQueries('pathwise_edge_latency_seconds', partial, matcher), (q) => this.client.instant(q, snap.range.now / 1000)) : null,
-    ])
-    ended.forEach((series, i) => {
-      for (const s of series) for (const [time, value] of s.values) at(time)[kinds[i]].push({ metric: s.metric, value })
-    })
-    if (filling) for (const kind of kinds) at((current + BUCKET_MS) / 1000)[kind].push(...filling[kind])
-    const wanted = new Set([...mine].map(keyOfSeries))
-    for (const [time, answer] of byStep) {
-      const cells = new Map<string, Cell>()
-      for (const { metric, value } of answer.totals) {
-        const key = seriesKey(metric)
-        const ids = idsOf(metric)
-        if (key === null || !ids || !(value > 0) || !wanted.has(key) || cells.has(key)) continue
-        const cell = history.cellFor(metric.service, metric.env, ids.hash, ids.parent, edgeTags(metric), time * 1000 - BUCKET_MS, false)
-        if (cell) cells.set(key, cell)
+    const lease = new Lease(this.client.budget)
+    try {
+      const [ended, filling] = await Promise.all([
+        readFamily(rangeAsker(this.client, first / 1000, current / 1000, BUCKET_MS / 1000, lease), q, BUCKET_MS),
+        partial > 0 ? readFamily(instantAsker(this.client, snap.range.now / 1000, lease), q, partial) : null,
+      ])
+      const steps = [...ended].map(([time, sets]): [number, Map<string, RangeHistogram>] => [time * 1000 - BUCKET_MS, sets])
+      for (const [, sets] of filling ?? []) steps.push([current, sets])
+      for (const [start, sets] of steps) {
+        const cells = new Map<string, Cell>()
+        for (const [key, h] of sets) {
+          const s = pointSeries(h.labels)
+          if (!s || !(h.count > 0) || !wanted.has(key)) continue
+          const cell = history.cellFor(s.service, s.env, s.hash, s.parent, s.edgeTags, start)
+          if (cell !== null) cells.set(key, cell)
+        }
+        fill(history, cells, sets, LATENCY, EDGE)
       }
-      fill(cells, answer, LATENCY_BOUNDS, (c) => c.edge)
+    } finally {
+      lease.release()
     }
     return history
   }
@@ -185,107 +373,54 @@ export class PrometheusSource {
   }
 }
 
-type Sample = InstantSample
-
 const hex = (hash: bigint): string => hash.toString(16).padStart(16, '0')
 
-/** The key `seriesKey` gives the answers of a series of the view's store. */
-function keyOfSeries(s: Series): string {
-  const { direction, type, topic, group } = s.info
-  return [s.service, s.env, hex(s.hash), hex(s.parent), direction ?? '', type ?? '', topic ?? '', group ?? ''].join('\u0000')
-}
-
-/** The key of a stats point series among the answers, or null when its labels are not pathwise's. */
-function seriesKey(metric: Record<string, string>): string | null {
-  const parts: string[] = []
-  for (const l of POINT_LABELS) {
-    // A label that is empty is absent from Prometheus's answer.
-    parts.push(metric[l] ?? '')
+/** A stats family, of the pathway hashes starting with `prefix` (and only those, whatever Prometheus answers: a series is read in one shard). */
+function statsFamily(name: FamilyName, prefix: string): FamilyQuery {
+  return {
+    ...FAMILIES[name],
+    matcher: prefix === '' ? '' : `pathway_hash=~"${prefix}.*"`,
+    keyOf: (labels) => (pointSeries(labels) && labels.pathway_hash.startsWith(prefix) ? pointKey(labels) : null),
   }
-  return metric.service ? parts.join('\u0000') : null
 }
 
-const HEX = /^[0-9a-f]{1,16}$/
-
-function idsOf(metric: Record<string, string>): { hash: bigint; parent: bigint } | null {
-  const h = metric.pathway_hash
-  const p = metric.parent_hash
-  if (!h || !p || !HEX.test(h) || !HEX.test(p)) return null
-  return { hash: BigInt(`0x${h}`), parent: BigInt(`0x${p}`) }
+/** The pathway hash prefixes of a shard depth. */
+function prefixes(depth: number): string[] {
+  let out = ['']
+  for (let d = 0; d < depth; d++) out = out.flatMap((p) => [...HEX_DIGITS].map((h) => p + h))
+  return out
 }
 
-/** The edge tags that give a series the same EdgeInfo as the agent's. */
-function edgeTags(metric: Record<string, string>): string[] {
-  const tags: string[] = []
-  for (const key of ['direction', 'type', 'topic', 'group'] as const) if (metric[key]) tags.push(`${key}:${metric[key]}`)
-  return tags
+/** The key `pointKey` gives the answers of a series of the view's store. */
+function keyOfSeries(s: Series): string {
+  return pointKey(Object.fromEntries(pointLabels(s.service, s.env, s.hash, s.parent, s.edgeTags)))
 }
 
 function backlogTags(metric: Record<string, string>): string[] | null {
-  const { kind, topic, partition } = metric
-  if (kind === 'nats_pending') return topic && metric.consumer_group ? ['type:nats_pending', `stream:${topic}`, `consumer_group:${metric.consumer_group}`] : null
-  if ((kind !== 'produce' && kind !== 'commit' && kind !== 'high_watermark') || !topic || partition === undefined) return null
-  const tags = [`type:kafka_${kind}`, `topic:${topic}`, `partition:${partition}`]
-  if (kind === 'commit' && metric.consumer_group) tags.push(`consumer_group:${metric.consumer_group}`)
-  if (metric.kafka_cluster_id) tags.push(`kafka_cluster_id:${metric.kafka_cluster_id}`)
+  const kind = metric.kind
+  const topic = fromLabel(metric.topic)
+  const group = fromLabel(metric.consumer_group)
+  if (kind === 'nats_pending') return topic && group ? ['type:nats_pending', `stream:${topic}`, `consumer_group:${group}`] : null
+  if ((kind !== 'produce' && kind !== 'commit' && kind !== 'high_watermark') || !topic) return null
+  const tags = [`type:kafka_${kind}`, `topic:${topic}`, `partition:${fromLabel(metric.partition)}`]
+  if (kind === 'commit' && group) tags.push(`consumer_group:${group}`)
+  if (metric.kafka_cluster_id) tags.push(`kafka_cluster_id:${fromLabel(metric.kafka_cluster_id)}`)
   return tags
 }
 
-/**
- * A histogram family over `ms` up to the evaluation time, per stats point series: its messages, their
- * sum and its buckets, without those holding none (below its lowest value) and those holding all
- * (at and above the bucket of its highest value), which take most of a histogram's buckets and
- * tell nothing: the answer stays small however wide the layout.
- */
-function familyQueries(name: string, ms: number, matcher = ''): string[] {
-  const totals = `sum by (${LABELS}) (${increase(`${name}_count${matcher}`, ms)})`
-  const sums = `sum by (${LABELS}) (${increase(`${name}_sum${matcher}`, ms)})`
-  const buckets = `sum by (${LABELS}, le) (${increase(`${name}_bucket${matcher}`, ms)}) > 0 < on (${LABELS}) group_left ${totals}`
-  return [totals, sums, buckets]
+function depthTags(metric: Record<string, string>): string[] | null {
+  const queueType = fromLabel(metric.queue_type)
+  const topic = fromLabel(metric.topic)
+  return queueType && topic ? ['type:queue_depth', `queue_type:${queueType}`, `topic:${topic}`, `state:${fromLabel(metric.state)}`] : null
 }
 
-interface FamilyAnswer {
-  totals: Sample[]
-  sums: Sample[]
-  buckets: Sample[]
-}
-
-/** The geometric middle of bucket `i` of `bounds` (the last is +Inf; the ones beyond the ends are one bucket wide). */
-function middle(bounds: Float64Array, i: number): number {
-  const lo = i > 0 ? bounds[i - 1] : bounds[0] / HALF_BUCKET ** 2
-  const hi = i < bounds.length ? bounds[i] : bounds[bounds.length - 1] * HALF_BUCKET ** 2
-  return Math.sqrt(lo) * Math.sqrt(hi)
-}
-
-/**
- * Adds each series' messages to the sketch `pick` chooses in its cell, at the middle of their
- * bucket. The buckets answered are consecutive; what is above the last of them is in the next one,
- * and when none is answered all the messages are in one bucket, the one their mean is in.
- */
-function fill(cells: Map<string, Cell>, answer: FamilyAnswer, bounds: Float64Array, pick: (c: Cell) => Sketch): void {
-  const perSeries = new Map<string, { total: number; sum: number; buckets: Array<[number, number]> }>()
-  for (const { metric, value } of answer.totals) {
-    const key = seriesKey(metric)
-    if (key !== null && cells.has(key) && value > 0 && Number.isFinite(value)) perSeries.set(key, { total: value, sum: 0, buckets: [] })
-  }
-  for (const { metric, value } of answer.sums) {
-    const s = perSeries.get(seriesKey(metric) ?? '')
-    if (s) s.sum = value
-  }
-  for (const { metric, value } of answer.buckets) {
-    const s = perSeries.get(seriesKey(metric) ?? '')
-    const le = Number(metric.le)
-    if (s && le > 0 && Number.isFinite(le) && value > 0 && value < s.total) s.buckets.push([le, value])
-  }
-  for (const [key, { total, sum, buckets }] of perSeries) {
-    const sketch = pick(cells.get(key)!)
-    buckets.sort((a, b) => a[0] - b[0])
-    let below = 0
-    for (const [le, cumulative] of buckets) {
-      if (cumulative > below) sketch.accept(middle(bounds, bucketOf(bounds, le)), cumulative - below)
-      below = Math.max(below, cumulative)
-    }
-    const last = buckets.length > 0 ? bucketOf(bounds, buckets[buckets.length - 1][0]) + 1 : bucketOf(bounds, sum / total)
-    sketch.accept(middle(bounds, Math.min(last, bounds.length)), total - below)
+/** Adds each label set's messages to one sketch of its cell (EDGE, PATHWAY or SIZE_SKETCH), at the middle of their bucket. */
+function fill(store: Store, cells: Map<string, Cell>, sets: Map<string, RangeHistogram>, layout: Layout, sketch: number): void {
+  const writer = new CompactWriter(CELL_WIDTH)
+  for (const [key, h] of sets) {
+    const cell = cells.get(key)
+    if (cell === undefined) continue
+    for (const [bucket, n] of h.buckets) if (n > 0 && Number.isFinite(n)) writer.add(sketch, layout.middle(bucket), n)
+    store.mergeInto(cell, writer.endCell())
   }
 }

@@ -31,11 +31,33 @@ export function frameWidth(out: Pick<NodeJS.WriteStream, 'isTTY' | 'columns'>, e
   return Number.isInteger(columns) && columns > 0 ? Math.min(columns, 1000) : PIPED_WIDTH
 }
 
+/** What went wrong, said whole: an error the answer names (a fleet view's Prometheus), or why the agent could not be read. */
+class TopError extends Error {}
+
 async function fetchSummary(agent: string, rangeSeconds: number): Promise<Summary> {
-  const res = await fetch(new URL(`/api/summary?range=${rangeSeconds}`, agent), { signal: AbortSignal.timeout(3000) })
-  if (!res.ok) throw new Error(`${res.status} from ${agent}`)
-  return (await res.json()) as Summary
+  let res: Response
+  try {
+    res = await fetch(new URL(`/api/summary?range=${rangeSeconds}`, agent), { signal: AbortSignal.timeout(3000) })
+  } catch (err) {
+    throw new TopError(`cannot read ${agent}: ${(err as Error).message}`)
+  }
+  if (res.ok) return (await res.json()) as Summary
+  const text = await res.text()
+  let answer: { error?: unknown; prometheus?: unknown } = {}
+  try {
+    answer = JSON.parse(text) as typeof answer
+  } catch {
+    // Not the agent's JSON: said as it came.
+  }
+  const error = typeof answer.error === 'string' ? answer.error : text.trim().slice(0, 200) || 'no reason given'
+  if (typeof answer.prometheus === 'string') {
+    const what = res.status === 503 ? 'is busy reading' : 'cannot read'
+    throw new TopError(`the fleet view at ${agent} ${what} Prometheus at ${answer.prometheus}: ${error}`)
+  }
+  throw new TopError(`${agent} answered ${res.status}: ${error}`)
 }
+
+const problem = (err: unknown, agent: string): string => (err instanceof TopError ? err.message : `cannot read ${agent}: ${(err as Error).message}`)
 
 export async function runTop(options: TopOptions): Promise<number> {
   const out = options.out ?? process.stdout
@@ -46,7 +68,7 @@ export async function runTop(options: TopOptions): Promise<number> {
       out.write(render(await fetchSummary(options.agent, options.rangeSeconds), options.agent, width(), false))
       return 0
     } catch (err) {
-      process.stderr.write(`pathwise top: cannot read ${options.agent}: ${printable((err as Error).message)}\n`)
+      process.stderr.write(`pathwise top: ${printable(problem(err, options.agent))}\n`)
       return 1
     }
   }
@@ -83,7 +105,7 @@ export async function runTop(options: TopOptions): Promise<number> {
       try {
         frame = render(await fetchSummary(options.agent, options.rangeSeconds), options.agent, width(), interactive)
       } catch (err) {
-        frame = `pathwise top · ${options.agent}\n\ncannot read the agent: ${printable((err as Error).message)}\nretrying every ${options.intervalMs / 1000} s${interactive ? '; q to quit' : ''}\n`
+        frame = `pathwise top · ${options.agent}\n\n${printable(problem(err, options.agent))}\nretrying every ${options.intervalMs / 1000} s${interactive ? '; q to quit' : ''}\n`
       }
       if (stopped) return
       out.write(`\x1b[H\x1b[2J${frame}`)

@@ -38,10 +38,13 @@ function nodeLines(n) {
   const kind = n.kind === 'service' ? 'service' : `${n.type} ${n.role}`
   const lines = [n.name, kind, `${rate(Math.max(n.inRate, n.outRate))} msg/s`]
   if (n.p99 != null) lines.push(`p99 ${ms(n.p99)}`)
-  // A queue whose depth is sampled (BullMQ): the counts its users watch; failed jobs only when there are some.
-  if (n.jobs) {
+  // A queue whose depth is sampled. BullMQ: the counts its users watch, failed jobs only when there are some;
+  // another (RabbitMQ's ready messages): each state reported.
+  if (n.jobs && n.type === 'bullmq') {
     lines.push(`${n.jobs.waiting ?? 0} waiting · ${n.jobs.delayed ?? 0} delayed`)
     if (n.jobs.failed) lines.push(`${n.jobs.failed} failed`)
+  } else if (n.jobs) {
+    lines.push(Object.entries(n.jobs).map(([state, count]) => `${count} ${state}`).join(' · '))
   }
   return lines
 }
@@ -111,16 +114,45 @@ function renderLag(s) {
   }
 }
 
+const count = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
 function renderStatus(s) {
   const status = $('status')
   const services = s.nodes.filter((n) => n.kind === 'service').length
   const queues = s.nodes.length - services
   const last = s.status.lastPayloadAt ? `last payload ${Math.max(0, Math.round((s.now - s.status.lastPayloadAt) / 1000))} s ago` : 'no payload yet'
+  const fleet = s.status.prometheus ? ` · the agents Prometheus at ${s.status.prometheus} scrapes` : ''
   // checkpoints tracers' own point caps dropped, as pathwise says in its payloads
   const capped = Object.values(s.status.points.droppedByTracers ?? {}).reduce((sum, n) => sum + n, 0)
-  const dropped = capped > 0 ? ` · ${capped} checkpoints dropped by tracers' point caps` : ''
-  status.textContent = `${services} services · ${queues} queues · ${s.edges.length} edges · ${s.status.payloads.accepted} payloads (${s.status.payloads.rejected} rejected)${dropped} · ${last}`
+  const dropped = capped > 0 ? ` · ${count(capped, 'checkpoint')} dropped by tracers' point caps` : ''
+  status.textContent = `${count(services, 'service')} · ${count(queues, 'queue')} · ${count(s.edges.length, 'edge')} · ${count(s.status.payloads.accepted, 'payload')} (${s.status.payloads.rejected} rejected)${dropped} · ${last}${fleet}`
   status.className = 'status live'
+  $('empty').textContent = s.status.prometheus
+    ? `Waiting for data: no agent that Prometheus at ${s.status.prometheus} scrapes has reported yet.`
+    : 'Waiting for data: point a tracer (pathwise or dd-trace with DD_DATA_STREAMS_ENABLED=true) at this agent.'
+}
+
+/** An answer other than 200: what the agent said, and for the fleet view the Prometheus it reads. */
+class ViewError extends Error {
+  constructor(status, answer) {
+    super(typeof answer.error === 'string' ? answer.error : `${status}`)
+    this.status = status
+    this.prometheus = typeof answer.prometheus === 'string' ? answer.prometheus : null
+  }
+}
+
+function renderDown(err) {
+  const status = $('status')
+  if (err instanceof ViewError && err.prometheus) {
+    // The fleet view is up; the Prometheus it reads is what is wrong.
+    const reason = err.message.replace(/^Prometheus at \S+ could not be read: /, '')
+    const what = err.status === 503 ? `busy (${reason})` : `unreachable (${reason})`
+    status.textContent = `Prometheus at ${err.prometheus} ${what}; retrying`
+    $('empty').textContent = `The fleet view cannot read Prometheus at ${err.prometheus}: ${reason}`
+  } else {
+    status.textContent = `agent unreachable (${err.message}); retrying`
+  }
+  status.className = 'status down'
 }
 
 // ---- the selected edge ----
@@ -198,7 +230,7 @@ function lagChart(detail) {
     const at = new Map(h.points)
     return times.map((t) => at.get(t) ?? null)
   })]
-  const key = `${detail.edge.id}|${history.map((h) => h.partition).join(',')}`
+  const key = `${detail.edge.id}|${history.map((h) => `${h.partition}/${h.cluster}`).join(',')}`
   if (state.lagChart && state.lagKey === key) {
     state.lagChart.setData(data)
     return
@@ -211,7 +243,7 @@ function lagChart(detail) {
       width: chartWidth(container),
       height: 180,
       scales: { x: { time: true } },
-      series: [{}, ...history.map((h, i) => ({ label: /^\d+$/.test(h.partition) ? `p${h.partition}` : h.partition, stroke: PARTITION_COLOURS[i % PARTITION_COLOURS.length], width: 1.5, spanGaps: true }))],
+      series: [{}, ...history.map((h, i) => ({ label: `${/^\d+$/.test(h.partition) ? `p${h.partition}` : h.partition}${h.cluster ? ` ${h.cluster}` : ''}`, stroke: PARTITION_COLOURS[i % PARTITION_COLOURS.length], width: 1.5, spanGaps: true }))],
       axes: [timeAxis, { size: 50 }],
     },
     data,
@@ -276,7 +308,7 @@ function schedule(delay) {
 async function poll() {
   try {
     const res = await fetch(`/api/summary?range=${state.range}`)
-    if (!res.ok) throw new Error(`${res.status}`)
+    if (!res.ok) throw new ViewError(res.status, await res.json().catch(() => ({})))
     const s = await res.json()
     state.summary = s
     renderStatus(s)
@@ -285,9 +317,7 @@ async function poll() {
     renderLag(s)
     await refreshDetail()
   } catch (err) {
-    const status = $('status')
-    status.textContent = `agent unreachable (${err.message}); retrying`
-    status.className = 'status down'
+    renderDown(err)
   } finally {
     schedule(POLL_MS)
   }

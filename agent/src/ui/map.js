@@ -1,16 +1,14 @@
-// The pipeline map: dagre lays the graph out left to right, drawn as SVG in a view that fills its
-// panel. The view first fits the graph to the panel, but never below the zoom at which the
-// smallest label renders at MIN_LABEL_PX: a graph too big for that is panned (drag) instead.
-// The wheel and the buttons zoom; Fit goes back to the first view.
-import dagre from '/vendor/dagre.js'
+// The pipeline map, drawn as SVG in a view that fills its panel, arranged for the panel's size
+// (map-layout.js: left to right, top to bottom, or wrapped into rows). The view first fits the
+// graph to the panel, but never below the zoom at which the smallest label renders at the
+// arrangement's floor (12 px, or down to 10 px when the whole graph then fits): a graph too big
+// for that is panned (drag) instead. The wheel and the buttons zoom; Fit arranges and fits again.
+import { arrangements, TEXT_PX } from '/map-layout.js'
 
 const SVG_NS = 'http://www.w3.org/2000/svg'
-/** Label sizes at zoom 1 (CSS px); the smallest sets how far the view may zoom out. */
+/** Label sizes at zoom 1 (CSS px), as style.css sets them. */
 const NAME_PX = 15
-const TEXT_PX = 13
 const LINE = 17
-const MIN_LABEL_PX = 12
-const MIN_ZOOM = MIN_LABEL_PX / TEXT_PX
 const MAX_ZOOM = 3
 /** The first view does not blow a small graph up past this. */
 const MAX_FIT_ZOOM = 1.4
@@ -60,29 +58,42 @@ export function createMap(svg, { nodeLines, edgeLines, onSelect }) {
   // The view: scene coordinates × zoom + (x, y) = panel coordinates. `moved`: the user panned or
   // zoomed, so a redraw keeps the view; until then each redraw fits the graph again.
   const view = { zoom: 1, x: 0, y: 0, moved: false }
-  let graph = { width: 0, height: 0 }
+  // The data's arrangements, the one drawn, and the smallest zoom its labels allow.
+  let arranged = null
+  let graph = null
+  let minZoom = 12 / TEXT_PX
+  let selected = null
 
   function apply() {
     scene.setAttribute('transform', `translate(${view.x},${view.y}) scale(${view.zoom})`)
   }
 
+  /** Arranges the graph for the panel (drawing it again if the arrangement changed) and fits it. */
+  /** The panel's area for the graph: below the buttons, which would hide what is under them. */
+  function area() {
+    const top = Math.max(0, controls.getBoundingClientRect().bottom - svg.getBoundingClientRect().top)
+    return { w: svg.clientWidth, h: svg.clientHeight - top, top }
+  }
+
   function fit() {
-    const w = svg.clientWidth
-    const h = svg.clientHeight
-    if (!graph.width || !w || !h) return
-    view.zoom = clamp(Math.min(w / graph.width, h / graph.height), MIN_ZOOM, MAX_FIT_ZOOM)
+    const { w, h, top } = area()
+    if (!arranged || !w || !(h > 0)) return
+    const chosen = arranged.choose(w, h)
+    minZoom = chosen.minZoom
+    if (chosen.layout !== graph) draw(chosen.layout)
+    view.zoom = clamp(Math.min(w / graph.width, h / graph.height), minZoom, MAX_FIT_ZOOM)
     // Centred where it fits; where it does not, its start (the first producers) in view.
     const spareX = w - graph.width * view.zoom
     const spareY = h - graph.height * view.zoom
     view.x = spareX >= 0 ? spareX / 2 : 0
-    view.y = spareY >= 0 ? spareY / 2 : 0
+    view.y = top + (spareY >= 0 ? spareY / 2 : 0)
     view.moved = false
     apply()
   }
 
   /** Zooms by `factor` about the panel point (px, py). */
   function zoomAt(factor, px, py) {
-    const zoom = clamp(view.zoom * factor, MIN_ZOOM, MAX_ZOOM)
+    const zoom = clamp(view.zoom * factor, minZoom, MAX_ZOOM)
     view.x = px - ((px - view.x) * zoom) / view.zoom
     view.y = py - ((py - view.y) * zoom) / view.zoom
     view.zoom = zoom
@@ -151,33 +162,41 @@ export function createMap(svg, { nodeLines, edgeLines, onSelect }) {
   // A poll that changed nothing leaves the drawing alone: a press on an edge between two polls
   // must find the same element when it is released.
   let drawn = ''
-  function render(nodes, edges, selected) {
-    const key = JSON.stringify([nodes, edges, selected])
+  function render(nodes, edges, selectedId) {
+    const key = JSON.stringify([nodes, edges, selectedId])
     if (key === drawn) return
     drawn = key
-    const g = new dagre.graphlib.Graph({ multigraph: true })
-    g.setGraph({ rankdir: 'LR', nodesep: 20, ranksep: 28, edgesep: 14, marginx: 16, marginy: 16 })
-    g.setDefaultEdgeLabel(() => ({}))
-    for (const n of nodes) {
-      const lines = nodeLines(n)
-      const w = Math.max(width(lines[0], NAME_PX, 600), ...lines.slice(1).map((l) => width(l, TEXT_PX))) + 26
-      g.setNode(n.id, { width: Math.max(110, w), height: 22 + lines.length * LINE, data: n, lines })
-    }
-    for (const e of edges) {
-      const lines = edgeLines(e)
-      const w = Math.max(...lines.map((l) => width(l, TEXT_PX))) + 14
-      g.setEdge(e.from, e.to, { width: w, height: lines.length * LINE + 8, labelpos: 'c', data: e, lines }, e.id)
-    }
+    selected = selectedId
     if (nodes.length === 0) {
+      arranged = graph = null
       scene.replaceChildren()
       return
     }
-    dagre.layout(g)
-    graph = { width: g.graph().width, height: g.graph().height }
+    const sizedNodes = nodes.map((n) => {
+      const lines = nodeLines(n)
+      const w = Math.max(width(lines[0], NAME_PX, 600), ...lines.slice(1).map((l) => width(l, TEXT_PX))) + 26
+      return { id: n.id, width: Math.max(110, w), height: 22 + lines.length * LINE, data: n, lines }
+    })
+    const sizedEdges = edges.map((e) => {
+      const lines = edgeLines(e)
+      return { id: e.id, from: e.from, to: e.to, width: Math.max(...lines.map((l) => width(l, TEXT_PX))) + 14, height: lines.length * LINE + 8, data: e, lines }
+    })
+    arranged = arrangements(sizedNodes, sizedEdges)
+    graph = null
+    if (!view.moved) return fit()
+    // Panned or zoomed: the arrangement the panel calls for, in the view the user left.
+    const { w, h } = area()
+    const chosen = arranged.choose(w, h)
+    minZoom = chosen.minZoom
+    draw(chosen.layout)
+    apply()
+  }
 
+  function draw(layout) {
+    graph = layout
     const parts = []
-    for (const ref of g.edges()) {
-      const { points, x, y, width: w, height: h, data: e, lines } = g.edge(ref)
+    for (const { item, points, x, y, width: w, height: h } of layout.edges) {
+      const { data: e, lines } = item
       const isSelected = e.id === selected
       const classes = ['edge', e.kind, isSelected && 'selected', e.count === 0 && 'idle', e.count > 0 && e.filling === e.count && 'filling']
       const group = el('g', { class: classes.filter(Boolean).join(' '), 'data-edge-id': e.id })
@@ -192,8 +211,8 @@ export function createMap(svg, { nodeLines, edgeLines, onSelect }) {
       group.addEventListener('click', () => onSelect(e.id))
       parts.push(group)
     }
-    for (const id of g.nodes()) {
-      const { x, y, width: w, height: h, data: n, lines } = g.node(id)
+    for (const { item, x, y, width: w, height: h } of layout.nodes) {
+      const { data: n, lines } = item
       const group = el('g', { class: `node ${n.kind} ${n.type ?? ''}`, 'data-node-id': n.id, transform: `translate(${x - w / 2},${y - h / 2})` })
       // Services square-ish, queues round, exchanges (which route, and hold nothing) square.
       group.append(el('rect', { width: w, height: h, rx: n.kind === 'service' ? 6 : n.kind === 'exchange' ? 0 : 18 }))
@@ -201,8 +220,6 @@ export function createMap(svg, { nodeLines, edgeLines, onSelect }) {
       parts.push(group)
     }
     scene.replaceChildren(...parts)
-    if (view.moved) apply()
-    else fit()
   }
 
   return { render }

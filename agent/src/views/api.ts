@@ -1,10 +1,11 @@
 import { lagHistory, lagRows, natsLagHistory, queueLag, type LagHistory, type LagRow } from './lag.js'
-import { mergeCells, rangeOf, type Range } from '../model/range.js'
+import { bucketWidth, mergeCells, rangeOf, type Range } from '../model/range.js'
 import { quantilesOf, type Quantiles } from '../model/sketch.js'
-import { BUCKET_MS, type Store } from '../model/store.js'
+import type { Store } from '../model/store.js'
 import type { ForwardStats } from '../intake/forward.js'
 import type { PersistenceStatus } from '../model/persistence.js'
 import { collectEdges, pathways, topology, type EdgeView, type NodeView, type PathwayView } from './topology.js'
+import type { ViewCache } from './view-cache.js'
 import { withQueueJobs } from './queue-jobs.js'
 
 /**
@@ -45,6 +46,8 @@ export interface ApiContext {
   status(): Status
   /** Where /api/edge reads an edge's buckets and lag history, when not from `store` (the fleet view's, prometheus/fleet.ts). */
   history?: Store
+  /** Summaries reused while the store is unchanged, or a while when they are slow to compute (view-cache.ts). */
+  summaries?: ViewCache<SummaryBody>
 }
 
 export interface Summary {
@@ -66,17 +69,48 @@ export interface EdgeDetail {
   lagHistory: LagHistory[]
 }
 
+/** What a summary computes: all but its time and the status, which each answer reads afresh. */
+export type SummaryBody = Omit<Summary, 'now' | 'status'>
+
 export const DEFAULT_RANGE_S = 60
 
 export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summary {
-  // Whatever left the window since the last eviction tick is not shown.
-  ctx.store.evict()
-  const range = rangeFor(ctx.store, rangeSeconds)
-  const { nodes, edges } = topology(ctx.store, range)
-  withQueueJobs(ctx.store, nodes)
-  const lag = lagRows(ctx.store, range)
+  const { range, compute, key, large } = summaryOf(ctx, rangeSeconds)
+  const s = ctx.summaries ? ctx.summaries.get(range.rangeMs, key, large, compute) : compute()
+  return { now: range.now, ...s, status: ctx.status() }
+}
+
+/** `summary` as the JSON text /api/summary answers: the part computed from the store serialized once per computation. */
+export function summaryJson(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): string {
+  const { range, compute, key, large } = summaryOf(ctx, rangeSeconds)
+  const body = ctx.summaries ? ctx.summaries.json(range.rangeMs, key, large, compute) : JSON.stringify(compute())
+  return `{"now":${range.now},${body.slice(1, -1)},"status":${JSON.stringify(ctx.status())}}`
+}
+
+/**
+ * A summary's range now, how to compute it, and what it is computed from (the store's counts, which
+ * each payload changes, and the range's buckets): read without going through the store's cells, so
+ * that a summary reused costs next to nothing. Computing it evicts what left the window since the
+ * last eviction tick first, so that it is not shown.
+ */
+function summaryOf(ctx: ApiContext, rangeSeconds: number): { range: Range; compute: () => SummaryBody; key: string; large: boolean } {
+  const { store } = ctx
+  const range = rangeOf(store.now(), secondsOf(store, rangeSeconds) * 1000)
+  const c = store.counters
+  const key = [c.points, c.dropped, c.outOfWindow, store.seriesCount, store.cells, store.lastPayloadAt, range.from, range.settled].join(',')
+  const compute = (): SummaryBody => {
+    store.evict()
+    return computeSummary(store, rangeFor(store, rangeSeconds))
+  }
+  return { range, compute, key, large: store.seriesCount >= LARGE_SERIES }
+}
+
+function computeSummary(store: Store, range: Range): SummaryBody {
+  const { nodes, edges } = topology(store, range)
+  withQueueJobs(store, nodes)
+  const lag = lagRows(store, range)
   for (const e of edges) {
-    const depth = e.kind === 'consume' && e.type !== 'kafka' && e.topic ? queueLag(ctx.store, e.type, e.topic, e.rate) : null
+    const depth = e.kind === 'consume' && e.type !== 'kafka' && e.topic ? queueLag(store, e.type, e.topic, e.rate) : null
     if (depth !== null) e.lag = depth
     const rows = lagOf(e, lag)
     if (rows.length === 0) continue
@@ -85,8 +119,8 @@ export function summary(ctx: ApiContext, rangeSeconds = DEFAULT_RANGE_S): Summar
       seconds: rows.some((r) => r.lagSeconds === null) ? null : Math.max(...rows.map((r) => r.lagSeconds ?? 0)),
     }
   }
-  addFailedSends(ctx.store, edges, range)
-  return { now: range.now, rangeSeconds: range.rangeMs / 1000, nodes, edges, pathways: pathways(ctx.store, range), lag, status: ctx.status() }
+  addFailedSends(store, edges, range)
+  return { rangeSeconds: range.rangeMs / 1000, nodes, edges, pathways: pathways(store, range), lag }
 }
 
 /** The lag rows of a consume edge: a Kafka group's on its topic, a JetStream durable consumer's. */
@@ -95,6 +129,12 @@ function lagOf(e: EdgeView, lag: LagRow[]): LagRow[] {
   if (e.type === 'kafka') return lag.filter((r) => r.transport === 'kafka' && r.group === e.group && r.topic === e.topic)
   return e.type === 'nats' ? lag.filter((r) => r.transport === 'nats' && r.group === e.group) : []
 }
+
+/** A store this large is slow to summarize by its size, not because the machine is busy: its summary may be reused a while after a change (view-cache.ts). */
+const LARGE_SERIES = 2_000
+
+const secondsOf = (store: Store, rangeSeconds: number): number =>
+  Number.isFinite(rangeSeconds) ? Math.min(Math.max(rangeSeconds, 10), store.windowMs / 1000) : DEFAULT_RANGE_S
 
 /** Each produce edge's failed sends over the range, from its service's `pathwise_failed_sends` backlogs. */
 function addFailedSends(store: Store, edges: EdgeView[], range: Range): void {
@@ -108,8 +148,7 @@ function addFailedSends(store: Store, edges: EdgeView[], range: Range): void {
 }
 
 function rangeFor(store: Store, rangeSeconds: number): Range {
-  const seconds = Number.isFinite(rangeSeconds) ? Math.min(Math.max(rangeSeconds, 10), store.windowMs / 1000) : DEFAULT_RANGE_S
-  return rangeOf(store.now(), seconds * 1000, [...store.series()].map((s) => s.cells))
+  return rangeOf(store.now(), secondsOf(store, rangeSeconds) * 1000, [...store.series()].map((s) => s.cells))
 }
 
 export function edgeDetail(ctx: ApiContext, id: string, rangeSeconds = DEFAULT_RANGE_S): EdgeDetail | null {
@@ -124,13 +163,13 @@ export function edgeDetail(ctx: ApiContext, id: string, rangeSeconds = DEFAULT_R
   const buckets = [...starts]
     .sort((a, b) => a - b)
     .map((start) => {
-      const cells = acc.series.flatMap((series) => {
-        const cell = series.cells.get(start)
-        return cell ? [new Map([[start, cell]])] : []
-      })
-      // A range of exactly this bucket: its count over its 10 s (or, still filling, over the time it has covered).
+      // A range of exactly this bucket (or minute, once rolled up): its count over its time (or, still filling, over the time it has covered).
       const filling = start >= range.settled
-      const m = mergeCells(cells, { now: s.now, rangeMs: BUCKET_MS, from: start, settled: filling ? start : start + BUCKET_MS, rateFrom: start })
+      const width = bucketWidth(start, s.now)
+      const m = mergeCells(
+        acc.series.map((series) => series.cells),
+        { now: s.now, rangeMs: width, from: start, until: start + width, settled: filling ? start : start + width, rateFrom: start },
+      )
       return { start, count: m.count, rate: m.rate, latency: quantilesOf(m.edge), filling }
     })
   const lag = lagOf(edge, s.lag)
@@ -139,13 +178,15 @@ export function edgeDetail(ctx: ApiContext, id: string, rangeSeconds = DEFAULT_R
     edge,
     buckets,
     lag,
-    lagHistory: lag.length === 0 ? [] : edge.type === 'nats' ? natsLagHistory(history, edge.group!) : lagHistory(history, edge.group!, edge.topic!),
+    lagHistory: lag.length === 0 ? [] : edge.type === 'nats' ? natsLagHistory(history, edge.group!) : lagHistory(history, edge.group!, edge.topic!, range),
   }
 }
 
 export interface ApiAnswer {
   status: number
+  /** The answer, or its JSON text already. */
   body: unknown
+  json?: string
 }
 
 /** Answers a GET under /api/, or null when the path is not an API route. */
@@ -153,7 +194,7 @@ export function handleApi(ctx: ApiContext, url: URL): ApiAnswer | null {
   const range = url.searchParams.has('range') ? Number(url.searchParams.get('range')) : DEFAULT_RANGE_S
   switch (url.pathname) {
     case '/api/summary':
-      return { status: 200, body: summary(ctx, range) }
+      return { status: 200, body: null, json: summaryJson(ctx, range) }
     case '/api/topology': {
       const { now, rangeSeconds, nodes, edges } = summary(ctx, range)
       return { status: 200, body: { now, rangeSeconds, nodes, edges } }

@@ -1,16 +1,27 @@
 import type { Range } from '../model/range.js'
-import type { BacklogKind, BacklogSeries, Store } from '../model/store.js'
+import { BUCKET_MS, type BacklogKind, type BacklogSeries, type Store } from '../model/store.js'
 
 /**
  * Kafka consumer lag from the backlogs: per consumer group, topic and partition, the partition's
- * end minus the latest committed offset, in messages; in seconds, that many messages divided by
- * the partition's produce rate (how fast its end grew over the range, or over the whole window
- * when the range holds a single bucket). The end is the larger of the latest produce offset
- * (`kafka_produce`, from instrumented producers) and the latest high watermark (`kafka_high_watermark`,
- * which consumers report from their fetches, as dd-trace-go and pathwise do): so the lag shows
- * when no producer reports (another language, no tracer), and where both arrive the fresher one
- * counts. (A produce offset is the last message's, a watermark the next one's: a consumer k
- * messages behind is k - 1 from the first, k from the second.)
+ * end minus the committed offset, in messages, both as they were at the same moment. The end is the
+ * larger of the produce offset (`kafka_produce`, from instrumented producers) and the high watermark
+ * (`kafka_high_watermark`, which consumers report from their fetches, as dd-trace-go and pathwise do):
+ * so the lag shows when no producer reports (another language, no tracer), and where both arrive the
+ * fresher one counts. (A produce offset is the last message's, a watermark the next one's: a consumer
+ * k messages behind is k - 1 from the first, k from the second.)
+ *
+ * Offsets are kept per 10 s bucket, and a bucket's offsets were taken within the same 10 s; but the
+ * latest bucket of the producers and of the consumer differ for up to a flush interval (each tracer
+ * flushes on its own timer), and a caught-up consumer would show the messages of that difference as
+ * lag. So the lag is read at the latest bucket both sides have reported, each side's offset the
+ * latest at or before it: the consumer's commits beside the watermarks it fetched in the same flush
+ * where it reports them, else beside the producers' offsets of the same bucket. A consumer that has
+ * stopped committing (two buckets after its last commit have settled while the end moved on) is read
+ * at the end's latest bucket: its lag grows.
+ *
+ * In seconds: how long before that moment the partition's end was at the committed offset, read
+ * from the end's history bucket by bucket (linear within a bucket); when the history does not reach
+ * back that far, the lag in messages over the end's growth rate. Neither depends on when it is read.
  *
  * A JetStream consumer's lag is the num_pending its messages last stated (`nats_pending`, per
  * durable consumer and stream): no offsets, and no rate to turn it into seconds.
@@ -22,14 +33,15 @@ export interface LagRow {
   topic: string
   partition: string
   cluster: string
+  /** At the moment the lag is read, the latest produce offset of the partition; null while none is known. */
   produceOffset: number | null
-  /** The latest high watermark a consumer of the partition reported; null while none is known. */
+  /** At the same moment, the latest high watermark a consumer of the partition reported; null while none is known. */
   highWatermark: number | null
   /** Null for a JetStream consumer. */
   commitOffset: number | null
   /** Null while neither a produce offset nor a high watermark of the partition is known. */
   lagMessages: number | null
-  /** Null while the produce rate is unknown (fewer than two produce offsets) and the lag is not 0. */
+  /** Null while neither the end's history nor its rate says, and the lag is not 0. */
   lagSeconds: number | null
   /** Messages per second written to the partition. */
   produceRate: number | null
@@ -43,6 +55,14 @@ function samples(s: BacklogSeries): Array<[number, number]> {
 function latest(s: BacklogSeries): [number, number] {
   const all = samples(s)
   return all[all.length - 1]
+}
+
+/** The latest value at or before `t`, or null. */
+function atOrBefore(s: BacklogSeries | undefined, t: number): number | null {
+  let best = -Infinity
+  let value: number | null = null
+  if (s) for (const [start, v] of s.values) if (start <= t && start > best) [best, value] = [start, v]
+  return value
 }
 
 /** The produce (or high watermark) series of a commit series' partition: same cluster, or either cluster unknown. */
@@ -68,29 +88,67 @@ function split(store: Store): Record<BacklogKind, BacklogSeries[]> {
   return kinds
 }
 
-/** The end of a partition: the larger of the latest produce offset and the latest high watermark, and the series it came from. */
-function endOf(
-  p: BacklogSeries | undefined,
-  w: BacklogSeries | undefined,
-): { end: number | null; from: BacklogSeries | undefined; produced: number | null; watermark: number | null } {
-  const produced = p ? latest(p)[1] : null
-  const watermark = w ? latest(w)[1] : null
-  if (watermark === null || (produced !== null && produced >= watermark)) return { end: produced, from: p, produced, watermark }
-  return { end: watermark, from: w, produced, watermark }
+/** The partition's end bucket by bucket: (bucket start, the larger of the produce offset and watermark known then), oldest first. */
+function endHistory(p: BacklogSeries | undefined, w: BacklogSeries | undefined): Array<[number, number]> {
+  const starts = [...new Set([...(p?.values.keys() ?? []), ...(w?.values.keys() ?? [])])].sort((a, b) => a - b)
+  const out: Array<[number, number]> = []
+  for (const t of starts) {
+    const produced = atOrBefore(p, t)
+    const fetched = atOrBefore(w, t)
+    const end = produced === null ? fetched! : fetched === null ? produced : Math.max(produced, fetched)
+    if (out.length === 0 || end > out[out.length - 1][1]) out.push([t, end])
+  }
+  return out
+}
+
+/** The bucket a commit series' lag is read at (see the comment above), or null when the partition's end is unknown. */
+function momentOf(c: BacklogSeries, p: BacklogSeries | undefined, w: BacklogSeries | undefined, range: Range): number | null {
+  if (!p && !w) return null
+  const lastEnd = Math.max(p ? latest(p)[0] : -Infinity, w ? latest(w)[0] : -Infinity)
+  const lastCommit = latest(c)[0]
+  // Two settled buckets without a commit: a flush is late by a few seconds at most (and a scrape by its interval), never by 20 s.
+  const stopped = lastCommit < lastEnd && lastCommit + 2 * BUCKET_MS < range.settled
+  // Commits only after the end's last report: the end has stopped moving, and is read as it was last.
+  const firstCommit = samples(c)[0][0]
+  return stopped || firstCommit > lastEnd ? Math.max(lastEnd, lastCommit) : Math.min(lastEnd, lastCommit)
+}
+
+/** When (ms, a bucket's end) the end reached `offset`, read from its history; null when the history starts above it. */
+function reachedAt(end: Array<[number, number]>, offset: number, until: number): number | null {
+  let prev: [number, number] | null = null
+  for (const [t, v] of end) {
+    if (t > until) break
+    if (v >= offset) {
+      if (v === offset) return t + BUCKET_MS
+      if (!prev) return null
+      return prev[0] + BUCKET_MS + ((offset - prev[1]) / (v - prev[1])) * (t - prev[0])
+    }
+    prev = [t, v]
+  }
+  return until + BUCKET_MS
 }
 
 export function lagRows(store: Store, range: Range): LagRow[] {
   const { produce, commit, high_watermark: watermark, nats_pending: pending } = split(store)
   const rows = commit.map((c): LagRow => {
-    const commitOffset = latest(c)[1]
     const p = producerOf(c, produce)
     const w = producerOf(c, watermark)
-    const { end, from, produced, watermark: high } = endOf(p, w)
-    const lagMessages = end === null ? null : Math.max(0, end - commitOffset)
+    const end = endHistory(p, w)
+    const moment = momentOf(c, p, w, range) ?? latest(c)[0]
+    const commitOffset = atOrBefore(c, moment)!
+    const produced = atOrBefore(p, moment)
+    const high = atOrBefore(w, moment)
+    const top = produced === null ? high : high === null ? produced : Math.max(produced, high)
+    const lagMessages = top === null ? null : Math.max(0, top - commitOffset)
     // The growth of the series that gave the end; of the other if that one has a single sample.
-    const other = from === p ? w : p
+    const [from, other] = high !== null && (produced === null || high > produced) ? [w, p] : [p, w]
     const rate = (from ? produceRate(from, range) : null) ?? (other ? produceRate(other, range) : null)
-    const lagSeconds = lagMessages === null ? null : lagMessages === 0 ? 0 : rate ? lagMessages / rate : null
+    let lagSeconds: number | null = null
+    if (lagMessages === 0) lagSeconds = 0
+    else if (lagMessages !== null) {
+      const at = reachedAt(end, commitOffset, moment)
+      lagSeconds = at !== null ? Math.max(0, moment + BUCKET_MS - at) / 1000 : rate ? lagMessages / rate : null
+    }
     return {
       transport: 'kafka',
       group: c.group,
@@ -110,54 +168,50 @@ export function lagRows(store: Store, range: Range): LagRow[] {
     rows.push({ transport: 'nats', group: p.group, topic: p.topic, partition: '', cluster: '', produceOffset: null, highWatermark: null, commitOffset: null, lagMessages: value, lagSeconds: value === 0 ? 0 : null, produceRate: null })
   }
   return rows.sort(
-    (a, b) => a.group.localeCompare(b.group) || a.topic.localeCompare(b.topic) || Number(a.partition) - Number(b.partition) || a.partition.localeCompare(b.partition),
+    (a, b) =>
+      a.group.localeCompare(b.group) ||
+      a.topic.localeCompare(b.topic) ||
+      Number(a.partition) - Number(b.partition) ||
+      a.partition.localeCompare(b.partition) ||
+      a.cluster.localeCompare(b.cluster),
   )
 }
 
 export interface LagHistory {
   partition: string
+  /** Kafka cluster id; '' when the tracer did not know it. */
+  cluster: string
   /** (bucket start ms, lag in messages), oldest first. */
   points: Array<[number, number]>
 }
 
-/** Lag per partition of a group on a topic, bucket by bucket: the latest offsets known at each bucket. */
-export function lagHistory(store: Store, group: string, topic: string): LagHistory[] {
+/** Lag per partition of a group on a topic, bucket by bucket up to the moment `lagRows` reads: the latest offsets known at each bucket. */
+export function lagHistory(store: Store, group: string, topic: string, range: Range): LagHistory[] {
   const { produce, commit, high_watermark: watermark } = split(store)
   return commit
     .filter((c) => c.group === group && c.topic === topic)
     .map((c) => {
       const p = producerOf(c, produce)
       const w = producerOf(c, watermark)
-      const events = [
-        ...samples(c).map(([t, v]) => [t, v, 0] as const),
-        ...(p ? samples(p) : []).map(([t, v]) => [t, v, 1] as const),
-        ...(w ? samples(w) : []).map(([t, v]) => [t, v, 2] as const),
-      ]
-      events.sort((a, b) => a[0] - b[0] || a[2] - b[2])
-      let committed: number | null = null
-      let produced: number | null = null
-      let fetched: number | null = null
+      const end = endHistory(p, w)
+      const moment = momentOf(c, p, w, range) ?? latest(c)[0]
+      const starts = [...new Set([...c.values.keys(), ...end.map(([t]) => t)])].filter((t) => t <= moment).sort((a, b) => a - b)
       const points: Array<[number, number]> = []
-      for (const [t, v, kind] of events) {
-        if (kind === 0) committed = v
-        else if (kind === 1) produced = v
-        else fetched = v
-        const end = produced === null ? fetched : fetched === null ? produced : Math.max(produced, fetched)
-        if (committed === null || end === null) continue
-        const lag = Math.max(0, end - committed)
-        if (points.length > 0 && points[points.length - 1][0] === t) points[points.length - 1][1] = lag
-        else points.push([t, lag])
+      for (const t of starts) {
+        const committed = atOrBefore(c, t)
+        const top = end.filter(([s]) => s <= t).at(-1)?.[1]
+        if (committed !== null && top !== undefined) points.push([t, Math.max(0, top - committed)])
       }
-      return { partition: c.partition, points }
+      return { partition: c.partition, cluster: c.cluster, points }
     })
-    .sort((a, b) => Number(a.partition) - Number(b.partition))
+    .sort((a, b) => Number(a.partition) - Number(b.partition) || a.partition.localeCompare(b.partition) || a.cluster.localeCompare(b.cluster))
 }
 
 /** A JetStream consumer's pending count bucket by bucket, one series per stream (named in `partition`). */
 export function natsLagHistory(store: Store, group: string): LagHistory[] {
   return split(store)
     .nats_pending.filter((p) => p.group === group)
-    .map((p) => ({ partition: p.topic, points: samples(p) }))
+    .map((p) => ({ partition: p.topic, cluster: '', points: samples(p) }))
     .sort((a, b) => a.partition.localeCompare(b.partition))
 }
 

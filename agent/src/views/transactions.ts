@@ -101,6 +101,7 @@ export class TransactionTracker {
   private readonly pairs = new Map<number, Pair>()
   private cellCount = 0
   private readonly limits: TransactionLimits
+  private readonly listeners: Array<(from: string, to: string, seconds: number) => void> = []
 
   constructor(
     readonly windowMs: number,
@@ -108,6 +109,11 @@ export class TransactionTracker {
     limits: Partial<TransactionLimits> = {},
   ) {
     this.limits = { ...DEFAULT_TRANSACTION_LIMITS, ...limits }
+  }
+
+  /** Calls `listener` with every latency kept (not those past the caps): /metrics counts them. */
+  onLatency(listener: (from: string, to: string, seconds: number) => void): void {
+    this.listeners.push(listener)
   }
 
   /** Pairs a payload's records, letting the event loop run every few ms. */
@@ -173,6 +179,7 @@ export class TransactionTracker {
       this.cellCount++
     }
     cell.accept(seconds)
+    for (const listener of this.listeners) listener(pair.from, pair.to, seconds)
   }
 
   /** Forgets ids last seen before the window, oldest first (the Map's order is close to it). */

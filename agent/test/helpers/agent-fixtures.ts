@@ -2,6 +2,8 @@
 import { gzipSync } from 'node:zlib'
 import { LogCollapsingLowestDenseDDSketch } from '@datadog/sketches-js'
 import { encodeStatsPayload, type ExportBacklog, type ExportPoint } from 'pathwise/core'
+import type { ExportBucket } from '../../../bindings/export/payload.js'
+import { TransactionLog } from '../../../bindings/processor/transactions.js'
 
 export function sketchOf(values: readonly number[]): Uint8Array {
   const s = new LogCollapsingLowestDenseDDSketch({ relativeAccuracy: 0.01 })
@@ -51,6 +53,21 @@ export function pathwisePayload(service: string, buckets: BucketSpec[], env = 't
     buckets.map((b) => ({ bucket: Math.floor(b.startMs / 10_000), points: (b.points ?? []).map(point), backlogs: b.backlogs ?? [] })),
   )
   return new Uint8Array(gzipSync(msgpack))
+}
+
+/** A gzipped payload of these buckets, as pathwise's exporter encodes it (transactions included). */
+export function exportPayload(service: string, buckets: ExportBucket[], env = 'test'): Uint8Array {
+  return new Uint8Array(gzipSync(encodeStatsPayload({ env, service, version: '1', tracerVersion: '0.1.0' }, buckets)))
+}
+
+/** Transaction records written by pathwise's own TransactionLog at chosen times, as one bucket per 10 s. */
+export function trackedBuckets(calls: Array<[id: string, checkpoint: string, ms: number]>): ExportBucket[] {
+  const log = new TransactionLog()
+  for (const [id, checkpoint, ms] of calls) {
+    if (log.track(id, checkpoint, ms, Math.floor(ms / 10_000)) !== 'recorded') throw new Error(`not recorded: ${id} ${checkpoint}`)
+  }
+  const ids = log.checkpointIds()
+  return [...log.drain(Infinity)].map(([bucket, records]) => ({ bucket, points: [], backlogs: [], transactions: { records, checkpointIds: ids } }))
 }
 
 export const STATS_HEADERS = {

@@ -49,6 +49,8 @@ export function exactQuantile(values: readonly number[], q: number): number {
 export interface ServicePayload {
   service: string
   buckets: BucketSpec[]
+  /** Default 'test'. */
+  env?: string
 }
 
 /** What each service reports for one 10 s bucket, `n` messages through every hop (the orders edge gets `n` more in `extra`). */

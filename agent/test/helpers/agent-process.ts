@@ -11,7 +11,8 @@ export function runBin(...args: string[]): ChildProcessWithoutNullStreams {
 export interface AgentProcess {
   child: ChildProcessWithoutNullStreams
   url: string
-  /** Everything the agent wrote to stderr so far. */
+  /** Everything the agent wrote to stdout and to stderr so far. */
+  stdout(): string
   stderr(): string
   /** Resolves when the process has ended. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
@@ -48,7 +49,7 @@ export async function startAgentProcess(...args: string[]): Promise<AgentProcess
       reject(new Error(`the agent exited with ${code} before listening: ${stdout}${stderr}`))
     })
   })
-  return { child, url, stderr: () => stderr, exited }
+  return { child, url, stdout: () => stdout, stderr: () => stderr, exited }
 }
 
 /** Polls `read` until `ok`, or throws with the last value. */
