@@ -2,7 +2,7 @@ import { BATCH_CAPACITY, BATCH_STRIDE, CHUNK_AT, CHUNK_BUCKET, CHUNK_ENDS, HASH_
 import { pointCaps, type Core, type CoreOptions, type Sketch } from '../core/types.js'
 import { NodeIds } from '../core/node-ids.js'
 import { valueOf } from '../ts/sketch.js'
-import { moduleBytes } from './module-bytes.js'
+import { coreModule } from './module.js'
 
 /** What `assembly/index.ts` exports. Addresses and i32 results arrive as signed numbers (hence `>>> 0`). */
 interface Exports {
@@ -37,14 +37,13 @@ interface Exports {
 }
 
 const utf8 = new TextEncoder()
-let compiled: WebAssembly.Module | undefined
 
 /**
  * A core over its own Wasm instance (so several cores can live in one process). The module is
  * compiled once per process from the embedded bytes, unless the runtime hands one over.
  */
 export function createWasmCore(options: CoreOptions, module?: WebAssembly.Module): Core {
-  return new WasmCore(options, module ?? (compiled ??= new WebAssembly.Module(moduleBytes())))
+  return new WasmCore(options, module ?? coreModule())
 }
 
 class WasmCore implements Core {

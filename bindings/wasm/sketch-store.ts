@@ -1,7 +1,7 @@
 import type { CellBytes, SketchStore } from '../core/sketch-store.js'
 import { cellId, cellWidth, commands, isSketch, spanOk } from '../ts/sketch-store.js'
 import { valueOf } from '../ts/sketch.js'
-import { moduleBytes } from './module-bytes.js'
+import { coreModule } from './module.js'
 
 /** What `assembly/sketch-store.ts` exports. Addresses arrive as signed numbers (hence `>>> 0`). */
 interface Exports {
@@ -26,14 +26,12 @@ interface Exports {
   storeResult(): number
 }
 
-let compiled: WebAssembly.Module | undefined
-
 /**
  * The sketch store over an instance of the core's module of its own (compiled once per process,
  * unless the runtime hands one over). Its memory is the instance's: it goes when the store does.
  */
 export function createWasmSketchStore(width: number, module?: WebAssembly.Module): SketchStore {
-  return new WasmSketchStore(cellWidth(width), module ?? (compiled ??= new WebAssembly.Module(moduleBytes())))
+  return new WasmSketchStore(cellWidth(width), module ?? coreModule())
 }
 
 class WasmSketchStore implements SketchStore {
